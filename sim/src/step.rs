@@ -1,0 +1,250 @@
+//! The fixed-tick step and the client's single-character prediction step.
+//!
+//! Order inside a server tick (the client's prediction follows the same order for its own
+//! character, which is why a correct prediction matches the server exactly):
+//! 1. respawn characters whose timer ran out (spawn point from the seeded RNG);
+//! 2. each live character, in id order: validate its input, move, maybe fire;
+//! 3. one rapier step (crates fall and tumble; kinematic characters reach their new poses);
+//! 4. each projectile, in id order: swept hit test, damage, despawn or advance.
+
+use crate::character::{effective_input, move_character};
+use crate::events::{DespawnReason, EntityKind, HitTarget, SimEvent};
+use crate::ids::EntityId;
+use crate::input::{Buttons, PlayerInput, SeqVerdict, check_seq};
+use crate::projectile::{PROJECTILES_PER_SHOOTER_MAX, Projectile};
+use crate::quantize::{snap_position, snap_velocity};
+use crate::world::Sim;
+use glam::Vec3;
+use rapier3d::prelude::*;
+use std::collections::BTreeMap;
+
+/// What one step did besides its events: counts for metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepReport {
+    /// Events in the order they happened.
+    pub events: Vec<SimEvent>,
+    /// Inputs applied.
+    pub inputs_applied: u32,
+    /// Characters with no input this tick (their last input was repeated).
+    pub inputs_missing: u32,
+    /// Inputs dropped as duplicates or older than the last applied one.
+    pub inputs_stale: u32,
+    /// Inputs dropped for jumping too far ahead.
+    pub inputs_too_far_ahead: u32,
+    /// Inputs for entities this simulation does not hold.
+    pub inputs_unknown: u32,
+}
+
+impl Sim {
+    /// Advances the world by one tick with at most one input per character.
+    pub fn step(&mut self, inputs: &BTreeMap<EntityId, PlayerInput>) -> StepReport {
+        let mut report = StepReport::default();
+        self.tick.0 += 1;
+        report.inputs_unknown = inputs.keys().filter(|id| !self.characters.contains_key(id)).count() as u32;
+        self.respawn_due(&mut report.events);
+        let ids: Vec<EntityId> = self.characters.keys().copied().collect();
+        for id in ids {
+            let fresh = inputs.get(&id).copied();
+            let accepted = match fresh {
+                None => {
+                    report.inputs_missing += 1;
+                    None
+                }
+                Some(raw) => match self.accept_input(id, raw) {
+                    Ok(i) => {
+                        report.inputs_applied += 1;
+                        Some(i)
+                    }
+                    Err(SeqVerdict::TooFarAhead) => {
+                        report.inputs_too_far_ahead += 1;
+                        None
+                    }
+                    Err(_) => {
+                        report.inputs_stale += 1;
+                        None
+                    }
+                },
+            };
+            self.act(id, accepted, &mut report.events);
+        }
+        self.physics.step();
+        let ids: Vec<EntityId> = self.projectiles.keys().copied().collect();
+        for id in ids {
+            self.advance_projectile(id, true, &mut report.events);
+        }
+        report
+    }
+
+    /// Client-side prediction: advances only `id` and the projectiles it owns by one tick,
+    /// exactly as [`Sim::step`] would for that character, without stepping the rest of the world.
+    /// Predicted hits despawn the projectile but do not change anyone's health (the server
+    /// decides damage). Returns `None` if the character is unknown.
+    pub fn predict_step(&mut self, id: EntityId, input: PlayerInput) -> Option<Vec<SimEvent>> {
+        if !self.characters.contains_key(&id) {
+            return None;
+        }
+        let mut events = Vec::new();
+        let accepted = self.accept_input(id, input).ok();
+        self.act(id, accepted, &mut events);
+        let owned: Vec<EntityId> = self.projectiles.values().filter(|p| p.owner == id).map(|p| p.id).collect();
+        for pid in owned {
+            self.advance_projectile(pid, false, &mut events);
+        }
+        Some(events)
+    }
+
+    /// Validates an input against the character's last sequence number and sanitizes it.
+    fn accept_input(&self, id: EntityId, raw: PlayerInput) -> Result<PlayerInput, SeqVerdict> {
+        let last = self.characters.get(&id).and_then(|c| c.state.last_seq);
+        match check_seq(last, raw.seq) {
+            SeqVerdict::Apply => Ok(raw.sanitized()),
+            other => Err(other),
+        }
+    }
+
+    /// Moves one character with a fresh input (or repeats its last) and fires if asked.
+    fn act(&mut self, id: EntityId, fresh: Option<PlayerInput>, events: &mut Vec<SimEvent>) {
+        let Some(ch) = self.characters.get_mut(&id) else { return };
+        if !ch.state.alive() {
+            return;
+        }
+        let input = effective_input(&ch.state, fresh);
+        if let Some(i) = fresh {
+            ch.state.last_seq = Some(i.seq);
+            ch.state.last_input = i;
+        }
+        move_character(&mut self.physics, &self.controller, &self.cfg, self.bounds, ch, input);
+        ch.state.fire_cooldown_ticks = ch.state.fire_cooldown_ticks.saturating_sub(1);
+        let wants_fire = fresh.is_some() && input.buttons.has(Buttons::FIRE);
+        if !wants_fire || ch.state.fire_cooldown_ticks > 0 {
+            return;
+        }
+        let owned = self.projectiles.values().filter(|p| p.owner == id).count();
+        let pid = EntityId::projectile(id, input.seq);
+        if owned >= PROJECTILES_PER_SHOOTER_MAX || self.projectiles.contains_key(&pid) {
+            return;
+        }
+        ch.state.fire_cooldown_ticks = self.cfg.projectile.fire_interval_ticks;
+        let aim = PlayerInput { yaw_rad: ch.state.yaw_rad, pitch_rad: ch.state.pitch_rad, ..input }.aim();
+        let p = Projectile::fired(pid, id, ch.state.eye_m(&self.cfg), aim, &self.cfg);
+        self.projectiles.insert(pid, p);
+        events.push(SimEvent::Spawned { entity: pid, kind: EntityKind::Projectile });
+    }
+
+    /// Sweeps one projectile over the tick; on a hit applies its effect (damage only when
+    /// `authoritative`), otherwise moves it on and ages it.
+    fn advance_projectile(&mut self, pid: EntityId, authoritative: bool, events: &mut Vec<SimEvent>) {
+        let Some(p) = self.projectiles.get(&pid).cloned() else { return };
+        let (displacement, velocity_end) = p.next_motion(&self.cfg);
+        let hit = {
+            let owner_body = self.characters.get(&p.owner).map(|c| c.body);
+            let mut filter = QueryFilter::default().exclude_sensors();
+            if let Some(b) = owner_body {
+                filter = filter.exclude_rigid_body(b);
+            }
+            let query = self.physics.broad_phase.as_query_pipeline(
+                self.physics.narrow_phase.query_dispatcher(),
+                &self.physics.bodies,
+                &self.physics.colliders,
+                filter,
+            );
+            let ray = Ray::new(p.position_m, displacement);
+            query.cast_ray(&ray, 1.0, true).map(|(h, toi)| (h, p.position_m + displacement * toi))
+        };
+        if let Some((collider, point)) = hit {
+            let target = self.classify(collider);
+            let mut damage = 0;
+            match target {
+                HitTarget::Character(victim) if authoritative => {
+                    damage = self.damage(victim, p.damage, p.owner, events);
+                }
+                HitTarget::Crate(_) if authoritative => {
+                    if let Some(body) = self.physics.colliders.get(collider).and_then(|c| c.parent()) {
+                        let impulse = displacement.normalize_or_zero() * self.cfg.projectile.impulse_ns;
+                        self.physics.bodies[body].apply_impulse_at_point(impulse, point, true);
+                    }
+                }
+                _ => {}
+            }
+            events.push(SimEvent::Hit { projectile: pid, shooter: p.owner, target, point_m: point.to_array(), damage });
+            self.despawn_projectile(pid, DespawnReason::Hit, events);
+            return;
+        }
+        let next = p.position_m + displacement;
+        let expired =
+            p.ticks_left <= 1 || !self.desc.contains_xz(next.x, next.z) || next.y < self.desc.ground_y_m - 100.0;
+        if expired {
+            self.despawn_projectile(pid, DespawnReason::Expired, events);
+            return;
+        }
+        if let Some(q) = self.projectiles.get_mut(&pid) {
+            q.position_m = snap_position(next);
+            q.velocity_mps = snap_velocity(velocity_end);
+            q.ticks_left -= 1;
+        }
+    }
+
+    fn despawn_projectile(&mut self, pid: EntityId, reason: DespawnReason, events: &mut Vec<SimEvent>) {
+        self.projectiles.remove(&pid);
+        events.push(SimEvent::Despawned { entity: pid, kind: EntityKind::Projectile, reason });
+    }
+
+    /// What a collider belongs to, from the entity id stored in its user data.
+    fn classify(&self, collider: ColliderHandle) -> HitTarget {
+        let Some(c) = self.physics.colliders.get(collider) else { return HitTarget::World };
+        let id = EntityId(c.user_data as u64);
+        if self.characters.get(&id).is_some_and(|ch| ch.collider == collider) {
+            HitTarget::Character(id)
+        } else if self.crates.iter().any(|k| k.id == id) {
+            HitTarget::Crate(id)
+        } else {
+            HitTarget::World
+        }
+    }
+
+    /// Applies damage; a character reaching zero dies, stops colliding and starts its respawn timer.
+    fn damage(&mut self, victim: EntityId, amount: u16, shooter: EntityId, events: &mut Vec<SimEvent>) -> u16 {
+        let respawn_ticks = self.cfg.character.respawn_ticks.max(1);
+        let Some(ch) = self.characters.get_mut(&victim) else { return 0 };
+        if !ch.state.alive() {
+            return 0;
+        }
+        let dealt = amount.min(ch.state.health);
+        ch.state.health -= dealt;
+        if !ch.state.alive() {
+            ch.state.respawn_ticks = respawn_ticks;
+            ch.state.velocity_mps = Vec3::ZERO;
+            self.physics.colliders[ch.collider].set_enabled(false);
+            events.push(SimEvent::Death { entity: victim, killer: Some(shooter) });
+        }
+        dealt
+    }
+
+    /// Counts down dead characters' timers and respawns those whose time has come.
+    fn respawn_due(&mut self, events: &mut Vec<SimEvent>) {
+        let due: Vec<EntityId> = self
+            .characters
+            .values_mut()
+            .filter(|c| !c.state.alive())
+            .filter_map(|c| {
+                c.state.respawn_ticks = c.state.respawn_ticks.saturating_sub(1);
+                (c.state.respawn_ticks == 0).then_some(c.id)
+            })
+            .collect();
+        for id in due {
+            let spawn = snap_position(self.pick_spawn());
+            let max_health = self.cfg.character.max_health;
+            let Some(ch) = self.characters.get_mut(&id) else { continue };
+            ch.state.position_m = spawn;
+            ch.state.velocity_mps = Vec3::ZERO;
+            ch.state.health = max_health;
+            ch.state.grounded = false;
+            self.physics.colliders[ch.collider].set_enabled(true);
+            if let Some(body) = self.physics.bodies.get_mut(ch.body) {
+                body.set_translation(spawn, true);
+                body.set_next_kinematic_translation(spawn);
+            }
+            events.push(SimEvent::Spawned { entity: id, kind: EntityKind::Character });
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! [`Sim`]: one simulated world. Built from a [`WorldDesc`], a [`SimConfig`] and a seed; changed
+//! only by [`Sim::step`] (and the prediction calls in `step.rs`), so the same inputs always give
+//! the same state.
+
+use crate::character::{self, Bounds, Character, CharacterState};
+use crate::config::{ConfigError, SimConfig};
+use crate::desc::WorldDesc;
+use crate::events::{DespawnReason, EntityKind, SimEvent};
+use crate::ids::{EntityId, Tick};
+use crate::projectile::Projectile;
+use crate::rng::SimRng;
+use glam::{EulerRot, Quat, Vec3};
+use rapier3d::control::KinematicCharacterController;
+use rapier3d::prelude::*;
+use std::collections::BTreeMap;
+
+/// Most characters one simulation holds; a zone splits long before this.
+pub const CHARACTER_COUNT_MAX: usize = 100_000;
+
+/// Why a simulation could not be built or changed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SimError {
+    /// The configuration is out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The world description is invalid.
+    #[error("invalid world description: {0}")]
+    World(String),
+    /// A character with this id already exists.
+    #[error("entity {0} already exists")]
+    Duplicate(EntityId),
+    /// The id is outside the range for players and gameplay entities.
+    #[error("entity id {0} is not in the gameplay range")]
+    NotGameplayId(EntityId),
+    /// The state to insert is unusable (non-finite or outside the world).
+    #[error("invalid character state for {0}: {1}")]
+    BadState(EntityId, &'static str),
+    /// Too many characters.
+    #[error("the simulation already holds {CHARACTER_COUNT_MAX} characters")]
+    Full,
+}
+
+/// A crate: a dynamic body from the world description.
+#[derive(Clone, Debug)]
+pub struct CrateBody {
+    /// Global id (world-description range).
+    pub id: EntityId,
+    /// Dynamic body.
+    pub body: RigidBodyHandle,
+}
+
+/// One simulated world.
+pub struct Sim {
+    pub(crate) cfg: SimConfig,
+    pub(crate) desc: WorldDesc,
+    pub(crate) physics: PhysicsWorld,
+    pub(crate) controller: KinematicCharacterController,
+    pub(crate) bounds: Bounds,
+    pub(crate) tick: Tick,
+    pub(crate) rng: SimRng,
+    pub(crate) characters: BTreeMap<EntityId, Character>,
+    pub(crate) projectiles: BTreeMap<EntityId, Projectile>,
+    pub(crate) crates: Vec<CrateBody>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("world", &self.desc.name)
+            .field("tick", &self.tick)
+            .field("characters", &self.characters.len())
+            .field("projectiles", &self.projectiles.len())
+            .field("crates", &self.crates.len())
+            .finish()
+    }
+}
+
+fn rotation(deg: [f32; 3]) -> Quat {
+    Quat::from_euler(EulerRot::XYZ, deg[0].to_radians(), deg[1].to_radians(), deg[2].to_radians())
+}
+
+impl Sim {
+    /// Builds the world: ground, static boxes, crates. `seed` feeds the only randomness
+    /// (spawn point choice).
+    pub fn new(desc: WorldDesc, cfg: SimConfig, seed: u64) -> Result<Self, SimError> {
+        cfg.validate()?;
+        desc.validate().map_err(|e| SimError::World(e.to_string()))?;
+        let mut physics = PhysicsWorld::new();
+        physics.gravity = Vec3::new(0.0, -cfg.gravity_mps2, 0.0);
+        physics.integration_parameters.dt = cfg.dt_s();
+
+        let half = [desc.size_m[0] / 2.0, desc.size_m[1] / 2.0];
+        let center = Vec3::new(desc.origin_m[0] + half[0], desc.ground_y_m - 1.0, desc.origin_m[1] + half[1]);
+        physics.insert(
+            RigidBodyBuilder::fixed().translation(center),
+            ColliderBuilder::cuboid(half[0], 1.0, half[1]).friction(0.8),
+        );
+        for b in &desc.boxes {
+            let pose = Pose::from_parts(Vec3::from(b.center_m), rotation(b.rotation_deg));
+            let h = b.half_extents_m;
+            physics.insert(RigidBodyBuilder::fixed().pose(pose), ColliderBuilder::cuboid(h[0], h[1], h[2]));
+        }
+        let mut crates = Vec::with_capacity(desc.crates.len());
+        for (i, c) in desc.crates.iter().enumerate() {
+            let id = EntityId::world_entity(i as u32);
+            let h = c.half_extents_m;
+            let (body, _) = physics.insert(
+                RigidBodyBuilder::dynamic().translation(Vec3::from(c.center_m)).user_data(u128::from(id.0)),
+                ColliderBuilder::cuboid(h[0], h[1], h[2]).density(c.density_kgpm3).user_data(u128::from(id.0)),
+            );
+            crates.push(CrateBody { id, body });
+        }
+        let r = cfg.character.radius_m;
+        let bounds = Bounds {
+            min: [desc.origin_m[0] + r, desc.origin_m[1] + r],
+            max: [desc.origin_m[0] + desc.size_m[0] - r, desc.origin_m[1] + desc.size_m[1] - r],
+        };
+        // Build the broad phase now, so the very first tick (and a client that predicts without
+        // ever stepping the whole world) queries the same geometry the server does.
+        physics.detect_collisions(&(), &());
+        Ok(Self {
+            controller: character::controller(&cfg),
+            cfg,
+            desc,
+            physics,
+            bounds,
+            tick: Tick(0),
+            rng: SimRng::new(seed),
+            characters: BTreeMap::new(),
+            projectiles: BTreeMap::new(),
+            crates,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
+    /// The world description.
+    pub fn desc(&self) -> &WorldDesc {
+        &self.desc
+    }
+
+    /// Ticks stepped so far.
+    pub fn tick(&self) -> Tick {
+        self.tick
+    }
+
+    /// A character's state.
+    pub fn character(&self, id: EntityId) -> Option<&CharacterState> {
+        self.characters.get(&id).map(|c| &c.state)
+    }
+
+    /// All characters, in id order.
+    pub fn characters(&self) -> impl Iterator<Item = (EntityId, &CharacterState)> {
+        self.characters.iter().map(|(id, c)| (*id, &c.state))
+    }
+
+    /// All projectiles in flight, in id order.
+    pub fn projectiles(&self) -> impl Iterator<Item = &Projectile> {
+        self.projectiles.values()
+    }
+
+    /// All crates with their pose and velocity: (id, position, rotation, linear velocity).
+    pub fn crates(&self) -> impl Iterator<Item = (EntityId, Vec3, Quat, Vec3)> + '_ {
+        self.crates.iter().filter_map(|c| {
+            let b = self.physics.bodies.get(c.body)?;
+            Some((c.id, b.translation(), *b.rotation(), b.linvel()))
+        })
+    }
+
+    /// Adds a character at a spawn point chosen with the simulation's seeded randomness.
+    pub fn spawn_character(&mut self, id: EntityId) -> Result<SimEvent, SimError> {
+        let spawn = self.pick_spawn();
+        self.insert_character(id, CharacterState::spawned_at(spawn, &self.cfg))
+    }
+
+    /// Adds a character with a given state (a returning player, or one handed over by another
+    /// zone). The state is checked: finite, inside the world, on the grid.
+    pub fn insert_character(&mut self, id: EntityId, state: CharacterState) -> Result<SimEvent, SimError> {
+        if !id.is_gameplay() {
+            return Err(SimError::NotGameplayId(id));
+        }
+        if self.characters.contains_key(&id) {
+            return Err(SimError::Duplicate(id));
+        }
+        if self.characters.len() >= CHARACTER_COUNT_MAX {
+            return Err(SimError::Full);
+        }
+        let p = state.position_m;
+        if !(p.is_finite() && state.velocity_mps.is_finite()) {
+            return Err(SimError::BadState(id, "non-finite position or velocity"));
+        }
+        if !self.desc.contains_xz(p.x, p.z) || p.y.abs() > 8192.0 {
+            return Err(SimError::BadState(id, "outside the world"));
+        }
+        let mut state = state;
+        state.position_m = crate::quantize::snap_position(p);
+        state.velocity_mps = crate::quantize::snap_velocity(state.velocity_mps);
+        let c = &self.cfg.character;
+        let (body, collider) = self.physics.insert(
+            RigidBodyBuilder::kinematic_position_based().translation(state.position_m).user_data(u128::from(id.0)),
+            ColliderBuilder::capsule_y(c.half_height_m, c.radius_m).user_data(u128::from(id.0)),
+        );
+        if !state.alive() {
+            self.physics.colliders[collider].set_enabled(false);
+        }
+        self.characters.insert(id, Character { id, body, collider, state });
+        Ok(SimEvent::Spawned { entity: id, kind: EntityKind::Character })
+    }
+
+    /// Removes a character (logout, handoff); its projectiles fly on.
+    pub fn remove_character(&mut self, id: EntityId) -> Option<(CharacterState, SimEvent)> {
+        let ch = self.characters.remove(&id)?;
+        self.physics.remove_body(ch.body);
+        Some((
+            ch.state,
+            SimEvent::Despawned { entity: id, kind: EntityKind::Character, reason: DespawnReason::Removed },
+        ))
+    }
+
+    /// Brings scene queries up to date with bodies moved from outside the step (a client placing
+    /// remote entities from a snapshot) without advancing time.
+    pub fn refresh_queries(&mut self) {
+        self.physics.detect_collisions(&(), &());
+    }
+
+    /// Chooses where a (re)spawning character appears: a spawn point drawn from the seeded RNG,
+    /// moved out along a ring when another character already stands there, because two capsules
+    /// spawned inside each other would be pushed apart faster than anyone can run.
+    pub(crate) fn pick_spawn(&mut self) -> Vec3 {
+        let n = self.desc.spawn_points.len() as u32;
+        let clearance = 2.0 * self.cfg.character.radius_m + 0.2;
+        let mut candidate = Vec3::ZERO;
+        for attempt in 0..SPAWN_ATTEMPTS_MAX {
+            let base = Vec3::from(self.desc.spawn_points[self.rng.below(n) as usize]);
+            let ring = attempt / 4;
+            let angle = self.rng.below(360) as f32 * std::f32::consts::PI / 180.0;
+            let radius = clearance * ring as f32;
+            candidate = base + Vec3::new(angle.cos() * radius, 0.0, angle.sin() * radius);
+            candidate.x = candidate.x.clamp(self.bounds.min[0], self.bounds.max[0]);
+            candidate.z = candidate.z.clamp(self.bounds.min[1], self.bounds.max[1]);
+            let free = self.characters.values().filter(|c| c.state.alive()).all(|c| {
+                let d = c.state.position_m - candidate;
+                d.x * d.x + d.z * d.z > clearance * clearance
+            });
+            if free {
+                break;
+            }
+        }
+        candidate
+    }
+}
+
+/// Tries to find a free spot around the spawn points before giving up and overlapping.
+const SPAWN_ATTEMPTS_MAX: u32 = 32;

@@ -1,0 +1,67 @@
+//! `pwn`: one binary for every PWN role and tool.
+//!
+//! # Layout
+//! - `config`: the TOML configuration file (every field defaulted) and how flags override it.
+//! - `script`: deterministic scripted players for the headless demo and the benchmark.
+//! - `sim_cmd`: `pwn sim` (a headless run of the shared simulation) and `pwn bench sim`.
+//! - `stats`: percentiles for reports.
+//!
+//! Each subcommand parses its flags, starts tracing, and calls into the library crates; no
+//! game logic lives here.
+
+mod config;
+mod script;
+mod sim_cmd;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The Persistent World Network.
+#[derive(Parser, Debug)]
+#[command(name = "pwn", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (TOML); every field has a default, so it is optional.
+    #[arg(long, global = true, env = "PWN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the shared simulation headless with scripted players and print what happens.
+    Sim(sim_cmd::SimArgs),
+    /// Benchmarks (figures go to docs/PERFORMANCE.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Tick time of the shared simulation under load, snapshot/restore and prediction cost.
+    Sim(sim_cmd::BenchSimArgs),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = config::PwnConfig::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
+        Command::Sim(args) => sim_cmd::run_sim(&cfg, &args),
+        Command::Bench(BenchCommand::Sim(args)) => sim_cmd::bench_sim(&cfg, &args),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pwn: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
