@@ -36,7 +36,10 @@ impl Wanderer {
     ) -> PlayerInput {
         self.seq += 1;
         let to_waypoint = self.waypoint - me.position_m;
-        if self.seq == 1 || glam::Vec2::new(to_waypoint.x, to_waypoint.z).length() < 1.5 || self.next().is_multiple_of(300) {
+        if self.seq == 1
+            || glam::Vec2::new(to_waypoint.x, to_waypoint.z).length() < 1.5
+            || self.next().is_multiple_of(300)
+        {
             let centre = world.spawn_points.first().map_or(glam::Vec3::ZERO, |p| glam::Vec3::from(*p));
             let angle = (self.next() % 3600) as f32 / 3600.0 * std::f32::consts::TAU;
             let radius = (self.next() % 1000) as f32 / 1000.0 * roam_m;

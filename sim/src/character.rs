@@ -1,4 +1,5 @@
-//! Characters: capsules moved by rapier's kinematic character controller.
+//! Characters: capsules on kinematic rapier bodies (so projectiles hit them and crates bump
+//! into them), moved by PWN's own controller (`controller.rs`).
 //!
 //! A character's state is small and exact (snapped to the quantization grids after every tick),
 //! which is what lets the client predict it and compare with the server bit for bit.
@@ -7,15 +8,11 @@ use crate::config::SimConfig;
 use crate::hash::StateHasher;
 use crate::ids::{EntityId, InputSeq};
 use crate::input::{Buttons, PlayerInput};
-use crate::quantize::{snap_pitch, snap_position, snap_velocity, snap_yaw};
 use glam::Vec3;
-use rapier3d::control::{CharacterAutostep, CharacterCollision, CharacterLength, KinematicCharacterController};
 use rapier3d::prelude::*;
 
 /// Fastest fall; keeps velocities inside the quantization range.
 pub const FALL_SPEED_MAX_MPS: f32 = 60.0;
-/// Most collisions of one character handled in one tick (the controller reports one per slide).
-pub const CHARACTER_COLLISIONS_MAX: usize = 16;
 
 /// Everything about a character that the simulation evolves, all on the quantization grids.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,25 +98,6 @@ pub struct Character {
     pub state: CharacterState,
 }
 
-/// The controller all characters share, from the configuration.
-pub(crate) fn controller(cfg: &SimConfig) -> KinematicCharacterController {
-    let c = &cfg.character;
-    KinematicCharacterController {
-        up: Vector::Y,
-        offset: CharacterLength::Absolute(0.02),
-        slide: true,
-        autostep: Some(CharacterAutostep {
-            max_height: CharacterLength::Absolute(c.step_height_m),
-            min_width: CharacterLength::Absolute(c.radius_m * 0.5),
-            include_dynamic_bodies: false,
-        }),
-        max_slope_climb_angle: c.max_slope_climb_deg.to_radians(),
-        min_slope_slide_angle: c.min_slope_slide_deg.to_radians(),
-        snap_to_ground: Some(CharacterLength::Absolute(0.2)),
-        normal_nudge_factor: 1.0e-4,
-    }
-}
-
 /// The input to apply this tick: the fresh one, or the last one repeated without its one-shot
 /// buttons (so a lost packet neither stops a runner nor fires twice).
 pub(crate) fn effective_input(state: &CharacterState, fresh: Option<PlayerInput>) -> PlayerInput {
@@ -138,76 +116,4 @@ pub(crate) fn effective_input(state: &CharacterState, fresh: Option<PlayerInput>
 pub(crate) struct Bounds {
     pub min: [f32; 2],
     pub max: [f32; 2],
-}
-
-/// Moves one character by one tick. Reads the world through its query pipeline (excluding the
-/// character's own body), pushes dynamic bodies it walks into, and leaves the new position as
-/// the body's next kinematic target. Returns the sanitized input that was applied.
-pub(crate) fn move_character(
-    physics: &mut PhysicsWorld,
-    controller: &KinematicCharacterController,
-    cfg: &SimConfig,
-    bounds: Bounds,
-    ch: &mut Character,
-    input: PlayerInput,
-) {
-    let dt = cfg.dt_s();
-    let c = &cfg.character;
-    let st = &mut ch.state;
-    st.yaw_rad = snap_yaw(input.yaw_rad);
-    st.pitch_rad = snap_pitch(input.pitch_rad);
-    let speed = if input.buttons.has(Buttons::RUN) { c.run_speed_mps } else { c.walk_speed_mps };
-    let horizontal = input.world_move() * speed;
-    let mut vy = st.velocity_mps.y;
-    if st.grounded && input.buttons.has(Buttons::JUMP) {
-        vy = c.jump_speed_mps;
-    }
-    vy = (vy - cfg.gravity_mps2 * dt).max(-FALL_SPEED_MAX_MPS);
-    let desired = Vec3::new(horizontal.x * dt, vy * dt, horizontal.z * dt);
-
-    let shape = Capsule::new_y(c.half_height_m, c.radius_m);
-    let pose = Pose::from_translation(st.position_m);
-    let mut collisions: Vec<CharacterCollision> = Vec::new();
-    let filter = QueryFilter::default().exclude_rigid_body(ch.body).exclude_sensors();
-    let moved = {
-        let query = physics.broad_phase.as_query_pipeline(
-            physics.narrow_phase.query_dispatcher(),
-            &physics.bodies,
-            &physics.colliders,
-            filter,
-        );
-        controller.move_shape(dt, &query, &shape, &pose, desired, |hit| {
-            if collisions.len() < CHARACTER_COLLISIONS_MAX {
-                collisions.push(hit);
-            }
-        })
-    };
-    if !collisions.is_empty() {
-        let mut query = physics.broad_phase.as_query_pipeline_mut(
-            physics.narrow_phase.query_dispatcher(),
-            &mut physics.bodies,
-            &mut physics.colliders,
-            filter,
-        );
-        controller.solve_character_collision_impulses(dt, &mut query, &shape, c.mass_kg, collisions.iter());
-    }
-
-    let mut next = st.position_m + moved.translation;
-    next.x = next.x.clamp(bounds.min[0], bounds.max[0]);
-    next.z = next.z.clamp(bounds.min[1], bounds.max[1]);
-    let next = snap_position(next);
-    let applied = next - st.position_m;
-    st.grounded = moved.grounded;
-    if st.grounded && vy < 0.0 {
-        vy = 0.0;
-    }
-    if vy > 0.0 && applied.y < desired.y * 0.5 {
-        // Head hit a ceiling: the jump ends there.
-        vy = 0.0;
-    }
-    st.velocity_mps = snap_velocity(Vec3::new(applied.x / dt, vy, applied.z / dt));
-    st.position_m = next;
-    if let Some(body) = physics.bodies.get_mut(ch.body) {
-        body.set_next_kinematic_translation(next);
-    }
 }

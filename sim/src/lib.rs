@@ -12,7 +12,8 @@
 //! - [`input`]: per-tick player input and the rules that make any input safe.
 //! - [`quantize`]: the grids for positions, velocities, angles and rotations used by the sim and
 //!   the wire alike.
-//! - [`character`] and [`projectile`]: the moving parts.
+//! - [`character`] and [`projectile`]: the moving parts; `controller` moves characters, with
+//!   other characters kept apart through a grid of start-of-tick positions (`neighbors`).
 //! - [`Sim`] (in `world` and `step`): building a world, stepping it, predicting one character.
 //! - [`snapshot`]: whole-world and predicted-state snapshots, and the state hash.
 //!
@@ -32,11 +33,13 @@
 
 pub mod character;
 pub mod config;
+mod controller;
 pub mod desc;
 pub mod events;
 pub mod hash;
 pub mod ids;
 pub mod input;
+mod neighbors;
 pub mod projectile;
 pub mod quantize;
 pub mod rng;

@@ -3,11 +3,14 @@
 //! Order inside a server tick (the client's prediction follows the same order for its own
 //! character, which is why a correct prediction matches the server exactly):
 //! 1. respawn characters whose timer ran out (spawn point from the seeded RNG);
-//! 2. each live character, in id order: validate its input, move, maybe fire;
-//! 3. one rapier step (crates fall and tumble; kinematic characters reach their new poses);
-//! 4. each projectile, in id order: swept hit test, damage, despawn or advance.
+//! 2. each live character, in id order: validate its input and move, reading only the world as
+//!    it was at the start of the tick (so moves do not depend on each other);
+//! 3. apply crate pushes, set characters' kinematic targets, fire projectiles;
+//! 4. one rapier step (crates fall and tumble; kinematic characters reach their new poses);
+//! 5. each projectile, in id order: swept hit test, damage, despawn or advance.
 
-use crate::character::{effective_input, move_character};
+use crate::character::effective_input;
+use crate::controller::{Env, move_character};
 use crate::events::{DespawnReason, EntityKind, HitTarget, SimEvent};
 use crate::ids::EntityId;
 use crate::input::{Buttons, PlayerInput, SeqVerdict, check_seq};
@@ -43,14 +46,14 @@ impl Sim {
         report.inputs_unknown = inputs.keys().filter(|id| !self.characters.contains_key(id)).count() as u32;
         self.respawn_due(&mut report.events);
         let ids: Vec<EntityId> = self.characters.keys().copied().collect();
+        let mut decided = Vec::with_capacity(ids.len());
         for id in ids {
-            let fresh = inputs.get(&id).copied();
-            let accepted = match fresh {
+            let accepted = match inputs.get(&id) {
                 None => {
                     report.inputs_missing += 1;
                     None
                 }
-                Some(raw) => match self.accept_input(id, raw) {
+                Some(raw) => match self.accept_input(id, *raw) {
                     Ok(i) => {
                         report.inputs_applied += 1;
                         Some(i)
@@ -65,8 +68,9 @@ impl Sim {
                     }
                 },
             };
-            self.act(id, accepted, &mut report.events);
+            decided.push((id, accepted));
         }
+        self.move_characters(&decided, true, &mut report.events);
         self.physics.step();
         let ids: Vec<EntityId> = self.projectiles.keys().copied().collect();
         for id in ids {
@@ -85,7 +89,7 @@ impl Sim {
         }
         let mut events = Vec::new();
         let accepted = self.accept_input(id, input).ok();
-        self.act(id, accepted, &mut events);
+        self.move_characters(&[(id, accepted)], false, &mut events);
         let owned: Vec<EntityId> = self.projectiles.values().filter(|p| p.owner == id).map(|p| p.id).collect();
         for pid in owned {
             self.advance_projectile(pid, false, &mut events);
@@ -102,28 +106,84 @@ impl Sim {
         }
     }
 
-    /// Moves one character with a fresh input (or repeats its last) and fires if asked.
-    fn act(&mut self, id: EntityId, fresh: Option<PlayerInput>, events: &mut Vec<SimEvent>) {
-        let Some(ch) = self.characters.get_mut(&id) else { return };
-        if !ch.state.alive() {
-            return;
+    /// Moves the given characters (fresh input or `None` to repeat the last), then writes the
+    /// results to the physics world: crate pushes (server only), kinematic targets, new shots.
+    fn move_characters(
+        &mut self,
+        decided: &[(EntityId, Option<PlayerInput>)],
+        apply_pushes: bool,
+        events: &mut Vec<SimEvent>,
+    ) {
+        self.rebuild_neighbors();
+        let Sim { physics, characters, neighbors, pushes, cfg, bounds, .. } = self;
+        pushes.clear();
+        let mut shooters = Vec::new();
+        {
+            let filter = QueryFilter::exclude_kinematic().exclude_sensors();
+            let query = physics.broad_phase.as_query_pipeline(
+                physics.narrow_phase.query_dispatcher(),
+                &physics.bodies,
+                &physics.colliders,
+                filter,
+            );
+            let env = Env { query, neighbors, cfg, bounds: *bounds };
+            for (id, fresh) in decided {
+                let Some(ch) = characters.get_mut(id) else { continue };
+                if !ch.state.alive() {
+                    continue;
+                }
+                let input = effective_input(&ch.state, *fresh);
+                if let Some(i) = fresh {
+                    ch.state.last_seq = Some(i.seq);
+                    ch.state.last_input = *i;
+                }
+                move_character(&env, *id, &mut ch.state, input, pushes);
+                ch.state.fire_cooldown_ticks = ch.state.fire_cooldown_ticks.saturating_sub(1);
+                if fresh.is_some() && input.buttons.has(Buttons::FIRE) && ch.state.fire_cooldown_ticks == 0 {
+                    shooters.push((*id, input));
+                }
+            }
         }
-        let input = effective_input(&ch.state, fresh);
-        if let Some(i) = fresh {
-            ch.state.last_seq = Some(i.seq);
-            ch.state.last_input = i;
+        if apply_pushes {
+            for p in pushes.iter() {
+                if let Some(b) = physics.bodies.get_mut(p.body) {
+                    b.apply_impulse_at_point(p.impulse, p.point, true);
+                }
+            }
         }
-        move_character(&mut self.physics, &self.controller, &self.cfg, self.bounds, ch, input);
-        ch.state.fire_cooldown_ticks = ch.state.fire_cooldown_ticks.saturating_sub(1);
-        let wants_fire = fresh.is_some() && input.buttons.has(Buttons::FIRE);
-        if !wants_fire || ch.state.fire_cooldown_ticks > 0 {
-            return;
+        for (id, _) in decided {
+            if let Some(ch) = characters.get(id)
+                && let Some(b) = physics.bodies.get_mut(ch.body)
+            {
+                b.set_next_kinematic_translation(ch.state.position_m);
+            }
         }
+        for (id, input) in shooters {
+            self.fire(id, input, events);
+        }
+    }
+
+    /// Rebuilds the grid of live characters' start-of-tick positions.
+    fn rebuild_neighbors(&mut self) {
+        let c = &self.cfg.character;
+        // A neighbour further than this cannot come within two radii during one tick.
+        let reach = 2.0 * c.radius_m + 2.0 * c.run_speed_mps * self.cfg.dt_s() + 0.01;
+        self.neighbors.reset(reach, self.characters.len());
+        for (id, ch) in &self.characters {
+            if ch.state.alive() {
+                self.neighbors.insert(*id, ch.state.position_m);
+            }
+        }
+    }
+
+    /// Fires a projectile for `id` if it has fewer than the maximum in flight.
+    fn fire(&mut self, id: EntityId, input: PlayerInput, events: &mut Vec<SimEvent>) {
         let owned = self.projectiles.values().filter(|p| p.owner == id).count();
         let pid = EntityId::projectile(id, input.seq);
         if owned >= PROJECTILES_PER_SHOOTER_MAX || self.projectiles.contains_key(&pid) {
             return;
         }
+        let Some(ch) = self.characters.get_mut(&id) else { return };
         ch.state.fire_cooldown_ticks = self.cfg.projectile.fire_interval_ticks;
         let aim = PlayerInput { yaw_rad: ch.state.yaw_rad, pitch_rad: ch.state.pitch_rad, ..input }.aim();
         let p = Projectile::fired(pid, id, ch.state.eye_m(&self.cfg), aim, &self.cfg);

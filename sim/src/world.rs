@@ -2,15 +2,16 @@
 //! only by [`Sim::step`] (and the prediction calls in `step.rs`), so the same inputs always give
 //! the same state.
 
-use crate::character::{self, Bounds, Character, CharacterState};
+use crate::character::{Bounds, Character, CharacterState};
 use crate::config::{ConfigError, SimConfig};
+use crate::controller::Push;
 use crate::desc::WorldDesc;
 use crate::events::{DespawnReason, EntityKind, SimEvent};
 use crate::ids::{EntityId, Tick};
+use crate::neighbors::NeighborGrid;
 use crate::projectile::Projectile;
 use crate::rng::SimRng;
 use glam::{EulerRot, Quat, Vec3};
-use rapier3d::control::KinematicCharacterController;
 use rapier3d::prelude::*;
 use std::collections::BTreeMap;
 
@@ -54,13 +55,16 @@ pub struct Sim {
     pub(crate) cfg: SimConfig,
     pub(crate) desc: WorldDesc,
     pub(crate) physics: PhysicsWorld,
-    pub(crate) controller: KinematicCharacterController,
     pub(crate) bounds: Bounds,
     pub(crate) tick: Tick,
     pub(crate) rng: SimRng,
     pub(crate) characters: BTreeMap<EntityId, Character>,
     pub(crate) projectiles: BTreeMap<EntityId, Projectile>,
     pub(crate) crates: Vec<CrateBody>,
+    /// Scratch: start-of-tick character positions. Not state; rebuilt every tick.
+    pub(crate) neighbors: NeighborGrid,
+    /// Scratch: pushes collected while moving characters. Not state.
+    pub(crate) pushes: Vec<Push>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -89,11 +93,11 @@ impl Sim {
         physics.gravity = Vec3::new(0.0, -cfg.gravity_mps2, 0.0);
         physics.integration_parameters.dt = cfg.dt_s();
 
-        let half = [desc.size_m[0] / 2.0, desc.size_m[1] / 2.0];
-        let center = Vec3::new(desc.origin_m[0] + half[0], desc.ground_y_m - 1.0, desc.origin_m[1] + half[1]);
+        // The ground is a half-space: one huge box would give imprecise contact normals far
+        // from its centre, and characters never leave the bounds anyway.
         physics.insert(
-            RigidBodyBuilder::fixed().translation(center),
-            ColliderBuilder::cuboid(half[0], 1.0, half[1]).friction(0.8),
+            RigidBodyBuilder::fixed().translation(Vec3::new(0.0, desc.ground_y_m, 0.0)),
+            ColliderBuilder::new(SharedShape::halfspace(Vec3::Y)).friction(0.8),
         );
         for b in &desc.boxes {
             let pose = Pose::from_parts(Vec3::from(b.center_m), rotation(b.rotation_deg));
@@ -115,11 +119,13 @@ impl Sim {
             min: [desc.origin_m[0] + r, desc.origin_m[1] + r],
             max: [desc.origin_m[0] + desc.size_m[0] - r, desc.origin_m[1] + desc.size_m[1] - r],
         };
-        // Build the broad phase now, so the very first tick (and a client that predicts without
-        // ever stepping the whole world) queries the same geometry the server does.
-        physics.detect_collisions(&(), &());
+        // One step before any character exists builds the broad phase (so the first tick, and a
+        // client that predicts without stepping the world, query the same geometry the server
+        // does) and registers the crates with rapier's island manager. A collision-only update
+        // would build the broad phase too, but mixing it with full steps on one island manager
+        // breaks rapier's bookkeeping.
+        physics.step();
         Ok(Self {
-            controller: character::controller(&cfg),
             cfg,
             desc,
             physics,
@@ -129,6 +135,8 @@ impl Sim {
             characters: BTreeMap::new(),
             projectiles: BTreeMap::new(),
             crates,
+            neighbors: NeighborGrid::default(),
+            pushes: Vec::new(),
         })
     }
 
@@ -218,12 +226,6 @@ impl Sim {
             ch.state,
             SimEvent::Despawned { entity: id, kind: EntityKind::Character, reason: DespawnReason::Removed },
         ))
-    }
-
-    /// Brings scene queries up to date with bodies moved from outside the step (a client placing
-    /// remote entities from a snapshot) without advancing time.
-    pub fn refresh_queries(&mut self) {
-        self.physics.detect_collisions(&(), &());
     }
 
     /// Chooses where a (re)spawning character appears: a spawn point drawn from the seeded RNG,

@@ -132,3 +132,81 @@ fn characters_do_not_pass_through_each_other() {
     assert!(closest >= 2.0 * r - 0.1, "capsules overlapped: {closest} m apart");
     assert!(s.character(EntityId(1)).unwrap().position_m.z > 1.0, "never moved");
 }
+
+#[test]
+fn climbs_a_step_below_the_step_height_but_not_a_higher_one() {
+    let step = pwn_sim::SimConfig::default().character.step_height_m;
+    for (height, climbs) in [(step * 0.7, true), (step * 2.0, false)] {
+        // A wide block whose top is `height` above the ground, starting at z = 2.
+        let mut s = sim(world_with(vec![block([0.0, height / 2.0, 7.0], [5.0, height / 2.0, 5.0])]));
+        let me = place(&mut s, 1, 0.0, 0.0);
+        run(&mut s, me, 1, 5, |_| input(0, 0.0, 0.0, 0));
+        let start_y = s.character(me).unwrap().position_m.y;
+        let path = run(&mut s, me, 6, 60, |_| input(0, 0.0, 1.0, 0));
+        let end = *path.last().unwrap();
+        if climbs {
+            assert!(end.z > 4.0 && end.y > start_y + height * 0.9, "did not climb a {height} m step: {end}");
+        } else {
+            assert!(end.z < 2.0, "walked into a {height} m block: {end}");
+        }
+    }
+}
+
+#[test]
+fn walks_off_a_ledge_falls_and_lands() {
+    // A platform 2 m high from z = -5 to z = 2.
+    let mut s = sim(world_with(vec![block([0.0, 1.0, -1.5], [5.0, 1.0, 3.5])]));
+    let c = s.config().character.clone();
+    let state = pwn_sim::CharacterState::spawned_at(
+        glam::Vec3::new(0.0, 2.0 + c.half_height_m + c.radius_m + 0.05, 0.0),
+        s.config(),
+    );
+    s.insert_character(EntityId(1), state).unwrap();
+    let me = EntityId(1);
+    let path = run(&mut s, me, 1, 90, |_| input(0, 0.0, 1.0, 0));
+    let top = path[0].y;
+    let end = s.character(me).unwrap();
+    assert!(top > 2.5, "did not start on the platform: {top}");
+    assert!(end.grounded && end.position_m.y < 1.0 && end.position_m.z > 4.0, "did not fall and land: {end:?}");
+}
+
+#[test]
+fn a_crowd_converging_on_one_point_stays_apart_and_in_bounds() {
+    let mut s = sim(world_with(vec![block([0.0, 1.0, 0.0], [1.0, 1.0, 1.0])]));
+    let mut ids = Vec::new();
+    for i in 0..40u64 {
+        let angle = i as f32 * 0.157;
+        let radius = 8.0 + (i % 4) as f32 * 1.5;
+        ids.push(place(&mut s, i + 1, angle.cos() * radius, angle.sin() * radius));
+    }
+    let r = s.config().character.radius_m;
+    let speed_limit = s.config().character.run_speed_mps + 0.05;
+    for t in 0..200u32 {
+        let mut m = std::collections::BTreeMap::new();
+        for id in &ids {
+            let p = s.character(*id).unwrap().position_m;
+            let mut i = input(t + 1, 0.0, 1.0, Buttons::RUN);
+            i.yaw_rad = (-p.x).atan2(-p.z);
+            m.insert(*id, i);
+        }
+        s.step(&m);
+        for (id, c) in s.characters() {
+            let h = glam::Vec2::new(c.velocity_mps.x, c.velocity_mps.z).length();
+            assert!(h <= speed_limit, "{id} moved at {h} m/s at tick {t}");
+            // Nobody's capsule gets inside the central block (its faces are at +-1 m).
+            let dx = (c.position_m.x.abs() - 1.0).max(0.0);
+            let dz = (c.position_m.z.abs() - 1.0).max(0.0);
+            let clearance = (dx * dx + dz * dz).sqrt();
+            assert!(clearance > r - 0.05, "{id} entered the block at tick {t}: {:?}", c.position_m);
+        }
+    }
+    // After settling, capsules may touch but not sink into each other.
+    let all: Vec<glam::Vec3> = s.characters().map(|(_, c)| c.position_m).collect();
+    let mut worst = f32::MAX;
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            worst = worst.min(glam::Vec2::new(a.x - b.x, a.z - b.z).length());
+        }
+    }
+    assert!(worst > 2.0 * r - 0.15, "two capsules sank into each other: {worst} m apart");
+}
