@@ -3,15 +3,18 @@
 //! # Layout
 //! - `config`: the TOML configuration file (every field defaulted) and how flags override it.
 //! - `script`: deterministic scripted players for the headless demo and the benchmark.
-//! - `sim_cmd`: `pwn sim` (a headless run of the shared simulation) and `pwn bench sim`.
+//! - `headless`: `pwn sim`, the shared simulation run headless with scripted players.
+//! - `bench`: `pwn bench ...`, benchmark commands (`bench/baseline.rs` is rapier's own character
+//!   controller, the baseline `pwn bench sim` compares against).
 //! - `stats`: percentiles for reports.
 //!
 //! Each subcommand parses its flags, starts tracing, and calls into the library crates; no
 //! game logic lives here.
 
+mod bench;
 mod config;
+mod headless;
 mod script;
-mod sim_cmd;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -32,16 +35,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the shared simulation headless with scripted players and print what happens.
-    Sim(sim_cmd::SimArgs),
+    Sim(headless::SimArgs),
     /// Benchmarks (figures go to docs/PERFORMANCE.md).
     #[command(subcommand)]
-    Bench(BenchCommand),
-}
-
-#[derive(Subcommand, Debug)]
-enum BenchCommand {
-    /// Tick time of the shared simulation under load, snapshot/restore and prediction cost.
-    Sim(sim_cmd::BenchSimArgs),
+    Bench(bench::BenchCommand),
 }
 
 fn init_tracing() {
@@ -54,8 +51,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = config::PwnConfig::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
-        Command::Sim(args) => sim_cmd::run_sim(&cfg, &args),
-        Command::Bench(BenchCommand::Sim(args)) => sim_cmd::bench_sim(&cfg, &args),
+        Command::Sim(args) => headless::run_sim(&cfg, &args),
+        Command::Bench(cmd) => bench::run(&cfg, &cmd),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

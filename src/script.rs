@@ -1,8 +1,19 @@
-//! Scripted players: deterministic wanderers that walk towards random waypoints, jump now and
-//! then and shoot at whoever is nearest. The same seed gives the same inputs, so a headless run
-//! is reproducible (its final state hash is printed for comparison).
+//! Scripted players: deterministic wanderers that walk towards random waypoints around a few
+//! hotspots (so crowds form), jump now and then and shoot at whoever is nearest. The same seed
+//! gives the same inputs, so a headless run is reproducible (its final state hash is printed).
 
-use pwn_sim::{Buttons, CharacterState, EntityId, InputSeq, PlayerInput, WorldDesc};
+use pwn_sim::{Buttons, CharacterState, EntityId, InputSeq, PlayerInput};
+
+/// Where wanderers go: waypoints within `radius_m` of one of the hotspots.
+#[derive(Clone, Debug)]
+pub struct Roam {
+    /// Centres of attraction.
+    pub hotspots: Vec<glam::Vec3>,
+    /// Spread of waypoints around a hotspot.
+    pub radius_m: f32,
+    /// One player in this many shoots (1: everybody).
+    pub shooter_every: u64,
+}
 
 /// One scripted player's intent.
 #[derive(Clone, Debug)]
@@ -25,24 +36,18 @@ impl Wanderer {
         (self.rng >> 33) as u32
     }
 
-    /// The next input, given this character's state, the nearest other character and a radius
-    /// (around the world's centre of spawn points) to wander in.
-    pub fn input(
-        &mut self,
-        me: &CharacterState,
-        nearest: Option<glam::Vec3>,
-        roam_m: f32,
-        world: &WorldDesc,
-    ) -> PlayerInput {
+    /// The next input, given this character's state, the nearest other character and where to roam.
+    pub fn input(&mut self, me: &CharacterState, nearest: Option<glam::Vec3>, roam: &Roam) -> PlayerInput {
         self.seq += 1;
         let to_waypoint = self.waypoint - me.position_m;
         if self.seq == 1
             || glam::Vec2::new(to_waypoint.x, to_waypoint.z).length() < 1.5
             || self.next().is_multiple_of(300)
         {
-            let centre = world.spawn_points.first().map_or(glam::Vec3::ZERO, |p| glam::Vec3::from(*p));
+            let pick = self.next() as usize % roam.hotspots.len().max(1);
+            let centre = roam.hotspots.get(pick).copied().unwrap_or(glam::Vec3::ZERO);
             let angle = (self.next() % 3600) as f32 / 3600.0 * std::f32::consts::TAU;
-            let radius = (self.next() % 1000) as f32 / 1000.0 * roam_m;
+            let radius = (self.next() % 1000) as f32 / 1000.0 * roam.radius_m;
             self.waypoint = centre + glam::Vec3::new(angle.cos() * radius, 0.0, angle.sin() * radius);
         }
         let d = self.waypoint - me.position_m;
@@ -56,7 +61,7 @@ impl Wanderer {
         }
         let mut aim_yaw = yaw;
         let mut pitch = 0.0;
-        if let Some(target) = nearest {
+        if let Some(target) = nearest.filter(|_| self.id.0.is_multiple_of(roam.shooter_every.max(1))) {
             let t = target - me.position_m;
             if t.length() < 25.0 && self.next().is_multiple_of(4) {
                 aim_yaw = t.x.atan2(t.z);

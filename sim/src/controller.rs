@@ -17,8 +17,9 @@ use crate::ids::EntityId;
 use crate::input::{Buttons, PlayerInput};
 use crate::neighbors::NeighborGrid;
 use crate::quantize::{snap_pitch, snap_position, snap_velocity, snap_yaw};
+use crate::scene::{Contact, SceneIndex};
 use glam::Vec3;
-use rapier3d::parry::query::ShapeCastOptions;
+use rapier3d::parry::query::QueryDispatcher;
 use rapier3d::prelude::*;
 
 /// Distance kept between the capsule and what it slides along.
@@ -44,8 +45,11 @@ pub(crate) struct Push {
 
 /// What the controller reads: the world at the start of the tick.
 pub(crate) struct Env<'a> {
-    /// Scene queries over static geometry and crates (characters excluded).
-    pub query: QueryPipeline<'a>,
+    pub dispatcher: &'a dyn QueryDispatcher,
+    pub bodies: &'a RigidBodySet,
+    pub colliders: &'a ColliderSet,
+    /// Ground, static geometry and crates (characters excluded).
+    pub scene: &'a SceneIndex,
     pub neighbors: &'a NeighborGrid,
     pub cfg: &'a SimConfig,
     pub bounds: Bounds,
@@ -60,28 +64,20 @@ impl Env<'_> {
         n.y >= self.cfg.character.max_slope_climb_deg.to_radians().cos()
     }
 
-    fn cast(
-        &self,
-        shape: &dyn Shape,
-        from: Vec3,
-        motion: Vec3,
-        target_m: f32,
-    ) -> Option<(ColliderHandle, f32, Vec3, Vec3)> {
-        let opts = ShapeCastOptions {
-            max_time_of_impact: 1.0,
-            target_distance: target_m,
-            stop_at_penetration: false,
-            compute_impact_geometry_on_penetration: true,
-        };
-        self.query
-            .cast_shape(&Pose::from_translation(from), motion, shape, opts)
-            .map(|(h, hit)| (h, hit.time_of_impact, hit.normal1, hit.witness1))
+    /// Casts `shape` (lowest point `bottom_m` below `from`) along `motion`.
+    fn cast(&self, shape: &dyn Shape, bottom_m: f32, from: Vec3, motion: Vec3, target_m: f32) -> Option<Contact> {
+        self.scene.cast(self.dispatcher, self.bodies, self.colliders, shape, bottom_m, from, motion, target_m)
+    }
+
+    /// How far the capsule's lowest point is below its centre.
+    fn capsule_bottom_m(&self) -> f32 {
+        self.cfg.character.half_height_m + self.cfg.character.radius_m
     }
 
     /// The dynamic body a collider belongs to, if it is dynamic.
-    fn dynamic_body(&self, collider: ColliderHandle) -> Option<(RigidBodyHandle, f32)> {
-        let parent = self.query.colliders.get(collider)?.parent()?;
-        let body = self.query.bodies.get(parent)?;
+    fn dynamic_body(&self, collider: Option<ColliderHandle>) -> Option<(RigidBodyHandle, f32)> {
+        let parent = self.colliders.get(collider?)?.parent()?;
+        let body = self.bodies.get(parent)?;
         body.is_dynamic().then(|| (parent, body.mass()))
     }
 }
@@ -198,7 +194,9 @@ fn slide(env: &Env<'_>, mut pos: Vec3, motion: Vec3, grounded: bool, pushes: &mu
     let mut rest = motion;
     let mut stepped = false;
     for _ in 0..SLIDE_ITERATIONS_MAX {
-        let Some((collider, toi, n, point)) = env.cast(&capsule, pos, rest, SKIN_M) else {
+        let Some(Contact { collider, toi, normal: n, point }) =
+            env.cast(&capsule, env.capsule_bottom_m(), pos, rest, SKIN_M)
+        else {
             return pos + rest;
         };
         pos += rest * toi;
@@ -241,22 +239,23 @@ fn step_up(env: &Env<'_>, capsule: &Capsule, pos: Vec3, remaining: Vec3) -> Opti
     // Probe at least a fraction of the radius ahead so a tiny remainder still finds the tread.
     let probe = flat.normalize_or_zero() * flat.length().max(env.cfg.character.radius_m * 0.5);
     let up = Vec3::Y * step;
-    let raised = match env.cast(capsule, pos, up, SKIN_M) {
-        Some((_, toi, _, _)) => pos + up * toi,
+    let bottom = env.capsule_bottom_m();
+    let raised = match env.cast(capsule, bottom, pos, up, SKIN_M) {
+        Some(c) => pos + up * c.toi,
         None => pos + up,
     };
     if raised.y - pos.y < step * 0.9 {
         return None;
     }
-    if env.cast(capsule, raised, probe, SKIN_M).is_some() {
+    if env.cast(capsule, bottom, raised, probe, SKIN_M).is_some() {
         return None;
     }
     let ahead = raised + probe;
-    let (_, toi, n, _) = env.cast(capsule, ahead, -up - Vec3::Y * HOVER_M, 0.0)?;
-    if !env.walkable(n) {
+    let down = env.cast(capsule, bottom, ahead, -up - Vec3::Y * HOVER_M, 0.0)?;
+    if !env.walkable(down.normal) {
         return None;
     }
-    let landed = ahead - (up + Vec3::Y * HOVER_M) * toi + Vec3::Y * HOVER_M;
+    let landed = ahead - (up + Vec3::Y * HOVER_M) * down.toi + Vec3::Y * HOVER_M;
     // The step must actually be a step: higher than where we stood, no higher than allowed.
     (landed.y > pos.y + SKIN_M).then_some(Vec3::new(raised.x + flat.x, landed.y, raised.z + flat.z))
 }
@@ -268,8 +267,8 @@ fn ground_below(env: &Env<'_>, pos: Vec3, reach_m: f32) -> Option<f32> {
     let ball = Ball::new(c.radius_m);
     let foot = pos - Vec3::Y * c.half_height_m;
     let motion = -Vec3::Y * (reach_m + HOVER_M);
-    let (_, toi, n, _) = env.cast(&ball, foot, motion, 0.0)?;
-    env.walkable(n).then_some(pos.y + motion.y * toi + HOVER_M)
+    let hit = env.cast(&ball, c.radius_m, foot, motion, 0.0)?;
+    env.walkable(hit.normal).then_some(pos.y + motion.y * hit.toi + HOVER_M)
 }
 
 /// Moves the capsule vertically by `dy` (jumping or falling). Lands on walkable ground, stops at
@@ -277,7 +276,8 @@ fn ground_below(env: &Env<'_>, pos: Vec3, reach_m: f32) -> Option<f32> {
 fn vertical(env: &Env<'_>, pos: Vec3, dy: f32, vy: f32) -> (Vec3, f32, bool) {
     let capsule = env.capsule();
     let motion = Vec3::Y * dy;
-    let Some((_, toi, n, _)) = env.cast(&capsule, pos, motion, HOVER_M) else {
+    let bottom = env.capsule_bottom_m();
+    let Some(Contact { toi, normal: n, .. }) = env.cast(&capsule, bottom, pos, motion, HOVER_M) else {
         return (pos + motion, vy, false);
     };
     let at = pos + motion * toi;
@@ -290,8 +290,8 @@ fn vertical(env: &Env<'_>, pos: Vec3, dy: f32, vy: f32) -> (Vec3, f32, bool) {
     // Too steep to stand on: slide down along it with what is left of the fall.
     let rest = motion * (1.0 - toi);
     let along = rest - n * rest.dot(n);
-    match env.cast(&capsule, at, along, HOVER_M) {
-        Some((_, t2, _, _)) => (at + along * t2, vy, false),
+    match env.cast(&capsule, bottom, at, along, HOVER_M) {
+        Some(c) => (at + along * c.toi, vy, false),
         None => (at + along, vy, false),
     }
 }

@@ -43,6 +43,7 @@ mod neighbors;
 pub mod projectile;
 pub mod quantize;
 pub mod rng;
+mod scene;
 pub mod snapshot;
 mod step;
 mod world;

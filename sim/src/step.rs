@@ -70,7 +70,7 @@ impl Sim {
             };
             decided.push((id, accepted));
         }
-        self.move_characters(&decided, true, &mut report.events);
+        self.move_characters(&decided, None, &mut report.events);
         self.physics.step();
         let ids: Vec<EntityId> = self.projectiles.keys().copied().collect();
         for id in ids {
@@ -89,7 +89,8 @@ impl Sim {
         }
         let mut events = Vec::new();
         let accepted = self.accept_input(id, input).ok();
-        self.move_characters(&[(id, accepted)], false, &mut events);
+        let near = self.characters.get(&id).map(|c| c.state.position_m);
+        self.move_characters(&[(id, accepted)], near, &mut events);
         let owned: Vec<EntityId> = self.projectiles.values().filter(|p| p.owner == id).map(|p| p.id).collect();
         for pid in owned {
             self.advance_projectile(pid, false, &mut events);
@@ -107,26 +108,31 @@ impl Sim {
     }
 
     /// Moves the given characters (fresh input or `None` to repeat the last), then writes the
-    /// results to the physics world: crate pushes (server only), kinematic targets, new shots.
+    /// results to the physics world: kinematic targets, new shots, and crate pushes. `predicting`
+    /// is the predicted character's position on a client: only neighbours near it are indexed,
+    /// and crates are not pushed (the server moves them).
     fn move_characters(
         &mut self,
         decided: &[(EntityId, Option<PlayerInput>)],
-        apply_pushes: bool,
+        predicting: Option<Vec3>,
         events: &mut Vec<SimEvent>,
     ) {
-        self.rebuild_neighbors();
-        let Sim { physics, characters, neighbors, pushes, cfg, bounds, .. } = self;
+        self.rebuild_neighbors(predicting);
+        let crate_colliders: Vec<ColliderHandle> = self.crates.iter().map(|c| c.collider).collect();
+        self.scene.refresh_crates(&self.physics.colliders, &crate_colliders);
+        let Sim { physics, characters, neighbors, pushes, cfg, bounds, scene, .. } = self;
         pushes.clear();
         let mut shooters = Vec::new();
         {
-            let filter = QueryFilter::exclude_kinematic().exclude_sensors();
-            let query = physics.broad_phase.as_query_pipeline(
-                physics.narrow_phase.query_dispatcher(),
-                &physics.bodies,
-                &physics.colliders,
-                filter,
-            );
-            let env = Env { query, neighbors, cfg, bounds: *bounds };
+            let env = Env {
+                dispatcher: physics.narrow_phase.query_dispatcher(),
+                bodies: &physics.bodies,
+                colliders: &physics.colliders,
+                scene,
+                neighbors,
+                cfg,
+                bounds: *bounds,
+            };
             for (id, fresh) in decided {
                 let Some(ch) = characters.get_mut(id) else { continue };
                 if !ch.state.alive() {
@@ -144,7 +150,7 @@ impl Sim {
                 }
             }
         }
-        if apply_pushes {
+        if predicting.is_none() {
             for p in pushes.iter() {
                 if let Some(b) = physics.bodies.get_mut(p.body) {
                     b.apply_impulse_at_point(p.impulse, p.point, true);
@@ -163,14 +169,16 @@ impl Sim {
         }
     }
 
-    /// Rebuilds the grid of live characters' start-of-tick positions.
-    fn rebuild_neighbors(&mut self) {
+    /// Rebuilds the grid of live characters' start-of-tick positions (only those that can
+    /// matter to a character at `near`, when given).
+    fn rebuild_neighbors(&mut self, near: Option<Vec3>) {
         let c = &self.cfg.character;
         // A neighbour further than this cannot come within two radii during one tick.
         let reach = 2.0 * c.radius_m + 2.0 * c.run_speed_mps * self.cfg.dt_s() + 0.01;
         self.neighbors.reset(reach, self.characters.len());
         for (id, ch) in &self.characters {
-            if ch.state.alive() {
+            let relevant = near.is_none_or(|p| p.distance_squared(ch.state.position_m) <= 4.0 * reach * reach);
+            if ch.state.alive() && relevant {
                 self.neighbors.insert(*id, ch.state.position_m);
             }
         }

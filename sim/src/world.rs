@@ -11,6 +11,7 @@ use crate::ids::{EntityId, Tick};
 use crate::neighbors::NeighborGrid;
 use crate::projectile::Projectile;
 use crate::rng::SimRng;
+use crate::scene::SceneIndex;
 use glam::{EulerRot, Quat, Vec3};
 use rapier3d::prelude::*;
 use std::collections::BTreeMap;
@@ -48,6 +49,8 @@ pub struct CrateBody {
     pub id: EntityId,
     /// Dynamic body.
     pub body: RigidBodyHandle,
+    /// Its collider.
+    pub collider: ColliderHandle,
 }
 
 /// One simulated world.
@@ -65,6 +68,8 @@ pub struct Sim {
     pub(crate) neighbors: NeighborGrid,
     /// Scratch: pushes collected while moving characters. Not state.
     pub(crate) pushes: Vec<Push>,
+    /// Scratch: movement's view of static geometry and crates, refreshed every tick.
+    pub(crate) scene: SceneIndex,
 }
 
 impl std::fmt::Debug for Sim {
@@ -99,20 +104,23 @@ impl Sim {
             RigidBodyBuilder::fixed().translation(Vec3::new(0.0, desc.ground_y_m, 0.0)),
             ColliderBuilder::new(SharedShape::halfspace(Vec3::Y)).friction(0.8),
         );
+        let mut statics = Vec::with_capacity(desc.boxes.len());
         for b in &desc.boxes {
             let pose = Pose::from_parts(Vec3::from(b.center_m), rotation(b.rotation_deg));
             let h = b.half_extents_m;
-            physics.insert(RigidBodyBuilder::fixed().pose(pose), ColliderBuilder::cuboid(h[0], h[1], h[2]));
+            let (_, collider) =
+                physics.insert(RigidBodyBuilder::fixed().pose(pose), ColliderBuilder::cuboid(h[0], h[1], h[2]));
+            statics.push(collider);
         }
         let mut crates = Vec::with_capacity(desc.crates.len());
         for (i, c) in desc.crates.iter().enumerate() {
             let id = EntityId::world_entity(i as u32);
             let h = c.half_extents_m;
-            let (body, _) = physics.insert(
+            let (body, collider) = physics.insert(
                 RigidBodyBuilder::dynamic().translation(Vec3::from(c.center_m)).user_data(u128::from(id.0)),
                 ColliderBuilder::cuboid(h[0], h[1], h[2]).density(c.density_kgpm3).user_data(u128::from(id.0)),
             );
-            crates.push(CrateBody { id, body });
+            crates.push(CrateBody { id, body, collider });
         }
         let r = cfg.character.radius_m;
         let bounds = Bounds {
@@ -125,6 +133,7 @@ impl Sim {
         // would build the broad phase too, but mixing it with full steps on one island manager
         // breaks rapier's bookkeeping.
         physics.step();
+        let scene = SceneIndex::new(&physics.colliders, &statics, desc.ground_y_m);
         Ok(Self {
             cfg,
             desc,
@@ -137,6 +146,7 @@ impl Sim {
             crates,
             neighbors: NeighborGrid::default(),
             pushes: Vec::new(),
+            scene,
         })
     }
 

@@ -1,0 +1,22 @@
+//! `pwn bench ...`: benchmark commands. Each prints a human summary and, with `--json`, one
+//! JSON object as its last line; measured figures are recorded in docs/PERFORMANCE.md.
+
+mod baseline;
+pub mod sim;
+
+use clap::Subcommand;
+
+/// The benchmarks.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// pwn-sim tick time with N scripted players against rapier's own character controller,
+    /// side by side in one run; also snapshot/restore and prediction cost.
+    Sim(sim::BenchSimArgs),
+}
+
+/// Runs one benchmark.
+pub fn run(cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Sim(args) => sim::bench_sim(cfg, args),
+    }
+}
