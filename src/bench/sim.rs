@@ -146,6 +146,16 @@ pub fn bench_sim(cfg: &PwnConfig, args: &BenchSimArgs) -> anyhow::Result<()> {
         }
     }
 
+    // What the players were doing at the end, so a fast tick cannot hide an idle world.
+    let speeds: Vec<f64> = h
+        .sim
+        .characters()
+        .filter(|(_, c)| c.alive())
+        .map(|(_, c)| f64::from(glam::Vec2::new(c.velocity_mps.x, c.velocity_mps.z).length()))
+        .collect();
+    let moving_fraction = speeds.iter().filter(|v| **v > 0.5).count() as f64 / speeds.len().max(1) as f64;
+    let mean_speed_mps = speeds.iter().sum::<f64>() / speeds.len().max(1) as f64;
+    let projectiles = h.sim.projectiles().count();
     let (snapshot_ms, restore_ms) = time_snapshots(&mut h);
     let predict_us = time_prediction(&mut h);
 
@@ -176,6 +186,12 @@ pub fn bench_sim(cfg: &PwnConfig, args: &BenchSimArgs) -> anyhow::Result<()> {
         ratio = Some(p99 / b99);
         println!("ratio pwn-sim / rapier KCC at p99: {:.3}", p99 / b99);
     }
+    println!(
+        "at the end: {:.0}% of live players moving, mean speed {mean_speed_mps:.2} m/s, {projectiles} projectiles in flight, {} shots, {} deaths",
+        moving_fraction * 100.0,
+        h.shots,
+        h.deaths
+    );
     println!("snapshot {snapshot_ms:.2} ms, restore {restore_ms:.2} ms (whole world, in memory)");
     println!("prediction step p50 {:.1} us (one character)", p(&predict_us, 0.5));
     if args.json {
@@ -189,6 +205,9 @@ pub fn bench_sim(cfg: &PwnConfig, args: &BenchSimArgs) -> anyhow::Result<()> {
             "baseline_tick_ms_p99": round3(p(&baseline_ms, 0.99)),
             "ratio_vs_rapier_kcc": ratio.map(round3),
             "player_ticks_per_s": (players / mean(&h.tick_ms) * 1e3).round(),
+            "moving_fraction": round3(moving_fraction),
+            "mean_speed_mps": round3(mean_speed_mps),
+            "projectiles_in_flight": projectiles,
             "snapshot_ms": round3(snapshot_ms),
             "restore_ms": round3(restore_ms),
             "predict_step_us_p50": round3(p(&predict_us, 0.5)),
