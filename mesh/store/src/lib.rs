@@ -1,0 +1,38 @@
+//! pwn-store: where all persistent PWN state lives.
+//!
+//! One ordered, transactional key-value store with FoundationDB's semantics and limits, behind
+//! one interface ([`Store`], [`Transaction`]), with three backends:
+//! - [`SqliteBackend`]: the embedded default for one machine; a SQLite file in WAL mode shared by
+//!   several processes;
+//! - [`MemoryBackend`]: for deterministic single-process tests;
+//! - `FdbBackend` (cargo feature `fdb`): FoundationDB, for production and many machines.
+//!
+//! # Layout
+//! - [`api`]: the interface, what it guarantees, and the retrying transaction runner.
+//! - [`limits`]: FoundationDB's limits, enforced on every backend.
+//! - [`keys`]: the world-state key layout (tuple-encoded, documented in docs/STORAGE.md) and the
+//!   versioned value records.
+//! - [`fence`]: lease fencing: a write for a cell fails if the cell's lease epoch moved.
+//! - [`chunk`]: values larger than the value limit, split over several keys.
+//! - `open`: choosing a backend from configuration.
+
+pub mod api;
+mod buffered;
+pub mod chunk;
+pub mod error;
+#[cfg(feature = "fdb")]
+mod fdb;
+pub mod fence;
+pub mod keys;
+pub mod limits;
+mod memory;
+mod open;
+mod sqlite;
+
+pub use api::{AsStoreError, Backend, KeyValue, RangeOptions, RetryPolicy, Store, Transaction};
+pub use error::StoreError;
+#[cfg(feature = "fdb")]
+pub use fdb::FdbBackend;
+pub use memory::MemoryBackend;
+pub use open::{StoreConfig, open_store};
+pub use sqlite::SqliteBackend;

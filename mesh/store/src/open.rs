@@ -1,0 +1,54 @@
+//! Choosing and opening a backend from configuration (`[store]` in the `pwn` config file).
+
+use crate::api::Store;
+use crate::error::StoreError;
+use crate::memory::MemoryBackend;
+use crate::sqlite::SqliteBackend;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Which backend to use.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The embedded SQLite file (the default).
+    #[default]
+    Sqlite,
+    /// In memory, lost at exit (tests and demos).
+    Memory,
+    /// FoundationDB (requires a build with the `fdb` feature).
+    Fdb,
+}
+
+/// Store configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The backend.
+    pub backend: BackendKind,
+    /// The SQLite database file (backend `sqlite`).
+    pub path: PathBuf,
+    /// The FoundationDB cluster file (backend `fdb`); the client's default when absent.
+    pub cluster_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { backend: BackendKind::Sqlite, path: PathBuf::from("data/pwn.sqlite"), cluster_file: None }
+    }
+}
+
+/// Opens the configured store.
+pub fn open_store(cfg: &StoreConfig) -> Result<Store, StoreError> {
+    match cfg.backend {
+        BackendKind::Sqlite => Ok(Store::new(Arc::new(SqliteBackend::open(&cfg.path)?))),
+        BackendKind::Memory => Ok(Store::new(Arc::new(MemoryBackend::new()))),
+        #[cfg(feature = "fdb")]
+        BackendKind::Fdb => Ok(Store::new(Arc::new(crate::fdb::FdbBackend::open(cfg.cluster_file.as_deref())?))),
+        #[cfg(not(feature = "fdb"))]
+        BackendKind::Fdb => Err(StoreError::Backend(
+            "this pwn was built without FoundationDB support; rebuild with `--features fdb`".into(),
+        )),
+    }
+}
