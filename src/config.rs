@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use pwn_sim::{SimConfig, WorldDesc};
+use pwn_store::StoreConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,8 @@ pub struct PwnConfig {
     pub sim: SimConfig,
     /// The world description file; the built-in arena (`worlds/arena.toml`) when absent.
     pub world: Option<PathBuf>,
+    /// Where persistent state lives (`[store]`): the embedded SQLite file by default.
+    pub store: StoreConfig,
 }
 
 impl PwnConfig {

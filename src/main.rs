@@ -6,6 +6,7 @@
 //! - `headless`: `pwn sim`, the shared simulation run headless with scripted players.
 //! - `bench`: `pwn bench ...`, benchmark commands (`bench/baseline.rs` is rapier's own character
 //!   controller, the baseline `pwn bench sim` compares against).
+//! - `kv`: `pwn kv`, reading and clearing world state in the store.
 //! - `stats`: percentiles for reports.
 //!
 //! Each subcommand parses its flags, starts tracing, and calls into the library crates; no
@@ -14,6 +15,7 @@
 mod bench;
 mod config;
 mod headless;
+mod kv;
 mod script;
 mod stats;
 
@@ -36,6 +38,8 @@ struct Cli {
 enum Command {
     /// Run the shared simulation headless with scripted players and print what happens.
     Sim(headless::SimArgs),
+    /// Read world state in the store (decoded tuples), count, or clear with --yes.
+    Kv(kv::KvArgs),
     /// Benchmarks (figures go to docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = config::PwnConfig::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
         Command::Sim(args) => headless::run_sim(&cfg, &args),
+        Command::Kv(args) => kv::run(&cfg, &args),
         Command::Bench(cmd) => bench::run(&cfg, &cmd),
     });
     match result {

@@ -55,3 +55,38 @@ fn the_benchmark_prints_its_json_keys() {
     }
     assert_eq!(j["players"], 20);
 }
+
+#[test]
+fn kv_reads_decoded_tuples_and_clears_only_with_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kv.sqlite");
+    let db = db.to_str().unwrap();
+    let out = pwn(&["bench", "store", "--db", db, "--transactions", "2", "--batch", "3", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(last_json(&out)["entities"], 6);
+
+    let scan = pwn(&["kv", "--db", db, "scan", "entities", "--json"]);
+    assert!(scan.status.success());
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&scan.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows[2]["key"], "(\"pwn\", \"entities\", 2)");
+    assert!(rows[2]["value"].as_str().unwrap().starts_with("(1, 2, "), "{}", rows[2]["value"]);
+
+    let get = pwn(&["kv", "--db", db, "get", "schema"]);
+    assert!(String::from_utf8_lossy(&get.stdout).contains("=  (1,)"), "{}", String::from_utf8_lossy(&get.stdout));
+    let missing = pwn(&["kv", "--db", db, "get", "entities", "999"]);
+    assert!(!missing.status.success());
+
+    let refused = pwn(&["kv", "--db", db, "clear", "entities"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("without --yes"));
+    let count = |prefix: &str| {
+        let out = pwn(&["kv", "--db", db, "count", prefix]);
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap()
+    };
+    assert_eq!(count("entities"), 6, "a refused clear deleted something");
+    assert!(pwn(&["kv", "--db", db, "clear", "entities", "--yes"]).status.success());
+    assert_eq!(count("entities"), 0);
+    assert_eq!(count("entity_at"), 6, "clearing one subspace touched another");
+}

@@ -3,6 +3,7 @@
 
 mod baseline;
 pub mod sim;
+pub mod store;
 
 use clap::Subcommand;
 
@@ -12,11 +13,14 @@ pub enum BenchCommand {
     /// pwn-sim tick time with N scripted players against rapier's own character controller,
     /// side by side in one run; also snapshot/restore and prediction cost.
     Sim(sim::BenchSimArgs),
+    /// Batched entity writes per second, commit latency and range reads on the store.
+    Store(store::BenchStoreArgs),
 }
 
 /// Runs one benchmark.
 pub fn run(cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Sim(args) => sim::bench_sim(cfg, args),
+        BenchCommand::Store(args) => store::bench_store(cfg, args),
     }
 }

@@ -34,5 +34,5 @@ pub use error::StoreError;
 #[cfg(feature = "fdb")]
 pub use fdb::FdbBackend;
 pub use memory::MemoryBackend;
-pub use open::{StoreConfig, open_store};
+pub use open::{BackendKind, StoreConfig, ensure_schema, open_store};
 pub use sqlite::SqliteBackend;

@@ -2,6 +2,7 @@
 
 use crate::api::Store;
 use crate::error::StoreError;
+use crate::keys::{SCHEMA_VERSION, describe, schema_key};
 use crate::memory::MemoryBackend;
 use crate::sqlite::SqliteBackend;
 use serde::{Deserialize, Serialize};
@@ -39,8 +40,30 @@ impl Default for StoreConfig {
     }
 }
 
-/// Opens the configured store.
+/// Opens the configured store and checks (or, on a new store, writes) the layout version.
 pub fn open_store(cfg: &StoreConfig) -> Result<Store, StoreError> {
+    let store = open_backend(cfg)?;
+    ensure_schema(&store)?;
+    Ok(store)
+}
+
+/// Refuses a store whose key layout this build does not know; stamps a new store with ours.
+pub fn ensure_schema(store: &Store) -> Result<(), StoreError> {
+    let key = schema_key();
+    store.transact(|t| match t.get(&key)? {
+        None => t.set(&key, &foundationdb_tuple::pack(&(SCHEMA_VERSION,))),
+        Some(v) => match foundationdb_tuple::unpack::<(i64,)>(&v) {
+            Ok((found,)) if found == SCHEMA_VERSION => Ok(()),
+            Ok((found,)) => Err(StoreError::Decode {
+                key: describe(&key),
+                why: format!("store layout version {found}; this build reads version {SCHEMA_VERSION}"),
+            }),
+            Err(e) => Err(StoreError::Decode { key: describe(&key), why: e.to_string() }),
+        },
+    })
+}
+
+fn open_backend(cfg: &StoreConfig) -> Result<Store, StoreError> {
     match cfg.backend {
         BackendKind::Sqlite => Ok(Store::new(Arc::new(SqliteBackend::open(&cfg.path)?))),
         BackendKind::Memory => Ok(Store::new(Arc::new(MemoryBackend::new()))),
