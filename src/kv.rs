@@ -119,22 +119,6 @@ fn open(cfg: &PwnConfig, args: &KvArgs) -> anyhow::Result<Store> {
     open_store(&store_cfg).with_context(|| format!("cannot open the {:?} store", store_cfg.backend))
 }
 
-/// Walks `[begin, end)` page by page, each page in its own transaction, calling `f` per page.
-fn pages(store: &Store, begin: &[u8], end: &[u8], mut f: impl FnMut(&[(Vec<u8>, Vec<u8>)])) -> anyhow::Result<()> {
-    let mut cursor = begin.to_vec();
-    loop {
-        let page = store.transact(|t| t.get_range(&cursor, end, RangeOptions { limit: PAGE_KEYS, reverse: false }))?;
-        f(&page);
-        match page.last() {
-            Some((k, _)) if page.len() == PAGE_KEYS => {
-                cursor = k.clone();
-                cursor.push(0);
-            }
-            _ => return Ok(()),
-        }
-    }
-}
-
 /// Runs `pwn kv`.
 pub fn run(cfg: &PwnConfig, args: &KvArgs) -> anyhow::Result<()> {
     let store = open(cfg, args)?;
@@ -161,8 +145,7 @@ pub fn run(cfg: &PwnConfig, args: &KvArgs) -> anyhow::Result<()> {
         }
         KvCommand::Count { prefix } => {
             let (b, e) = prefix_range(prefix);
-            let mut n = 0u64;
-            pages(&store, &b, &e, |p| n += p.len() as u64)?;
+            let n = store.for_each_page(&b, &e, PAGE_KEYS, |_| {})?;
             if args.json {
                 println!("{}", serde_json::json!({"prefix": describe(&b), "count": n}));
             } else {
@@ -171,8 +154,7 @@ pub fn run(cfg: &PwnConfig, args: &KvArgs) -> anyhow::Result<()> {
         }
         KvCommand::Clear { prefix, yes } => {
             let (b, e) = prefix_range(prefix);
-            let mut n = 0u64;
-            pages(&store, &b, &e, |p| n += p.len() as u64)?;
+            let n = store.for_each_page(&b, &e, PAGE_KEYS, |_| {})?;
             if !yes {
                 bail!("refusing to delete {n} keys under {} without --yes", describe(&b));
             }

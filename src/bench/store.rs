@@ -6,7 +6,7 @@ use crate::config::PwnConfig;
 use crate::stats::{quantile, round3};
 use clap::Args;
 use pwn_store::keys::{EntityRecord, entity_at_key, entity_key, finest_quadkey, subspace};
-use pwn_store::{BackendKind, RangeOptions, StoreConfig, StoreError, open_store};
+use pwn_store::{BackendKind, StoreConfig, open_store};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -85,24 +85,13 @@ pub fn bench_store(cfg: &PwnConfig, args: &BenchStoreArgs) -> anyhow::Result<()>
     // Read every entity record back in pages, as a zone loading its cells does.
     let (b, e) = subspace("entities").range();
     let read_start = Instant::now();
-    let mut read = 0u64;
     let mut bytes = 0u64;
-    let mut cursor = b.clone();
-    loop {
-        let page = store.transact(|t| t.get_range(&cursor, &e, RangeOptions { limit: 10_000, reverse: false }))?;
-        read += page.len() as u64;
+    let read = store.for_each_page(&b, &e, 10_000, |page| {
         bytes += page.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
-        match page.last() {
-            Some((k, _)) if page.len() == 10_000 => {
-                cursor = k.clone();
-                cursor.push(0);
-            }
-            _ => break,
-        }
-    }
+    })?;
     let read_s = read_start.elapsed().as_secs_f64();
     if read != entities {
-        return Err(StoreError::Backend(format!("read back {read} entities, wrote {entities}")).into());
+        anyhow::bail!("read back {read} entities, wrote {entities}");
     }
     let (c50, c99) = (quantile(&commit_ms, 0.5), quantile(&commit_ms, 0.99));
     println!("backend            {}", store.backend_name());

@@ -152,6 +152,36 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Streams `[begin, end)` in key order, `page` key-values at a time, each page read in its
+    /// own transaction so that a range of any size stays inside the per-transaction limits.
+    /// `f` sees every page; the pages together are not one consistent snapshot if the range
+    /// changes meanwhile. Returns the number of key-values seen.
+    pub fn for_each_page(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        page: usize,
+        mut f: impl FnMut(&[KeyValue]),
+    ) -> Result<u64, StoreError> {
+        let page = page.clamp(1, crate::limits::RANGE_LIMIT_MAX);
+        let mut cursor = begin.to_vec();
+        let mut seen = 0u64;
+        loop {
+            let rows = self.transact(|t| t.get_range(&cursor, end, RangeOptions { limit: page, reverse: false }))?;
+            seen += rows.len() as u64;
+            f(&rows);
+            match rows.last() {
+                Some((k, _)) if rows.len() == page => {
+                    cursor = k.clone();
+                    cursor.push(0);
+                }
+                _ => return Ok(seen),
+            }
+        }
+    }
+}
+
 /// Lets the runner see whether a caller's error wraps a retryable store error.
 pub trait AsStoreError {
     /// The store error inside, if any.

@@ -15,8 +15,8 @@ pub enum StoreError {
     },
     /// The store was busy for longer than the lock timeout (another process holds the write
     /// lock); retrying may succeed.
-    #[error("store busy: {0}")]
-    Busy(String),
+    #[error("store busy")]
+    Busy(#[source] rusqlite::Error),
     /// A key is longer than the limit.
     #[error("key of {len} bytes exceeds the {max}-byte limit")]
     KeyTooLarge {
@@ -64,9 +64,21 @@ pub enum StoreError {
         /// What was wrong.
         why: String,
     },
-    /// The backend failed (disk full, I/O error, bad file).
-    #[error("store backend error: {0}")]
-    Backend(String),
+    /// SQLite failed (disk full, I/O error, a file that is not a database).
+    #[error("sqlite")]
+    Sqlite(#[source] rusqlite::Error),
+    /// A file or folder of the store could not be used.
+    #[error("cannot use {path}")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operation is not available in this build or state.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// The FoundationDB client reported an error.
     #[cfg(feature = "fdb")]
     #[error("foundationdb: {0}")]
@@ -89,8 +101,8 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
         match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Busy(e.to_string()),
-            _ => StoreError::Backend(e.to_string()),
+            Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Busy(e),
+            _ => StoreError::Sqlite(e),
         }
     }
 }

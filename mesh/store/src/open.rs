@@ -70,8 +70,8 @@ fn open_backend(cfg: &StoreConfig) -> Result<Store, StoreError> {
         #[cfg(feature = "fdb")]
         BackendKind::Fdb => Ok(Store::new(Arc::new(crate::fdb::FdbBackend::open(cfg.cluster_file.as_deref())?))),
         #[cfg(not(feature = "fdb"))]
-        BackendKind::Fdb => Err(StoreError::Backend(
-            "this pwn was built without FoundationDB support; rebuild with `--features fdb`".into(),
-        )),
+        BackendKind::Fdb => {
+            Err(StoreError::Unsupported("this build has no FoundationDB support; rebuild with `--features fdb`"))
+        }
     }
 }

@@ -50,8 +50,7 @@ impl SqliteBackend {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         }
         let first = open(&path)?;
         Ok(Self { path, idle: Arc::new(Mutex::new(vec![first])) })
@@ -91,7 +90,7 @@ struct SqliteSnapshot {
 
 impl SqliteSnapshot {
     fn conn(&mut self) -> Result<&Connection, StoreError> {
-        let conn = self.conn.as_ref().ok_or_else(|| StoreError::Backend("transaction already finished".into()))?;
+        let conn = self.conn.as_ref().ok_or_else(|| StoreError::Unsupported("transaction already finished"))?;
         if !self.reading {
             conn.execute_batch("BEGIN DEFERRED")?;
             self.reading = true;
@@ -150,7 +149,7 @@ impl Snapshot for SqliteSnapshot {
     }
 
     fn apply(mut self: Box<Self>, writes: &WriteSet) -> Result<(), StoreError> {
-        let conn = self.conn.as_ref().ok_or_else(|| StoreError::Backend("transaction already finished".into()))?;
+        let conn = self.conn.as_ref().ok_or_else(|| StoreError::Unsupported("transaction already finished"))?;
         if writes.is_empty() {
             return Ok(()); // Drop ends the read transaction.
         }

@@ -190,6 +190,16 @@ fn large_ranges_stream_in_order(store: Store) {
         }
     }
     assert_eq!(seen, n);
+    let mut last: Option<Vec<u8>> = None;
+    let streamed = store
+        .for_each_page(&b, &e, 700, |page| {
+            for (k, _) in page {
+                assert!(last.as_ref().is_none_or(|l| l < k), "pages out of order");
+                last = Some(k.clone());
+            }
+        })
+        .unwrap();
+    assert_eq!(streamed, u64::from(n));
     // Buffered writes interleave correctly with a large committed range.
     t.clear(&k("large", "000005")).unwrap();
     t.set(&k("large", "000005x"), b"new").unwrap();
