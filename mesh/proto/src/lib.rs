@@ -1,0 +1,21 @@
+//! pwn-proto: the PWN wire protocol as a pure codec, with no IO (the transport in `pwn-net`
+//! pumps bytes through it).
+//!
+//! # Layout
+//! - [`messages`]: every message, grouped by family (handshake, login/session, inputs,
+//!   snapshots and acks, reliable events, ping, service RPC).
+//! - [`codec`]: frames (streams) and datagrams, per-kind size bounds checked before decoding,
+//!   field validation, typed decode errors that tell "incomplete" from "the peer broke the
+//!   protocol".
+//! - [`handshake`]: the version and simulation checks.
+//! - [`delta`]: snapshot deltas against an acknowledged baseline.
+
+pub mod codec;
+pub mod delta;
+pub mod handshake;
+pub mod messages;
+
+pub use codec::{
+    DecodeError, PROTOCOL_VERSION, Violation, decode_datagram, decode_frame, encode_datagram, encode_frame,
+};
+pub use messages::*;

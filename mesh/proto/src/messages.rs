@@ -1,0 +1,392 @@
+//! Every message PWN peers exchange, grouped by family. Each is encoded with speedy as one
+//! variant of [`Message`]; the variant tag is the first byte of the encoding, which lets the
+//! decoder check the kind's size bound before decoding anything else.
+
+use pwn_sim::quantize::{dequantize_pitch, dequantize_yaw, quantize_pitch, quantize_yaw};
+use pwn_sim::{Buttons, InputSeq, PlayerInput};
+use speedy::{Readable, Writable};
+
+/// What kind of peer is speaking, announced in the handshake.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+#[speedy(tag_type = u8)]
+pub enum PeerRole {
+    /// A game client (through a gateway).
+    Client = 1,
+    /// A gateway forwarding players.
+    Gateway = 2,
+    /// A zone node.
+    Zone = 3,
+    /// The world server (partitioner).
+    World = 4,
+    /// A tool or benchmark.
+    Tool = 5,
+}
+
+/// The first message on a connection, from the connecting side.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct Hello {
+    /// The wire protocol version the peer speaks.
+    pub protocol_version: u16,
+    /// `pwn_sim::build_digest` of the peer's simulation (prediction needs the same sim).
+    pub sim_digest: u64,
+    /// Who is connecting.
+    pub role: PeerRole,
+    /// Free text for logs (program and version), at most `NAME_LEN_MAX` bytes.
+    pub agent: String,
+}
+
+/// The accepting side's answer when the handshake succeeds.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct Welcome {
+    /// The protocol version in use.
+    pub protocol_version: u16,
+    /// The server's simulation digest.
+    pub sim_digest: u64,
+    /// Simulation rate, so the client samples input at the same tick.
+    pub tick_hz: u16,
+}
+
+/// Why a connection is refused or closed.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+#[speedy(tag_type = u8)]
+pub enum RefuseCode {
+    /// Different protocol version.
+    VersionMismatch = 1,
+    /// Different simulation build or parameters.
+    SimMismatch = 2,
+    /// The peer broke the protocol (malformed or oversized frame, wrong message for the state).
+    ProtocolViolation = 3,
+    /// The server is full or shutting down.
+    Unavailable = 4,
+    /// Too many messages.
+    RateLimited = 5,
+}
+
+/// A refusal with a human-readable explanation, sent before closing.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct Refused {
+    /// Machine-readable reason.
+    pub code: RefuseCode,
+    /// What to tell the user, at most `TEXT_LEN_MAX` bytes.
+    pub message: String,
+}
+
+/// Username and password for register and login (the password only ever travels inside TLS
+/// and is hashed on arrival).
+#[derive(Readable, Writable, Clone, PartialEq)]
+pub struct Credentials {
+    /// At most `NAME_LEN_MAX` bytes.
+    pub username: String,
+    /// At most `PASSWORD_LEN_MAX` bytes.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a password, even in debug logs.
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// An opaque 128-bit session token.
+#[derive(Readable, Writable, Copy, Clone, PartialEq, Eq)]
+pub struct SessionToken(pub [u8; 16]);
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+/// Successful login or registration.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct AuthOk {
+    /// The player's global id.
+    pub player_id: u64,
+    /// The session token to resume with.
+    pub token: SessionToken,
+}
+
+/// Why authentication failed; deliberately vague about which credential was wrong.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+#[speedy(tag_type = u8)]
+pub enum AuthError {
+    /// Unknown user or wrong password (indistinguishable on purpose).
+    InvalidCredentials = 1,
+    /// The username is taken.
+    NameTaken = 2,
+    /// The username or password does not meet the rules.
+    InvalidInput = 3,
+    /// Too many attempts.
+    RateLimited = 4,
+    /// The session is unknown, expired or revoked.
+    SessionInvalid = 5,
+}
+
+/// Failed login or registration.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct AuthFailed {
+    /// Reason.
+    pub error: AuthError,
+    /// Explanation, at most `TEXT_LEN_MAX` bytes.
+    pub message: String,
+}
+
+/// One tick of player input, quantized for the wire.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct WireInput {
+    /// Sequence number.
+    pub seq: u32,
+    /// Strafe, -127..=127 for -1..=1.
+    pub move_x: i8,
+    /// Forward, -127..=127 for -1..=1.
+    pub move_z: i8,
+    /// Heading as a fraction of a turn.
+    pub yaw: u16,
+    /// Elevation.
+    pub pitch: i16,
+    /// Button bits.
+    pub buttons: u8,
+}
+
+fn axis_to_wire(v: f32) -> i8 {
+    if v.is_finite() { (v.clamp(-1.0, 1.0) * 127.0).round() as i8 } else { 0 }
+}
+
+impl WireInput {
+    /// Quantizes an input. A client predicts with `from_input(i).to_input()`, exactly what the
+    /// server will apply, so quantization never causes a misprediction.
+    pub fn from_input(i: &PlayerInput) -> Self {
+        Self {
+            seq: i.seq.0,
+            move_x: axis_to_wire(i.move_x),
+            move_z: axis_to_wire(i.move_z),
+            yaw: quantize_yaw(i.yaw_rad),
+            pitch: quantize_pitch(i.pitch_rad),
+            buttons: i.buttons.0,
+        }
+    }
+
+    /// The input the simulation applies.
+    pub fn to_input(self) -> PlayerInput {
+        PlayerInput {
+            seq: InputSeq(self.seq),
+            move_x: f32::from(self.move_x.max(-127)) / 127.0,
+            move_z: f32::from(self.move_z.max(-127)) / 127.0,
+            yaw_rad: dequantize_yaw(self.yaw),
+            pitch_rad: dequantize_pitch(self.pitch),
+            buttons: Buttons(self.buttons),
+        }
+    }
+}
+
+/// The newest inputs of one player, newest first: each datagram repeats the last few so that
+/// a lost datagram costs nothing.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct InputBatch {
+    /// The last snapshot tick the client has received (an acknowledgement riding along).
+    pub ack_tick: u64,
+    /// Up to `INPUT_REDUNDANCY_MAX` inputs, newest first, consecutive sequence numbers.
+    pub inputs: Vec<WireInput>,
+}
+
+/// One entity's state in a snapshot; `None` fields are unchanged from the baseline.
+#[derive(Readable, Writable, Clone, Debug, PartialEq, Eq, Default)]
+pub struct EntityUpdate {
+    /// Global entity id.
+    pub id: u64,
+    /// Position on pwn-sim's grid.
+    pub position: Option<[i32; 3]>,
+    /// Velocity on pwn-sim's grid.
+    pub velocity: Option<[i16; 3]>,
+    /// Heading.
+    pub yaw: Option<u16>,
+    /// Orientation, smallest-three.
+    pub rotation: Option<u32>,
+    /// Health.
+    pub health: Option<u16>,
+}
+
+/// What a player sees at a tick, as a delta against a snapshot the client acknowledged.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// The tick this describes.
+    pub tick: u64,
+    /// The acknowledged snapshot this is a delta against (0: none, everything is present).
+    pub baseline_tick: u64,
+    /// The last input sequence the server applied for this player.
+    pub input_ack: u32,
+    /// Changed or new entities.
+    pub entities: Vec<EntityUpdate>,
+    /// Entities that left the player's view.
+    pub removed: Vec<u64>,
+}
+
+/// Acknowledges a snapshot (also carried in every `InputBatch`).
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotAck {
+    /// The newest snapshot tick received.
+    pub tick: u64,
+}
+
+/// Which chat channel.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+#[speedy(tag_type = u8)]
+pub enum ChatChannel {
+    /// Players within the proximity radius.
+    Proximity = 1,
+    /// The whole zone.
+    Zone = 2,
+}
+
+/// A reliable game event.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+#[speedy(tag_type = u8)]
+pub enum GameEvent {
+    /// A projectile hit something.
+    Hit {
+        /// Projectile id.
+        projectile: u64,
+        /// Shooter.
+        shooter: u64,
+        /// Target entity (0 for static geometry).
+        target: u64,
+        /// Damage dealt.
+        damage: u16,
+    },
+    /// A character died.
+    Death {
+        /// Who.
+        entity: u64,
+        /// By whom (0 for nobody).
+        killer: u64,
+    },
+    /// A chat line.
+    Chat {
+        /// Speaker.
+        from: u64,
+        /// Channel.
+        channel: ChatChannel,
+        /// Text, at most `TEXT_LEN_MAX` bytes.
+        text: String,
+    },
+    /// Something the player should be told.
+    Notice {
+        /// Text, at most `TEXT_LEN_MAX` bytes.
+        text: String,
+    },
+}
+
+/// A chat line a player sends.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct ChatSend {
+    /// Channel.
+    pub channel: ChatChannel,
+    /// Text, at most `TEXT_LEN_MAX` bytes.
+    pub text: String,
+}
+
+/// Round-trip probe (echoed back unchanged as `Pong`).
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Ping {
+    /// Sender's sequence number.
+    pub seq: u64,
+    /// Sender's clock, echoed back (never interpreted by the receiver).
+    pub sent_us: u64,
+}
+
+/// A service request.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct RpcRequest {
+    /// Which operation.
+    pub method: u16,
+    /// Encoded arguments, at most `RPC_BODY_LEN_MAX` bytes.
+    pub body: Vec<u8>,
+}
+
+/// A service response.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+#[speedy(tag_type = u8)]
+pub enum RpcResponse {
+    /// Success with an encoded result.
+    Ok(Vec<u8>),
+    /// Failure.
+    Err {
+        /// Application error code.
+        code: u16,
+        /// Explanation, at most `TEXT_LEN_MAX` bytes.
+        message: String,
+    },
+}
+
+/// A one-way push between services.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct Notify {
+    /// What it is about.
+    pub topic: u16,
+    /// Encoded payload, at most `RPC_BODY_LEN_MAX` bytes.
+    pub body: Vec<u8>,
+}
+
+/// Every message. The speedy tag (first byte) names the kind.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+#[speedy(tag_type = u8)]
+pub enum Message {
+    /// Handshake, from the connecting side.
+    #[speedy(tag = 1)]
+    Hello(Hello),
+    /// Handshake accepted.
+    #[speedy(tag = 2)]
+    Welcome(Welcome),
+    /// Handshake refused or connection closed, with the reason.
+    #[speedy(tag = 3)]
+    Refused(Refused),
+    /// Create an account.
+    #[speedy(tag = 10)]
+    Register(Credentials),
+    /// Log in.
+    #[speedy(tag = 11)]
+    Login(Credentials),
+    /// Resume a session.
+    #[speedy(tag = 12)]
+    Resume(SessionToken),
+    /// End the session.
+    #[speedy(tag = 13)]
+    Logout,
+    /// Authentication succeeded.
+    #[speedy(tag = 14)]
+    AuthOk(AuthOk),
+    /// Authentication failed.
+    #[speedy(tag = 15)]
+    AuthFailed(AuthFailed),
+    /// Player inputs (datagram).
+    #[speedy(tag = 20)]
+    Inputs(InputBatch),
+    /// World state (datagram).
+    #[speedy(tag = 21)]
+    Snapshot(Snapshot),
+    /// Snapshot acknowledgement (datagram).
+    #[speedy(tag = 22)]
+    SnapshotAck(SnapshotAck),
+    /// A reliable game event (stream).
+    #[speedy(tag = 30)]
+    Event(GameEvent),
+    /// A chat line from a player (stream).
+    #[speedy(tag = 31)]
+    Chat(ChatSend),
+    /// Round-trip probe.
+    #[speedy(tag = 40)]
+    Ping(Ping),
+    /// Round-trip answer.
+    #[speedy(tag = 41)]
+    Pong(Ping),
+    /// Service request (stream).
+    #[speedy(tag = 50)]
+    RpcRequest(RpcRequest),
+    /// Service response (stream).
+    #[speedy(tag = 51)]
+    RpcResponse(RpcResponse),
+    /// Service push (stream).
+    #[speedy(tag = 52)]
+    Notify(Notify),
+}
