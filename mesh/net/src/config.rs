@@ -1,0 +1,66 @@
+//! Transport settings, every one defaulted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a server's certificate comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerTls {
+    /// A development CA and server certificate generated into (and reused from) this folder.
+    DevCa {
+        /// The folder (the data folder of `pwn up`).
+        dir: PathBuf,
+    },
+    /// Operator-provided PEM files.
+    Files {
+        /// The certificate chain.
+        cert_pem: PathBuf,
+        /// The private key.
+        key_pem: PathBuf,
+    },
+}
+
+/// Settings shared by servers and clients.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransportConfig {
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Clients send keep-alive PINGs at this period (well inside the idle timeout); `None`
+    /// lets an idle connection time out.
+    pub keep_alive: Option<Duration>,
+    /// A handshake (QUIC and ours) must finish within this.
+    pub handshake_timeout: Duration,
+    /// Handshakes in flight above which the server sends Retry packets (address validation):
+    /// s2n-quic sends no Retry at all unless this is set.
+    pub inflight_handshakes_max: usize,
+    /// Datagrams queued for sending per connection; older ones are dropped first (a game wants
+    /// the freshest state, not a backlog).
+    pub datagram_send_queue: usize,
+    /// Datagrams queued on receipt per connection before the oldest are dropped.
+    pub datagram_recv_queue: usize,
+    /// Bidirectional streams a peer may have open at once.
+    pub streams_max: u64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(15),
+            keep_alive: Some(Duration::from_secs(5)),
+            handshake_timeout: Duration::from_secs(5),
+            inflight_handshakes_max: 256,
+            datagram_send_queue: 256,
+            datagram_recv_queue: 256,
+            streams_max: 100,
+        }
+    }
+}
+
+/// What the server checks peers against and tells them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceIdentity {
+    /// `pwn_sim::build_digest` of this build and configuration.
+    pub sim_digest: u64,
+    /// Simulation rate announced in the `Welcome`.
+    pub tick_hz: u16,
+}

@@ -1,0 +1,255 @@
+//! Servers and clients: binding, connecting, and the PWN handshake on top of QUIC's.
+
+use crate::config::{ServiceIdentity, TransportConfig};
+use crate::conn::{Conn, ConnTx, DatagramRx, PeerInfo, StreamRx};
+use crate::error::{ConnError, from_connection_error};
+use crate::metrics_names::{self as m, MetricsSubscriber};
+use crate::tls::ServerCert;
+use pwn_proto::handshake::answer_hello;
+use pwn_proto::{Hello, Message, PROTOCOL_VERSION, PeerRole, RefuseCode};
+use s2n_quic::client::Connect;
+use s2n_quic::provider::datagram::default::Endpoint as DatagramEndpoint;
+use std::net::SocketAddr;
+
+/// Why an endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the QUIC endpoint")]
+pub struct StartError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+fn start_err(e: impl std::error::Error + Send + Sync + 'static) -> StartError {
+    StartError(Box::new(e))
+}
+
+fn limits(cfg: &TransportConfig) -> Result<s2n_quic::provider::limits::Limits, StartError> {
+    s2n_quic::provider::limits::Limits::new()
+        .with_max_idle_timeout(cfg.idle_timeout)
+        .and_then(|l| l.with_max_handshake_duration(cfg.handshake_timeout))
+        .and_then(|l| l.with_max_keep_alive_period(cfg.keep_alive.unwrap_or(cfg.idle_timeout)))
+        .and_then(|l| l.with_max_open_remote_bidirectional_streams(cfg.streams_max))
+        .map_err(start_err)
+}
+
+fn datagrams(cfg: &TransportConfig) -> Result<DatagramEndpoint, StartError> {
+    DatagramEndpoint::builder()
+        .with_send_capacity(cfg.datagram_send_queue)
+        .and_then(|b| b.with_recv_capacity(cfg.datagram_recv_queue))
+        .map_err(start_err)?
+        .build()
+        .map_err(start_err)
+}
+
+/// A listening PWN server.
+pub struct NetServer {
+    server: s2n_quic::Server,
+    identity: ServiceIdentity,
+    cfg: TransportConfig,
+}
+
+impl std::fmt::Debug for NetServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetServer").field("addr", &self.local_addr().ok()).finish()
+    }
+}
+
+impl NetServer {
+    /// Binds `addr` (port 0 picks a free port) and starts accepting QUIC connections.
+    pub fn bind(
+        addr: SocketAddr,
+        cert: &ServerCert,
+        cfg: &TransportConfig,
+        identity: ServiceIdentity,
+    ) -> Result<Self, StartError> {
+        let endpoint_limits = s2n_quic::provider::endpoint_limits::default::Limits::builder()
+            .with_inflight_handshake_limit(cfg.inflight_handshakes_max)
+            .map_err(start_err)?
+            .build()
+            .map_err(start_err)?;
+        let server = s2n_quic::Server::builder()
+            .with_tls((cert.cert_pem.as_str(), cert.key_pem.as_str()))
+            .map_err(start_err)?
+            .with_io(addr)
+            .map_err(start_err)?
+            .with_limits(limits(cfg)?)
+            .map_err(start_err)?
+            .with_endpoint_limits(endpoint_limits)
+            .map_err(start_err)?
+            .with_datagram(datagrams(cfg)?)
+            .map_err(start_err)?
+            .with_event(MetricsSubscriber)
+            .map_err(start_err)?
+            .start()
+            .map_err(start_err)?;
+        Ok(Self { server, identity, cfg: cfg.clone() })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.server.local_addr()
+    }
+
+    /// The next incoming connection (its PWN handshake not yet done), or `None` once the
+    /// server is closed. Run [`Incoming::handshake`] in its own task.
+    pub async fn accept(&mut self) -> Option<Incoming> {
+        let connection = self.server.accept().await?;
+        Some(Incoming { connection, identity: self.identity.clone(), cfg: self.cfg.clone() })
+    }
+}
+
+/// A QUIC connection whose PWN handshake has not run yet.
+pub struct Incoming {
+    connection: s2n_quic::Connection,
+    identity: ServiceIdentity,
+    cfg: TransportConfig,
+}
+
+impl Incoming {
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.connection.remote_addr().ok()
+    }
+
+    /// Runs the accepting side of the handshake (rules `[hs-1]`..`[hs-4]` in pwn-proto):
+    /// the first stream must carry a `Hello`, answered by `Welcome` or `Refused` and a close.
+    pub async fn handshake(self) -> Result<Conn, ConnError> {
+        let timeout = self.cfg.handshake_timeout;
+        let remote = self.connection.remote_addr().map_err(from_connection_error)?;
+        let (handle, mut streams) = self.connection.split();
+        let stream = match tokio::time::timeout(timeout, streams.accept_bidirectional_stream()).await {
+            Err(_) => {
+                handle.close((RefuseCode::ProtocolViolation as u8).into());
+                return Err(ConnError::HandshakeTimeout);
+            }
+            Ok(Err(e)) => return Err(from_connection_error(e)),
+            Ok(Ok(None)) => return Err(ConnError::EndedDuringHandshake),
+            Ok(Ok(Some(s))) => s,
+        };
+        let (recv, send) = stream.split();
+        let tx = ConnTx::new(handle, send);
+        let mut rx = StreamRx::new(recv, tx.clone());
+        let first = match tokio::time::timeout(timeout, rx.recv()).await {
+            Err(_) => {
+                tx.refuse(RefuseCode::ProtocolViolation, "no Hello within the handshake timeout".into()).await;
+                return Err(ConnError::HandshakeTimeout);
+            }
+            Ok(r) => r?,
+        };
+        let hello = match first {
+            Some(Message::Hello(h)) => h,
+            Some(_) => {
+                metrics::counter!(m::HANDSHAKES_REFUSED).increment(1);
+                tx.refuse(RefuseCode::ProtocolViolation, "the first message must be Hello".into()).await;
+                return Err(ConnError::UnexpectedHandshake("the first message was not Hello"));
+            }
+            None => return Err(ConnError::EndedDuringHandshake),
+        };
+        match answer_hello(&hello, self.identity.sim_digest, self.identity.tick_hz) {
+            Ok(welcome) => {
+                tx.send(&Message::Welcome(welcome.clone())).await?;
+                metrics::counter!(m::CONNECTIONS_ACCEPTED).increment(1);
+                tracing::debug!(%remote, role = ?hello.role, agent = %hello.agent, "connection accepted");
+                let peer = PeerInfo { remote, role: hello.role, agent: hello.agent, welcome };
+                Ok(Conn { datagrams: DatagramRx::new(tx.clone()), tx, rx, streams, peer })
+            }
+            Err(refused) => {
+                metrics::counter!(m::HANDSHAKES_REFUSED).increment(1);
+                tracing::info!(%remote, code = ?refused.code, "handshake refused: {}", refused.message);
+                tx.refuse(refused.code, refused.message.clone()).await;
+                Err(ConnError::Refused { code: refused.code, message: refused.message })
+            }
+        }
+    }
+}
+
+/// A client endpoint that trusts one CA (the development CA, or an operator's).
+pub struct NetClient {
+    client: s2n_quic::Client,
+    cfg: TransportConfig,
+}
+
+impl std::fmt::Debug for NetClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetClient").finish_non_exhaustive()
+    }
+}
+
+/// What a client says about itself in its `Hello`.
+#[derive(Clone, Debug)]
+pub struct ClientHello {
+    /// Its role.
+    pub role: PeerRole,
+    /// Its simulation digest.
+    pub sim_digest: u64,
+    /// Program and version, for logs.
+    pub agent: String,
+    /// Protocol version to announce (tests of the refusal use another).
+    pub protocol_version: u16,
+}
+
+impl ClientHello {
+    /// A hello for this build's protocol version.
+    pub fn new(role: PeerRole, sim_digest: u64, agent: impl Into<String>) -> Self {
+        Self { role, sim_digest, agent: agent.into(), protocol_version: PROTOCOL_VERSION }
+    }
+}
+
+impl NetClient {
+    /// A client bound to an ephemeral local port of `local` (use a loopback address in tests),
+    /// verifying servers against `ca_pem`.
+    pub fn new(local: SocketAddr, ca_pem: &str, cfg: &TransportConfig) -> Result<Self, StartError> {
+        let client = s2n_quic::Client::builder()
+            .with_tls(ca_pem)
+            .map_err(start_err)?
+            .with_io(local)
+            .map_err(start_err)?
+            .with_limits(limits(cfg)?)
+            .map_err(start_err)?
+            .with_datagram(datagrams(cfg)?)
+            .map_err(start_err)?
+            .with_event(MetricsSubscriber)
+            .map_err(start_err)?
+            .start()
+            .map_err(start_err)?;
+        Ok(Self { client, cfg: cfg.clone() })
+    }
+
+    /// Connects to `addr`, verifying its certificate for `server_name`, and runs the
+    /// connecting side of the handshake.
+    pub async fn connect(&self, addr: SocketAddr, server_name: &str, hello: &ClientHello) -> Result<Conn, ConnError> {
+        let timeout = self.cfg.handshake_timeout;
+        let connect = Connect::new(addr).with_server_name(server_name);
+        let mut connection = match tokio::time::timeout(timeout, self.client.connect(connect)).await {
+            Err(_) => return Err(ConnError::HandshakeTimeout),
+            Ok(r) => r.map_err(from_connection_error)?,
+        };
+        connection.keep_alive(self.cfg.keep_alive.is_some()).map_err(from_connection_error)?;
+        let stream = connection.open_bidirectional_stream().await.map_err(from_connection_error)?;
+        let (handle, streams) = connection.split();
+        let (recv, send) = stream.split();
+        let tx = ConnTx::new(handle, send);
+        let mut rx = StreamRx::new(recv, tx.clone());
+        let remote = addr;
+        tx.send(&Message::Hello(Hello {
+            protocol_version: hello.protocol_version,
+            sim_digest: hello.sim_digest,
+            role: hello.role,
+            agent: hello.agent.clone(),
+        }))
+        .await?;
+        let answer = match tokio::time::timeout(timeout, rx.recv()).await {
+            Err(_) => return Err(ConnError::HandshakeTimeout),
+            Ok(r) => r?,
+        };
+        match answer {
+            Some(Message::Welcome(welcome)) => {
+                let peer = PeerInfo { remote, role: PeerRole::World, agent: String::new(), welcome };
+                Ok(Conn { datagrams: DatagramRx::new(tx.clone()), tx, rx, streams, peer })
+            }
+            Some(Message::Refused(r)) => Err(ConnError::Refused { code: r.code, message: r.message }),
+            Some(_) => {
+                tx.refuse(RefuseCode::ProtocolViolation, "expected Welcome".into()).await;
+                Err(ConnError::UnexpectedHandshake("the server's first message was not Welcome"))
+            }
+            None => Err(ConnError::EndedDuringHandshake),
+        }
+    }
+}

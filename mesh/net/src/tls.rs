@@ -1,0 +1,100 @@
+//! TLS material. On first use a development CA and a server certificate for `localhost` and
+//! the loopback addresses are generated into the data folder and reused afterwards; local
+//! clients trust that CA. In production the operator names PEM files instead. Certificates are
+//! always verified: there is no option to turn verification off.
+
+use crate::config::ServerTls;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use std::path::{Path, PathBuf};
+
+/// Files of the development CA in its folder.
+pub const DEV_CA_CERT: &str = "dev-ca.pem";
+const DEV_CA_KEY: &str = "dev-ca.key";
+const DEV_SERVER_CERT: &str = "dev-server.pem";
+const DEV_SERVER_KEY: &str = "dev-server.key";
+
+/// Why TLS material could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or written.
+    #[error("TLS file {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("generating the development certificates")]
+    Generate(#[from] rcgen::Error),
+}
+
+/// A server's certificate chain and key, PEM-encoded.
+#[derive(Clone)]
+pub struct ServerCert {
+    /// Certificate chain.
+    pub cert_pem: String,
+    /// Private key (never logged).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCert").field("key_pem", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
+fn read(path: &Path) -> Result<String, TlsError> {
+    std::fs::read_to_string(path).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), TlsError> {
+    std::fs::write(path, text).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
+}
+
+/// Loads the server certificate the configuration names, generating the development CA first
+/// if needed.
+pub fn server_cert(tls: &ServerTls) -> Result<ServerCert, TlsError> {
+    match tls {
+        ServerTls::Files { cert_pem, key_pem } => Ok(ServerCert { cert_pem: read(cert_pem)?, key_pem: read(key_pem)? }),
+        ServerTls::DevCa { dir } => {
+            ensure_dev_ca(dir)?;
+            Ok(ServerCert { cert_pem: read(&dir.join(DEV_SERVER_CERT))?, key_pem: read(&dir.join(DEV_SERVER_KEY))? })
+        }
+    }
+}
+
+/// The development CA certificate that local clients trust, generating it if needed.
+pub fn dev_ca_cert(dir: &Path) -> Result<String, TlsError> {
+    ensure_dev_ca(dir)?;
+    read(&dir.join(DEV_CA_CERT))
+}
+
+/// Creates the development CA and server certificate in `dir` unless they exist.
+pub fn ensure_dev_ca(dir: &Path) -> Result<(), TlsError> {
+    let files = [DEV_CA_CERT, DEV_CA_KEY, DEV_SERVER_CERT, DEV_SERVER_KEY].map(|f| dir.join(f));
+    if files.iter().all(|f| f.exists()) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Io { path: dir.to_path_buf(), source })?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "PWN development CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let server_key = KeyPair::generate()?;
+    let mut server_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])?;
+    server_params.distinguished_name.push(DnType::CommonName, "PWN development server");
+    let server_cert = server_params.signed_by(&server_key, &issuer)?;
+    write(&files[0], &ca_cert.pem())?;
+    write(&files[1], &ca_key.serialize_pem())?;
+    // The server presents its certificate followed by the CA's.
+    write(&files[2], &format!("{}{}", server_cert.pem(), ca_cert.pem()))?;
+    write(&files[3], &server_key.serialize_pem())?;
+    tracing::info!(dir = %dir.display(), "generated a development CA and server certificate");
+    Ok(())
+}
