@@ -90,3 +90,13 @@ fn kv_reads_decoded_tuples_and_clears_only_with_yes() {
     assert_eq!(count("entities"), 0);
     assert_eq!(count("entity_at"), 6, "clearing one subspace touched another");
 }
+
+#[test]
+fn the_transport_benchmark_prints_its_json_keys() {
+    let out = pwn(&["bench", "transport", "--pings", "20", "--messages", "100", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = last_json(&out);
+    for key in ["stream_rtt_us_p50", "datagram_rtt_us_p50", "udp_rtt_us_p50", "ratio_datagram_vs_udp"] {
+        assert!(j[key].as_f64().is_some_and(|v| v > 0.0), "missing or zero {key} in {j}");
+    }
+}

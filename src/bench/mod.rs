@@ -4,6 +4,7 @@
 mod baseline;
 pub mod sim;
 pub mod store;
+pub mod transport;
 
 use clap::Subcommand;
 
@@ -15,6 +16,9 @@ pub enum BenchCommand {
     Sim(sim::BenchSimArgs),
     /// Batched entity writes per second, commit latency and range reads on the store.
     Store(store::BenchStoreArgs),
+    /// Loopback round trips over a QUIC stream, QUIC datagrams and plain UDP, side by side;
+    /// one-way stream throughput.
+    Transport(transport::BenchTransportArgs),
 }
 
 /// Runs one benchmark.
@@ -22,5 +26,6 @@ pub fn run(cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result
     match cmd {
         BenchCommand::Sim(args) => sim::bench_sim(cfg, args),
         BenchCommand::Store(args) => store::bench_store(cfg, args),
+        BenchCommand::Transport(args) => transport::bench_transport(args),
     }
 }
