@@ -40,6 +40,8 @@ pub struct TransportConfig {
     pub datagram_recv_queue: usize,
     /// Bidirectional streams a peer may have open at once.
     pub streams_max: u64,
+    /// Connections a server holds at once; further ones are refused with `Unavailable`.
+    pub connections_max: usize,
 }
 
 impl Default for TransportConfig {
@@ -52,6 +54,7 @@ impl Default for TransportConfig {
             datagram_send_queue: 256,
             datagram_recv_queue: 256,
             streams_max: 100,
+            connections_max: 10_000,
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct ConnTx {
     handle: Handle,
     control: Arc<Mutex<SendStream>>,
     stats: Arc<ConnStats>,
+    /// The server's connection slot, released when the last part of the connection is dropped.
+    _slot: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl std::fmt::Debug for ConnTx {
@@ -66,8 +68,13 @@ impl std::fmt::Debug for ConnTx {
 }
 
 impl ConnTx {
-    pub(crate) fn new(handle: Handle, control: SendStream) -> Self {
-        Self { handle, control: Arc::new(Mutex::new(control)), stats: Arc::new(ConnStats::default()) }
+    pub(crate) fn new(handle: Handle, control: SendStream, slot: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
+        Self {
+            handle,
+            control: Arc::new(Mutex::new(control)),
+            stats: Arc::new(ConnStats::default()),
+            _slot: slot.map(Arc::new),
+        }
     }
 
     /// The connection's counters.

@@ -43,6 +43,7 @@ pub struct NetServer {
     server: s2n_quic::Server,
     identity: ServiceIdentity,
     cfg: TransportConfig,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for NetServer {
@@ -79,7 +80,8 @@ impl NetServer {
             .map_err(start_err)?
             .start()
             .map_err(start_err)?;
-        Ok(Self { server, identity, cfg: cfg.clone() })
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.connections_max));
+        Ok(Self { server, identity, cfg: cfg.clone(), slots })
     }
 
     /// The bound address.
@@ -91,7 +93,10 @@ impl NetServer {
     /// server is closed. Run [`Incoming::handshake`] in its own task.
     pub async fn accept(&mut self) -> Option<Incoming> {
         let connection = self.server.accept().await?;
-        Some(Incoming { connection, identity: self.identity.clone(), cfg: self.cfg.clone() })
+        // A full server still completes the QUIC handshake (it cannot refuse earlier), then
+        // tells the client it is unavailable in the PWN handshake.
+        let slot = self.slots.clone().try_acquire_owned().ok();
+        Some(Incoming { connection, identity: self.identity.clone(), cfg: self.cfg.clone(), slot })
     }
 }
 
@@ -100,6 +105,7 @@ pub struct Incoming {
     connection: s2n_quic::Connection,
     identity: ServiceIdentity,
     cfg: TransportConfig,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Incoming {
@@ -124,8 +130,15 @@ impl Incoming {
             Ok(Ok(Some(s))) => s,
         };
         let (recv, send) = stream.split();
-        let tx = ConnTx::new(handle, send);
+        let full = self.slot.is_none();
+        let tx = ConnTx::new(handle, send, self.slot);
         let mut rx = StreamRx::new(recv, tx.clone());
+        if full {
+            metrics::counter!(m::HANDSHAKES_REFUSED).increment(1);
+            let message = format!("server full ({} connections); try again later", self.cfg.connections_max);
+            tx.refuse(RefuseCode::Unavailable, message.clone()).await;
+            return Err(ConnError::Refused { code: RefuseCode::Unavailable, message });
+        }
         let first = match tokio::time::timeout(timeout, rx.recv()).await {
             Err(_) => {
                 tx.refuse(RefuseCode::ProtocolViolation, "no Hello within the handshake timeout".into()).await;
@@ -225,7 +238,7 @@ impl NetClient {
         let stream = connection.open_bidirectional_stream().await.map_err(from_connection_error)?;
         let (handle, streams) = connection.split();
         let (recv, send) = stream.split();
-        let tx = ConnTx::new(handle, send);
+        let tx = ConnTx::new(handle, send, None);
         let mut rx = StreamRx::new(recv, tx.clone());
         let remote = addr;
         tx.send(&Message::Hello(Hello {

@@ -191,3 +191,27 @@ async fn a_graceful_shutdown_delivers_everything_sent_before_it() {
     assert_eq!(received, 500);
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_full_server_refuses_with_unavailable_and_frees_slots_on_close() {
+    let s = setup(TransportConfig { connections_max: 1, ..TransportConfig::default() });
+    let (addr, _reports) = spawn_echo_server(s.server);
+    let first = s.client.connect(addr, "localhost", &hello()).await.unwrap();
+    let err = s.client.connect(addr, "localhost", &hello()).await.unwrap_err();
+    assert!(matches!(err, ConnError::Refused { code: RefuseCode::Unavailable, .. }), "{err:?}");
+    // Closing the first connection frees its slot.
+    first.tx.close(RefuseCode::Unavailable);
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        match s.client.connect(addr, "localhost", &hello()).await {
+            Ok(c) => {
+                again = Some(c);
+                break;
+            }
+            Err(ConnError::Refused { code: RefuseCode::Unavailable, .. }) => tokio::task::yield_now().await,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(again.is_some(), "the slot was never freed");
+}
