@@ -1,0 +1,10 @@
+//! pwn-zone-node: the authoritative simulation of the cells a zone node leases.
+//!
+//! # Layout
+//! - [`input_buffer`]: per-player input reception (redundant, duplicated, reordered, late and
+//!   lost datagrams) and the one-input-per-tick release policy.
+//!
+//! The tick loop, interest management, snapshots and persistence arrive with the rest of the
+//! zone node issue; they will build on these cores.
+
+pub mod input_buffer;
