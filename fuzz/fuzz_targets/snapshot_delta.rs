@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pwn_proto::delta::{EntityState, View, apply};
+use pwn_proto::delta::{EntityState, View, apply, unpack};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(pwn_proto::Message::Snapshot(s)) = pwn_proto::decode_datagram(data) {
@@ -11,6 +11,8 @@ fuzz_target!(|data: &[u8]| {
         for id in 0..8u64 {
             baseline.insert(id, EntityState { id, ..EntityState::default() });
         }
-        let _ = apply(&baseline, &s.entities, &s.removed);
+        if let Ok(updates) = unpack(&baseline, &s.updates) {
+            let _ = apply(&baseline, &updates, &s.removed);
+        }
     }
 });

@@ -144,7 +144,7 @@ pub fn validate(m: &Message) -> Result<(), Violation> {
             Ok(())
         }
         Message::Snapshot(s) => {
-            too_long("snapshot.entities", s.entities.len(), SNAPSHOT_ENTITIES_MAX)?;
+            too_long("snapshot.updates", s.updates.len(), FRAME_SIZE_MAX)?;
             too_long("snapshot.removed", s.removed.len(), SNAPSHOT_REMOVED_MAX)
         }
         Message::Event(GameEvent::Chat { text, .. }) | Message::Event(GameEvent::Notice { text }) => {

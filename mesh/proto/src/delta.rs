@@ -7,8 +7,13 @@
 //! - `[delta-3]` an entity new to the baseline carries every field; a partial update of an
 //!   entity the client does not hold is a protocol violation;
 //! - `[delta-4]` entities in the baseline but not in the new view are listed as removed.
+//! - `[delta-5]` updates travel packed ([`pack`]): ids ascending as varint gaps, a field mask,
+//!   and each field as a zigzag varint of its change against the baseline (absolute for new
+//!   entities), so a walking character costs about 7 bytes. [`unpack`] refuses anything
+//!   malformed (truncated, ids not ascending, unknown mask bits, more than
+//!   `SNAPSHOT_ENTITIES_MAX` updates, values out of range) without panicking.
 
-use crate::codec::Violation;
+use crate::codec::{SNAPSHOT_ENTITIES_MAX, Violation};
 use crate::messages::EntityUpdate;
 use std::collections::BTreeMap;
 
@@ -95,6 +100,163 @@ pub fn apply(baseline: &View, updates: &[EntityUpdate], removed: &[u64]) -> Resu
     Ok(view)
 }
 
+const HAS_POSITION: u8 = 1;
+const HAS_VELOCITY: u8 = 2;
+const HAS_YAW: u8 = 4;
+const HAS_ROTATION: u8 = 8;
+const HAS_HEALTH: u8 = 16;
+const MASK_ALL: u8 = 31;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_signed(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn bad(why: &str) -> Violation {
+    Violation::OutOfRange { field: "snapshot.updates", why: why.to_string() }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn varint(&mut self) -> Result<u64, Violation> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.bytes.get(self.at).ok_or_else(|| bad("truncated"))?;
+            self.at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(bad("varint longer than 10 bytes"))
+    }
+
+    fn signed(&mut self) -> Result<i64, Violation> {
+        let z = self.varint()?;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    fn u8(&mut self) -> Result<u8, Violation> {
+        let b = *self.bytes.get(self.at).ok_or_else(|| bad("truncated"))?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn u32_le(&mut self) -> Result<u32, Violation> {
+        let b = self.bytes.get(self.at..self.at + 4).ok_or_else(|| bad("truncated"))?;
+        self.at += 4;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+fn narrow<T: TryFrom<i64>>(v: i64) -> Result<T, Violation> {
+    T::try_from(v).map_err(|_| bad("value out of range"))
+}
+
+/// Packs updates (ascending ids, as `diff` produces them) against `baseline`.
+pub fn pack(baseline: &View, updates: &[EntityUpdate]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(updates.len() * 8);
+    let mut prev = 0u64;
+    for (i, u) in updates.iter().enumerate() {
+        debug_assert!(i == 0 || u.id > prev, "updates must be in ascending id order");
+        put_varint(&mut out, if i == 0 { u.id } else { u.id - prev });
+        prev = u.id;
+        let mask = u.position.map_or(0, |_| HAS_POSITION)
+            | u.velocity.map_or(0, |_| HAS_VELOCITY)
+            | u.yaw.map_or(0, |_| HAS_YAW)
+            | u.rotation.map_or(0, |_| HAS_ROTATION)
+            | u.health.map_or(0, |_| HAS_HEALTH);
+        out.push(mask);
+        let base = baseline.get(&u.id).copied().unwrap_or_default();
+        if let Some(p) = u.position {
+            for (now, was) in p.iter().zip(base.position) {
+                put_signed(&mut out, i64::from(*now) - i64::from(was));
+            }
+        }
+        if let Some(v) = u.velocity {
+            for (now, was) in v.iter().zip(base.velocity) {
+                put_signed(&mut out, i64::from(*now) - i64::from(was));
+            }
+        }
+        if let Some(y) = u.yaw {
+            // The shortest way round: a small turn is one byte.
+            put_signed(&mut out, i64::from(y.wrapping_sub(base.yaw) as i16));
+        }
+        if let Some(r) = u.rotation {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        if let Some(h) = u.health {
+            put_signed(&mut out, i64::from(h) - i64::from(base.health));
+        }
+    }
+    out
+}
+
+/// Unpacks updates packed by [`pack`] against the same `baseline`.
+pub fn unpack(baseline: &View, bytes: &[u8]) -> Result<Vec<EntityUpdate>, Violation> {
+    let mut r = Reader { bytes, at: 0 };
+    let mut out = Vec::new();
+    let mut prev = 0u64;
+    while r.at < bytes.len() {
+        if out.len() >= SNAPSHOT_ENTITIES_MAX {
+            return Err(bad("too many updates"));
+        }
+        let gap = r.varint()?;
+        let id = if out.is_empty() {
+            gap
+        } else {
+            if gap == 0 {
+                return Err(bad("ids not ascending"));
+            }
+            prev.checked_add(gap).ok_or_else(|| bad("id overflow"))?
+        };
+        prev = id;
+        let mask = r.u8()?;
+        if mask & !MASK_ALL != 0 {
+            return Err(bad("unknown field bits"));
+        }
+        let base = baseline.get(&id).copied().unwrap_or_default();
+        let mut u = EntityUpdate { id, ..EntityUpdate::default() };
+        if mask & HAS_POSITION != 0 {
+            let mut p = [0i32; 3];
+            for (k, slot) in p.iter_mut().enumerate() {
+                *slot = narrow(i64::from(base.position[k]) + r.signed()?)?;
+            }
+            u.position = Some(p);
+        }
+        if mask & HAS_VELOCITY != 0 {
+            let mut v = [0i16; 3];
+            for (k, slot) in v.iter_mut().enumerate() {
+                *slot = narrow(i64::from(base.velocity[k]) + r.signed()?)?;
+            }
+            u.velocity = Some(v);
+        }
+        if mask & HAS_YAW != 0 {
+            let turn: i16 = narrow(r.signed()?)?;
+            u.yaw = Some(base.yaw.wrapping_add(turn as u16));
+        }
+        if mask & HAS_ROTATION != 0 {
+            u.rotation = Some(r.u32_le()?);
+        }
+        if mask & HAS_HEALTH != 0 {
+            u.health = Some(narrow(i64::from(base.health) + r.signed()?)?);
+        }
+        out.push(u);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +281,21 @@ mod tests {
 
     proptest! {
         #[test]
+        fn delta_5_packing_round_trips(baseline in arb_view(), current in arb_view()) {
+            let (updates, _) = diff(&baseline, &current);
+            let packed = pack(&baseline, &updates);
+            prop_assert_eq!(unpack(&baseline, &packed).unwrap(), updates);
+        }
+
+        #[test]
+        fn delta_5_unpacking_arbitrary_bytes_never_panics(baseline in arb_view(), bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(updates) = unpack(&baseline, &bytes) {
+                prop_assert!(updates.len() <= SNAPSHOT_ENTITIES_MAX);
+                prop_assert!(updates.windows(2).all(|w| w[0].id < w[1].id));
+            }
+        }
+
+        #[test]
         fn delta_1_to_4_apply_of_diff_reproduces_the_view(baseline in arb_view(), current in arb_view()) {
             let (updates, removed) = diff(&baseline, &current);
             prop_assert_eq!(apply(&baseline, &updates, &removed).unwrap(), current.clone());
@@ -127,6 +304,41 @@ mod tests {
                 prop_assert!(baseline.get(&u.id) != current.get(&u.id));
             }
         }
+    }
+
+    #[test]
+    fn delta_5_a_running_character_costs_at_most_8_bytes() {
+        // A character running at 7 m/s moves 7/30 m = 239 grid steps per tick along X and Z.
+        let before = EntityState {
+            id: 1_000,
+            position: [409_600, 921, -204_800],
+            velocity: [300, 0, 300],
+            yaw: 8_000,
+            rotation: 0,
+            health: 100,
+        };
+        let after = EntityState { position: [409_839, 921, -204_561], ..before };
+        let baseline: View = [(before.id, before)].into();
+        let current: View = [(after.id, after)].into();
+        let (updates, _) = diff(&baseline, &current);
+        let packed = pack(&baseline, &updates);
+        assert!(packed.len() <= 8, "{} bytes: {packed:?}", packed.len());
+        // And a turn of half a degree adds at most two bytes.
+        let turned: View = [(after.id, EntityState { yaw: 8_100, ..after })].into();
+        let (updates, _) = diff(&baseline, &turned);
+        assert!(pack(&baseline, &updates).len() <= packed.len() + 2);
+    }
+
+    #[test]
+    fn delta_5_malformed_packs_are_violations() {
+        let base = View::new();
+        assert!(unpack(&base, &[5]).is_err(), "truncated after the id");
+        assert!(unpack(&base, &[5, 0x40]).is_err(), "unknown mask bit");
+        assert!(unpack(&base, &[5, 0, 0, 0]).is_err(), "repeated id");
+        assert!(unpack(&base, &[0xff; 11]).is_err(), "overlong varint");
+        let huge_position = [1, HAS_POSITION, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0];
+        assert!(unpack(&base, &huge_position).is_err(), "position beyond i32");
+        assert_eq!(unpack(&base, &[]).unwrap(), vec![]);
     }
 
     #[test]

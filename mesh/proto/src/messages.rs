@@ -190,8 +190,9 @@ pub struct InputBatch {
     pub inputs: Vec<WireInput>,
 }
 
-/// One entity's state in a snapshot; `None` fields are unchanged from the baseline.
-#[derive(Readable, Writable, Clone, Debug, PartialEq, Eq, Default)]
+/// One entity's state in a snapshot (decoded from `Snapshot::updates`); `None` fields are
+/// unchanged from the baseline.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct EntityUpdate {
     /// Global entity id.
     pub id: u64,
@@ -216,8 +217,9 @@ pub struct Snapshot {
     pub baseline_tick: u64,
     /// The last input sequence the server applied for this player.
     pub input_ack: u32,
-    /// Changed or new entities.
-    pub entities: Vec<EntityUpdate>,
+    /// Changed or new entities, packed against the baseline (`delta::pack` / `delta::unpack`):
+    /// a few bytes per moving entity instead of dozens.
+    pub updates: Vec<u8>,
     /// Entities that left the player's view.
     pub removed: Vec<u64>,
 }

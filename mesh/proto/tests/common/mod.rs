@@ -69,13 +69,12 @@ pub fn message() -> impl Strategy<Value = Message> {
             proptest::collection::vec(update(), 0..40),
             proptest::collection::vec(any::<u64>(), 0..20)
         )
-            .prop_map(|(tick, baseline_tick, input_ack, entities, removed)| Message::Snapshot(Snapshot {
-                tick,
-                baseline_tick,
-                input_ack,
-                entities,
-                removed
-            })),
+            .prop_map(|(tick, baseline_tick, input_ack, mut entities, removed)| {
+                entities.sort_by_key(|u| u.id);
+                entities.dedup_by_key(|u| u.id);
+                let updates = delta::pack(&delta::View::new(), &entities);
+                Message::Snapshot(Snapshot { tick, baseline_tick, input_ack, updates, removed })
+            }),
         any::<u64>().prop_map(|t| Message::SnapshotAck(SnapshotAck { tick: t })),
         (any::<u64>(), text(codec::TEXT_LEN_MAX)).prop_map(|(f, t)| Message::Event(GameEvent::Chat {
             from: f,
