@@ -3,8 +3,13 @@
 //! # Layout
 //! - [`input_buffer`]: per-player input reception (redundant, duplicated, reordered, late and
 //!   lost datagrams) and the one-input-per-tick release policy.
+//! - [`interest`]: which entities a player can see (an R-tree rebuilt each tick).
+//! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
+//!   a byte budget, packed deltas against the client's acknowledged view.
 //!
 //! The tick loop, interest management, snapshots and persistence arrive with the rest of the
 //! zone node issue; they will build on these cores.
 
 pub mod input_buffer;
+pub mod interest;
+pub mod snapshots;

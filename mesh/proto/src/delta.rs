@@ -100,6 +100,62 @@ pub fn apply(baseline: &View, updates: &[EntityUpdate], removed: &[u64]) -> Resu
     Ok(view)
 }
 
+/// Snapshot views a receiver keeps, for resolving baselines (about two seconds at 30 Hz).
+pub const RECEIVED_VIEWS_MAX: usize = 64;
+
+/// Why a received snapshot could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// Its baseline is older than the views kept (or was never received): drop it and keep
+    /// acknowledging; the sender will move to a newer baseline.
+    #[error("baseline {0} is unknown")]
+    UnknownBaseline(u64),
+    /// Older than, or the same as, the newest snapshot applied: a late or duplicated datagram.
+    #[error("snapshot {0} is not newer than the last applied")]
+    Stale(u64),
+    /// The sender broke the protocol.
+    #[error(transparent)]
+    Violation(#[from] Violation),
+}
+
+/// A receiver's views by tick: applies snapshots against the baseline they name.
+#[derive(Debug, Default, Clone)]
+pub struct ReceivedViews {
+    views: BTreeMap<u64, View>,
+}
+
+impl ReceivedViews {
+    /// An empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The newest view and its tick.
+    pub fn latest(&self) -> Option<(u64, &View)> {
+        self.views.iter().next_back().map(|(t, v)| (*t, v))
+    }
+
+    /// Applies `s`, keeping the resulting view for later baselines; returns it.
+    pub fn apply(&mut self, s: &crate::messages::Snapshot) -> Result<&View, ApplyError> {
+        if self.latest().is_some_and(|(t, _)| s.tick <= t) {
+            return Err(ApplyError::Stale(s.tick));
+        }
+        let empty = View::new();
+        let baseline = if s.baseline_tick == 0 {
+            &empty
+        } else {
+            self.views.get(&s.baseline_tick).ok_or(ApplyError::UnknownBaseline(s.baseline_tick))?
+        };
+        let updates = unpack(baseline, &s.updates)?;
+        let view = apply(baseline, &updates, &s.removed)?;
+        self.views.insert(s.tick, view);
+        while self.views.len() > RECEIVED_VIEWS_MAX {
+            self.views.pop_first();
+        }
+        Ok(&self.views[&s.tick])
+    }
+}
+
 const HAS_POSITION: u8 = 1;
 const HAS_VELOCITY: u8 = 2;
 const HAS_YAW: u8 = 4;
@@ -339,6 +395,27 @@ mod tests {
         let huge_position = [1, HAS_POSITION, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0];
         assert!(unpack(&base, &huge_position).is_err(), "position beyond i32");
         assert_eq!(unpack(&base, &[]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn received_views_refuse_stale_snapshots_and_unknown_baselines() {
+        use crate::messages::Snapshot;
+        let e = EntityState { id: 3, position: [10, 0, 0], ..EntityState::default() };
+        let full = |tick, baseline_tick, view: &View| {
+            let (u, removed) = diff(&View::new(), view);
+            Snapshot { tick, baseline_tick, input_ack: 0, updates: pack(&View::new(), &u), removed }
+        };
+        let mut r = ReceivedViews::new();
+        let v: View = [(3, e)].into();
+        assert_eq!(r.apply(&full(5, 0, &v)).unwrap(), &v);
+        assert_eq!(r.apply(&full(5, 0, &v)), Err(ApplyError::Stale(5)));
+        assert_eq!(r.apply(&full(4, 0, &v)), Err(ApplyError::Stale(4)));
+        assert_eq!(r.apply(&full(6, 2, &v)), Err(ApplyError::UnknownBaseline(2)));
+        let moved: View = [(3, EntityState { position: [11, 0, 0], ..e })].into();
+        let (u, removed) = diff(&v, &moved);
+        let delta = Snapshot { tick: 7, baseline_tick: 5, input_ack: 0, updates: pack(&v, &u), removed };
+        assert_eq!(r.apply(&delta).unwrap(), &moved);
+        assert_eq!(r.latest().map(|(t, _)| t), Some(7));
     }
 
     #[test]
