@@ -70,6 +70,12 @@ impl InputBuffer {
         self.waiting.keys().next_back().copied().or(self.last_released).map(InputSeq)
     }
 
+    /// The sequence number of the last input released to the simulation (what the server
+    /// acknowledges in snapshots).
+    pub fn newest_released(&self) -> Option<InputSeq> {
+        self.last_released.map(InputSeq)
+    }
+
     /// Takes in one datagram's inputs (any order, possibly repeated).
     pub fn receive(&mut self, inputs: &[WireInput]) {
         for w in inputs {

@@ -1,0 +1,246 @@
+//! The zone core: the simulation plus everything per player (input buffer, snapshot state, chat
+//! allowance), advanced one tick at a time with no IO. The async shell feeds it messages and
+//! sends what each tick returns.
+
+use crate::input_buffer::InputBuffer;
+use crate::interest::InterestIndex;
+use crate::snapshots::{Candidate, ClientSnapshots};
+use pwn_proto::delta::EntityState;
+use pwn_proto::{ChatChannel, ChatSend, GameEvent, InputBatch, Snapshot};
+use pwn_sim::quantize::{quantize_position, quantize_rotation, quantize_velocity, quantize_yaw};
+use pwn_sim::{EntityId, HitTarget, Sim, SimError, SimEvent, StepReport};
+use std::collections::BTreeMap;
+
+/// Zone settings beyond the simulation's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoneConfig {
+    /// Players see entities within this radius.
+    pub interest_radius_m: f32,
+    /// Packed snapshot bytes per player per tick.
+    pub snapshot_budget_bytes: usize,
+    /// Proximity chat reaches this far.
+    pub chat_radius_m: f32,
+    /// Chat lines a player may send per second (a burst of as many is allowed).
+    pub chat_lines_per_s: f32,
+}
+
+impl Default for ZoneConfig {
+    fn default() -> Self {
+        Self { interest_radius_m: 80.0, snapshot_budget_bytes: 1_000, chat_radius_m: 30.0, chat_lines_per_s: 2.0 }
+    }
+}
+
+/// Why a chat line was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatRefused {
+    /// Too many lines too fast.
+    #[error("chat rate limit")]
+    RateLimited,
+    /// Empty or over the length limit.
+    #[error("chat line empty or too long")]
+    BadLength,
+    /// The sender is not in this zone.
+    #[error("unknown player")]
+    UnknownPlayer,
+}
+
+struct PlayerSlot {
+    inputs: InputBuffer,
+    snapshots: ClientSnapshots,
+    chat_tokens: f32,
+}
+
+/// What one tick produced for the shell to send.
+#[derive(Debug, Default)]
+pub struct TickOutput {
+    /// One snapshot per player.
+    pub snapshots: Vec<(EntityId, Snapshot)>,
+    /// Reliable events, each with its recipient.
+    pub events: Vec<(EntityId, GameEvent)>,
+    /// The simulation's own report (input counters, events).
+    pub report: StepReport,
+}
+
+/// A zone: its simulation and its players.
+pub struct Zone {
+    sim: Sim,
+    cfg: ZoneConfig,
+    players: BTreeMap<EntityId, PlayerSlot>,
+    pending_chat: Vec<(EntityId, ChatSend)>,
+}
+
+impl std::fmt::Debug for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zone").field("sim", &self.sim).field("players", &self.players.len()).finish()
+    }
+}
+
+/// The wire form of an entity's state.
+fn character_state(id: EntityId, c: &pwn_sim::CharacterState) -> EntityState {
+    EntityState {
+        id: id.0,
+        position: quantize_position(c.position_m),
+        velocity: quantize_velocity(c.velocity_mps),
+        yaw: quantize_yaw(c.yaw_rad),
+        rotation: 0,
+        health: c.health,
+    }
+}
+
+impl Zone {
+    /// A zone around a built simulation.
+    pub fn new(sim: Sim, cfg: ZoneConfig) -> Self {
+        Self { sim, cfg, players: BTreeMap::new(), pending_chat: Vec::new() }
+    }
+
+    /// The simulation (read-only).
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// Players in the zone.
+    pub fn player_count(&self) -> usize {
+        self.players.len()
+    }
+
+    /// Adds a player's character at a spawn point.
+    pub fn join(&mut self, player: EntityId) -> Result<(), SimError> {
+        self.sim.spawn_character(player)?;
+        self.players.insert(
+            player,
+            PlayerSlot {
+                inputs: InputBuffer::new(),
+                snapshots: ClientSnapshots::new(),
+                chat_tokens: self.cfg.chat_lines_per_s,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes a player and its character.
+    pub fn leave(&mut self, player: EntityId) {
+        self.players.remove(&player);
+        self.sim.remove_character(player);
+    }
+
+    /// An `Inputs` datagram from a player (it also acknowledges a snapshot).
+    pub fn on_inputs(&mut self, player: EntityId, batch: &InputBatch) {
+        if let Some(p) = self.players.get_mut(&player) {
+            p.inputs.receive(&batch.inputs);
+            p.snapshots.ack(batch.ack_tick);
+        }
+    }
+
+    /// A snapshot acknowledgement.
+    pub fn on_ack(&mut self, player: EntityId, tick: u64) {
+        if let Some(p) = self.players.get_mut(&player) {
+            p.snapshots.ack(tick);
+        }
+    }
+
+    /// A chat line: checked for length and rate now, delivered with the next tick's events.
+    pub fn on_chat(&mut self, player: EntityId, chat: ChatSend) -> Result<(), ChatRefused> {
+        let p = self.players.get_mut(&player).ok_or(ChatRefused::UnknownPlayer)?;
+        if chat.text.trim().is_empty() || chat.text.len() > pwn_proto::codec::TEXT_LEN_MAX {
+            return Err(ChatRefused::BadLength);
+        }
+        if p.chat_tokens < 1.0 {
+            return Err(ChatRefused::RateLimited);
+        }
+        p.chat_tokens -= 1.0;
+        self.pending_chat.push((player, chat));
+        Ok(())
+    }
+
+    /// Input counters of a player.
+    pub fn input_counters(&self, player: EntityId) -> Option<&crate::input_buffer::InputCounters> {
+        self.players.get(&player).map(|p| p.inputs.counters())
+    }
+
+    /// Advances one tick: releases one input per player, steps the simulation, and builds every
+    /// player's snapshot and events.
+    pub fn tick(&mut self) -> TickOutput {
+        let dt = self.sim.config().dt_s();
+        let mut inputs = BTreeMap::new();
+        for (id, p) in &mut self.players {
+            p.chat_tokens = (p.chat_tokens + self.cfg.chat_lines_per_s * dt).min(self.cfg.chat_lines_per_s);
+            if let Some(i) = p.inputs.next_for_tick() {
+                inputs.insert(*id, i);
+            }
+        }
+        let report = self.sim.step(&inputs);
+        let tick = self.sim.tick().0;
+
+        let mut states: BTreeMap<u64, (EntityState, [f32; 2], f32)> = BTreeMap::new();
+        for (id, c) in self.sim.characters().filter(|(_, c)| c.alive()) {
+            let speed = c.velocity_mps.length();
+            states.insert(id.0, (character_state(id, c), [c.position_m.x, c.position_m.z], speed));
+        }
+        for (id, pos, rot, vel) in self.sim.crates() {
+            let s = EntityState {
+                id: id.0,
+                position: quantize_position(pos),
+                velocity: quantize_velocity(vel),
+                yaw: 0,
+                rotation: quantize_rotation(rot),
+                health: 0,
+            };
+            states.insert(id.0, (s, [pos.x, pos.z], vel.length()));
+        }
+        let index = InterestIndex::build(states.iter().map(|(id, (_, xz, _))| (*id, *xz)));
+
+        let mut out = TickOutput { report, ..TickOutput::default() };
+        for (player, slot) in &mut self.players {
+            let Some((_, me, _)) = states.get(&player.0) else {
+                // Dead: no view until respawn, but keep acknowledging inputs.
+                continue;
+            };
+            let candidates: Vec<Candidate> = index
+                .within(*me, self.cfg.interest_radius_m)
+                .filter_map(|(id, d2)| {
+                    let (state, _, speed) = states.get(&id)?;
+                    let own = id == player.0;
+                    let priority = if own { f32::MAX } else { (1.0 + speed) / (1.0 + d2.sqrt()) };
+                    Some(Candidate { state: *state, priority })
+                })
+                .collect();
+            let input_ack = slot.inputs.newest_released().map_or(0, |s| s.0);
+            let snapshot = slot.snapshots.build(tick, input_ack, &candidates, self.cfg.snapshot_budget_bytes);
+            out.snapshots.push((*player, snapshot));
+        }
+
+        let everyone: Vec<EntityId> = self.players.keys().copied().collect();
+        for e in &out.report.events {
+            let event = match *e {
+                SimEvent::Hit { projectile, shooter, target, damage, .. } => GameEvent::Hit {
+                    projectile: projectile.0,
+                    shooter: shooter.0,
+                    target: match target {
+                        HitTarget::Character(t) | HitTarget::Crate(t) => t.0,
+                        HitTarget::World => 0,
+                    },
+                    damage,
+                },
+                SimEvent::Death { entity, killer } => {
+                    GameEvent::Death { entity: entity.0, killer: killer.map_or(0, |k| k.0) }
+                }
+                _ => continue,
+            };
+            out.events.extend(everyone.iter().map(|p| (*p, event.clone())));
+        }
+        for (from, chat) in std::mem::take(&mut self.pending_chat) {
+            let origin = self.sim.character(from).map(|c| c.position_m);
+            for p in &everyone {
+                let near = match (origin, self.sim.character(*p)) {
+                    (Some(a), Some(b)) => a.distance(b.position_m) <= self.cfg.chat_radius_m,
+                    _ => false,
+                };
+                if chat.channel == ChatChannel::Zone || near {
+                    out.events
+                        .push((*p, GameEvent::Chat { from: from.0, channel: chat.channel, text: chat.text.clone() }));
+                }
+            }
+        }
+        out
+    }
+}

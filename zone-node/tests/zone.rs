@@ -1,0 +1,91 @@
+//! The zone core, driven tick by tick without IO: players join, send inputs, receive packed
+//! snapshots they can apply, chat within limits.
+
+use pwn_proto::delta::ReceivedViews;
+use pwn_proto::{ChatChannel, ChatSend, GameEvent, InputBatch, WireInput};
+use pwn_sim::{EntityId, Sim, SimConfig, WorldDesc};
+use pwn_zone_node::zone::{ChatRefused, Zone, ZoneConfig};
+
+fn zone() -> Zone {
+    let mut w = WorldDesc::flat(400.0);
+    w.spawn_points = vec![[0.0, 1.0, 0.0], [10.0, 1.0, 0.0]];
+    Zone::new(Sim::new(w, SimConfig::default(), 1).unwrap(), ZoneConfig::default())
+}
+
+fn forward(seq: u32) -> WireInput {
+    WireInput { seq, move_z: 127, buttons: pwn_sim::Buttons::RUN, ..WireInput::default() }
+}
+
+#[test]
+fn players_move_by_their_inputs_and_clients_rebuild_the_view_from_packed_deltas() {
+    let mut z = zone();
+    let (a, b) = (EntityId(1), EntityId(2));
+    z.join(a).unwrap();
+    z.join(b).unwrap();
+    let mut views = [ReceivedViews::new(), ReceivedViews::new()];
+    let mut acked = [0u64; 2];
+    let mut update_bytes = Vec::new();
+    for t in 1..=90u32 {
+        // Each datagram repeats the last three inputs.
+        let batch = InputBatch {
+            ack_tick: acked[0],
+            inputs: (t.saturating_sub(2)..=t).rev().filter(|s| *s > 0).map(forward).collect(),
+        };
+        z.on_inputs(a, &batch);
+        z.on_ack(b, acked[1]);
+        let out = z.tick();
+        for (player, snapshot) in &out.snapshots {
+            let k = if *player == a { 0 } else { 1 };
+            if t > 30 && k == 1 {
+                update_bytes.push(snapshot.updates.len());
+            }
+            views[k].apply(snapshot).unwrap();
+            acked[k] = snapshot.tick;
+        }
+    }
+    // A's client sees A where the server has it, to the quantization grid.
+    let server_a = z.sim().character(a).unwrap().position_m;
+    let (_, view) = views[0].latest().unwrap();
+    let seen = pwn_sim::quantize::dequantize_position(view[&a.0].position);
+    assert!(seen.distance(server_a) < 0.01, "{seen} vs {server_a}");
+    assert!(server_a.z > 15.0, "A did not run forward: {server_a}");
+    // B, standing still, watches A run: one moving entity per snapshot, a few bytes each.
+    let mean = update_bytes.iter().sum::<usize>() as f64 / update_bytes.len() as f64;
+    assert!(mean <= 8.0, "{mean} bytes per moving entity update");
+    assert_eq!(z.input_counters(a).unwrap().released, 90);
+}
+
+#[test]
+fn entities_at_rest_cost_nothing_once_acknowledged() {
+    let mut z = zone();
+    let a = EntityId(1);
+    z.join(a).unwrap();
+    let mut views = ReceivedViews::new();
+    let mut last_len = usize::MAX;
+    for _ in 0..40 {
+        let out = z.tick();
+        let (_, s) = &out.snapshots[0];
+        views.apply(s).unwrap();
+        z.on_ack(a, s.tick);
+        last_len = s.updates.len();
+    }
+    assert_eq!(last_len, 0, "a resting world still cost bytes");
+}
+
+#[test]
+fn chat_reaches_players_in_range_and_is_rate_limited() {
+    let mut w = WorldDesc::flat(400.0);
+    w.spawn_points = vec![[0.0, 1.0, 0.0]];
+    let mut z = Zone::new(Sim::new(w, SimConfig::default(), 1).unwrap(), ZoneConfig::default());
+    let (a, b) = (EntityId(1), EntityId(2));
+    z.join(a).unwrap();
+    z.join(b).unwrap();
+    let line = |text: &str| ChatSend { channel: ChatChannel::Proximity, text: text.into() };
+    z.on_chat(a, line("hello")).unwrap();
+    z.on_chat(a, line("again")).unwrap();
+    assert_eq!(z.on_chat(a, line("spam")), Err(ChatRefused::RateLimited));
+    assert_eq!(z.on_chat(a, line("   ")), Err(ChatRefused::BadLength));
+    let out = z.tick();
+    let to_b: Vec<&GameEvent> = out.events.iter().filter(|(p, _)| *p == b).map(|(_, e)| e).collect();
+    assert!(to_b.iter().any(|e| matches!(e, GameEvent::Chat { from: 1, text, .. } if text == "hello")), "{to_b:?}");
+}
