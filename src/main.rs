@@ -8,6 +8,7 @@
 //!   controller, the baseline `pwn bench sim` compares against).
 //! - `kv`: `pwn kv`, reading and clearing world state in the store.
 //! - `stats`: percentiles for reports.
+//! - `zone_cmd`: `pwn zone`, a zone node.
 //!
 //! Each subcommand parses its flags, starts tracing, and calls into the library crates; no
 //! game logic lives here.
@@ -18,6 +19,7 @@ mod headless;
 mod kv;
 mod script;
 mod stats;
+mod zone_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ struct Cli {
 enum Command {
     /// Run the shared simulation headless with scripted players and print what happens.
     Sim(headless::SimArgs),
+    /// Run a zone node: the authoritative simulation, with players connecting over QUIC.
+    Zone(zone_cmd::ZoneArgs),
     /// Read world state in the store (decoded tuples), count, or clear with --yes.
     Kv(kv::KvArgs),
     /// Benchmarks (figures go to docs/PERFORMANCE.md).
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
     let result = config::PwnConfig::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
         Command::Sim(args) => headless::run_sim(&cfg, &args),
         Command::Kv(args) => kv::run(&cfg, &args),
+        Command::Zone(args) => zone_cmd::run_zone(&cfg, &args),
         Command::Bench(cmd) => bench::run(&cfg, &cmd),
     });
     match result {

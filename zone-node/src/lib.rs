@@ -7,11 +7,14 @@
 //! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
 //!   a byte budget, packed deltas against the client's acknowledged view.
 //! - [`zone`]: the zone core: simulation plus players, advanced one tick at a time (no IO).
+//! - [`server`]: the async shell: accepts players over pwn-net, runs the fixed tick, sends
+//!   snapshots as datagrams and events on the control stream, never waiting on the network.
 //!
-//! The tick loop, interest management, snapshots and persistence arrive with the rest of the
-//! zone node issue; they will build on these cores.
+//! Not yet: persistence of the zone's entities (checkpoints fenced by the cell lease), login
+//! through the gateway (players connect directly for now), per-client bandwidth metrics.
 
 pub mod input_buffer;
 pub mod interest;
+pub mod server;
 pub mod snapshots;
 pub mod zone;

@@ -67,6 +67,7 @@ pub struct Zone {
     cfg: ZoneConfig,
     players: BTreeMap<EntityId, PlayerSlot>,
     pending_chat: Vec<(EntityId, ChatSend)>,
+    pending_events: Vec<(EntityId, GameEvent)>,
 }
 
 impl std::fmt::Debug for Zone {
@@ -90,7 +91,7 @@ fn character_state(id: EntityId, c: &pwn_sim::CharacterState) -> EntityState {
 impl Zone {
     /// A zone around a built simulation.
     pub fn new(sim: Sim, cfg: ZoneConfig) -> Self {
-        Self { sim, cfg, players: BTreeMap::new(), pending_chat: Vec::new() }
+        Self { sim, cfg, players: BTreeMap::new(), pending_chat: Vec::new(), pending_events: Vec::new() }
     }
 
     /// The simulation (read-only).
@@ -114,6 +115,7 @@ impl Zone {
                 chat_tokens: self.cfg.chat_lines_per_s,
             },
         );
+        self.pending_events.push((player, GameEvent::Joined { entity: player.0, tick: self.sim.tick().0 }));
         Ok(())
     }
 
@@ -190,6 +192,7 @@ impl Zone {
         let index = InterestIndex::build(states.iter().map(|(id, (_, xz, _))| (*id, *xz)));
 
         let mut out = TickOutput { report, ..TickOutput::default() };
+        out.events.append(&mut self.pending_events);
         for (player, slot) in &mut self.players {
             let Some((_, me, _)) = states.get(&player.0) else {
                 // Dead: no view until respawn, but keep acknowledging inputs.

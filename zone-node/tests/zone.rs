@@ -89,3 +89,15 @@ fn chat_reaches_players_in_range_and_is_rate_limited() {
     let to_b: Vec<&GameEvent> = out.events.iter().filter(|(p, _)| *p == b).map(|(_, e)| e).collect();
     assert!(to_b.iter().any(|e| matches!(e, GameEvent::Chat { from: 1, text, .. } if text == "hello")), "{to_b:?}");
 }
+
+#[test]
+fn a_joining_player_is_told_its_entity() {
+    let mut z = zone();
+    z.join(EntityId(7)).unwrap();
+    let out = z.tick();
+    assert!(
+        out.events.iter().any(|(p, e)| *p == EntityId(7) && matches!(e, GameEvent::Joined { entity: 7, .. })),
+        "{:?}",
+        out.events
+    );
+}

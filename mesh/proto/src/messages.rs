@@ -277,6 +277,13 @@ pub enum GameEvent {
         /// Text, at most `TEXT_LEN_MAX` bytes.
         text: String,
     },
+    /// The player's own character in this zone (sent when it joins).
+    Joined {
+        /// The player's entity id.
+        entity: u64,
+        /// The zone's tick at the time.
+        tick: u64,
+    },
 }
 
 /// A chat line a player sends.

@@ -1,0 +1,54 @@
+//! `pwn zone`: runs a zone node holding the whole world (until the partitioner hands out
+//! cells), accepting players directly over QUIC.
+
+use crate::config::PwnConfig;
+use clap::Args;
+use pwn_net::{ServerTls, ServiceIdentity, TransportConfig};
+use pwn_sim::Sim;
+use pwn_zone_node::server::{ZoneStats, run};
+use pwn_zone_node::zone::{Zone, ZoneConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Flags of `pwn zone`.
+#[derive(Args, Debug)]
+pub struct ZoneArgs {
+    /// Address to listen on (port 0 picks a free one; the first line printed says which).
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    listen: SocketAddr,
+    /// Data folder: the development CA and certificates live here.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// World description file (default: the configured world, else the built-in arena).
+    #[arg(long)]
+    world: Option<PathBuf>,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Runs the zone node until Ctrl-C or SIGTERM.
+pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
+    let world = cfg.world(args.world.as_deref())?;
+    let sim = Sim::new(world, cfg.sim.clone(), args.seed)?;
+    let identity = ServiceIdentity { sim_digest: pwn_sim::build_digest(&cfg.sim), tick_hz: cfg.sim.tick_hz as u16 };
+    let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: args.data.clone() })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
+        let addr = net.local_addr()?;
+        println!("pwn zone listening on {addr} (clients trust {})", args.data.join(pwn_net::tls::DEV_CA_CERT).display());
+        let stats = Arc::new(ZoneStats::default());
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            tracing::info!("shutting down");
+        };
+        run(net, Zone::new(sim, ZoneConfig::default()), 1, stats, shutdown).await;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,119 @@
+//! A real `pwn zone` process on loopback with real QUIC clients: players are placed, move by
+//! their inputs, see each other in packed snapshots, and chat.
+
+use pwn_net::{ClientHello, Conn, NetClient, TransportConfig};
+use pwn_proto::delta::ReceivedViews;
+use pwn_proto::{ChatChannel, ChatSend, GameEvent, InputBatch, Message, PeerRole, WireInput};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Zone(Child);
+
+impl Drop for Zone {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_zone(data: &std::path::Path) -> (Zone, std::net::SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pwn"))
+        .args(["zone", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pwn zone");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split_whitespace().nth(4).expect("address in the first line").parse().expect("an address");
+    (Zone(child), addr)
+}
+
+async fn joined(conn: &mut Conn) -> u64 {
+    loop {
+        match tokio::time::timeout(WAIT, conn.rx.recv()).await.expect("no Joined event").unwrap() {
+            Some(Message::Event(GameEvent::Joined { entity, .. })) => return entity,
+            Some(_) => continue,
+            None => panic!("connection ended before Joined"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_move_see_each_other_and_chat_through_a_real_zone_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_zone, addr) = start_zone(dir.path());
+    let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
+    let client = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
+    let hello =
+        ClientHello::new(PeerRole::Client, pwn_sim::build_digest(&pwn_sim::SimConfig::default()), "zone-process-test");
+    let mut a = client.connect(addr, "localhost", &hello).await.unwrap();
+    let mut b = client.connect(addr, "localhost", &hello).await.unwrap();
+    let (id_a, id_b) = (joined(&mut a).await, joined(&mut b).await);
+    assert_ne!(id_a, id_b);
+
+    // B only watches: it applies snapshots and acknowledges them.
+    let watcher = tokio::spawn(async move {
+        let mut views = ReceivedViews::new();
+        let mut saw_a_move = false;
+        let mut first_a: Option<[i32; 3]> = None;
+        let mut chat = None;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline && !(saw_a_move && chat.is_some()) {
+            tokio::select! {
+                d = b.datagrams.recv() => {
+                    if let Ok(Message::Snapshot(s)) = d
+                        && let Ok(view) = views.apply(&s)
+                    {
+                        if let Some(e) = view.get(&id_a) {
+                            let start = *first_a.get_or_insert(e.position);
+                            saw_a_move |= (e.position[2] - start[2]).abs() > 2 * 1024;
+                        }
+                        let _ = b.tx.send_datagram(&Message::SnapshotAck(pwn_proto::SnapshotAck { tick: s.tick }));
+                    }
+                }
+                m = b.rx.recv() => {
+                    if let Ok(Some(Message::Event(GameEvent::Chat { from, text, .. }))) = m
+                        && from == id_a
+                    {
+                        chat = Some(text);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        (saw_a_move, chat)
+    });
+
+    // A runs forward for two seconds, one input per snapshot received, each datagram
+    // repeating the last three inputs.
+    let mut views = ReceivedViews::new();
+    let mut seq = 0u32;
+    let mut start_z = None;
+    let mut end_z = 0;
+    a.tx.send(&Message::Chat(ChatSend { channel: ChatChannel::Zone, text: "hello from a".into() })).await.unwrap();
+    while seq < 60 {
+        let d = tokio::time::timeout(WAIT, a.datagrams.recv()).await.expect("no snapshot").unwrap();
+        let Message::Snapshot(s) = d else { continue };
+        let Ok(view) = views.apply(&s) else { continue };
+        if let Some(me) = view.get(&id_a) {
+            start_z.get_or_insert(me.position[2]);
+            end_z = me.position[2];
+        }
+        seq += 1;
+        let inputs = (seq.saturating_sub(2)..=seq)
+            .rev()
+            .filter(|s| *s > 0)
+            .map(|s| WireInput { seq: s, move_z: 127, buttons: pwn_sim::Buttons::RUN, ..WireInput::default() })
+            .collect();
+        a.tx.send_datagram(&Message::Inputs(InputBatch { ack_tick: s.tick, inputs })).unwrap();
+    }
+    let moved_m = f64::from(end_z - start_z.unwrap()) / 1024.0;
+    assert!(moved_m > 5.0, "A moved only {moved_m} m in 60 ticks");
+    let (saw_a_move, chat) = watcher.await.unwrap();
+    assert!(saw_a_move, "B never saw A move");
+    assert_eq!(chat.as_deref(), Some("hello from a"));
+}

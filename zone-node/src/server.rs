@@ -1,0 +1,196 @@
+//! The zone node's async shell: accepts players over pwn-net, feeds their messages to the
+//! [`Zone`] core, runs the fixed tick, and sends each tick's snapshots and events.
+//!
+//! The tick never waits on the network: connection tasks hand messages to the tick through a
+//! bounded inbox (full means dropped and counted), snapshots go out as datagrams (queued, never
+//! awaited), and reliable events go through a bounded per-player queue drained by a writer task.
+
+use crate::zone::Zone;
+use pwn_net::{Conn, ConnTx, NetServer};
+use pwn_proto::{GameEvent, Message, RefuseCode};
+use pwn_sim::EntityId;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Messages waiting for the tick, from all connections together.
+pub const INBOX_MAX: usize = 65_536;
+/// Reliable events queued per player; a player who cannot keep up loses the oldest (counted).
+pub const EVENTS_QUEUE_MAX: usize = 256;
+/// Messages the tick takes from the inbox per tick, so a flood cannot stretch a tick.
+pub const INBOX_PER_TICK_MAX: usize = 16_384;
+
+/// Metric names of the zone node.
+pub mod metric {
+    /// Tick duration histogram (milliseconds).
+    pub const TICK_MS: &str = "pwn_zone_tick_ms";
+    /// Players connected.
+    pub const PLAYERS: &str = "pwn_zone_players";
+    /// Snapshot bytes sent (all players).
+    pub const SNAPSHOT_BYTES: &str = "pwn_zone_snapshot_bytes_total";
+    /// Messages dropped because the inbox was full.
+    pub const INBOX_DROPPED: &str = "pwn_zone_inbox_dropped_total";
+    /// Events dropped because a player's queue was full.
+    pub const EVENTS_DROPPED: &str = "pwn_zone_events_dropped_total";
+    /// Inputs that arrived too late or were missing, per tick.
+    pub const INPUTS_MISSING: &str = "pwn_zone_inputs_missing_total";
+}
+
+enum ToZone {
+    Joined { player: EntityId, tx: ConnTx, events: mpsc::Sender<GameEvent> },
+    Left { player: EntityId },
+    Message { player: EntityId, message: Message },
+}
+
+/// Counters a caller (a test, a benchmark) can read while the zone runs.
+#[derive(Debug, Default)]
+pub struct ZoneStats {
+    /// Ticks run.
+    pub ticks: AtomicU64,
+    /// Players connected now.
+    pub players: AtomicU64,
+    /// Ticks whose work took longer than the tick period.
+    pub overruns: AtomicU64,
+}
+
+fn forward(inbox: &mpsc::Sender<ToZone>, msg: ToZone) {
+    if inbox.try_send(msg).is_err() {
+        metrics::counter!(metric::INBOX_DROPPED).increment(1);
+    }
+}
+
+async fn serve_connection(conn: Conn, player: EntityId, inbox: mpsc::Sender<ToZone>) {
+    let Conn { tx, mut rx, mut datagrams, .. } = conn;
+    let (events_tx, mut events_rx) = mpsc::channel::<GameEvent>(EVENTS_QUEUE_MAX);
+    forward(&inbox, ToZone::Joined { player, tx: tx.clone(), events: events_tx });
+    let writer_tx = tx.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(e) = events_rx.recv().await {
+            if writer_tx.send(&Message::Event(e)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let datagram_inbox = inbox.clone();
+    let datagram_reader = tokio::spawn(async move {
+        while let Ok(message) = datagrams.recv().await {
+            if matches!(message, Message::Inputs(_) | Message::SnapshotAck(_)) {
+                forward(&datagram_inbox, ToZone::Message { player, message });
+            }
+        }
+    });
+    while let Ok(Some(message)) = rx.recv().await {
+        if matches!(message, Message::Chat(_)) {
+            forward(&inbox, ToZone::Message { player, message });
+        }
+    }
+    datagram_reader.abort();
+    writer.abort();
+    // Leaving must not be lost to a full inbox, or the character would stay forever.
+    let _ = inbox.send(ToZone::Left { player }).await;
+}
+
+/// Runs a zone node on `net` until `shutdown` completes. Player ids count up from
+/// `first_player_id` (the store will allocate them once the gateway logs players in).
+pub async fn run(
+    mut net: NetServer,
+    mut zone: Zone,
+    first_player_id: u64,
+    stats: Arc<ZoneStats>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (inbox_tx, mut inbox) = mpsc::channel::<ToZone>(INBOX_MAX);
+    let next_id = Arc::new(AtomicU64::new(first_player_id));
+    let accept_inbox = inbox_tx.clone();
+    let acceptor = tokio::spawn(async move {
+        while let Some(incoming) = net.accept().await {
+            let inbox = accept_inbox.clone();
+            let next_id = next_id.clone();
+            tokio::spawn(async move {
+                match incoming.handshake().await {
+                    Ok(conn) => {
+                        let player = EntityId(next_id.fetch_add(1, Ordering::Relaxed));
+                        tracing::info!(player = %player, remote = %conn.peer.remote, "player connected");
+                        serve_connection(conn, player, inbox).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "handshake failed"),
+                }
+            });
+        }
+    });
+
+    let period = zone.sim().config().dt_s();
+    let mut interval = tokio::time::interval(Duration::from_secs_f32(period));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut players: HashMap<EntityId, (ConnTx, mpsc::Sender<GameEvent>)> = HashMap::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = interval.tick() => {}
+        }
+        let started = Instant::now();
+        for _ in 0..INBOX_PER_TICK_MAX {
+            let Ok(msg) = inbox.try_recv() else { break };
+            match msg {
+                ToZone::Joined { player, tx, events } => match zone.join(player) {
+                    Ok(()) => {
+                        tracing::debug!(player = %player, "placed in the world");
+                        players.insert(player, (tx, events));
+                    }
+                    Err(e) => {
+                        tracing::warn!(player = %player, error = %e, "cannot place player");
+                        tx.close(RefuseCode::Unavailable);
+                    }
+                },
+                ToZone::Left { player } => {
+                    zone.leave(player);
+                    players.remove(&player);
+                    tracing::info!(player = %player, "player left");
+                }
+                ToZone::Message { player, message } => match message {
+                    Message::Inputs(batch) => zone.on_inputs(player, &batch),
+                    Message::SnapshotAck(ack) => zone.on_ack(player, ack.tick),
+                    Message::Chat(chat) => {
+                        if let Err(e) = zone.on_chat(player, chat) {
+                            tracing::debug!(player = %player, error = %e, "chat refused");
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+        let out = zone.tick();
+        metrics::counter!(metric::INPUTS_MISSING).increment(u64::from(out.report.inputs_missing));
+        for (player, snapshot) in out.snapshots {
+            if let Some((tx, _)) = players.get(&player) {
+                metrics::counter!(metric::SNAPSHOT_BYTES).increment(snapshot.updates.len() as u64);
+                // A snapshot too large for a datagram cannot happen within the budget; if it
+                // did, skipping one is harmless: the next is a delta against the last ack.
+                let _ = tx.send_datagram(&Message::Snapshot(snapshot));
+            }
+        }
+        for (player, event) in out.events {
+            if let Some((_, events)) = players.get(&player)
+                && events.try_send(event).is_err()
+            {
+                metrics::counter!(metric::EVENTS_DROPPED).increment(1);
+            }
+        }
+        let took = started.elapsed();
+        metrics::histogram!(metric::TICK_MS).record(took.as_secs_f64() * 1e3);
+        metrics::gauge!(metric::PLAYERS).set(players.len() as f64);
+        stats.ticks.fetch_add(1, Ordering::Relaxed);
+        stats.players.store(players.len() as u64, Ordering::Relaxed);
+        if took.as_secs_f32() > period {
+            stats.overruns.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    acceptor.abort();
+    for (tx, _) in players.values() {
+        tx.refuse(RefuseCode::Unavailable, "the zone is shutting down".into()).await;
+    }
+}
