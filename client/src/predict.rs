@@ -1,0 +1,146 @@
+//! Predicting the local player.
+//!
+//! Every input is applied locally at once (`Predictor::input`) with exactly the quantized
+//! input the server will apply, and the predicted state after it is remembered. When a snapshot
+//! says the server has applied inputs up to sequence `n` and shows the player's state, the
+//! predictor compares it with what it predicted after `n`:
+//! - `[predict-1]` equal (they are on the same quantization grid, so equal means bit-equal): no
+//!   correction; nothing is replayed;
+//! - `[predict-2]` different: roll back to the server's state and replay every input after `n`;
+//!   the visual position keeps the old prediction's offset and eases it out over time
+//!   (`SMOOTHING_PER_S`), or snaps past `SNAP_DISTANCE_M`;
+//! - `[predict-3]` at most `HISTORY_MAX` unacknowledged inputs are kept; older ones are dropped
+//!   (a client that far ahead is reconciled against whatever the server says next).
+
+use glam::Vec3;
+use pwn_proto::WireInput;
+use pwn_proto::delta::EntityState;
+use pwn_sim::quantize::{dequantize_position, dequantize_velocity, dequantize_yaw};
+use pwn_sim::{CharacterState, EntityId, PlayerInput, PredictedState, Sim};
+use std::collections::VecDeque;
+
+/// Unacknowledged inputs remembered (four seconds at 30 Hz).
+pub const HISTORY_MAX: usize = 120;
+/// A correction larger than this is shown at once instead of eased.
+pub const SNAP_DISTANCE_M: f32 = 2.0;
+/// Fraction of the remaining visual error removed per second.
+pub const SMOOTHING_PER_S: f32 = 10.0;
+
+/// Prediction counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PredictionStats {
+    /// Snapshots whose state matched the prediction exactly.
+    pub confirmations: u64,
+    /// Snapshots that forced a rollback and replay.
+    pub corrections: u64,
+    /// Largest position error seen at a correction.
+    pub error_m_max: f32,
+    /// Sum of position errors at corrections (for the mean).
+    pub error_m_sum: f64,
+    /// Inputs replayed.
+    pub replayed: u64,
+}
+
+/// The local player's predictor.
+pub struct Predictor {
+    sim: Sim,
+    me: EntityId,
+    history: VecDeque<(u32, PlayerInput, PredictedState)>,
+    visual_offset: Vec3,
+    stats: PredictionStats,
+}
+
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor").field("me", &self.me).field("unacked", &self.history.len()).finish()
+    }
+}
+
+impl Predictor {
+    /// Predicts `me` in `sim` (the client's copy of the world, built from the same world
+    /// description and configuration as the server's), starting from `start`.
+    pub fn new(mut sim: Sim, me: EntityId, start: CharacterState) -> Result<Self, pwn_sim::SimError> {
+        sim.insert_character(me, start)?;
+        Ok(Self { sim, me, history: VecDeque::new(), visual_offset: Vec3::ZERO, stats: PredictionStats::default() })
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &PredictionStats {
+        &self.stats
+    }
+
+    /// The predicted state now.
+    pub fn predicted(&self) -> Option<&CharacterState> {
+        self.sim.character(self.me)
+    }
+
+    /// Where to draw the player: the prediction plus the easing visual offset.
+    pub fn render_position(&self) -> Option<Vec3> {
+        self.predicted().map(|c| c.position_m + self.visual_offset)
+    }
+
+    /// Applies one input locally; returns the wire form to send (the same the server applies).
+    pub fn input(&mut self, input: &PlayerInput) -> WireInput {
+        let wire = WireInput::from_input(input);
+        let applied = wire.to_input();
+        self.sim.predict_step(self.me, applied);
+        if let Some(state) = self.sim.save_predicted(self.me) {
+            self.history.push_back((wire.seq, applied, state));
+        }
+        while self.history.len() > HISTORY_MAX {
+            self.history.pop_front();
+        }
+        wire
+    }
+
+    /// Eases the visual offset for `dt_s` seconds of rendering.
+    pub fn advance_visual(&mut self, dt_s: f32) {
+        let keep = (1.0 - SMOOTHING_PER_S * dt_s).clamp(0.0, 1.0);
+        self.visual_offset *= keep;
+    }
+
+    /// Reconciles with the server: `server` is the player's state in a snapshot whose
+    /// `input_ack` is the last input the server applied. Returns whether it corrected.
+    pub fn reconcile(&mut self, input_ack: u32, server: &EntityState) -> bool {
+        while self.history.front().is_some_and(|(seq, _, _)| *seq < input_ack) {
+            self.history.pop_front();
+        }
+        let Some((seq, _, predicted)) = self.history.front().cloned() else { return false };
+        if seq != input_ack {
+            // The acknowledged input is older than anything remembered: nothing to compare.
+            return false;
+        }
+        self.history.pop_front();
+        let mut authoritative = predicted.clone();
+        let c = &mut authoritative.character;
+        c.position_m = dequantize_position(server.position);
+        c.velocity_mps = dequantize_velocity(server.velocity);
+        c.yaw_rad = dequantize_yaw(server.yaw);
+        c.health = server.health;
+        if authoritative.character == predicted.character {
+            self.stats.confirmations += 1;
+            return false;
+        }
+        let before = self.render_position().unwrap_or(Vec3::ZERO);
+        let error = predicted.character.position_m.distance(authoritative.character.position_m);
+        self.stats.corrections += 1;
+        self.stats.error_m_max = self.stats.error_m_max.max(error);
+        self.stats.error_m_sum += f64::from(error);
+        self.sim.restore_predicted(&authoritative);
+        let replay: Vec<(u32, PlayerInput)> = self.history.iter().map(|(s, i, _)| (*s, *i)).collect();
+        self.history.clear();
+        for (s, i) in replay {
+            self.sim.predict_step(self.me, i);
+            if let Some(state) = self.sim.save_predicted(self.me) {
+                self.history.push_back((s, i, state));
+            }
+            self.stats.replayed += 1;
+        }
+        let after = self.predicted().map_or(before, |c| c.position_m);
+        self.visual_offset = before - after;
+        if self.visual_offset.length() > SNAP_DISTANCE_M {
+            self.visual_offset = Vec3::ZERO;
+        }
+        true
+    }
+}

@@ -1,0 +1,131 @@
+//! Prediction against the real zone core, through a deterministic stepper with virtual time
+//! and the link conditioner (100 ms round trip): a player alone on open ground is predicted
+//! exactly (zero corrections); a shove by another player is corrected. Every run replays from
+//! its seed.
+//!
+//! Not yet passing, so not asserted here: zero corrections with 20 ms jitter and 2 % loss. The
+//! server releases an input as soon as one waits, so an input that arrives a tick late leaves a
+//! tick without input, which repeats the last movement and costs one correction; a playout
+//! delay in the zone's input buffer is the fix (see the issue notes).
+
+use pwn_client::predict::Predictor;
+use pwn_net::conditioner::{Conditioner, LinkProfile};
+use pwn_proto::delta::ReceivedViews;
+use pwn_proto::{InputBatch, Message, WireInput};
+use pwn_sim::quantize::{dequantize_position, dequantize_velocity, dequantize_yaw};
+use pwn_sim::{Buttons, CharacterState, EntityId, InputSeq, PlayerInput, Sim, SimConfig, WorldDesc};
+use pwn_zone_node::zone::{Zone, ZoneConfig};
+use std::time::Duration;
+
+fn world() -> WorldDesc {
+    let mut w = WorldDesc::flat(400.0);
+    // One spawn point: a second player appears right beside the first.
+    w.spawn_points = vec![[0.0, 1.0, 0.0]];
+    w
+}
+
+fn link() -> LinkProfile {
+    LinkProfile { latency: Duration::from_millis(50), jitter: Duration::ZERO, loss: 0.0, ..LinkProfile::default() }
+}
+
+/// Runs `ticks` ticks of one predicting client `me` (and optionally a scripted second player
+/// that runs into it); returns the predictor.
+fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
+    let cfg = SimConfig::default();
+    let mut zone = Zone::new(Sim::new(world(), cfg.clone(), 1).unwrap(), ZoneConfig::default());
+    let me = EntityId(1);
+    let other = EntityId(2);
+    zone.join(me).unwrap();
+    if shover {
+        zone.join(other).unwrap();
+    }
+    let dt = Duration::from_secs_f32(cfg.dt_s());
+    let mut up: Conditioner<Message> = Conditioner::new(link(), seed);
+    let mut down: Conditioner<Message> = Conditioner::new(link(), seed ^ 0xdead_beef);
+    let mut views = ReceivedViews::new();
+    let mut predictor: Option<Predictor> = None;
+    let mut sent: Vec<WireInput> = Vec::new();
+    let mut acked_tick = 0u64;
+    let mut now = Duration::ZERO;
+    for t in 0..ticks {
+        now += dt;
+        // Server: deliver what has arrived, tick, send the snapshot down.
+        while let Some(m) = up.poll(now) {
+            if let Message::Inputs(batch) = m {
+                zone.on_inputs(me, &batch);
+            }
+        }
+        if shover {
+            // The other player runs straight at us, wherever we are.
+            let (Some(us), Some(them)) = (zone.sim().character(me), zone.sim().character(other)) else { continue };
+            let d = us.position_m - them.position_m;
+            let yaw = pwn_sim::quantize::quantize_yaw(d.x.atan2(d.z));
+            let i = WireInput { seq: t + 1, move_z: 127, yaw, buttons: Buttons::RUN, ..WireInput::default() };
+            zone.on_inputs(other, &InputBatch { ack_tick: 0, inputs: vec![i] });
+        }
+        let out = zone.tick();
+        for (player, snapshot) in out.snapshots {
+            if player == me {
+                down.send(now, Message::Snapshot(snapshot));
+            }
+        }
+        // Client: apply snapshots, reconcile, then predict this tick's input and send it.
+        while let Some(Message::Snapshot(s)) = down.poll(now) {
+            let Ok(view) = views.apply(&s) else { continue };
+            acked_tick = s.tick;
+            let Some(state) = view.get(&me.0).copied() else { continue };
+            match predictor.as_mut() {
+                Some(p) => {
+                    p.reconcile(s.input_ack, &state);
+                }
+                // Start predicting once the character has settled from its spawn drop: before
+                // its first input the server ticks it on its own (falling), which the client
+                // cannot know the timing of, so predicting a fall would correct once at start.
+                None if state.velocity != [0, 0, 0] => {}
+                None => {
+                    let mut c = CharacterState::spawned_at(dequantize_position(state.position), &cfg);
+                    c.velocity_mps = dequantize_velocity(state.velocity);
+                    c.yaw_rad = dequantize_yaw(state.yaw);
+                    // A character still falling from its spawn point is not grounded yet.
+                    c.grounded = state.velocity[1] == 0;
+                    predictor = Some(Predictor::new(Sim::new(world(), cfg.clone(), 1).unwrap(), me, c).unwrap());
+                }
+            }
+        }
+        if let Some(p) = predictor.as_mut() {
+            let seq = sent.len() as u32 + 1;
+            let strafe = if (seq / 45).is_multiple_of(2) { 0.0 } else { 0.5 };
+            let input = PlayerInput {
+                seq: InputSeq(seq),
+                move_x: strafe,
+                move_z: 1.0,
+                yaw_rad: 0.0,
+                pitch_rad: 0.0,
+                buttons: Buttons(Buttons::RUN),
+            };
+            sent.push(p.input(&input));
+            let redundant: Vec<WireInput> = sent.iter().rev().take(3).copied().collect();
+            up.send(now, Message::Inputs(InputBatch { ack_tick: acked_tick, inputs: redundant }));
+            p.advance_visual(dt.as_secs_f32());
+        }
+    }
+    predictor.expect("the client never received its state")
+}
+
+#[test]
+fn a_player_alone_is_predicted_exactly_despite_latency() {
+    for seed in 1..=5u64 {
+        let p = run(seed, 300, false);
+        let s = p.stats();
+        assert!(s.confirmations > 150, "seed {seed}: only {} confirmations", s.confirmations);
+        assert_eq!(s.corrections, 0, "seed {seed}: {s:?}");
+    }
+}
+
+#[test]
+fn a_shove_from_another_player_is_corrected() {
+    let p = run(7, 200, true);
+    let s = p.stats();
+    assert!(s.corrections > 0, "a collision the client could not predict went unnoticed: {s:?}");
+    assert!(s.confirmations > s.corrections, "{s:?}");
+}
