@@ -4,7 +4,7 @@
 
 use crate::api::{KeyValue, RangeOptions, Transaction};
 use crate::error::StoreError;
-use crate::limits::{self, RANGE_LIMIT_MAX, TRANSACTION_DURATION_MAX, TRANSACTION_SIZE_MAX};
+use crate::limits::{self, RANGE_LIMIT_MAX, TRANSACTION_DURATION_MAX, WriteBudget};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -59,29 +59,19 @@ pub(crate) trait Snapshot: Send {
 pub(crate) struct Buffered {
     snap: Box<dyn Snapshot>,
     writes: WriteSet,
-    bytes: usize,
+    budget: WriteBudget,
     started: Instant,
 }
 
 impl Buffered {
     pub fn new(snap: Box<dyn Snapshot>) -> Self {
-        Self { snap, writes: WriteSet::default(), bytes: 0, started: Instant::now() }
+        Self { snap, writes: WriteSet::default(), budget: WriteBudget::default(), started: Instant::now() }
     }
 
     fn check_age(&self) -> Result<(), StoreError> {
         if self.started.elapsed() > TRANSACTION_DURATION_MAX {
             return Err(StoreError::TooOld { limit_ms: TRANSACTION_DURATION_MAX.as_millis() as u64 });
         }
-        Ok(())
-    }
-
-    fn account(&mut self, bytes: usize) -> Result<(), StoreError> {
-        self.check_age()?;
-        let total = self.bytes + bytes;
-        if total > TRANSACTION_SIZE_MAX {
-            return Err(StoreError::TransactionTooLarge { bytes: total, max: TRANSACTION_SIZE_MAX });
-        }
-        self.bytes = total;
         Ok(())
     }
 
@@ -166,27 +156,22 @@ impl Transaction for Buffered {
     }
 
     fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        limits::check_key(key)?;
-        limits::check_value(value)?;
-        self.account(key.len() + value.len())?;
+        self.check_age()?;
+        self.budget.set(key, value)?;
         self.writes.ops.insert(key.to_vec(), Op::Set(value.to_vec()));
         Ok(())
     }
 
     fn clear(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        limits::check_key(key)?;
-        self.account(key.len())?;
+        self.check_age()?;
+        self.budget.clear(key)?;
         self.writes.ops.insert(key.to_vec(), Op::Clear);
         Ok(())
     }
 
     fn clear_range(&mut self, begin: &[u8], end: &[u8]) -> Result<(), StoreError> {
-        limits::check_key(begin)?;
-        limits::check_key(end)?;
-        if begin > end {
-            return Err(StoreError::InvertedRange);
-        }
-        self.account(begin.len() + end.len())?;
+        self.check_age()?;
+        self.budget.clear_range(begin, end)?;
         let doomed: Vec<Vec<u8>> =
             self.writes.ops.range(begin.to_vec()..end.to_vec()).map(|(k, _)| k.clone()).collect();
         for k in doomed {
@@ -197,8 +182,8 @@ impl Transaction for Buffered {
     }
 
     fn atomic_add(&mut self, key: &[u8], delta: i64) -> Result<(), StoreError> {
-        limits::check_key(key)?;
-        self.account(key.len() + 8)?;
+        self.check_age()?;
+        self.budget.atomic_add(key)?;
         let next = match self.writes.ops.get(key) {
             Some(Op::Set(v)) => Op::Set(add_le(Some(v), delta)),
             Some(Op::Clear) => Op::Set(add_le(None, delta)),

@@ -6,7 +6,7 @@
 
 use crate::api::{Backend, KeyValue, RangeOptions, Transaction};
 use crate::error::StoreError;
-use crate::limits::{self, RANGE_LIMIT_MAX, TRANSACTION_SIZE_MAX};
+use crate::limits::{self, RANGE_LIMIT_MAX, WriteBudget};
 use foundationdb::options::{MutationType, StreamingMode};
 use foundationdb::{Database, RangeOption};
 use futures::executor::block_on;
@@ -43,24 +43,13 @@ impl Backend for FdbBackend {
     }
 
     fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        Ok(Box::new(FdbTransaction { trx: self.db.create_trx()?, bytes: 0 }))
+        Ok(Box::new(FdbTransaction { trx: self.db.create_trx()?, budget: WriteBudget::default() }))
     }
 }
 
 struct FdbTransaction {
     trx: foundationdb::Transaction,
-    bytes: usize,
-}
-
-impl FdbTransaction {
-    fn account(&mut self, bytes: usize) -> Result<(), StoreError> {
-        let total = self.bytes + bytes;
-        if total > TRANSACTION_SIZE_MAX {
-            return Err(StoreError::TransactionTooLarge { bytes: total, max: TRANSACTION_SIZE_MAX });
-        }
-        self.bytes = total;
-        Ok(())
-    }
+    budget: WriteBudget,
 }
 
 impl Transaction for FdbTransaction {
@@ -98,34 +87,25 @@ impl Transaction for FdbTransaction {
     }
 
     fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        limits::check_key(key)?;
-        limits::check_value(value)?;
-        self.account(key.len() + value.len())?;
+        self.budget.set(key, value)?;
         self.trx.set(key, value);
         Ok(())
     }
 
     fn clear(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        limits::check_key(key)?;
-        self.account(key.len())?;
+        self.budget.clear(key)?;
         self.trx.clear(key);
         Ok(())
     }
 
     fn clear_range(&mut self, begin: &[u8], end: &[u8]) -> Result<(), StoreError> {
-        limits::check_key(begin)?;
-        limits::check_key(end)?;
-        if begin > end {
-            return Err(StoreError::InvertedRange);
-        }
-        self.account(begin.len() + end.len())?;
+        self.budget.clear_range(begin, end)?;
         self.trx.clear_range(begin, end);
         Ok(())
     }
 
     fn atomic_add(&mut self, key: &[u8], delta: i64) -> Result<(), StoreError> {
-        limits::check_key(key)?;
-        self.account(key.len() + 8)?;
+        self.budget.atomic_add(key)?;
         self.trx.atomic_op(key, &delta.to_le_bytes(), MutationType::Add);
         Ok(())
     }

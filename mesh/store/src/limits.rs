@@ -30,3 +30,50 @@ pub fn check_value(value: &[u8]) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// What a transaction has written so far, checked against the write limits as it grows: the
+/// one place every backend's transaction enforces key, value and transaction sizes.
+#[derive(Debug, Default)]
+pub(crate) struct WriteBudget {
+    bytes: usize,
+}
+
+impl WriteBudget {
+    fn add(&mut self, bytes: usize) -> Result<(), StoreError> {
+        let total = self.bytes + bytes;
+        if total > TRANSACTION_SIZE_MAX {
+            return Err(StoreError::TransactionTooLarge { bytes: total, max: TRANSACTION_SIZE_MAX });
+        }
+        self.bytes = total;
+        Ok(())
+    }
+
+    /// A set of `key` to `value`.
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        check_key(key)?;
+        check_value(value)?;
+        self.add(key.len() + value.len())
+    }
+
+    /// A clear of `key`.
+    pub fn clear(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.add(key.len())
+    }
+
+    /// A clear of `[begin, end)`.
+    pub fn clear_range(&mut self, begin: &[u8], end: &[u8]) -> Result<(), StoreError> {
+        check_key(begin)?;
+        check_key(end)?;
+        if begin > end {
+            return Err(StoreError::InvertedRange);
+        }
+        self.add(begin.len() + end.len())
+    }
+
+    /// An atomic add at `key`.
+    pub fn atomic_add(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.add(key.len() + 8)
+    }
+}
