@@ -26,12 +26,33 @@ pub struct ZoneArgs {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The SQLite store file (default: `DATA/pwn.sqlite`; `[store]` in the config names
+    /// another backend).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// This node's id in leases.
+    #[arg(long, default_value_t = 1)]
+    node: u64,
+    /// Ticks between checkpoints of the zone's entities.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_000))]
+    checkpoint_ticks: u32,
 }
 
 /// Runs the zone node until Ctrl-C or SIGTERM.
 pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
     let world = cfg.world(args.world.as_deref())?;
-    let sim = Sim::new(world, cfg.sim.clone(), args.seed)?;
+    let mut sim = Sim::new(world, cfg.sim.clone(), args.seed)?;
+    let mut store_cfg = cfg.store.clone();
+    if store_cfg.backend == pwn_store::BackendKind::Sqlite {
+        store_cfg.path = args.db.clone().unwrap_or_else(|| args.data.join("pwn.sqlite"));
+    }
+    let store = pwn_store::open_store(&store_cfg)?;
+    let cell = pwn_store::keys::CellKey::ROOT;
+    let lease = pwn_zone_node::persist::acquire_lease(&store, cell, args.node)?;
+    let loaded = pwn_zone_node::persist::load_crates(&store, cell, &mut sim)?;
+    tracing::info!(cell = %cell, epoch = lease.epoch, restored = loaded.restored, skipped = loaded.skipped, "loaded the cell from the store");
+    let persistence =
+        pwn_zone_node::server::Persistence { store, cell, epoch: lease.epoch, interval_ticks: args.checkpoint_ticks };
     let identity = ServiceIdentity { sim_digest: pwn_sim::build_digest(&cfg.sim), tick_hz: cfg.sim.tick_hz as u16 };
     let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: args.data.clone() })?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -48,7 +69,7 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
             }
             tracing::info!("shutting down");
         };
-        run(net, Zone::new(sim, ZoneConfig::default()), 1, stats, shutdown).await;
+        run(net, Zone::new(sim, ZoneConfig::default()), 1, Some(persistence), stats, shutdown).await;
         anyhow::Ok(())
     })
 }

@@ -19,17 +19,81 @@ impl Drop for Zone {
     }
 }
 
-fn start_zone(data: &std::path::Path) -> (Zone, std::net::SocketAddr) {
+fn start_zone(data: &std::path::Path) -> (Zone, std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pwn"))
         .args(["zone", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()])
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start pwn zone");
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.split_whitespace().nth(4).expect("address in the first line").parse().expect("an address");
-    (Zone(child), addr)
+    // The zone's log, line by line, so tests can wait for what it reports.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (Zone(child), addr, rx)
+}
+
+/// Waits for a log line containing `needle` and returns it.
+fn wait_for(log: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {needle:?}: {e}"),
+        }
+    }
+}
+
+fn crate_records(db: &std::path::Path) -> Vec<(u64, [f32; 3])> {
+    let store = pwn_store::Store::new(std::sync::Arc::new(pwn_store::SqliteBackend::open(db).unwrap()));
+    let (b, e) = pwn_store::keys::subspace("entities").range();
+    let rows = store.transact(|t| t.get_range(&b, &e, pwn_store::RangeOptions::default())).unwrap();
+    rows.iter()
+        .map(|(k, v)| {
+            let id = foundationdb_tuple::unpack::<(String, String, u64)>(k).unwrap().2;
+            (id, pwn_store::keys::EntityRecord::decode(k, v).unwrap().position_m)
+        })
+        .collect()
+}
+
+#[test]
+fn a_zone_killed_with_sigkill_comes_back_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pwn.sqlite");
+    let (mut zone, _, log) = start_zone(dir.path());
+    assert!(wait_for(&log, "loaded the cell").contains("restored=0"));
+    // Two checkpoints: the arena's stacked crates have settled by then.
+    wait_for(&log, "checkpoint written");
+    wait_for(&log, "checkpoint written");
+    let before = crate_records(&db);
+    assert_eq!(before.len(), pwn_sim::WorldDesc::arena().crates.len());
+    zone.0.kill().unwrap(); // SIGKILL: no last checkpoint, no cleanup.
+    zone.0.wait().unwrap();
+    drop(zone);
+
+    let (_zone, _, log) = start_zone(dir.path());
+    let loaded = wait_for(&log, "loaded the cell");
+    assert!(loaded.contains(&format!("restored={}", before.len())), "{loaded}");
+    wait_for(&log, "checkpoint written");
+    let after = crate_records(&db);
+    assert_eq!(after.len(), before.len());
+    for ((id_a, a), (id_b, b)) in before.iter().zip(&after) {
+        assert_eq!(id_a, id_b);
+        let moved = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(moved < 1e-3, "crate {id_a} came back {moved} m away from its checkpoint");
+    }
 }
 
 async fn joined(conn: &mut Conn) -> u64 {
@@ -45,7 +109,7 @@ async fn joined(conn: &mut Conn) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_move_see_each_other_and_chat_through_a_real_zone_process() {
     let dir = tempfile::tempdir().unwrap();
-    let (_zone, addr) = start_zone(dir.path());
+    let (_zone, addr, _log) = start_zone(dir.path());
     let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
     let client = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
     let hello =

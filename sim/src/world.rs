@@ -188,6 +188,30 @@ impl Sim {
         })
     }
 
+    /// A crate's full motion state, for persistence: position, rotation, linear and angular
+    /// velocity.
+    pub fn crate_state(&self, id: EntityId) -> Option<(Vec3, Quat, Vec3, Vec3)> {
+        let c = self.crates.iter().find(|c| c.id == id)?;
+        let b = self.physics.bodies.get(c.body)?;
+        Some((b.translation(), *b.rotation(), b.linvel(), b.angvel()))
+    }
+
+    /// Puts a crate back where a checkpoint left it (a zone loading its cells). Refuses unknown
+    /// crates and non-finite or out-of-world states, returning false.
+    pub fn restore_crate(&mut self, id: EntityId, position: Vec3, rotation: Quat, linvel: Vec3, angvel: Vec3) -> bool {
+        let finite = position.is_finite() && rotation.is_finite() && linvel.is_finite() && angvel.is_finite();
+        if !finite || !self.desc.contains_xz(position.x, position.z) || position.y.abs() > 8192.0 {
+            return false;
+        }
+        let Some(c) = self.crates.iter().find(|c| c.id == id) else { return false };
+        let Some(b) = self.physics.bodies.get_mut(c.body) else { return false };
+        b.set_translation(position, true);
+        b.set_rotation(rotation.normalize(), true);
+        b.set_linvel(linvel, true);
+        b.set_angvel(angvel, true);
+        true
+    }
+
     /// Adds a character at a spawn point chosen with the simulation's seeded randomness.
     pub fn spawn_character(&mut self, id: EntityId) -> Result<SimEvent, SimError> {
         let spawn = self.pick_spawn();

@@ -4,17 +4,19 @@
 //! - [`input_buffer`]: per-player input reception (redundant, duplicated, reordered, late and
 //!   lost datagrams) and the one-input-per-tick release policy.
 //! - [`interest`]: which entities a player can see (an R-tree rebuilt each tick).
+//! - [`persist`]: checkpoints of the zone's crates, fenced by the cell lease, and loading them.
 //! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
 //!   a byte budget, packed deltas against the client's acknowledged view.
 //! - [`zone`]: the zone core: simulation plus players, advanced one tick at a time (no IO).
 //! - [`server`]: the async shell: accepts players over pwn-net, runs the fixed tick, sends
 //!   snapshots as datagrams and events on the control stream, never waiting on the network.
 //!
-//! Not yet: persistence of the zone's entities (checkpoints fenced by the cell lease), login
-//! through the gateway (players connect directly for now), per-client bandwidth metrics.
+//! Not yet: login through the gateway (players connect directly for now), persistence of
+//! players (with the gateway), per-client bandwidth metrics.
 
 pub mod input_buffer;
 pub mod interest;
+pub mod persist;
 pub mod server;
 pub mod snapshots;
 pub mod zone;

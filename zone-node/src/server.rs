@@ -5,6 +5,7 @@
 //! bounded inbox (full means dropped and counted), snapshots go out as datagrams (queued, never
 //! awaited), and reliable events go through a bounded per-player queue drained by a writer task.
 
+use crate::persist::{SimBounds, checkpoint, crate_states};
 use crate::zone::Zone;
 use pwn_net::{Conn, ConnTx, NetServer};
 use pwn_proto::{GameEvent, Message, RefuseCode};
@@ -37,6 +38,54 @@ pub mod metric {
     pub const EVENTS_DROPPED: &str = "pwn_zone_events_dropped_total";
     /// Inputs that arrived too late or were missing, per tick.
     pub const INPUTS_MISSING: &str = "pwn_zone_inputs_missing_total";
+    /// Checkpoints written.
+    pub const CHECKPOINTS: &str = "pwn_zone_checkpoints_total";
+    /// Time from taking a checkpoint's state to its commit (milliseconds).
+    pub const CHECKPOINT_LAG_MS: &str = "pwn_zone_checkpoint_lag_ms";
+}
+
+/// Where and how often the zone checkpoints its entities.
+#[derive(Clone, Debug)]
+pub struct Persistence {
+    /// The store.
+    pub store: pwn_store::Store,
+    /// The cell the zone holds (the whole world until the partitioner splits it).
+    pub cell: pwn_store::keys::CellKey,
+    /// The lease epoch every write is fenced by.
+    pub epoch: u64,
+    /// Ticks between checkpoints (30: once a second at 30 Hz).
+    pub interval_ticks: u32,
+}
+
+/// Writes the newest checkpoint handed over, on a blocking thread, until the lease is lost or
+/// the zone stops. A slow store never delays the tick: states not yet written are replaced by
+/// newer ones.
+async fn persist_loop(
+    p: Persistence,
+    bounds: SimBounds,
+    mut states: tokio::sync::watch::Receiver<Option<(Instant, Vec<crate::persist::CrateState>)>>,
+) {
+    while states.changed().await.is_ok() {
+        let Some((taken, crates)) = states.borrow_and_update().clone() else { continue };
+        let (store, cell, epoch) = (p.store.clone(), p.cell, p.epoch);
+        let written = tokio::task::spawn_blocking(move || {
+            checkpoint(&store, cell, epoch, &crates, &bounds).map(|()| crates.len())
+        })
+        .await;
+        match written {
+            Ok(Ok(n)) => {
+                metrics::counter!(metric::CHECKPOINTS).increment(1);
+                metrics::histogram!(metric::CHECKPOINT_LAG_MS).record(taken.elapsed().as_secs_f64() * 1e3);
+                tracing::info!(cell = %p.cell, epoch = p.epoch, entities = n, "checkpoint written");
+            }
+            Ok(Err(pwn_store::StoreError::Fenced { found, .. })) => {
+                tracing::error!(cell = %p.cell, epoch = p.epoch, ?found, "lease lost: this zone no longer writes its cell");
+                return;
+            }
+            Ok(Err(e)) => tracing::warn!(cell = %p.cell, error = %e, "checkpoint failed; the next one will retry"),
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+        }
+    }
 }
 
 enum ToZone {
@@ -99,9 +148,13 @@ pub async fn run(
     mut net: NetServer,
     mut zone: Zone,
     first_player_id: u64,
+    persistence: Option<Persistence>,
     stats: Arc<ZoneStats>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let (checkpoint_tx, checkpoint_rx) = tokio::sync::watch::channel(None);
+    let interval_ticks = persistence.as_ref().map_or(0, |p| u64::from(p.interval_ticks.max(1)));
+    let persister = persistence.map(|p| tokio::spawn(persist_loop(p, SimBounds::of(zone.sim()), checkpoint_rx)));
     let (inbox_tx, mut inbox) = mpsc::channel::<ToZone>(INBOX_MAX);
     let next_id = Arc::new(AtomicU64::new(first_player_id));
     let accept_inbox = inbox_tx.clone();
@@ -164,6 +217,9 @@ pub async fn run(
             }
         }
         let out = zone.tick();
+        if interval_ticks > 0 && zone.sim().tick().0.is_multiple_of(interval_ticks) {
+            checkpoint_tx.send_replace(Some((Instant::now(), crate_states(zone.sim()))));
+        }
         metrics::counter!(metric::INPUTS_MISSING).increment(u64::from(out.report.inputs_missing));
         for (player, snapshot) in out.snapshots {
             if let Some((tx, _)) = players.get(&player) {
@@ -190,6 +246,12 @@ pub async fn run(
         }
     }
     acceptor.abort();
+    // A last checkpoint on the way out.
+    if let Some(persister) = persister {
+        checkpoint_tx.send_replace(Some((Instant::now(), crate_states(zone.sim()))));
+        drop(checkpoint_tx);
+        let _ = persister.await;
+    }
     for (tx, _) in players.values() {
         tx.refuse(RefuseCode::Unavailable, "the zone is shutting down".into()).await;
     }

@@ -1,0 +1,154 @@
+//! Persistence of the zone's entities: a checkpoint writes every crate's motion state, fenced by
+//! the zone's cell lease, and a starting zone loads what the last checkpoint wrote. Synchronous
+//! (store calls block): the async shell runs them on blocking threads, never in the tick.
+//!
+//! Rules:
+//! - `[persist-1]` every checkpoint transaction reads the cell's lease and aborts if the epoch
+//!   moved (`pwn_store::fence::check_lease`): a zone that lost its lease can never write;
+//! - `[persist-2]` a checkpoint replaces the cell's position index entries and entity records in
+//!   one transaction: readers see the whole checkpoint or the previous one;
+//! - `[persist-3]` loading ignores records that do not decode or name unknown crates, counting
+//!   them; it never fails the start because of one bad record.
+
+use glam::{Quat, Vec3};
+use pwn_sim::{EntityId, Sim};
+use pwn_store::fence::{check_lease, grant_lease};
+use pwn_store::keys::{CellKey, EntityRecord, LeaseRecord, entity_at_key, entity_key, finest_quadkey};
+use pwn_store::{Store, StoreError};
+
+/// Entity kind stored for crates.
+pub const KIND_CRATE: u32 = 1;
+
+/// One crate's persisted motion.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct CrateState {
+    /// Its id.
+    pub id: EntityId,
+    /// Position.
+    pub position: Vec3,
+    /// Orientation.
+    pub rotation: Quat,
+    /// Linear velocity.
+    pub linvel: Vec3,
+    /// Angular velocity.
+    pub angvel: Vec3,
+}
+
+impl CrateState {
+    fn record(&self) -> EntityRecord {
+        let mut data = Vec::with_capacity(40);
+        for v in self.rotation.to_array().into_iter().chain(self.linvel.to_array()).chain(self.angvel.to_array()) {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        EntityRecord { kind: KIND_CRATE, position_m: self.position.to_array(), yaw_rad: 0.0, health: 0, data }
+    }
+
+    fn from_record(id: EntityId, r: &EntityRecord) -> Option<Self> {
+        if r.kind != KIND_CRATE || r.data.len() != 40 {
+            return None;
+        }
+        let f: Vec<f32> = r.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Some(Self {
+            id,
+            position: Vec3::from(r.position_m),
+            rotation: Quat::from_xyzw(f[0], f[1], f[2], f[3]),
+            linvel: Vec3::new(f[4], f[5], f[6]),
+            angvel: Vec3::new(f[7], f[8], f[9]),
+        })
+    }
+}
+
+/// Every crate's state in the simulation now.
+pub fn crate_states(sim: &Sim) -> Vec<CrateState> {
+    sim.crates()
+        .filter_map(|(id, ..)| {
+            let (position, rotation, linvel, angvel) = sim.crate_state(id)?;
+            Some(CrateState { id, position, rotation, linvel, angvel })
+        })
+        .collect()
+}
+
+/// Takes the lease of `cell` for `node` (the next epoch).
+pub fn acquire_lease(store: &Store, cell: CellKey, node: u64) -> Result<LeaseRecord, StoreError> {
+    store.transact(|t| grant_lease(t, cell, node))
+}
+
+/// Writes a checkpoint of `crates` for `cell`, fenced by `epoch` (`[persist-1]`, `[persist-2]`).
+pub fn checkpoint(
+    store: &Store,
+    cell: CellKey,
+    epoch: u64,
+    crates: &[CrateState],
+    sim: &SimBounds,
+) -> Result<(), StoreError> {
+    store.transact(|t| {
+        check_lease(t, cell, epoch)?;
+        let (b, e) = cell.entity_at_range();
+        t.clear_range(&b, &e)?;
+        for c in crates {
+            let q = finest_quadkey(c.position.x, c.position.z, sim.origin_m, sim.size_m);
+            t.set(&entity_at_key(q, c.id.0), b"")?;
+            t.set(&entity_key(c.id.0), &c.record().encode())?;
+        }
+        Ok(())
+    })
+}
+
+/// The world bounds quadkeys are computed over.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct SimBounds {
+    /// Minimum corner on XZ.
+    pub origin_m: [f32; 2],
+    /// Extent on XZ.
+    pub size_m: [f32; 2],
+}
+
+impl SimBounds {
+    /// The bounds of a simulation's world.
+    pub fn of(sim: &Sim) -> Self {
+        Self { origin_m: sim.desc().origin_m, size_m: sim.desc().size_m }
+    }
+}
+
+/// What loading found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Crates restored from the store.
+    pub restored: u32,
+    /// Records skipped (undecodable, another kind, unknown crate, invalid state).
+    pub skipped: u32,
+}
+
+/// Loads `cell`'s crates from the store into `sim` (`[persist-3]`).
+pub fn load_crates(store: &Store, cell: CellKey, sim: &mut Sim) -> Result<LoadReport, StoreError> {
+    let (b, e) = cell.entity_at_range();
+    let mut ids = Vec::new();
+    store.for_each_page(&b, &e, 10_000, |page| {
+        for (k, _) in page {
+            if let Ok((_, _, _, id)) = foundationdb_tuple::unpack::<(String, String, u64, u64)>(k) {
+                ids.push(id);
+            }
+        }
+    })?;
+    let mut report = LoadReport::default();
+    for chunk in ids.chunks(1_000) {
+        let records = store.transact(|t| {
+            let mut out = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                let key = entity_key(*id);
+                out.push((*id, t.get(&key)?.map(|v| EntityRecord::decode(&key, &v))));
+            }
+            Ok::<_, StoreError>(out)
+        })?;
+        for (id, record) in records {
+            let state = record.and_then(|r| r.ok()).and_then(|r| CrateState::from_record(EntityId(id), &r));
+            let restored = state.is_some_and(|c| sim.restore_crate(c.id, c.position, c.rotation, c.linvel, c.angvel));
+            if restored {
+                report.restored += 1;
+            } else {
+                report.skipped += 1;
+            }
+        }
+    }
+    Ok(report)
+}

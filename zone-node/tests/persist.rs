@@ -1,0 +1,89 @@
+//! Checkpoints of the zone's crates: a new zone loads exactly what the last checkpoint wrote;
+//! a zone that lost its lease cannot write; bad records are skipped, counted.
+
+use pwn_sim::{EntityId, Sim, SimConfig, WorldDesc};
+use pwn_store::keys::{CellKey, entity_at_key, entity_key};
+use pwn_store::{MemoryBackend, Store, StoreError};
+use pwn_zone_node::persist::{SimBounds, acquire_lease, checkpoint, crate_states, load_crates};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn arena() -> Sim {
+    Sim::new(WorldDesc::arena(), SimConfig::default(), 1).unwrap()
+}
+
+fn settle(sim: &mut Sim, ticks: u32) {
+    for _ in 0..ticks {
+        sim.step(&BTreeMap::new());
+    }
+}
+
+#[test]
+fn a_new_zone_loads_the_last_checkpoint() {
+    let store = Store::new(Arc::new(MemoryBackend::new()));
+    let cell = CellKey::ROOT;
+    let lease = acquire_lease(&store, cell, 1).unwrap();
+    let mut sim = arena();
+    // Move one crate somewhere the world description does not put it, then let it settle.
+    let id = EntityId::world_entity(0);
+    assert!(sim.restore_crate(
+        id,
+        glam::Vec3::new(3.0, 2.0, -3.0),
+        glam::Quat::IDENTITY,
+        glam::Vec3::ZERO,
+        glam::Vec3::ZERO
+    ));
+    settle(&mut sim, 60);
+    let saved = crate_states(&sim);
+    checkpoint(&store, cell, lease.epoch, &saved, &SimBounds::of(&sim)).unwrap();
+
+    let mut fresh = arena();
+    assert_ne!(crate_states(&fresh), saved, "the test needs state the description does not give");
+    let report = load_crates(&store, cell, &mut fresh).unwrap();
+    assert_eq!(report.restored as usize, saved.len());
+    assert_eq!(report.skipped, 0);
+    assert_eq!(crate_states(&fresh), saved);
+}
+
+#[test]
+fn persist_1_a_zone_that_lost_its_lease_cannot_checkpoint() {
+    let store = Store::new(Arc::new(MemoryBackend::new()));
+    let cell = CellKey::ROOT;
+    let old = acquire_lease(&store, cell, 1).unwrap();
+    let sim = arena();
+    checkpoint(&store, cell, old.epoch, &crate_states(&sim), &SimBounds::of(&sim)).unwrap();
+    let new = acquire_lease(&store, cell, 2).unwrap();
+    assert!(new.epoch > old.epoch);
+    let mut moved = crate_states(&sim);
+    moved[0].position.x += 1.0;
+    let err = checkpoint(&store, cell, old.epoch, &moved, &SimBounds::of(&sim)).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { .. }), "{err:?}");
+    let mut fresh = arena();
+    load_crates(&store, cell, &mut fresh).unwrap();
+    assert_eq!(crate_states(&fresh), crate_states(&sim), "the fenced write leaked");
+}
+
+#[test]
+fn persist_3_bad_records_are_skipped_not_fatal() {
+    let store = Store::new(Arc::new(MemoryBackend::new()));
+    let cell = CellKey::ROOT;
+    let lease = acquire_lease(&store, cell, 1).unwrap();
+    let sim = arena();
+    checkpoint(&store, cell, lease.epoch, &crate_states(&sim), &SimBounds::of(&sim)).unwrap();
+    store
+        .transact(|t| {
+            // Garbage under a real crate's key, and an index entry for an entity that is no crate.
+            t.set(&entity_key(EntityId::world_entity(1).0), b"\xff\x00garbage")?;
+            t.set(&entity_at_key(0, 42), b"")?;
+            t.set(
+                &entity_key(42),
+                &pwn_store::keys::EntityRecord { kind: 9, position_m: [0.0; 3], yaw_rad: 0.0, health: 1, data: vec![] }
+                    .encode(),
+            )
+        })
+        .unwrap();
+    let mut fresh = arena();
+    let report = load_crates(&store, cell, &mut fresh).unwrap();
+    assert_eq!(report.skipped, 2);
+    assert_eq!(report.restored as usize, crate_states(&sim).len() - 1);
+}
