@@ -9,6 +9,7 @@
 //! - `kv`: `pwn kv`, reading and clearing world state in the store.
 //! - `stats`: percentiles for reports.
 //! - `zone_cmd`: `pwn zone`, a zone node.
+//! - `up`: `pwn up`, a whole local world as separate processes.
 //!
 //! Each subcommand parses its flags, starts tracing, and calls into the library crates; no
 //! game logic lives here.
@@ -19,6 +20,7 @@ mod headless;
 mod kv;
 mod script;
 mod stats;
+mod up;
 mod zone_cmd;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +42,8 @@ struct Cli {
 enum Command {
     /// Run the shared simulation headless with scripted players and print what happens.
     Sim(headless::SimArgs),
+    /// Start a complete local world (each role its own process) until Ctrl-C.
+    Up(up::UpArgs),
     /// Run a zone node: the authoritative simulation, with players connecting over QUIC.
     Zone(zone_cmd::ZoneArgs),
     /// Read world state in the store (decoded tuples), count, or clear with --yes.
@@ -59,7 +63,9 @@ fn init_tracing() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    let config_path = cli.config.clone();
     let result = config::PwnConfig::load(cli.config.as_deref()).and_then(|cfg| match cli.command {
+        Command::Up(args) => up::run_up(config_path.as_deref(), &args),
         Command::Sim(args) => headless::run_sim(&cfg, &args),
         Command::Kv(args) => kv::run(&cfg, &args),
         Command::Zone(args) => zone_cmd::run_zone(&cfg, &args),
