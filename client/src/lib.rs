@@ -5,7 +5,10 @@
 //!   authoritative snapshots (rollback and replay of unacknowledged inputs), and smoothing of
 //!   the remaining visual error.
 //!
-//! Not yet: the connection and game-loop API (`update(dt, input) -> view`), interpolation of
-//! remote entities, predicted projectiles, the headless bot mode.
+//! - [`interp`]: remote entities drawn between snapshots with an adaptive delay.
+//!
+//! Not yet: the connection and game-loop API (`update(dt, input) -> view`), predicted
+//! projectiles, the headless bot mode.
 
+pub mod interp;
 pub mod predict;
