@@ -131,7 +131,7 @@ impl InputBuffer {
             self.counters.accepted += 1;
         }
         while self.waiting.len() > BACKLOG_MAX {
-            let (oldest, _) = self.waiting.pop_first().expect("non-empty: len > BACKLOG_MAX");
+            let Some((oldest, _)) = self.waiting.pop_first() else { break };
             self.last_released = Some(oldest);
             self.counters.skipped += 1;
             if let Some(o) = self.playout_offset.as_mut() {

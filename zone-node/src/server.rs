@@ -224,8 +224,8 @@ pub async fn run(
         for (player, snapshot) in out.snapshots {
             if let Some((tx, _)) = players.get(&player) {
                 metrics::counter!(metric::SNAPSHOT_BYTES).increment(snapshot.updates.len() as u64);
-                // A snapshot too large for a datagram cannot happen within the budget; if it
-                // did, skipping one is harmless: the next is a delta against the last ack.
+                // Snapshots fit a datagram by construction (budget cap, bounded removals). A send
+                // can still fail on a closing connection; the player's task reports the end.
                 let _ = tx.send_datagram(&Message::Snapshot(snapshot));
             }
         }

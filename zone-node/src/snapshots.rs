@@ -6,7 +6,9 @@
 //! - `[snap-2]` the packed updates of one snapshot never exceed the byte budget;
 //! - `[snap-3]` an entity left out for budget keeps gaining priority each tick it waits, so
 //!   every entity in view is eventually sent (no starvation);
-//! - `[snap-4]` an entity that leaves the interest radius is listed as removed;
+//! - `[snap-4]` an entity that leaves the interest radius is listed as removed (at most
+//!   `REMOVED_PER_SNAPSHOT_MAX` per snapshot, so a snapshot always fits in a datagram; the rest
+//!   stay in the view and are removed in the following snapshots);
 //! - `[snap-5]` the view recorded for a tick is exactly what the client builds by applying that
 //!   snapshot to its baseline, so later deltas are against what the client really holds;
 //! - `[snap-6]` when acknowledgements have been lost for longer than `BASELINE_AGE_MAX` ticks the
@@ -15,6 +17,9 @@
 use pwn_proto::Snapshot;
 use pwn_proto::delta::{EntityState, View, diff, pack};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Removals listed in one snapshot (8 bytes each, inside the datagram limit with a full budget).
+pub const REMOVED_PER_SNAPSHOT_MAX: usize = 8;
 
 /// Views remembered per client while waiting for acknowledgements (two seconds at 30 Hz).
 pub const SENT_VIEWS_MAX: usize = 64;
@@ -80,7 +85,12 @@ impl ClientSnapshots {
             None => (0, &empty),
         };
         let in_interest: BTreeMap<u64, &Candidate> = candidates.iter().map(|c| (c.state.id, c)).collect();
-        let removed: Vec<u64> = baseline.keys().filter(|id| !in_interest.contains_key(id)).copied().collect();
+        let removed: Vec<u64> = baseline
+            .keys()
+            .filter(|id| !in_interest.contains_key(id))
+            .take(REMOVED_PER_SNAPSHOT_MAX)
+            .copied()
+            .collect();
 
         // Those that need sending, most urgent first; waiting raises urgency ([snap-3]).
         let mut needed: Vec<(&Candidate, f32)> = in_interest
@@ -191,6 +201,26 @@ mod tests {
         c.ack(1);
         let s = c.build(2, 0, &[entity(1, 0)], 1_000);
         assert_eq!(s.removed, vec![2]);
+    }
+
+    #[test]
+    fn snap_4_many_departures_are_spread_over_snapshots_that_fit_a_datagram() {
+        let mut c = ClientSnapshots::new();
+        let mut client = ReceivedViews::new();
+        let crowd: Vec<Candidate> = (1..=40).map(|i| entity(i, i as i32)).collect();
+        client.apply(&c.build(1, 0, &crowd, 1_000)).unwrap();
+        c.ack(1);
+        let mut tick = 2;
+        while client.latest().is_some_and(|(_, v)| !v.is_empty()) {
+            let s = c.build(tick, 0, &[], 1_000);
+            assert!(s.removed.len() <= REMOVED_PER_SNAPSHOT_MAX);
+            let bytes = pwn_proto::encode_datagram(&pwn_proto::Message::Snapshot(s.clone())).unwrap();
+            assert!(bytes.len() <= pwn_proto::codec::DATAGRAM_SIZE_MAX);
+            client.apply(&s).unwrap();
+            c.ack(tick);
+            tick += 1;
+            assert!(tick < 20, "departures never finished");
+        }
     }
 
     #[test]

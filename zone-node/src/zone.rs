@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 pub struct ZoneConfig {
     /// Players see entities within this radius.
     pub interest_radius_m: f32,
-    /// Packed snapshot bytes per player per tick.
+    /// Packed snapshot bytes per player per tick (capped at `SNAPSHOT_BUDGET_MAX_BYTES`, so a
+    /// snapshot always fits in one datagram).
     pub snapshot_budget_bytes: usize,
     /// Proximity chat reaches this far.
     pub chat_radius_m: f32,
@@ -29,6 +30,10 @@ impl Default for ZoneConfig {
         Self { interest_radius_m: 80.0, snapshot_budget_bytes: 1_000, chat_radius_m: 30.0, chat_lines_per_s: 2.0 }
     }
 }
+
+/// Largest snapshot budget: with its header and `REMOVED_PER_SNAPSHOT_MAX` removals, a
+/// snapshot then stays within `pwn_proto::codec::DATAGRAM_SIZE_MAX`.
+pub const SNAPSHOT_BUDGET_MAX_BYTES: usize = 1_000;
 
 /// Why a chat line was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,7 +213,12 @@ impl Zone {
                 })
                 .collect();
             let input_ack = slot.inputs.newest_released().map_or(0, |s| s.0);
-            let snapshot = slot.snapshots.build(tick, input_ack, &candidates, self.cfg.snapshot_budget_bytes);
+            let snapshot = slot.snapshots.build(
+                tick,
+                input_ack,
+                &candidates,
+                self.cfg.snapshot_budget_bytes.min(SNAPSHOT_BUDGET_MAX_BYTES),
+            );
             out.snapshots.push((*player, snapshot));
         }
 

@@ -107,13 +107,8 @@ impl Transaction for Buffered {
 
     fn get_range(&mut self, begin: &[u8], end: &[u8], opts: RangeOptions) -> Result<Vec<KeyValue>, StoreError> {
         self.check_age()?;
-        limits::check_key(begin)?;
-        limits::check_key(end)?;
-        let limit = opts.limit.min(RANGE_LIMIT_MAX);
         let mut out = Vec::new();
-        if begin >= end || limit == 0 {
-            return Ok(out);
-        }
+        let Some(limit) = limits::range_limit(begin, end, opts.limit)? else { return Ok(out) };
         let batch = (limit + 16).min(RANGE_LIMIT_MAX);
         let (mut lo, mut hi) = (begin.to_vec(), end.to_vec());
         loop {

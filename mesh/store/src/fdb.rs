@@ -6,7 +6,7 @@
 
 use crate::api::{Backend, KeyValue, RangeOptions, Transaction};
 use crate::error::StoreError;
-use crate::limits::{self, RANGE_LIMIT_MAX, WriteBudget};
+use crate::limits::{self, WriteBudget};
 use foundationdb::options::{MutationType, StreamingMode};
 use foundationdb::{Database, RangeOption};
 use futures::executor::block_on;
@@ -59,13 +59,8 @@ impl Transaction for FdbTransaction {
     }
 
     fn get_range(&mut self, begin: &[u8], end: &[u8], opts: RangeOptions) -> Result<Vec<KeyValue>, StoreError> {
-        limits::check_key(begin)?;
-        limits::check_key(end)?;
-        let limit = opts.limit.min(RANGE_LIMIT_MAX);
         let mut out = Vec::new();
-        if begin >= end || limit == 0 {
-            return Ok(out);
-        }
+        let Some(limit) = limits::range_limit(begin, end, opts.limit)? else { return Ok(out) };
         let mut range = RangeOption::from((begin, end));
         range.limit = Some(limit);
         range.reverse = opts.reverse;

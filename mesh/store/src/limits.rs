@@ -31,6 +31,15 @@ pub fn check_value(value: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The effective limit of a range read, or `None` when it reads nothing (empty or inverted
+/// range, zero limit); checks both bounds.
+pub(crate) fn range_limit(begin: &[u8], end: &[u8], limit: usize) -> Result<Option<usize>, StoreError> {
+    check_key(begin)?;
+    check_key(end)?;
+    let limit = limit.min(RANGE_LIMIT_MAX);
+    Ok((begin < end && limit > 0).then_some(limit))
+}
+
 /// What a transaction has written so far, checked against the write limits as it grows: the
 /// one place every backend's transaction enforces key, value and transaction sizes.
 #[derive(Debug, Default)]
