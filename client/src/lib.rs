@@ -1,14 +1,22 @@
 //! pwn-client: the engine-agnostic client library.
 //!
 //! # Layout
+//! - [`connection`]: [`Client`], one QUIC connection to the server and the game-loop API:
+//!   `update(dt, intent) -> Frame`, chat, counters. Bots use it headless, driven by a timer.
+//! - [`game`]: the core behind it, with no IO: fixed-rate inputs with redundancy, prediction,
+//!   interpolation, predicted projectiles, counters.
 //! - [`predict`]: the local player's prediction with pwn-sim, reconciliation against
 //!   authoritative snapshots (rollback and replay of unacknowledged inputs), and smoothing of
 //!   the remaining visual error.
-//!
 //! - [`interp`]: remote entities drawn between snapshots with an adaptive delay.
-//!
-//! Not yet: the connection and game-loop API (`update(dt, input) -> view`), predicted
-//! projectiles, the headless bot mode.
+//! - [`counters`]: what a client measures, in mergeable histograms.
 
+pub mod connection;
+pub mod counters;
+pub mod game;
 pub mod interp;
 pub mod predict;
+
+pub use connection::{Client, JoinError};
+pub use counters::{ClientCounters, Histogram};
+pub use game::{Drawn, DrawnProjectile, Frame, GameClient, Intent};

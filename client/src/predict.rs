@@ -41,6 +41,20 @@ pub struct PredictionStats {
     pub replayed: u64,
 }
 
+/// The outcome of comparing a server state with the prediction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reconciled {
+    /// Nothing to compare: the acknowledged input is not (or no longer) remembered.
+    NotCompared,
+    /// The server agrees with the prediction exactly.
+    Confirmed,
+    /// The server disagreed by `error_m`; the prediction was rolled back and replayed.
+    Corrected {
+        /// Distance between the predicted and the server's position.
+        error_m: f32,
+    },
+}
+
 /// The local player's predictor.
 pub struct Predictor {
     sim: Sim,
@@ -93,6 +107,22 @@ impl Predictor {
         wire
     }
 
+    /// The local player's projectiles in flight, as predicted.
+    pub fn projectiles(&self) -> impl Iterator<Item = &pwn_sim::Projectile> {
+        let me = self.me;
+        self.sim.projectiles().filter(move |p| p.owner == me)
+    }
+
+    /// Whether the local player has a predicted projectile with this id.
+    pub fn has_projectile(&self, id: EntityId) -> bool {
+        self.sim.projectile(id).is_some()
+    }
+
+    /// The predicted character's yaw, radians.
+    pub fn yaw_rad(&self) -> Option<f32> {
+        self.predicted().map(|c| c.yaw_rad)
+    }
+
     /// Eases the visual offset for `dt_s` seconds of rendering.
     pub fn advance_visual(&mut self, dt_s: f32) {
         let keep = (1.0 - SMOOTHING_PER_S * dt_s).clamp(0.0, 1.0);
@@ -100,15 +130,15 @@ impl Predictor {
     }
 
     /// Reconciles with the server: `server` is the player's state in a snapshot whose
-    /// `input_ack` is the last input the server applied. Returns whether it corrected.
-    pub fn reconcile(&mut self, input_ack: u32, server: &EntityState) -> bool {
+    /// `input_ack` is the last input the server applied.
+    pub fn reconcile(&mut self, input_ack: u32, server: &EntityState) -> Reconciled {
         while self.history.front().is_some_and(|(seq, _, _)| *seq < input_ack) {
             self.history.pop_front();
         }
-        let Some((seq, _, predicted)) = self.history.front().cloned() else { return false };
+        let Some((seq, _, predicted)) = self.history.front().cloned() else { return Reconciled::NotCompared };
         if seq != input_ack {
             // The acknowledged input is older than anything remembered: nothing to compare.
-            return false;
+            return Reconciled::NotCompared;
         }
         self.history.pop_front();
         let mut authoritative = predicted.clone();
@@ -119,7 +149,7 @@ impl Predictor {
         c.health = server.health;
         if authoritative.character == predicted.character {
             self.stats.confirmations += 1;
-            return false;
+            return Reconciled::Confirmed;
         }
         let before = self.render_position().unwrap_or(Vec3::ZERO);
         let error = predicted.character.position_m.distance(authoritative.character.position_m);
@@ -141,6 +171,6 @@ impl Predictor {
         if self.visual_offset.length() > SNAP_DISTANCE_M {
             self.visual_offset = Vec3::ZERO;
         }
-        true
+        Reconciled::Corrected { error_m: error }
     }
 }

@@ -180,6 +180,11 @@ impl Sim {
         self.projectiles.values()
     }
 
+    /// One projectile in flight.
+    pub fn projectile(&self, id: EntityId) -> Option<&Projectile> {
+        self.projectiles.get(&id)
+    }
+
     /// All crates with their pose and velocity: (id, position, rotation, linear velocity).
     pub fn crates(&self) -> impl Iterator<Item = (EntityId, Vec3, Quat, Vec3)> + '_ {
         self.crates.iter().filter_map(|c| {

@@ -8,31 +8,33 @@
 //! - `[input-2]` an input already waiting is a duplicate and is dropped, counted;
 //! - `[input-3]` an input further ahead than `pwn_sim::input::INPUT_SEQ_JUMP_MAX` is dropped,
 //!   counted: accepting it would make every honest input after it look late;
-//! - `[input-4]` each tick releases the lowest waiting input that is due; with none due the tick
-//!   gets none and the simulation repeats the player's last movement (counted as missing);
-//! - `[input-6]` inputs play out at a fixed offset: input `n` is due at tick `n + offset`. The
-//!   first input sets the offset with `PLAYOUT_CUSHION_TICKS` of slack, enough for a lost
-//!   datagram (its inputs come one datagram later) plus jitter, so that no tick goes without
-//!   input: a tick without input makes the server's movement differ from the client's
-//!   prediction. An input that misses its tick anyway raises the offset by one (bounded); after
-//!   `PLAYOUT_SHRINK_TICKS` ticks in which the buffer always held more than it needed, the offset
-//!   shrinks by one, so a clean link gets back to low latency;
-//! - `[input-5]` at most `BACKLOG_MAX` inputs wait: when a client runs ahead (clock drift, a
-//!   burst after a stall) the oldest waiting inputs are skipped so that input latency stays
-//!   bounded (counted), never an unbounded queue.
+//! - `[input-4]` each tick releases the lowest waiting input; with none waiting the tick gets
+//!   none and the simulation repeats the player's last movement (counted as missing);
+//! - `[input-5]` at most `BACKLOG_MAX` inputs wait: when a client runs ahead (a burst after a
+//!   stall) the oldest waiting inputs are skipped so that input latency stays bounded
+//!   (counted), never an unbounded queue;
+//! - `[input-6]` the buffer is a jitter queue paced by the client: releases start once
+//!   `PLAYOUT_CUSHION_TICKS` inputs wait; after that one input leaves per tick and one arrives
+//!   per client tick, so the depth only changes when the client sends a little faster or
+//!   slower, or when an input misses its tick (the queue is then one deeper for good). The
+//!   client knows its link's jitter, so it sets the depth: its first inputs arrive as a burst
+//!   as deep as it needs.
+//!   Every snapshot reports the depth ([`InputBuffer::backlog`]) and the client steers it
+//!   (pwn-client `[game-7]`): a clean link drains to nearly nothing (low input latency), a
+//!   jittery one keeps a margin. Changing the depth on the server instead would skip or
+//!   stall an input, which the client's prediction cannot know about: a correction every time.
 
 use pwn_proto::WireInput;
 use pwn_sim::input::INPUT_SEQ_JUMP_MAX;
 use pwn_sim::{InputSeq, PlayerInput};
 use std::collections::BTreeMap;
 
-/// Inputs allowed to wait; past this the oldest are skipped. Four ticks is 133 ms at 30 Hz.
-pub const BACKLOG_MAX: usize = 4;
-/// Ticks of slack added to the first input's arrival to set the playout offset.
-pub const PLAYOUT_CUSHION_TICKS: i64 = 2;
-/// Ticks of surplus (always more than `PLAYOUT_CUSHION_TICKS` inputs waiting) before the offset
-/// shrinks by one.
-pub const PLAYOUT_SHRINK_TICKS: u32 = 300;
+/// Inputs allowed to wait; past this the oldest are skipped. Six ticks is 200 ms at 30 Hz:
+/// room for the deepest queue a client paces for (three) plus a burst after jitter.
+pub const BACKLOG_MAX: usize = 6;
+/// Inputs that must be waiting before the first is released (the client's first burst sets
+/// the real depth).
+pub const PLAYOUT_CUSHION_TICKS: usize = 1;
 
 /// What happened to inputs, for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,13 +43,13 @@ pub struct InputCounters {
     pub accepted: u64,
     /// Inputs dropped as duplicates of one waiting.
     pub duplicates: u64,
-    /// Inputs dropped for arriving after their tick (or after a later input was released).
+    /// Inputs dropped for arriving after a later input was released.
     pub late: u64,
     /// Inputs dropped for jumping too far ahead.
     pub too_far_ahead: u64,
     /// Inputs skipped to keep the backlog bounded.
     pub skipped: u64,
-    /// Ticks with no input to release.
+    /// Ticks, after the first release, with no input to release.
     pub missing: u64,
     /// Inputs released to the simulation.
     pub released: u64,
@@ -57,12 +59,6 @@ pub struct InputCounters {
 #[derive(Clone, Debug, Default)]
 pub struct InputBuffer {
     waiting: BTreeMap<u32, PlayerInput>,
-    /// Ticks run so far (this buffer's own clock).
-    tick: i64,
-    /// Input `n` is due at tick `n + playout_offset`; set by the first input.
-    playout_offset: Option<i64>,
-    /// Consecutive ticks with more inputs waiting than the cushion needs.
-    surplus_ticks: u32,
     last_released: Option<u32>,
     counters: InputCounters,
 }
@@ -121,12 +117,6 @@ impl InputBuffer {
                 self.counters.duplicates += 1;
                 continue;
             }
-            let next_tick = self.tick + 1;
-            let offset = *self.playout_offset.get_or_insert(next_tick - i64::from(seq) + PLAYOUT_CUSHION_TICKS);
-            if i64::from(seq) + offset < next_tick && self.waiting.is_empty() {
-                let raised = (offset + 1).min(next_tick - i64::from(seq) + BACKLOG_MAX as i64);
-                self.playout_offset = Some(raised);
-            }
             self.waiting.insert(seq, w.to_input());
             self.counters.accepted += 1;
         }
@@ -134,31 +124,15 @@ impl InputBuffer {
             let Some((oldest, _)) = self.waiting.pop_first() else { break };
             self.last_released = Some(oldest);
             self.counters.skipped += 1;
-            if let Some(o) = self.playout_offset.as_mut() {
-                *o -= 1;
-            }
         }
     }
 
-    /// The input for this tick, if any (see `[input-4]`).
+    /// The input for this tick, if any (see `[input-4]` and `[input-6]`).
     pub fn next_for_tick(&mut self) -> Option<PlayerInput> {
-        self.tick += 1;
-        if self.waiting.len() as i64 > PLAYOUT_CUSHION_TICKS {
-            self.surplus_ticks += 1;
-            if self.surplus_ticks >= PLAYOUT_SHRINK_TICKS
-                && let Some(o) = self.playout_offset.as_mut()
-            {
-                *o -= 1;
-                self.surplus_ticks = 0;
-            }
-        } else {
-            self.surplus_ticks = 0;
+        if self.last_released.is_none() && self.waiting.len() < PLAYOUT_CUSHION_TICKS {
+            return None;
         }
-        let due = match (self.waiting.first_key_value(), self.playout_offset) {
-            (Some((seq, _)), Some(offset)) => i64::from(*seq) + offset <= self.tick,
-            _ => false,
-        };
-        match due.then(|| self.waiting.pop_first()).flatten() {
+        match self.waiting.pop_first() {
             Some((seq, input)) => {
                 self.last_released = Some(seq);
                 self.counters.released += 1;
@@ -185,22 +159,20 @@ mod tests {
     fn input_1_to_4_redundant_reordered_and_late_inputs() {
         let mut b = InputBuffer::new();
         // Datagrams carry the newest inputs first, repeated.
+        assert!(b.next_for_tick().is_none(), "nothing to release yet");
         b.receive(&[w(2), w(1)]);
         b.receive(&[w(3), w(2), w(1)]);
         assert_eq!(b.counters().duplicates, 2);
-        // Input 1 is due after the playout cushion ([input-6]), counted from the newest input
-        // of the first datagram (2, so 1 is already a tick late).
-        for _ in 0..PLAYOUT_CUSHION_TICKS - 1 {
-            assert!(b.next_for_tick().is_none());
-        }
         assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(1));
         assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(2));
         // A reordered old datagram arrives after 1 and 2 were applied.
         b.receive(&[w(2), w(1)]);
         assert_eq!(b.counters().late, 2);
         assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(3));
-        assert_eq!(b.counters().missing, PLAYOUT_CUSHION_TICKS as u64 - 1);
-        // A lost datagram is recovered by the redundancy of the next one, still in time.
+        assert_eq!(b.counters().missing, 0, "the wait before the first release is not a miss");
+        assert!(b.next_for_tick().is_none());
+        assert_eq!(b.counters().missing, 1);
+        // A lost datagram is recovered by the redundancy of the next one.
         b.receive(&[w(5), w(4)]);
         assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(4));
         assert_eq!(b.newest_seq(), Some(InputSeq(5)));
@@ -209,11 +181,12 @@ mod tests {
     #[test]
     fn input_3_absurd_jumps_are_dropped() {
         let mut b = InputBuffer::new();
-        b.receive(&[w(10)]);
+        b.receive(&[w(10), w(9)]);
         while b.next_for_tick().is_none() {}
         b.receive(&[w(10 + INPUT_SEQ_JUMP_MAX + 1), w(u32::MAX)]);
         assert_eq!(b.counters().too_far_ahead, 2);
         b.receive(&[w(11)]);
+        assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(10));
         assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(11));
     }
 
@@ -225,29 +198,22 @@ mod tests {
         }
         assert_eq!(b.backlog(), BACKLOG_MAX);
         assert_eq!(b.counters().skipped, 20 - BACKLOG_MAX as u64);
-        let first = loop {
-            if let Some(i) = b.next_for_tick() {
-                break i;
-            }
-        };
-        assert_eq!(first.seq, InputSeq(17));
+        assert_eq!(b.next_for_tick().unwrap().seq.0, 21 - BACKLOG_MAX as u32);
         // Skipped inputs are behind us now: they count as late if they turn up.
         b.receive(&[w(3)]);
         assert_eq!(b.counters().late, 1);
     }
 
     #[test]
-    fn input_6_the_playout_offset_absorbs_loss_and_jitter_then_shrinks_on_a_clean_link() {
+    fn input_6_the_cushion_absorbs_loss_and_jitter_and_the_client_paces_the_depth() {
         let mut b = InputBuffer::new();
-        b.receive(&[w(1)]);
         let mut released = Vec::new();
+        // The client's first burst: two inputs deep.
+        b.receive(&[w(0)]);
         // One input per tick, except that 10's datagram is lost (10 comes with 11) and 20 is a
-        // tick late: still no tick after the first release goes without input.
+        // tick late: no tick after the first release goes without input.
         let mut late = None;
-        for seq in 2..=40u32 {
-            if let Some(i) = b.next_for_tick() {
-                released.push(i.seq.0);
-            }
+        for seq in 1..=40u32 {
             match seq {
                 10 => {}
                 11 => b.receive(&[w(11), w(10)]),
@@ -259,19 +225,20 @@ mod tests {
                     }
                 }
             }
+            if let Some(i) = b.next_for_tick() {
+                released.push(i.seq.0);
+            }
         }
-        let first = released[0];
-        assert_eq!(released, (first..first + released.len() as u32).collect::<Vec<_>>());
-        assert_eq!(b.counters().missing, PLAYOUT_CUSHION_TICKS as u64, "only the cushion at the start");
-        // A client sending two inputs per tick (its clock runs fast) fills the buffer; the
-        // backlog bound and the shrinking offset keep the wait short.
-        let mut seq = 41;
-        for _ in 0..(2 * PLAYOUT_SHRINK_TICKS) {
-            b.receive(&[w(seq + 1), w(seq)]);
-            seq += 2;
-            b.next_for_tick();
-            assert!(b.backlog() <= BACKLOG_MAX);
-        }
+        assert_eq!(released, (0..released.len() as u32).collect::<Vec<_>>());
+        assert_eq!(b.counters().missing, 0);
+        assert_eq!(b.backlog(), 1);
+        // The client skips one tick's send (it slowed its clock): the depth drops by one and
+        // still no tick goes without input.
+        b.next_for_tick();
+        assert_eq!(b.backlog(), 0);
+        b.receive(&[w(41)]);
+        assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(41));
+        assert_eq!(b.counters().missing, 0);
     }
 
     proptest! {

@@ -42,6 +42,10 @@ pub mod metric {
     pub const CHECKPOINTS: &str = "pwn_zone_checkpoints_total";
     /// Time from taking a checkpoint's state to its commit (milliseconds).
     pub const CHECKPOINT_LAG_MS: &str = "pwn_zone_checkpoint_lag_ms";
+    /// Bytes sent to each client over the last second (one sample per client per second).
+    pub const CLIENT_DOWN_BYTES_PER_S: &str = "pwn_zone_client_down_bytes_per_s";
+    /// Entities in the simulation (characters, crates, projectiles).
+    pub const ENTITIES: &str = "pwn_zone_entities";
 }
 
 /// Where and how often the zone checkpoints its entities.
@@ -124,10 +128,18 @@ async fn serve_connection(conn: Conn, player: EntityId, inbox: mpsc::Sender<ToZo
         }
     });
     let datagram_inbox = inbox.clone();
+    let pong_tx = tx.clone();
     let datagram_reader = tokio::spawn(async move {
         while let Ok(message) = datagrams.recv().await {
-            if matches!(message, Message::Inputs(_) | Message::SnapshotAck(_)) {
-                forward(&datagram_inbox, ToZone::Message { player, message });
+            match message {
+                // Answered here, not by the tick, so the round trip measures the network.
+                Message::Ping(ping) => {
+                    let _ = pong_tx.send_datagram(&Message::Pong(ping));
+                }
+                Message::Inputs(_) | Message::SnapshotAck(_) => {
+                    forward(&datagram_inbox, ToZone::Message { player, message });
+                }
+                _ => {}
             }
         }
     });
@@ -179,6 +191,8 @@ pub async fn run(
     let mut interval = tokio::time::interval(Duration::from_secs_f32(period));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut players: HashMap<EntityId, (ConnTx, mpsc::Sender<GameEvent>)> = HashMap::new();
+    let ticks_per_s = (1.0 / period).round().max(1.0) as u64;
+    let mut bytes_last_second: HashMap<EntityId, u64> = HashMap::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -234,6 +248,17 @@ pub async fn run(
                 && events.try_send(event).is_err()
             {
                 metrics::counter!(metric::EVENTS_DROPPED).increment(1);
+            }
+        }
+        if zone.sim().tick().0.is_multiple_of(ticks_per_s) {
+            let sim = zone.sim();
+            let entities = sim.characters().count() + sim.crates().count() + sim.projectiles().count();
+            metrics::gauge!(metric::ENTITIES).set(entities as f64);
+            bytes_last_second.retain(|p, _| players.contains_key(p));
+            for (player, (tx, _)) in &players {
+                let now = tx.stats().bytes_sent();
+                let before = bytes_last_second.insert(*player, now).unwrap_or(now);
+                metrics::histogram!(metric::CLIENT_DOWN_BYTES_PER_S).record((now - before) as f64);
             }
         }
         let took = started.elapsed();

@@ -139,7 +139,7 @@ impl ClientSnapshots {
         while self.sent.len() > SENT_VIEWS_MAX {
             self.sent.pop_front();
         }
-        Snapshot { tick, baseline_tick, input_ack, updates: packed, removed }
+        Snapshot { tick, baseline_tick, input_ack, input_backlog: 0, updates: packed, removed }
     }
 }
 

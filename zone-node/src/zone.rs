@@ -8,7 +8,7 @@ use crate::snapshots::{Candidate, ClientSnapshots};
 use pwn_proto::delta::EntityState;
 use pwn_proto::{ChatChannel, ChatSend, GameEvent, InputBatch, Snapshot};
 use pwn_sim::quantize::{quantize_position, quantize_rotation, quantize_velocity, quantize_yaw};
-use pwn_sim::{EntityId, HitTarget, Sim, SimError, SimEvent, StepReport};
+use pwn_sim::{EntityId, EntityKind, HitTarget, Sim, SimError, SimEvent, StepReport};
 use std::collections::BTreeMap;
 
 /// Zone settings beyond the simulation's.
@@ -213,12 +213,13 @@ impl Zone {
                 })
                 .collect();
             let input_ack = slot.inputs.newest_released().map_or(0, |s| s.0);
-            let snapshot = slot.snapshots.build(
+            let mut snapshot = slot.snapshots.build(
                 tick,
                 input_ack,
                 &candidates,
                 self.cfg.snapshot_budget_bytes.min(SNAPSHOT_BUDGET_MAX_BYTES),
             );
+            snapshot.input_backlog = slot.inputs.backlog().min(usize::from(u8::MAX)) as u8;
             out.snapshots.push((*player, snapshot));
         }
 
@@ -236,6 +237,43 @@ impl Zone {
                 },
                 SimEvent::Death { entity, killer } => {
                     GameEvent::Death { entity: entity.0, killer: killer.map_or(0, |k| k.0) }
+                }
+                SimEvent::Spawned { entity, kind: EntityKind::Projectile } => {
+                    // Only players who can see the shot hear of it; it flies deterministically
+                    // on their side, so snapshots never carry projectiles.
+                    // A shot that hit within its first tick is gone already: announce it where
+                    // it struck, so its shooter's prediction is still confirmed.
+                    let (owner, position_m, velocity_mps) = match self.sim.projectile(entity) {
+                        Some(p) => (p.owner, p.position_m, p.velocity_mps),
+                        None => match out.report.events.iter().find_map(|h| match h {
+                            SimEvent::Hit { projectile, shooter, point_m, .. } if *projectile == entity => {
+                                Some((*shooter, glam::Vec3::from(*point_m), glam::Vec3::ZERO))
+                            }
+                            _ => None,
+                        }) {
+                            Some(found) => found,
+                            None => continue,
+                        },
+                    };
+                    let p_position_m = position_m;
+                    let fired = GameEvent::Fired {
+                        projectile: entity.0,
+                        owner: owner.0,
+                        tick,
+                        position: quantize_position(position_m),
+                        velocity: quantize_velocity(velocity_mps),
+                    };
+                    let r2 = self.cfg.interest_radius_m * self.cfg.interest_radius_m;
+                    for player in &everyone {
+                        let sees = self.sim.character(*player).is_some_and(|c| {
+                            let d = c.position_m - p_position_m;
+                            d.x * d.x + d.z * d.z <= r2
+                        });
+                        if sees {
+                            out.events.push((*player, fired.clone()));
+                        }
+                    }
+                    continue;
                 }
                 _ => continue,
             };

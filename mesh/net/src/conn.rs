@@ -49,6 +49,22 @@ pub struct ConnStats {
     pub datagrams_received: AtomicU64,
     /// Datagrams dropped before sending (queue full: the oldest goes first).
     pub datagrams_dropped: AtomicU64,
+    /// Encoded datagram bytes queued for sending (payload, without QUIC's framing).
+    pub datagram_bytes_sent: AtomicU64,
+    /// Encoded datagram bytes received and decoded.
+    pub datagram_bytes_received: AtomicU64,
+}
+
+impl ConnStats {
+    /// Payload bytes sent so far, reliable and unreliable together.
+    pub fn bytes_sent(&self) -> u64 {
+        self.stream_bytes_sent.load(Ordering::Relaxed) + self.datagram_bytes_sent.load(Ordering::Relaxed)
+    }
+
+    /// Payload bytes received so far, reliable and unreliable together.
+    pub fn bytes_received(&self) -> u64 {
+        self.stream_bytes_received.load(Ordering::Relaxed) + self.datagram_bytes_received.load(Ordering::Relaxed)
+    }
 }
 
 /// The sending side; cheap to clone and share between tasks.
@@ -109,6 +125,7 @@ impl ConnTx {
         match outcome {
             Ok(dropped) => {
                 self.stats.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+                self.stats.datagram_bytes_sent.fetch_add(len, Ordering::Relaxed);
                 metrics::counter!(m::DATAGRAMS_SENT).increment(1);
                 metrics::counter!(m::DATAGRAM_BYTES_SENT).increment(len);
                 if dropped.is_some() {
@@ -238,6 +255,7 @@ impl DatagramRx {
         match decode_datagram(&bytes) {
             Ok(message) => {
                 self.tx.stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
+                self.tx.stats.datagram_bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 metrics::counter!(m::DATAGRAMS_RECEIVED).increment(1);
                 Ok(message)
             }

@@ -12,7 +12,7 @@ use crate::messages::*;
 use speedy::{Readable, Writable};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Bytes of the length prefix of a stream frame.
 pub const FRAME_HEADER_LEN: usize = 4;
 /// Largest frame body on a stream.

@@ -137,6 +137,11 @@ impl ReceivedViews {
 
     /// Applies `s`, keeping the resulting view for later baselines; returns it.
     pub fn apply(&mut self, s: &crate::messages::Snapshot) -> Result<&View, ApplyError> {
+        self.apply_counted(s).map(|(view, _)| view)
+    }
+
+    /// Like [`ReceivedViews::apply`], also returning how many entity updates the snapshot carried.
+    pub fn apply_counted(&mut self, s: &crate::messages::Snapshot) -> Result<(&View, usize), ApplyError> {
         if self.latest().is_some_and(|(t, _)| s.tick <= t) {
             return Err(ApplyError::Stale(s.tick));
         }
@@ -152,7 +157,7 @@ impl ReceivedViews {
         while self.views.len() > RECEIVED_VIEWS_MAX {
             self.views.pop_first();
         }
-        Ok(&self.views[&s.tick])
+        Ok((&self.views[&s.tick], updates.len()))
     }
 }
 
@@ -403,7 +408,7 @@ mod tests {
         let e = EntityState { id: 3, position: [10, 0, 0], ..EntityState::default() };
         let full = |tick, baseline_tick, view: &View| {
             let (u, removed) = diff(&View::new(), view);
-            Snapshot { tick, baseline_tick, input_ack: 0, updates: pack(&View::new(), &u), removed }
+            Snapshot { tick, baseline_tick, input_ack: 0, input_backlog: 0, updates: pack(&View::new(), &u), removed }
         };
         let mut r = ReceivedViews::new();
         let v: View = [(3, e)].into();
@@ -413,7 +418,8 @@ mod tests {
         assert_eq!(r.apply(&full(6, 2, &v)), Err(ApplyError::UnknownBaseline(2)));
         let moved: View = [(3, EntityState { position: [11, 0, 0], ..e })].into();
         let (u, removed) = diff(&v, &moved);
-        let delta = Snapshot { tick: 7, baseline_tick: 5, input_ack: 0, updates: pack(&v, &u), removed };
+        let delta =
+            Snapshot { tick: 7, baseline_tick: 5, input_ack: 0, input_backlog: 0, updates: pack(&v, &u), removed };
         assert_eq!(r.apply(&delta).unwrap(), &moved);
         assert_eq!(r.latest().map(|(t, _)| t), Some(7));
     }

@@ -217,6 +217,9 @@ pub struct Snapshot {
     pub baseline_tick: u64,
     /// The last input sequence the server applied for this player.
     pub input_ack: u32,
+    /// The player's inputs waiting at the server after this tick (the client paces its inputs
+    /// to steer this; see pwn-client `[game-7]`).
+    pub input_backlog: u8,
     /// Changed or new entities, packed against the baseline (`delta::pack` / `delta::unpack`):
     /// a few bytes per moving entity instead of dozens.
     pub updates: Vec<u8>,
@@ -283,6 +286,21 @@ pub enum GameEvent {
         entity: u64,
         /// The zone's tick at the time.
         tick: u64,
+    },
+    /// A projectile was fired within the player's interest radius. Its flight is deterministic
+    /// (pwn-sim's ballistics on the quantization grids), so clients fly it themselves from
+    /// here instead of receiving it in every snapshot; a `Hit` ends it.
+    Fired {
+        /// The projectile's deterministic id (`pwn_sim::EntityId::projectile`).
+        projectile: u64,
+        /// Who fired it.
+        owner: u64,
+        /// The tick at whose end it was at `position` with `velocity`.
+        tick: u64,
+        /// Position on pwn-sim's grid.
+        position: [i32; 3],
+        /// Velocity on pwn-sim's grid.
+        velocity: [i16; 3],
     },
 }
 

@@ -73,7 +73,14 @@ pub fn message() -> impl Strategy<Value = Message> {
                 entities.sort_by_key(|u| u.id);
                 entities.dedup_by_key(|u| u.id);
                 let updates = delta::pack(&delta::View::new(), &entities);
-                Message::Snapshot(Snapshot { tick, baseline_tick, input_ack, updates, removed })
+                Message::Snapshot(Snapshot {
+                    tick,
+                    baseline_tick,
+                    input_ack,
+                    input_backlog: (tick % 5) as u8,
+                    updates,
+                    removed,
+                })
             }),
         any::<u64>().prop_map(|t| Message::SnapshotAck(SnapshotAck { tick: t })),
         (any::<u64>(), text(codec::TEXT_LEN_MAX)).prop_map(|(f, t)| Message::Event(GameEvent::Chat {
@@ -84,6 +91,15 @@ pub fn message() -> impl Strategy<Value = Message> {
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u16>()).prop_map(|(p, s, t, d)| Message::Event(
             GameEvent::Hit { projectile: p, shooter: s, target: t, damage: d }
         )),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<[i32; 3]>(), any::<[i16; 3]>()).prop_map(
+            |(projectile, owner, tick, position, velocity)| Message::Event(GameEvent::Fired {
+                projectile,
+                owner,
+                tick,
+                position,
+                velocity
+            })
+        ),
         text(codec::TEXT_LEN_MAX).prop_map(|t| Message::Chat(ChatSend { channel: ChatChannel::Proximity, text: t })),
         (any::<u64>(), any::<u64>()).prop_map(|(s, t)| Message::Ping(Ping { seq: s, sent_us: t })),
         (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..2000))

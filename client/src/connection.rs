@@ -1,0 +1,218 @@
+//! The client's thin async shell: one QUIC connection (pwn-net) to the server, read by two
+//! background tasks into one bounded inbox, and a synchronous [`Client::update`] the game loop
+//! calls once per frame. Everything that decides anything lives in [`GameClient`].
+//!
+//! Headless use (bots, tests) is the same API driven by a timer instead of a renderer.
+
+use crate::counters::ClientCounters;
+use crate::game::{Frame, GameClient, Intent};
+use pwn_net::{ClientHello, Conn, ConnError, ConnTx, NetClient};
+use pwn_proto::{ChatChannel, ChatSend, GameEvent, Message, PeerRole};
+use pwn_sim::{EntityId, SimConfig, WorldDesc};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Messages waiting between the network tasks and the next `update`; datagrams past this are
+/// dropped (counted as dropped snapshots by the server's next full state), events wait.
+pub const INBOX_MAX: usize = 1_024;
+
+/// Why a client could not join.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The connection or handshake failed (refusals included, with the server's reason).
+    #[error(transparent)]
+    Connection(#[from] ConnError),
+    /// The server accepted the connection but never placed the player.
+    #[error("the server did not place the player within {0:?}")]
+    NotPlaced(Duration),
+    /// The connection ended before the player was placed.
+    #[error("the connection ended before the player was placed")]
+    Ended,
+}
+
+enum Incoming {
+    Message(Instant, Message),
+    Ended(String),
+}
+
+/// A connected player.
+pub struct Client {
+    core: GameClient,
+    tx: ConnTx,
+    inbox: mpsc::Receiver<Incoming>,
+    last_update: Instant,
+    ended: Option<String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("core", &self.core).field("ended", &self.ended).finish()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Client {
+    /// Connects to the server at `addr` (certificate checked for `server_name`), waits until it
+    /// places the player, and starts the background readers. `world` and `cfg` must be the
+    /// server's.
+    pub async fn connect(
+        net: &NetClient,
+        addr: SocketAddr,
+        server_name: &str,
+        world: WorldDesc,
+        cfg: SimConfig,
+        agent: &str,
+        join_timeout: Duration,
+    ) -> Result<Self, JoinError> {
+        let hello = ClientHello::new(PeerRole::Client, pwn_sim::build_digest(&cfg), agent);
+        let conn = net.connect(addr, server_name, &hello).await?;
+        Self::join(conn, world, cfg, join_timeout).await
+    }
+
+    /// Waits on an established connection until the server places the player.
+    pub async fn join(conn: Conn, world: WorldDesc, cfg: SimConfig, join_timeout: Duration) -> Result<Self, JoinError> {
+        let Conn { tx, mut rx, mut datagrams, .. } = conn;
+        let placed = tokio::time::timeout(join_timeout, async {
+            loop {
+                match rx.recv().await {
+                    Ok(Some(Message::Event(GameEvent::Joined { entity, .. }))) => return Ok(EntityId(entity)),
+                    Ok(Some(Message::Refused(r))) => {
+                        return Err(JoinError::Connection(ConnError::Refused { code: r.code, message: r.message }));
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Err(JoinError::Ended),
+                    Err(e) => return Err(JoinError::Connection(e)),
+                }
+            }
+        })
+        .await
+        .map_err(|_| JoinError::NotPlaced(join_timeout))??;
+
+        let (inbox_tx, inbox) = mpsc::channel(INBOX_MAX);
+        let datagram_inbox = inbox_tx.clone();
+        let datagram_reader = tokio::spawn(async move {
+            loop {
+                match datagrams.recv().await {
+                    // A full inbox means the game loop is not keeping up: the newest snapshot
+                    // will be applied against an acknowledged baseline anyway.
+                    Ok(m) => {
+                        let _ = datagram_inbox.try_send(Incoming::Message(Instant::now(), m));
+                    }
+                    Err(e) => {
+                        let _ = datagram_inbox.send(Incoming::Ended(e.to_string())).await;
+                        return;
+                    }
+                }
+            }
+        });
+        let stream_reader = tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(Some(Message::Refused(r))) => {
+                        let _ = inbox_tx.send(Incoming::Ended(format!("refused ({:?}): {}", r.code, r.message))).await;
+                        return;
+                    }
+                    // Events are reliable: wait for room rather than drop.
+                    Ok(Some(m)) => {
+                        if inbox_tx.send(Incoming::Message(Instant::now(), m)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = inbox_tx.send(Incoming::Ended("the server closed the connection".into())).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = inbox_tx.send(Incoming::Ended(e.to_string())).await;
+                        return;
+                    }
+                }
+            }
+        });
+        let me = placed;
+        Ok(Self {
+            core: GameClient::new(world, cfg, me),
+            tx,
+            inbox,
+            last_update: Instant::now(),
+            ended: None,
+            tasks: vec![datagram_reader, stream_reader],
+        })
+    }
+
+    /// The local player's entity id.
+    pub fn me(&self) -> EntityId {
+        self.core.me()
+    }
+
+    /// The core (read-only), for its clock and state.
+    pub fn core(&self) -> &GameClient {
+        &self.core
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn ended(&self) -> Option<&str> {
+        self.ended.as_deref()
+    }
+
+    /// The counters, with the connection's byte counts.
+    pub fn counters(&self) -> ClientCounters {
+        let mut c = self.core.counters().clone();
+        c.bytes_in = self.tx.stats().bytes_received();
+        c.bytes_out = self.tx.stats().bytes_sent();
+        c
+    }
+
+    /// One frame of the game loop: applies what arrived, advances by `dt_s` with `intent`,
+    /// sends what is due, and returns what to draw.
+    pub fn update(&mut self, dt_s: f32, intent: &Intent) -> Frame {
+        let now = Instant::now();
+        let frame_start_s = self.core.now_s();
+        while let Ok(incoming) = self.inbox.try_recv() {
+            match incoming {
+                Incoming::Message(at, m) => {
+                    // Arrival on the core's clock: between the last frame and this one.
+                    let since = at.saturating_duration_since(self.last_update).as_secs_f64();
+                    self.core.on_message(frame_start_s + since.min(f64::from(dt_s.max(0.0))), m);
+                }
+                Incoming::Ended(why) => {
+                    if self.ended.is_none() {
+                        tracing::info!(player = %self.core.me(), reason = %why, "disconnected");
+                        self.ended = Some(why);
+                    }
+                }
+            }
+        }
+        self.last_update = now;
+        let frame = self.core.update(dt_s, intent);
+        if self.ended.is_none() {
+            for m in self.core.drain_outbox() {
+                // A full datagram queue drops the oldest (counted by pwn-net); a closed
+                // connection is reported by the readers.
+                let _ = self.tx.send_datagram(&m);
+            }
+        } else {
+            self.core.drain_outbox().for_each(drop);
+        }
+        frame
+    }
+
+    /// Sends a chat line (reliable).
+    pub async fn chat(&self, channel: ChatChannel, text: impl Into<String>) -> Result<(), ConnError> {
+        self.tx.send(&Message::Chat(ChatSend { channel, text: text.into() })).await
+    }
+
+    /// Leaves cleanly: finishes the control stream so the server sees a graceful end.
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.finish()).await;
+    }
+}

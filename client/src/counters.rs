@@ -1,0 +1,196 @@
+//! What a client measures about itself: prediction, input latency, snapshots, bandwidth.
+//!
+//! Distributions are kept in fixed-width [`Histogram`]s (bounded memory whatever the run's
+//! length, and mergeable, so a swarm of bots sums into one report).
+
+/// A histogram of non-negative values in equal-width buckets; values past the last bucket land
+/// in it (their exact maximum is kept separately).
+#[derive(Clone, PartialEq)]
+pub struct Histogram {
+    width: f64,
+    counts: Vec<u64>,
+    count: u64,
+    sum: f64,
+    max: f64,
+}
+
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histogram")
+            .field("count", &self.count)
+            .field("mean", &self.mean())
+            .field("p99", &self.quantile(0.99))
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+impl Histogram {
+    /// `buckets` buckets of `width` each.
+    pub fn new(width: f64, buckets: usize) -> Self {
+        Self { width, counts: vec![0; buckets.max(1)], count: 0, sum: 0.0, max: 0.0 }
+    }
+
+    /// Records one value (negative and NaN values count as zero).
+    pub fn record(&mut self, v: f64) {
+        let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+        let i = ((v / self.width) as usize).min(self.counts.len() - 1);
+        self.counts[i] += 1;
+        self.count += 1;
+        self.sum += v;
+        self.max = self.max.max(v);
+    }
+
+    /// Adds another histogram of the same shape (a different shape is ignored).
+    pub fn merge(&mut self, other: &Histogram) {
+        if other.width != self.width || other.counts.len() != self.counts.len() {
+            return;
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Mean value (0 with none).
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { self.sum / self.count as f64 }
+    }
+
+    /// Largest value recorded.
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
+    /// The `q` quantile (0..=1): the upper edge of the bucket holding it, never above the
+    /// maximum recorded. 0 with no values.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return ((i + 1) as f64 * self.width).min(self.max);
+            }
+        }
+        self.max
+    }
+}
+
+/// A client's counters; see [`crate::game::GameClient::counters`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientCounters {
+    /// Snapshots applied.
+    pub snapshots: u64,
+    /// Snapshots dropped: late, duplicated, or against a baseline no longer held.
+    pub snapshots_dropped: u64,
+    /// Entity updates in applied snapshots.
+    pub entity_updates: u64,
+    /// Packed update bytes in applied snapshots (the `updates` field).
+    pub update_bytes: u64,
+    /// Inputs sent (each once; repeats for redundancy not counted).
+    pub inputs_sent: u64,
+    /// Inputs not sent because the game loop stalled for more than the catch-up limit.
+    pub inputs_skipped: u64,
+    /// Pacing adjustments made to the input rate (pwn-client `[game-7]`).
+    pub pacing_steps: u64,
+    /// Server states that matched the prediction exactly.
+    pub confirmations: u64,
+    /// Server states that forced a rollback and replay.
+    pub corrections: u64,
+    /// Prediction error at every comparison with the server (0 when confirmed), metres.
+    pub prediction_error_m: Histogram,
+    /// Time from sending an input to receiving the snapshot acknowledging it, in ticks.
+    pub input_ack_ticks: Histogram,
+    /// The interpolation delay now, in ticks.
+    pub interpolation_delay_ticks: f64,
+    /// The latest measured round trip, milliseconds (0 before the first).
+    pub rtt_ms: f64,
+    /// Projectiles this client fired by prediction.
+    pub projectiles_predicted: u64,
+    /// The server's copies of those that arrived for a projectile already predicted (replaced
+    /// without a pop).
+    pub projectiles_confirmed: u64,
+    /// Game events received.
+    pub events: u64,
+    /// Chat lines received.
+    pub chat_received: u64,
+    /// Payload bytes received (snapshots, events; without QUIC framing).
+    pub bytes_in: u64,
+    /// Payload bytes sent.
+    pub bytes_out: u64,
+}
+
+impl Default for ClientCounters {
+    fn default() -> Self {
+        Self {
+            snapshots: 0,
+            snapshots_dropped: 0,
+            entity_updates: 0,
+            update_bytes: 0,
+            inputs_sent: 0,
+            inputs_skipped: 0,
+            pacing_steps: 0,
+            confirmations: 0,
+            corrections: 0,
+            // 5 mm buckets up to 5 m.
+            prediction_error_m: Histogram::new(0.005, 1_000),
+            // A twentieth of a tick up to 20 ticks.
+            input_ack_ticks: Histogram::new(0.05, 400),
+            interpolation_delay_ticks: 0.0,
+            rtt_ms: 0.0,
+            projectiles_predicted: 0,
+            projectiles_confirmed: 0,
+            events: 0,
+            chat_received: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+}
+
+impl ClientCounters {
+    /// Mean packed bytes per entity update (0 with none).
+    pub fn bytes_per_entity_update(&self) -> f64 {
+        if self.entity_updates == 0 { 0.0 } else { self.update_bytes as f64 / self.entity_updates as f64 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_merge_and_bounds() {
+        let mut h = Histogram::new(1.0, 10);
+        for v in 0..100 {
+            h.record(f64::from(v) / 10.0); // 0.0 .. 9.9
+        }
+        assert_eq!(h.count(), 100);
+        assert!((h.quantile(0.5) - 5.0).abs() < 1e-9, "{}", h.quantile(0.5));
+        assert!((h.quantile(0.99) - 9.9).abs() < 1e-9, "capped by the max: {}", h.quantile(0.99));
+        h.record(1e9);
+        assert_eq!(h.max(), 1e9);
+        h.record(f64::NAN);
+        h.record(-3.0);
+        assert_eq!(h.quantile(0.0), 1.0, "NaN and negatives count as zero");
+        let mut other = Histogram::new(1.0, 10);
+        other.record(2.5);
+        let before = h.count();
+        h.merge(&other);
+        assert_eq!(h.count(), before + 1);
+        h.merge(&Histogram::new(2.0, 10));
+        assert_eq!(h.count(), before + 1, "a different shape is not merged");
+        assert_eq!(Histogram::new(1.0, 3).quantile(0.99), 0.0);
+    }
+}

@@ -1,0 +1,533 @@
+//! The client's game-loop core, with no IO: messages from the server go in
+//! ([`GameClient::on_message`]), the game calls [`GameClient::update`] once per frame with the
+//! time since the last frame and what the player wants, and gets back what to draw. Messages
+//! for the server wait in an outbox the connection shell drains ([`GameClient::drain_outbox`]).
+//!
+//! Rules:
+//! - `[game-1]` inputs go out at the simulation's tick rate whatever the frame rate (a
+//!   fixed-step accumulator); after a stall at most `CATCH_UP_INPUTS_MAX` are sent at once and
+//!   the rest of the stall is skipped (counted), so the server never receives a burst it would
+//!   have to trim;
+//! - `[game-2]` each `Inputs` datagram carries the newest `INPUT_REDUNDANCY` inputs (a lost
+//!   datagram costs nothing) and acknowledges the newest snapshot applied;
+//! - `[game-3]` prediction starts once the server shows the character at rest (before its first
+//!   input the server moves it on its own, with timing the client cannot know) and the client
+//!   has measured the link's jitter over `PACE_WINDOW_SNAPSHOTS` snapshots (half a second);
+//!   until then the client only acknowledges snapshots;
+//! - `[game-4]` the local player is drawn at its prediction (plus the easing correction),
+//!   everyone else through the interpolator;
+//! - `[game-5]` projectiles: the local player's are predicted (deterministic ids); the server's
+//!   copy of one already predicted is dropped, so it never appears twice or pops; other shots
+//!   fly from their `Fired` event along pwn-sim's ballistics, drawn at the interpolation time,
+//!   and end on a `Hit` or at the end of their lifetime.
+//! - `[game-6]` everything kept is bounded: events not yet taken by the game, remote
+//!   projectiles, send times of unacknowledged inputs.
+//! - `[game-7]` the client paces its inputs to keep the server's input queue (reported in every
+//!   snapshot) as short as the link allows: after each observation window the smallest depth
+//!   seen is compared with a target of twice the measured arrival jitter in ticks (rounded
+//!   up, so any jitter keeps one input of margin); one input more than the target is drained by sending the next `PACE_INPUTS` inputs
+//!   10 % slower, one too few is added by sending them 10 % faster. The first inputs go out
+//!   as a burst that fills the queue to the target at once. Every input is still
+//!   applied exactly once and in order, so pacing never causes a correction; on loopback the
+//!   queue drains to empty and an input is applied at the first tick after it arrives.
+
+use crate::counters::ClientCounters;
+use crate::interp::Interpolator;
+use crate::predict::{Predictor, Reconciled};
+use glam::Vec3;
+use pwn_proto::delta::{ApplyError, EntityState, ReceivedViews};
+use pwn_proto::{GameEvent, InputBatch, Message, Ping, Snapshot, SnapshotAck, WireInput};
+use pwn_sim::quantize::{dequantize_position, dequantize_velocity, dequantize_yaw};
+use pwn_sim::{Buttons, CharacterState, EntityId, InputSeq, PlayerInput, Sim, SimConfig, SimError, WorldDesc};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Inputs repeated in every `Inputs` datagram.
+pub const INPUT_REDUNDANCY: usize = 3;
+/// Inputs sent at once after a stall of the game loop (or in the first burst).
+pub const CATCH_UP_INPUTS_MAX: u32 = 4;
+/// Newest inputs kept for the next datagram: a whole burst fits one datagram.
+const RECENT_INPUTS_MAX: usize = CATCH_UP_INPUTS_MAX as usize + INPUT_REDUNDANCY;
+/// Events kept for the game between two frames; older ones are dropped first.
+pub const EVENTS_KEPT_MAX: usize = 256;
+/// Remote projectiles tracked.
+pub const REMOTE_PROJECTILES_MAX: usize = 1_024;
+/// Send times kept for measuring input acknowledgement.
+pub const SENT_TIMES_MAX: usize = 256;
+/// Seconds between round-trip probes.
+pub const PING_INTERVAL_S: f64 = 1.0;
+/// Snapshots observed before each pacing decision (`[game-7]`).
+pub const PACE_WINDOW_SNAPSHOTS: u32 = 15;
+/// Inputs sent at the adjusted rate for one step of pacing: ten at 10 % off moves the server's
+/// queue by exactly one input.
+pub const PACE_INPUTS: u32 = 10;
+/// Rate change while pacing.
+pub const PACE_STEP: f64 = 0.1;
+/// Seconds after prediction starts before pacing looks at the reported queue.
+pub const PACE_SETTLE_S: f64 = 1.0;
+/// Deepest queue the pacing aims for (the server keeps at most four).
+pub const PACE_TARGET_MAX: u8 = 3;
+
+/// What the player wants this frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Intent {
+    /// Strafe, -1 (left) to 1 (right).
+    pub move_x: f32,
+    /// Forward, -1 (back) to 1 (forward).
+    pub move_z: f32,
+    /// Facing, radians.
+    pub yaw_rad: f32,
+    /// Aim up or down, radians.
+    pub pitch_rad: f32,
+    /// Buttons held.
+    pub buttons: Buttons,
+}
+
+/// An entity to draw.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Drawn {
+    /// Its id.
+    pub id: u64,
+    /// Where to draw it.
+    pub position_m: Vec3,
+    /// Facing, radians (characters).
+    pub yaw_rad: f32,
+    /// Health (characters; 0 for crates).
+    pub health: u16,
+}
+
+/// A projectile to draw.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DrawnProjectile {
+    /// Its deterministic id.
+    pub id: u64,
+    /// Who fired it.
+    pub owner: u64,
+    /// Where to draw it.
+    pub position_m: Vec3,
+    /// Whether it is the local player's prediction.
+    pub predicted: bool,
+}
+
+/// One frame's view of the world.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Frame {
+    /// The local player (predicted), once the server has placed it.
+    pub me: Option<Drawn>,
+    /// Everyone and everything else in view (interpolated).
+    pub others: Vec<Drawn>,
+    /// Projectiles in flight.
+    pub projectiles: Vec<DrawnProjectile>,
+    /// Events since the last frame (hits, deaths, chat, notices).
+    pub events: Vec<GameEvent>,
+}
+
+#[derive(Clone, Debug)]
+struct RemoteProjectile {
+    owner: u64,
+    tick: u64,
+    position_m: Vec3,
+    velocity_mps: Vec3,
+}
+
+/// The client core: prediction, interpolation, projectiles and counters for one player.
+pub struct GameClient {
+    world: WorldDesc,
+    cfg: SimConfig,
+    tick_s: f64,
+    me: EntityId,
+    predictor: Option<Predictor>,
+    views: ReceivedViews,
+    interp: Interpolator,
+    now_s: f64,
+    accumulator_s: f64,
+    next_seq: u32,
+    recent: VecDeque<WireInput>,
+    sent_at: VecDeque<(u32, f64)>,
+    acked_tick: u64,
+    ack_sent: u64,
+    input_ack: u32,
+    remote_projectiles: BTreeMap<u64, RemoteProjectile>,
+    events: VecDeque<GameEvent>,
+    outbox: Vec<Message>,
+    next_ping_s: f64,
+    ping_seq: u64,
+    pace: Pacing,
+    counters: ClientCounters,
+}
+
+/// State of `[game-7]`.
+#[derive(Clone, Debug, Default)]
+struct Pacing {
+    /// Smallest queue depth reported in the current window.
+    min_backlog: Option<u8>,
+    /// Snapshots in the current window.
+    observed: u32,
+    /// Snapshots arriving before this time still show the last adjustment's past: ignored.
+    observe_after_s: f64,
+    /// Inputs left to send at the adjusted rate, and the rate factor on the tick period.
+    inputs_left: u32,
+    scale: f64,
+    /// The latest input's send-to-acknowledgement time: how long a change in pacing takes to
+    /// show in the reported depth.
+    ack_latency_s: f64,
+}
+
+impl std::fmt::Debug for GameClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GameClient").field("me", &self.me).field("predicting", &self.predictor.is_some()).finish()
+    }
+}
+
+impl GameClient {
+    /// A client for player `me` in the world `world` simulated with `cfg` (both must be the
+    /// server's: the handshake checks the configuration's digest).
+    pub fn new(world: WorldDesc, cfg: SimConfig, me: EntityId) -> Self {
+        let tick_hz = cfg.tick_hz;
+        Self {
+            tick_s: f64::from(cfg.dt_s()),
+            world,
+            cfg,
+            me,
+            predictor: None,
+            views: ReceivedViews::new(),
+            interp: Interpolator::new(tick_hz),
+            now_s: 0.0,
+            accumulator_s: 0.0,
+            next_seq: 1,
+            recent: VecDeque::new(),
+            sent_at: VecDeque::new(),
+            acked_tick: 0,
+            ack_sent: 0,
+            input_ack: 0,
+            remote_projectiles: BTreeMap::new(),
+            events: VecDeque::new(),
+            outbox: Vec::new(),
+            next_ping_s: 0.0,
+            ping_seq: 0,
+            pace: Pacing::default(),
+            counters: ClientCounters::default(),
+        }
+    }
+
+    /// The local player's entity id.
+    pub fn me(&self) -> EntityId {
+        self.me
+    }
+
+    /// The client's clock: the sum of every `update`'s `dt_s`.
+    pub fn now_s(&self) -> f64 {
+        self.now_s
+    }
+
+    /// The server tick (fractional) remote entities are drawn at now, once snapshots arrive.
+    pub fn render_tick(&self) -> Option<f64> {
+        self.interp.render_tick(self.now_s)
+    }
+
+    /// Whether the local player is being predicted yet (`[game-3]`).
+    pub fn predicting(&self) -> bool {
+        self.predictor.is_some()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &ClientCounters {
+        &self.counters
+    }
+
+    /// Mutable counters, for the connection shell's byte counts.
+    pub fn counters_mut(&mut self) -> &mut ClientCounters {
+        &mut self.counters
+    }
+
+    /// Messages for the server, oldest first.
+    pub fn drain_outbox(&mut self) -> std::vec::Drain<'_, Message> {
+        self.outbox.drain(..)
+    }
+
+    /// A message from the server that arrived at `arrival_s` on the client's clock.
+    pub fn on_message(&mut self, arrival_s: f64, message: Message) {
+        match message {
+            Message::Snapshot(s) => self.on_snapshot(arrival_s, &s),
+            Message::Pong(p) => {
+                self.counters.rtt_ms = (arrival_s - p.sent_us as f64 / 1e6).max(0.0) * 1e3;
+            }
+            Message::Event(e) => self.on_event(e),
+            _ => {}
+        }
+    }
+
+    fn on_snapshot(&mut self, arrival_s: f64, s: &Snapshot) {
+        let (view, updates) = match self.views.apply_counted(s) {
+            Ok(applied) => applied,
+            Err(ApplyError::Stale(_) | ApplyError::UnknownBaseline(_) | ApplyError::Violation(_)) => {
+                self.counters.snapshots_dropped += 1;
+                return;
+            }
+        };
+        self.counters.snapshots += 1;
+        self.counters.entity_updates += updates as u64;
+        self.counters.update_bytes += s.updates.len() as u64;
+        self.interp.push(s.tick, arrival_s, view);
+        self.acked_tick = s.tick;
+        let own = view.get(&self.me.0).copied();
+
+        if s.input_ack > self.input_ack {
+            self.input_ack = s.input_ack;
+            while let Some((seq, sent_s)) = self.sent_at.front().copied() {
+                if seq > s.input_ack {
+                    break;
+                }
+                self.sent_at.pop_front();
+                self.counters.input_ack_ticks.record((arrival_s - sent_s) / self.tick_s);
+                self.pace.ack_latency_s = arrival_s - sent_s;
+            }
+        }
+        self.observe_backlog(arrival_s, s.input_backlog);
+        let Some(state) = own else { return };
+        match self.predictor.as_mut() {
+            Some(p) => match p.reconcile(s.input_ack, &state) {
+                Reconciled::NotCompared => {}
+                Reconciled::Confirmed => {
+                    self.counters.confirmations += 1;
+                    self.counters.prediction_error_m.record(0.0);
+                }
+                Reconciled::Corrected { error_m } => {
+                    self.counters.corrections += 1;
+                    self.counters.prediction_error_m.record(f64::from(error_m));
+                }
+            },
+            None if state.velocity != [0, 0, 0] || self.counters.snapshots < u64::from(PACE_WINDOW_SNAPSHOTS) => {}
+            None => self.start_predicting(&state),
+        }
+    }
+
+    /// `[game-7]`: the queue depth to keep at the server: twice the arrival jitter in ticks,
+    /// rounded up. Any jitter at all makes it at least one: arrivals spread over less than a
+    /// tick can still straddle a tick boundary, and a lost datagram delays its inputs by one.
+    fn pace_target(&self) -> u8 {
+        let jitter_ticks = (self.interp.delay_ticks() - 1.0) / 2.0;
+        ((2.0 * jitter_ticks - 1e-3).ceil().max(0.0) as u8).min(PACE_TARGET_MAX)
+    }
+
+    /// `[game-7]`: one pacing decision per window of snapshots.
+    fn observe_backlog(&mut self, arrival_s: f64, backlog: u8) {
+        let target = self.pace_target();
+        let pace = &mut self.pace;
+        if self.predictor.is_none() || pace.inputs_left > 0 || arrival_s < pace.observe_after_s {
+            return;
+        }
+        pace.min_backlog = Some(pace.min_backlog.map_or(backlog, |m| m.min(backlog)));
+        pace.observed += 1;
+        if pace.observed < PACE_WINDOW_SNAPSHOTS {
+            return;
+        }
+        let min = pace.min_backlog.take().unwrap_or(0);
+        pace.observed = 0;
+        if min != target {
+            pace.scale = if min > target { 1.0 + PACE_STEP } else { 1.0 - PACE_STEP };
+            pace.inputs_left = PACE_INPUTS * u32::from(min.abs_diff(target));
+            self.counters.pacing_steps += 1;
+        }
+    }
+
+    fn start_predicting(&mut self, state: &EntityState) {
+        let mut c = CharacterState::spawned_at(dequantize_position(state.position), &self.cfg);
+        c.velocity_mps = dequantize_velocity(state.velocity);
+        c.yaw_rad = dequantize_yaw(state.yaw);
+        c.health = state.health;
+        let built: Result<Predictor, SimError> =
+            Sim::new(self.world.clone(), self.cfg.clone(), 1).and_then(|sim| Predictor::new(sim, self.me, c));
+        match built {
+            Ok(p) => {
+                self.predictor = Some(p);
+                // The first burst has yet to reach the server and show in the reports.
+                self.pace.observe_after_s = self.now_s + PACE_SETTLE_S;
+            }
+            // The world description was accepted by the server, so this cannot fail unless the
+            // client was given another world: stay a spectator rather than crash.
+            Err(e) => self.push_event(GameEvent::Notice { text: format!("cannot predict: {e}") }),
+        }
+    }
+
+    fn push_event(&mut self, e: GameEvent) {
+        self.counters.events += 1;
+        self.events.push_back(e);
+        while self.events.len() > EVENTS_KEPT_MAX {
+            self.events.pop_front();
+        }
+    }
+
+    fn on_event(&mut self, e: GameEvent) {
+        match &e {
+            GameEvent::Fired { projectile, owner, tick, position, velocity } => {
+                let id = EntityId(*projectile);
+                if *owner == self.me.0 && self.predictor.as_ref().is_some_and(|p| p.has_projectile(id)) {
+                    self.counters.projectiles_confirmed += 1;
+                } else if self.remote_projectiles.len() < REMOTE_PROJECTILES_MAX {
+                    self.remote_projectiles.insert(
+                        *projectile,
+                        RemoteProjectile {
+                            owner: *owner,
+                            tick: *tick,
+                            position_m: dequantize_position(*position),
+                            velocity_mps: dequantize_velocity(*velocity),
+                        },
+                    );
+                }
+                // Shots are drawn, not reported.
+                return;
+            }
+            GameEvent::Hit { projectile, .. } => {
+                self.remote_projectiles.remove(projectile);
+            }
+            GameEvent::Chat { .. } => self.counters.chat_received += 1,
+            _ => {}
+        }
+        self.push_event(e);
+    }
+
+    /// Advances the client by `dt_s` seconds of the game loop with the player's `intent`:
+    /// sends inputs at the tick rate (`[game-1]`), eases corrections, and returns what to draw.
+    pub fn update(&mut self, dt_s: f32, intent: &Intent) -> Frame {
+        let dt = f64::from(dt_s.max(0.0));
+        self.now_s += dt;
+        self.accumulator_s += dt;
+        let mut due = 0u32;
+        loop {
+            let period = if self.pace.inputs_left > 0 { self.tick_s * self.pace.scale } else { self.tick_s };
+            if self.accumulator_s < period {
+                break;
+            }
+            self.accumulator_s -= period;
+            if self.pace.inputs_left > 0 && self.predictor.is_some() {
+                self.pace.inputs_left -= 1;
+                if self.pace.inputs_left == 0 {
+                    // Look again once the change has reached the server and come back.
+                    self.pace.observe_after_s = self.now_s + self.pace.ack_latency_s + 2.0 * self.tick_s;
+                }
+            }
+            if due < CATCH_UP_INPUTS_MAX {
+                due += 1;
+            } else {
+                self.counters.inputs_skipped += 1;
+            }
+        }
+        if due > 0 && self.predictor.is_some() && self.counters.inputs_sent == 0 {
+            // The first inputs fill the server's queue to the target depth at once.
+            due = due.max(u32::from(self.pace_target()) + 1);
+        }
+        for _ in 0..due {
+            self.send_input(intent);
+        }
+        if due > 0 {
+            while self.recent.len() > (due as usize).max(INPUT_REDUNDANCY) {
+                self.recent.pop_front();
+            }
+            self.send_inputs_datagram();
+        }
+        if self.now_s >= self.next_ping_s {
+            self.next_ping_s = self.now_s + PING_INTERVAL_S;
+            self.ping_seq += 1;
+            let sent_us = (self.now_s * 1e6) as u64;
+            self.outbox.push(Message::Ping(Ping { seq: self.ping_seq, sent_us }));
+        }
+        if let Some(p) = self.predictor.as_mut() {
+            p.advance_visual(dt_s);
+        }
+        self.counters.interpolation_delay_ticks = self.interp.delay_ticks();
+        self.frame()
+    }
+
+    fn send_input(&mut self, intent: &Intent) {
+        let Some(p) = self.predictor.as_mut() else {
+            // Not predicting yet ([game-3]): only acknowledge.
+            if self.acked_tick > self.ack_sent {
+                self.ack_sent = self.acked_tick;
+                self.outbox.push(Message::SnapshotAck(SnapshotAck { tick: self.acked_tick }));
+            }
+            return;
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let input = PlayerInput {
+            seq: InputSeq(seq),
+            move_x: intent.move_x,
+            move_z: intent.move_z,
+            yaw_rad: intent.yaw_rad,
+            pitch_rad: intent.pitch_rad,
+            buttons: intent.buttons,
+        };
+        let before = p.projectiles().count();
+        let wire = p.input(&input);
+        if p.projectiles().count() > before {
+            self.counters.projectiles_predicted += 1;
+        }
+        self.recent.push_back(wire);
+        while self.recent.len() > RECENT_INPUTS_MAX {
+            self.recent.pop_front();
+        }
+        self.sent_at.push_back((seq, self.now_s));
+        while self.sent_at.len() > SENT_TIMES_MAX {
+            self.sent_at.pop_front();
+        }
+        self.counters.inputs_sent += 1;
+    }
+
+    /// One `Inputs` datagram with the newest inputs ([game-2]); a burst or a catch-up travels
+    /// whole in it, so the server receives it at once.
+    fn send_inputs_datagram(&mut self) {
+        if self.predictor.is_none() || self.recent.is_empty() {
+            return;
+        }
+        self.ack_sent = self.acked_tick;
+        let inputs = self.recent.iter().rev().copied().collect();
+        self.outbox.push(Message::Inputs(InputBatch { ack_tick: self.acked_tick, inputs }));
+    }
+
+    fn frame(&mut self) -> Frame {
+        let mut frame = Frame { events: self.events.drain(..).collect(), ..Frame::default() };
+        let latest = self.views.latest().map(|(_, v)| v);
+        if let Some(p) = &self.predictor {
+            if let (Some(position_m), Some(c)) = (p.render_position(), p.predicted()) {
+                frame.me = Some(Drawn { id: self.me.0, position_m, yaw_rad: c.yaw_rad, health: c.health });
+            }
+            frame.projectiles.extend(p.projectiles().map(|q| DrawnProjectile {
+                id: q.id.0,
+                owner: q.owner.0,
+                position_m: q.position_m,
+                predicted: true,
+            }));
+        } else if let Some(s) = latest.and_then(|v| v.get(&self.me.0)) {
+            frame.me = Some(drawn(s, dequantize_position(s.position)));
+        }
+        for (id, position_m) in self.interp.sample(self.now_s) {
+            if id == self.me.0 {
+                continue;
+            }
+            let s = latest.and_then(|v| v.get(&id)).copied().unwrap_or(EntityState { id, ..EntityState::default() });
+            frame.others.push(drawn(&s, position_m));
+        }
+        // Remote shots at the interpolation time ([game-5]).
+        let render_tick = self.interp.render_tick(self.now_s);
+        let lifetime = f64::from(self.cfg.projectile.lifetime_ticks);
+        let gravity = Vec3::new(0.0, -self.cfg.gravity_mps2 * self.cfg.projectile.gravity_scale, 0.0);
+        let newest_tick = self.views.latest().map_or(0, |(t, _)| t) as f64;
+        self.remote_projectiles.retain(|_, q| newest_tick - (q.tick as f64) <= lifetime);
+        if let Some(at) = render_tick {
+            for (id, q) in &self.remote_projectiles {
+                let age_ticks = at - q.tick as f64;
+                if !(0.0..=lifetime).contains(&age_ticks) {
+                    continue;
+                }
+                let t = (age_ticks * self.tick_s) as f32;
+                let position_m = q.position_m + q.velocity_mps * t + gravity * (0.5 * t * t);
+                frame.projectiles.push(DrawnProjectile { id: *id, owner: q.owner, position_m, predicted: false });
+            }
+        }
+        frame
+    }
+}
+
+fn drawn(s: &EntityState, position_m: Vec3) -> Drawn {
+    Drawn { id: s.id, position_m, yaw_rad: dequantize_yaw(s.yaw), health: s.health }
+}
