@@ -10,6 +10,7 @@
 //! - `stats`: percentiles for reports.
 //! - `zone_cmd`: `pwn zone`, a zone node.
 //! - `up`: `pwn up`, a whole local world as separate processes.
+//! - `swarm_cmd`: `pwn bots` (a bot swarm) and `pwn demo` (a local world, a swarm, a report).
 //!
 //! Each subcommand parses its flags, starts tracing, and calls into the library crates; no
 //! game logic lives here.
@@ -20,6 +21,7 @@ mod headless;
 mod kv;
 mod script;
 mod stats;
+mod swarm_cmd;
 mod up;
 mod zone_cmd;
 
@@ -46,6 +48,10 @@ enum Command {
     Up(up::UpArgs),
     /// Run a zone node: the authoritative simulation, with players connecting over QUIC.
     Zone(zone_cmd::ZoneArgs),
+    /// Run a swarm of headless bots against a world (`pwn up`'s by default).
+    Bots(swarm_cmd::BotsArgs),
+    /// Start a local world and a bot swarm, then print the figures and write an HTML report.
+    Demo(swarm_cmd::DemoArgs),
     /// Read world state in the store (decoded tuples), count, or clear with --yes.
     Kv(kv::KvArgs),
     /// Benchmarks (figures go to docs/PERFORMANCE.md).
@@ -69,6 +75,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => headless::run_sim(&cfg, &args),
         Command::Kv(args) => kv::run(&cfg, &args),
         Command::Zone(args) => zone_cmd::run_zone(&cfg, &args),
+        Command::Bots(args) => swarm_cmd::run_bots(&cfg, &args),
+        Command::Demo(args) => swarm_cmd::run_demo(config_path.as_deref(), &cfg, &args),
         Command::Bench(cmd) => bench::run(&cfg, &cmd),
     });
     match result {

@@ -27,13 +27,25 @@ pub struct UpArgs {
     data: PathBuf,
 }
 
-struct Role {
+/// A role's process, stopped cleanly on request.
+pub struct Role {
     name: &'static str,
     child: Child,
 }
 
 impl Role {
-    fn stop(&mut self) {
+    /// Wraps a started role.
+    pub fn new(name: &'static str, child: Child) -> Self {
+        Self { name, child }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL after the grace period.
+    pub fn stop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }

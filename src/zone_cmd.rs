@@ -36,6 +36,10 @@ pub struct ZoneArgs {
     /// Ticks between checkpoints of the zone's entities.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_000))]
     checkpoint_ticks: u32,
+    /// Print one `stats {json}` line a second on stdout: tick durations, players, overruns
+    /// (`pwn demo` reads these).
+    #[arg(long)]
+    stats: bool,
 }
 
 /// Runs the zone node until Ctrl-C or SIGTERM.
@@ -61,6 +65,22 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
         let addr = net.local_addr()?;
         println!("pwn zone listening on {addr} (clients trust {})", args.data.join(pwn_net::tls::DEV_CA_CERT).display());
         let stats = Arc::new(ZoneStats::default());
+        if args.stats {
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let line = serde_json::json!({
+                        "tick_ms": stats.take_tick_ms(),
+                        "players": stats.players.load(std::sync::atomic::Ordering::Relaxed),
+                        "overruns": stats.overruns.load(std::sync::atomic::Ordering::Relaxed),
+                    });
+                    println!("stats {line}");
+                }
+            });
+        }
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {

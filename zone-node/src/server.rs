@@ -107,6 +107,19 @@ pub struct ZoneStats {
     pub players: AtomicU64,
     /// Ticks whose work took longer than the tick period.
     pub overruns: AtomicU64,
+    /// Durations of the ticks since the last [`ZoneStats::take_tick_ms`], milliseconds (at most
+    /// `TICK_SAMPLES_MAX`; older ones are dropped if nobody takes them).
+    pub tick_ms: std::sync::Mutex<Vec<f32>>,
+}
+
+/// Tick durations kept for [`ZoneStats::take_tick_ms`].
+pub const TICK_SAMPLES_MAX: usize = 4_096;
+
+impl ZoneStats {
+    /// The tick durations recorded since the last call.
+    pub fn take_tick_ms(&self) -> Vec<f32> {
+        self.tick_ms.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
 }
 
 fn forward(inbox: &mpsc::Sender<ToZone>, msg: ToZone) {
@@ -265,6 +278,11 @@ pub async fn run(
         metrics::histogram!(metric::TICK_MS).record(took.as_secs_f64() * 1e3);
         metrics::gauge!(metric::PLAYERS).set(players.len() as f64);
         stats.ticks.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut samples) = stats.tick_ms.lock()
+            && samples.len() < TICK_SAMPLES_MAX
+        {
+            samples.push(took.as_secs_f32() * 1e3);
+        }
         stats.players.store(players.len() as u64, Ordering::Relaxed);
         if took.as_secs_f32() > period {
             stats.overruns.fetch_add(1, Ordering::Relaxed);

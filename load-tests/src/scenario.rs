@@ -1,0 +1,168 @@
+//! Bot movement scenarios. A [`Mover`] turns what its bot sees (a `pwn_client::Frame`) into an
+//! intent; it is deterministic for a seed, so a swarm's behaviour is reproducible up to
+//! network timing.
+
+use glam::Vec3;
+use pwn_client::{Frame, Intent};
+use pwn_sim::Buttons;
+
+/// How bots move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Random waypoints over the whole world.
+    Wander,
+    /// Waypoints around a few hotspots: crowds form.
+    Hotspot,
+    /// Wander, and shoot at whoever comes near.
+    Shooters,
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "wander" => Ok(Self::Wander),
+            "hotspot" => Ok(Self::Hotspot),
+            "shooters" => Ok(Self::Shooters),
+            other => Err(format!("unknown scenario {other:?} (wander, hotspot, shooters)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Wander => "wander",
+            Self::Hotspot => "hotspot",
+            Self::Shooters => "shooters",
+        })
+    }
+}
+
+/// Nearest other character a shooter aims at.
+const AIM_RANGE_M: f32 = 25.0;
+
+/// One bot's movement.
+#[derive(Clone, Debug)]
+pub struct Mover {
+    scenario: Scenario,
+    rng: u64,
+    /// World bounds on XZ: min x, min z, max x, max z (kept inside by a margin).
+    bounds: [f32; 4],
+    hotspots: Vec<Vec3>,
+    waypoint: Option<Vec3>,
+    updates: u64,
+}
+
+impl Mover {
+    /// A mover for a bot seeded by `seed` in a world whose XZ bounds are `bounds`
+    /// (`[min_x, min_z, max_x, max_z]`); hotspots come from `spawn_points`.
+    pub fn new(scenario: Scenario, seed: u64, bounds: [f32; 4], spawn_points: &[[f32; 3]]) -> Self {
+        let margin = 4.0;
+        let bounds = [bounds[0] + margin, bounds[1] + margin, bounds[2] - margin, bounds[3] - margin];
+        let hotspots = spawn_points.iter().map(|p| Vec3::from(*p)).collect();
+        Self {
+            scenario,
+            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            bounds,
+            hotspots,
+            waypoint: None,
+            updates: 0,
+        }
+    }
+
+    fn next(&mut self) -> u32 {
+        self.rng = self.rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.rng >> 33) as u32
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() % 10_000) as f32 / 10_000.0
+    }
+
+    fn pick_waypoint(&mut self) -> Vec3 {
+        let [x0, z0, x1, z1] = self.bounds;
+        match self.scenario {
+            Scenario::Hotspot if !self.hotspots.is_empty() => {
+                let i = self.next() as usize % self.hotspots.len();
+                let c = self.hotspots[i];
+                let angle = self.unit() * std::f32::consts::TAU;
+                let r = self.unit() * 12.0;
+                Vec3::new((c.x + angle.cos() * r).clamp(x0, x1), 0.0, (c.z + angle.sin() * r).clamp(z0, z1))
+            }
+            _ => Vec3::new(x0 + self.unit() * (x1 - x0), 0.0, z0 + self.unit() * (z1 - z0)),
+        }
+    }
+
+    /// The intent for the next update, given the last frame.
+    pub fn intent(&mut self, frame: &Frame) -> Intent {
+        self.updates += 1;
+        let Some(me) = frame.me else { return Intent::default() };
+        let here = me.position_m;
+        let arrived = self.waypoint.is_none_or(|w| Vec3::new(w.x - here.x, 0.0, w.z - here.z).length() < 2.0);
+        if arrived || self.next().is_multiple_of(600) {
+            self.waypoint = Some(self.pick_waypoint());
+        }
+        let w = self.waypoint.unwrap_or(here);
+        let yaw = (w.x - here.x).atan2(w.z - here.z);
+        let mut buttons = if self.next().is_multiple_of(5) { 0 } else { Buttons::RUN };
+        if self.next().is_multiple_of(90) {
+            buttons |= Buttons::JUMP;
+        }
+        let mut intent = Intent { move_z: 1.0, yaw_rad: yaw, buttons: Buttons(buttons), ..Intent::default() };
+        if self.scenario == Scenario::Shooters {
+            let target = frame
+                .others
+                .iter()
+                .filter(|o| o.health > 0 && o.id < pwn_sim::ids::WORLD_ENTITY_ID_BASE)
+                .map(|o| o.position_m)
+                .min_by(|a, b| a.distance_squared(here).total_cmp(&b.distance_squared(here)))
+                .filter(|t| t.distance(here) < AIM_RANGE_M);
+            if let Some(t) = target {
+                let d = t - here;
+                let aim = d.x.atan2(d.z);
+                // Moving and aiming share one yaw: strafe relative to the aim.
+                let rel = yaw - aim;
+                intent.move_x = rel.sin();
+                intent.move_z = rel.cos();
+                intent.yaw_rad = aim;
+                intent.pitch_rad = d.y.atan2(Vec3::new(d.x, 0.0, d.z).length());
+                intent.buttons = Buttons(intent.buttons.0 | Buttons::FIRE);
+            }
+        }
+        intent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pwn_client::Drawn;
+
+    fn frame_at(p: Vec3, others: Vec<Drawn>) -> Frame {
+        Frame { me: Some(Drawn { id: 1, position_m: p, yaw_rad: 0.0, health: 100 }), others, ..Frame::default() }
+    }
+
+    #[test]
+    fn movers_head_for_waypoints_inside_the_world_and_shooters_aim() {
+        let bounds = [-50.0, -50.0, 50.0, 50.0];
+        for scenario in [Scenario::Wander, Scenario::Hotspot] {
+            let mut m = Mover::new(scenario, 3, bounds, &[[10.0, 1.0, 10.0]]);
+            for _ in 0..50 {
+                let i = m.intent(&frame_at(Vec3::ZERO, vec![]));
+                assert_eq!(i.move_z, 1.0);
+                let w = m.waypoint.unwrap();
+                assert!(w.x.abs() <= 46.0 && w.z.abs() <= 46.0, "{w}");
+                assert_eq!(i.buttons.0 & Buttons::FIRE, 0);
+            }
+        }
+        let mut s = Mover::new(Scenario::Shooters, 3, bounds, &[]);
+        let enemy = Drawn { id: 2, position_m: Vec3::new(10.0, 0.0, 0.0), yaw_rad: 0.0, health: 100 };
+        let i = s.intent(&frame_at(Vec3::ZERO, vec![enemy]));
+        assert_ne!(i.buttons.0 & Buttons::FIRE, 0);
+        assert!((i.yaw_rad - std::f32::consts::FRAC_PI_2).abs() < 1e-5, "aims at +x: {}", i.yaw_rad);
+        assert_eq!(Mover::new(Scenario::Wander, 1, bounds, &[]).intent(&Frame::default()), Intent::default());
+        assert!("nope".parse::<Scenario>().is_err());
+        assert_eq!("shooters".parse::<Scenario>().unwrap(), Scenario::Shooters);
+    }
+}
