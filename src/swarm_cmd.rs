@@ -138,6 +138,9 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One `stats` line of the zone: its tick durations that second, and its players.
+type ZoneSecond = (Vec<f32>, f64);
+
 fn quantile(sorted: &[f32], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -169,7 +172,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         bail!("the zone node did not start (said {first:?})");
     };
     // The zone's per-second stats, collected while the swarm runs.
-    let seconds: Arc<Mutex<Vec<(Vec<f32>, f64)>>> = Arc::default();
+    let seconds: Arc<Mutex<Vec<ZoneSecond>>> = Arc::default();
     let sink = seconds.clone();
     std::thread::spawn(move || {
         for line in reader.lines().map_while(Result::ok) {
@@ -211,7 +214,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
 
     let per_second = seconds.lock().map(|s| s.clone()).unwrap_or_default();
     // Only seconds with bots in the world count towards the tick figures.
-    let busy: Vec<&(Vec<f32>, f64)> = per_second.iter().filter(|(_, players)| *players > 0.0).collect();
+    let busy: Vec<&ZoneSecond> = per_second.iter().filter(|(_, players)| *players > 0.0).collect();
     let mut all: Vec<f32> = busy.iter().flat_map(|(t, _)| t.iter().copied()).collect();
     all.sort_by(f32::total_cmp);
     let mut series = ZoneSeries::default();
