@@ -138,8 +138,16 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One `stats` line of the zone: its tick durations that second, and its players.
-type ZoneSecond = (Vec<f32>, f64);
+/// One `stats` line of the zone.
+#[derive(Clone, Debug, Default)]
+struct ZoneSecond {
+    tick_ms: Vec<f32>,
+    players: f64,
+    /// Since the zone started.
+    inputs_missed: u64,
+    /// Since the zone started.
+    overruns: u64,
+}
 
 fn quantile(sorted: &[f32], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -178,13 +186,17 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         for line in reader.lines().map_while(Result::ok) {
             let Some(json) = line.strip_prefix("stats ") else { continue };
             let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else { continue };
-            let ticks: Vec<f32> = v["tick_ms"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
-                .unwrap_or_default();
-            let players = v["players"].as_f64().unwrap_or(0.0);
+            let second = ZoneSecond {
+                tick_ms: v["tick_ms"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
+                    .unwrap_or_default(),
+                players: v["players"].as_f64().unwrap_or(0.0),
+                inputs_missed: v["inputs_missed"].as_u64().unwrap_or(0),
+                overruns: v["overruns"].as_u64().unwrap_or(0),
+            };
             if let Ok(mut s) = sink.lock() {
-                s.push((ticks, players));
+                s.push(second);
             }
         }
     });
@@ -214,16 +226,17 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
 
     let per_second = seconds.lock().map(|s| s.clone()).unwrap_or_default();
     // Only seconds with bots in the world count towards the tick figures.
-    let busy: Vec<&ZoneSecond> = per_second.iter().filter(|(_, players)| *players > 0.0).collect();
-    let mut all: Vec<f32> = busy.iter().flat_map(|(t, _)| t.iter().copied()).collect();
+    let busy: Vec<&ZoneSecond> = per_second.iter().filter(|s| s.players > 0.0).collect();
+    let mut all: Vec<f32> = busy.iter().flat_map(|s| s.tick_ms.iter().copied()).collect();
+    let last = per_second.last().cloned().unwrap_or_default();
     all.sort_by(f32::total_cmp);
     let mut series = ZoneSeries::default();
-    for (ticks, players) in &per_second {
-        let mut t = ticks.clone();
+    for second in &per_second {
+        let mut t = second.tick_ms.clone();
         t.sort_by(f32::total_cmp);
         series.tick_ms_p99.push(quantile(&t, 0.99));
         series.tick_ms_max.push(t.last().copied().map_or(0.0, f64::from));
-        series.players.push(*players);
+        series.players.push(second.players);
     }
     let summary = Summary::of(&results);
     let mut json = summary.json();
@@ -234,6 +247,8 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     json.insert("tick_ms_p99".into(), r3(quantile(&all, 0.99)).into());
     json.insert("tick_ms_max".into(), r3(all.last().copied().map_or(0.0, f64::from)).into());
     json.insert("ticks_measured".into(), all.len().into());
+    json.insert("tick_overruns".into(), last.overruns.into());
+    json.insert("zone_inputs_missed".into(), last.inputs_missed.into());
     let json = serde_json::Value::Object(json);
     let page = html("PWN demo", &json, &series, &results, bounds);
     std::fs::write(&args.report, page).with_context(|| format!("cannot write {}", args.report.display()))?;

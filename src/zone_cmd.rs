@@ -76,6 +76,7 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
                         "tick_ms": stats.take_tick_ms(),
                         "players": stats.players.load(std::sync::atomic::Ordering::Relaxed),
                         "overruns": stats.overruns.load(std::sync::atomic::Ordering::Relaxed),
+                        "inputs_missed": stats.inputs_missed.load(std::sync::atomic::Ordering::Relaxed),
                     });
                     println!("stats {line}");
                 }

@@ -121,7 +121,7 @@ async fn players_move_see_each_other_and_chat_through_a_real_zone_process() {
 
     // B only watches: it applies snapshots and acknowledges them.
     let watcher = tokio::spawn(async move {
-        let mut views = ReceivedViews::new();
+        let mut views = ReceivedViews::new(30);
         let mut saw_a_move = false;
         let mut first_a: Option<[i32; 3]> = None;
         let mut chat = None;
@@ -154,7 +154,7 @@ async fn players_move_see_each_other_and_chat_through_a_real_zone_process() {
 
     // A runs forward for two seconds, one input per snapshot received, each datagram
     // repeating the last three inputs.
-    let mut views = ReceivedViews::new();
+    let mut views = ReceivedViews::new(30);
     let mut seq = 0u32;
     let mut start_z = None;
     let mut end_z = 0;

@@ -30,6 +30,9 @@
 //!   as a burst that fills the queue to the target at once. Every input is still
 //!   applied exactly once and in order, so pacing never causes a correction; on loopback the
 //!   queue drains to empty and an input is applied at the first tick after it arrives.
+//! - `[game-8]` the predicted world's crates are moved to the server's poses as snapshots show
+//!   them (the client never simulates crates): walking into a crate that has fallen or been
+//!   pushed is then predicted against where it is, not where the world file put it.
 
 use crate::counters::ClientCounters;
 use crate::interp::Interpolator;
@@ -37,7 +40,8 @@ use crate::predict::{Predictor, Reconciled};
 use glam::Vec3;
 use pwn_proto::delta::{ApplyError, EntityState, ReceivedViews};
 use pwn_proto::{GameEvent, InputBatch, Message, Ping, Snapshot, SnapshotAck, WireInput};
-use pwn_sim::quantize::{dequantize_position, dequantize_velocity, dequantize_yaw};
+use pwn_sim::ids::{PROJECTILE_ID_BASE, WORLD_ENTITY_ID_BASE};
+use pwn_sim::quantize::{dequantize_position, dequantize_rotation, dequantize_velocity, dequantize_yaw};
 use pwn_sim::{Buttons, CharacterState, EntityId, InputSeq, PlayerInput, Sim, SimConfig, SimError, WorldDesc};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -53,6 +57,8 @@ pub const EVENTS_KEPT_MAX: usize = 256;
 pub const REMOTE_PROJECTILES_MAX: usize = 1_024;
 /// Send times kept for measuring input acknowledgement.
 pub const SENT_TIMES_MAX: usize = 256;
+/// Crates whose last mirrored state is remembered (`[game-8]`).
+pub const MIRRORED_CRATES_MAX: usize = 100_000;
 /// Seconds between round-trip probes.
 pub const PING_INTERVAL_S: f64 = 1.0;
 /// Snapshots observed before each pacing decision (`[game-7]`).
@@ -147,6 +153,7 @@ pub struct GameClient {
     ack_sent: u64,
     input_ack: u32,
     remote_projectiles: BTreeMap<u64, RemoteProjectile>,
+    mirrored: BTreeMap<u64, EntityState>,
     events: VecDeque<GameEvent>,
     outbox: Vec<Message>,
     next_ping_s: f64,
@@ -189,7 +196,7 @@ impl GameClient {
             cfg,
             me,
             predictor: None,
-            views: ReceivedViews::new(),
+            views: ReceivedViews::new(tick_hz),
             interp: Interpolator::new(tick_hz),
             now_s: 0.0,
             accumulator_s: 0.0,
@@ -200,6 +207,7 @@ impl GameClient {
             ack_sent: 0,
             input_ack: 0,
             remote_projectiles: BTreeMap::new(),
+            mirrored: BTreeMap::new(),
             events: VecDeque::new(),
             outbox: Vec::new(),
             next_ping_s: 0.0,
@@ -270,6 +278,15 @@ impl GameClient {
         self.interp.push(s.tick, arrival_s, view);
         self.acked_tick = s.tick;
         let own = view.get(&self.me.0).copied();
+        if let Some(p) = self.predictor.as_mut() {
+            // `[game-8]`: the predicted world's crates follow the server's.
+            for (id, e) in view.range(WORLD_ENTITY_ID_BASE..PROJECTILE_ID_BASE) {
+                if self.mirrored.get(id) != Some(e) && self.mirrored.len() < MIRRORED_CRATES_MAX {
+                    p.mirror_crate(EntityId(*id), dequantize_position(e.position), dequantize_rotation(e.rotation));
+                    self.mirrored.insert(*id, *e);
+                }
+            }
+        }
 
         if s.input_ack > self.input_ack {
             self.input_ack = s.input_ack;
@@ -292,6 +309,14 @@ impl GameClient {
                     self.counters.prediction_error_m.record(0.0);
                 }
                 Reconciled::Corrected { error_m } => {
+                    tracing::debug!(
+                        player = %self.me,
+                        error_m,
+                        input_ack = s.input_ack,
+                        tick = s.tick,
+                        server = ?dequantize_position(state.position),
+                        "prediction corrected"
+                    );
                     self.counters.corrections += 1;
                     self.counters.prediction_error_m.record(f64::from(error_m));
                 }

@@ -123,6 +123,11 @@ impl Predictor {
         self.predicted().map(|c| c.yaw_rad)
     }
 
+    /// Moves a crate of the predicted world to where the server has it.
+    pub fn mirror_crate(&mut self, id: EntityId, position: Vec3, rotation: glam::Quat) -> bool {
+        self.sim.mirror_crate(id, position, rotation)
+    }
+
     /// Eases the visual offset for `dt_s` seconds of rendering.
     pub fn advance_visual(&mut self, dt_s: f32) {
         let keep = (1.0 - SMOOTHING_PER_S * dt_s).clamp(0.0, 1.0);

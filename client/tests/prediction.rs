@@ -43,7 +43,7 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
     let dt = Duration::from_secs_f32(cfg.dt_s());
     let mut up: Conditioner<Message> = Conditioner::new(link(), seed);
     let mut down: Conditioner<Message> = Conditioner::new(link(), seed ^ 0xdead_beef);
-    let mut views = ReceivedViews::new();
+    let mut views = ReceivedViews::new(30);
     let mut predictor: Option<Predictor> = None;
     let mut sent: Vec<WireInput> = Vec::new();
     let mut acked_tick = 0u64;

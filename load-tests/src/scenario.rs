@@ -52,7 +52,19 @@ pub struct Mover {
     hotspots: Vec<Vec3>,
     waypoint: Option<Vec3>,
     updates: u64,
+    running: bool,
+    /// The centre of the spawn points: wanderers roam around it.
+    centre: Vec3,
+    /// Where the bot was at the last stuck check.
+    checkpoint: Option<Vec3>,
 }
+
+/// Wanderers pick waypoints within this distance of the spawn points' centre.
+pub const WANDER_RADIUS_M: f32 = 200.0;
+/// Updates between checks whether a bot is stuck (two seconds at 30 Hz).
+const STUCK_CHECK_UPDATES: u64 = 60;
+/// A bot that moved less than this since the last check is stuck.
+const STUCK_DISTANCE_M: f32 = 2.0;
 
 impl Mover {
     /// A mover for a bot seeded by `seed` in a world whose XZ bounds are `bounds`
@@ -60,13 +72,21 @@ impl Mover {
     pub fn new(scenario: Scenario, seed: u64, bounds: [f32; 4], spawn_points: &[[f32; 3]]) -> Self {
         let margin = 4.0;
         let bounds = [bounds[0] + margin, bounds[1] + margin, bounds[2] - margin, bounds[3] - margin];
-        let hotspots = spawn_points.iter().map(|p| Vec3::from(*p)).collect();
+        let hotspots: Vec<Vec3> = spawn_points.iter().map(|p| Vec3::from(*p)).collect();
+        let centre = if hotspots.is_empty() {
+            Vec3::ZERO
+        } else {
+            hotspots.iter().copied().sum::<Vec3>() / hotspots.len() as f32
+        };
         Self {
             scenario,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             bounds,
             hotspots,
             waypoint: None,
+            running: true,
+            centre,
+            checkpoint: None,
             updates: 0,
         }
     }
@@ -90,7 +110,14 @@ impl Mover {
                 let r = self.unit() * 12.0;
                 Vec3::new((c.x + angle.cos() * r).clamp(x0, x1), 0.0, (c.z + angle.sin() * r).clamp(z0, z1))
             }
-            _ => Vec3::new(x0 + self.unit() * (x1 - x0), 0.0, z0 + self.unit() * (z1 - z0)),
+            _ => {
+                // Wanderers roam a region around the spawn points (a town, not the whole
+                // continent), so they keep meeting each other.
+                let c = self.centre;
+                let angle = self.unit() * std::f32::consts::TAU;
+                let r = self.unit().sqrt() * WANDER_RADIUS_M;
+                Vec3::new((c.x + angle.cos() * r).clamp(x0, x1), 0.0, (c.z + angle.sin() * r).clamp(z0, z1))
+            }
         }
     }
 
@@ -100,13 +127,25 @@ impl Mover {
         let Some(me) = frame.me else { return Intent::default() };
         let here = me.position_m;
         let arrived = self.waypoint.is_none_or(|w| Vec3::new(w.x - here.x, 0.0, w.z - here.z).length() < 2.0);
-        if arrived || self.next().is_multiple_of(600) {
+        // Stuck against a wall or in a crowd: try somewhere else.
+        if self.updates.is_multiple_of(STUCK_CHECK_UPDATES) {
+            let stuck = self.checkpoint.is_some_and(|c| (c - here).length() < STUCK_DISTANCE_M);
+            self.checkpoint = Some(here);
+            if stuck {
+                self.waypoint = None;
+            }
+        }
+        if arrived || self.waypoint.is_none() || self.next().is_multiple_of(600) {
             self.waypoint = Some(self.pick_waypoint());
         }
         let w = self.waypoint.unwrap_or(here);
         let yaw = (w.x - here.x).atan2(w.z - here.z);
-        let mut buttons = if self.next().is_multiple_of(5) { 0 } else { Buttons::RUN };
-        if self.next().is_multiple_of(90) {
+        // Players hold run for a while, not a different choice every tick.
+        if self.next().is_multiple_of(150) {
+            self.running = !self.running || self.next().is_multiple_of(3);
+        }
+        let mut buttons = if self.running { Buttons::RUN } else { 0 };
+        if self.next().is_multiple_of(300) {
             buttons |= Buttons::JUMP;
         }
         let mut intent = Intent { move_z: 1.0, yaw_rad: yaw, buttons: Buttons(buttons), ..Intent::default() };
@@ -152,7 +191,7 @@ mod tests {
                 let i = m.intent(&frame_at(Vec3::ZERO, vec![]));
                 assert_eq!(i.move_z, 1.0);
                 let w = m.waypoint.unwrap();
-                assert!(w.x.abs() <= 46.0 && w.z.abs() <= 46.0, "{w}");
+                assert!(w.x.abs() <= 46.0 && w.z.abs() <= 46.0, "inside the world: {w}");
                 assert_eq!(i.buttons.0 & Buttons::FIRE, 0);
             }
         }

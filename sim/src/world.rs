@@ -217,6 +217,17 @@ impl Sim {
         true
     }
 
+    /// Moves a crate to the pose a server reported, colliders included (a client mirrors the
+    /// server's crates in the world it predicts against, and never steps physics, so the
+    /// collider must move now). Returns false like [`Sim::restore_crate`].
+    pub fn mirror_crate(&mut self, id: EntityId, position: Vec3, rotation: Quat) -> bool {
+        if !self.restore_crate(id, position, rotation, Vec3::ZERO, Vec3::ZERO) {
+            return false;
+        }
+        self.physics.bodies.propagate_modified_body_positions_to_colliders(&mut self.physics.colliders);
+        true
+    }
+
     /// Adds a character at a spawn point chosen with the simulation's seeded randomness.
     pub fn spawn_character(&mut self, id: EntityId) -> Result<SimEvent, SimError> {
         let spawn = self.pick_spawn();

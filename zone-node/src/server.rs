@@ -107,6 +107,8 @@ pub struct ZoneStats {
     pub players: AtomicU64,
     /// Ticks whose work took longer than the tick period.
     pub overruns: AtomicU64,
+    /// Inputs that missed their tick (or were skipped), all players.
+    pub inputs_missed: AtomicU64,
     /// Durations of the ticks since the last [`ZoneStats::take_tick_ms`], milliseconds (at most
     /// `TICK_SAMPLES_MAX`; older ones are dropped if nobody takes them).
     pub tick_ms: std::sync::Mutex<Vec<f32>>,
@@ -247,7 +249,8 @@ pub async fn run(
         if interval_ticks > 0 && zone.sim().tick().0.is_multiple_of(interval_ticks) {
             checkpoint_tx.send_replace(Some((Instant::now(), crate_states(zone.sim()))));
         }
-        metrics::counter!(metric::INPUTS_MISSING).increment(u64::from(out.report.inputs_missing));
+        metrics::counter!(metric::INPUTS_MISSING).increment(u64::from(out.inputs_missed));
+        stats.inputs_missed.fetch_add(u64::from(out.inputs_missed), Ordering::Relaxed);
         for (player, snapshot) in out.snapshots {
             if let Some((tx, _)) = players.get(&player) {
                 metrics::counter!(metric::SNAPSHOT_BYTES).increment(snapshot.updates.len() as u64);

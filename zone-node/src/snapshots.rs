@@ -14,9 +14,10 @@
 //! - `[snap-6]` when acknowledgements have been lost for longer than `BASELINE_AGE_MAX` ticks the
 //!   builder falls back to a full snapshot, because the client may no longer hold the baseline.
 
+use pwn_proto::EntityUpdate;
 use pwn_proto::Snapshot;
-use pwn_proto::delta::{EntityState, View, diff, pack};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use pwn_proto::delta::{EntityState, Motion, View, pack_one, update_between};
+use std::collections::{HashMap, VecDeque};
 
 /// Removals listed in one snapshot (8 bytes each, inside the datagram limit with a full budget).
 pub const REMOVED_PER_SNAPSHOT_MAX: usize = 8;
@@ -37,18 +38,22 @@ pub struct Candidate {
 }
 
 /// One client's snapshot state on the server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientSnapshots {
     sent: VecDeque<(u64, View)>,
     acked: Option<(u64, View)>,
     /// Ticks each entity in view has waited for an update it needs.
     waiting: HashMap<u64, u32>,
+    /// The simulation's tick rate, for extrapolated positions (`[delta-6]`).
+    tick_hz: u32,
+    /// Reused for measuring each update's packed size.
+    scratch: Vec<u8>,
 }
 
 impl ClientSnapshots {
-    /// A client that has received nothing yet.
-    pub fn new() -> Self {
-        Self::default()
+    /// A client that has received nothing yet, of a simulation ticking at `tick_hz`.
+    pub fn new(tick_hz: u32) -> Self {
+        Self { sent: VecDeque::new(), acked: None, waiting: HashMap::new(), tick_hz, scratch: Vec::with_capacity(64) }
     }
 
     /// The tick of the newest acknowledged snapshot, if any.
@@ -74,7 +79,9 @@ impl ClientSnapshots {
     }
 
     /// Builds the snapshot for `tick` from this tick's candidates (those in the interest
-    /// radius), spending at most `budget_bytes` on packed updates.
+    /// radius), spending at most `budget_bytes` on packed updates. Runs for every client every
+    /// tick, so it allocates little: one pass over the candidates sorted by id, costs measured
+    /// in a reused buffer.
     pub fn build(&mut self, tick: u64, input_ack: u32, candidates: &[Candidate], budget_bytes: usize) -> Snapshot {
         if self.acked_tick().is_some_and(|t| t + BASELINE_AGE_MAX < tick) {
             self.acked = None;
@@ -84,17 +91,17 @@ impl ClientSnapshots {
             Some((t, v)) => (*t, v),
             None => (0, &empty),
         };
-        let in_interest: BTreeMap<u64, &Candidate> = candidates.iter().map(|c| (c.state.id, c)).collect();
-        let removed: Vec<u64> = baseline
-            .keys()
-            .filter(|id| !in_interest.contains_key(id))
-            .take(REMOVED_PER_SNAPSHOT_MAX)
-            .copied()
-            .collect();
+        let motion = Motion::between(baseline_tick, tick, self.tick_hz);
+        let mut by_id: Vec<&Candidate> = candidates.iter().collect();
+        by_id.sort_unstable_by_key(|c| c.state.id);
+        by_id.dedup_by_key(|c| c.state.id);
+        let in_interest = |id: &u64| by_id.binary_search_by_key(id, |c| c.state.id).is_ok();
+        let removed: Vec<u64> =
+            baseline.keys().filter(|id| !in_interest(id)).take(REMOVED_PER_SNAPSHOT_MAX).copied().collect();
 
         // Those that need sending, most urgent first; waiting raises urgency ([snap-3]).
-        let mut needed: Vec<(&Candidate, f32)> = in_interest
-            .values()
+        let mut needed: Vec<(&Candidate, f32)> = by_id
+            .iter()
             .filter(|c| baseline.get(&c.state.id) != Some(&c.state))
             .map(|c| {
                 let waited = self.waiting.get(&c.state.id).copied().unwrap_or(0);
@@ -103,35 +110,39 @@ impl ClientSnapshots {
             .collect();
         needed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.state.id.cmp(&b.0.state.id)));
 
+        // Each update's cost with its id written in full: the real packing writes id gaps,
+        // never longer, so the budget holds ([snap-2]).
+        let mut spent = 0usize;
+        let mut chosen: Vec<(EntityUpdate, EntityState)> = Vec::with_capacity(needed.len());
+        for (c, _) in &needed {
+            let base = baseline.get(&c.state.id);
+            let Some(update) = update_between(base, &c.state) else { continue };
+            self.scratch.clear();
+            pack_one(&mut self.scratch, None, base, &update, motion);
+            if spent + self.scratch.len() > budget_bytes {
+                continue;
+            }
+            spent += self.scratch.len();
+            chosen.push((update, c.state));
+        }
+        // Updates in ascending id order, as packing requires.
+        chosen.sort_unstable_by_key(|(u, _)| u.id);
         let mut view: View = baseline.clone();
         for id in &removed {
             view.remove(id);
         }
-        let mut spent = 0usize;
-        let mut chosen = View::new();
-        for (c, _) in &needed {
-            let one: View = [(c.state.id, c.state)].into();
-            let (update, _) = diff(baseline, &one);
-            let cost = pack(baseline, &update).len();
-            if spent + cost > budget_bytes {
-                continue;
-            }
-            spent += cost;
-            chosen.insert(c.state.id, c.state);
+        let mut packed = Vec::with_capacity(spent);
+        let mut prev = None;
+        for (update, state) in &chosen {
+            pack_one(&mut packed, prev, baseline.get(&update.id), update, motion);
+            prev = Some(update.id);
+            view.insert(update.id, *state);
         }
-        // Updates in ascending id order, as packing requires.
-        let mut updates = Vec::with_capacity(chosen.len());
-        for (id, state) in &chosen {
-            let one: View = [(*id, *state)].into();
-            updates.extend(diff(baseline, &one).0);
-            view.insert(*id, *state);
-        }
-        let packed = pack(baseline, &updates);
         debug_assert!(packed.len() <= budget_bytes.max(spent));
 
         let waiting = std::mem::take(&mut self.waiting);
         for (c, _) in &needed {
-            if !chosen.contains_key(&c.state.id) {
+            if chosen.binary_search_by_key(&c.state.id, |(u, _)| u.id).is_err() {
                 self.waiting.insert(c.state.id, waiting.get(&c.state.id).copied().unwrap_or(0) + 1);
             }
         }
@@ -148,6 +159,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use pwn_proto::delta::ReceivedViews;
+    use std::collections::BTreeMap;
 
     fn entity(id: u64, x: i32) -> Candidate {
         Candidate {
@@ -158,7 +170,7 @@ mod tests {
 
     #[test]
     fn snap_1_entities_at_rest_cost_nothing_once_acknowledged() {
-        let mut c = ClientSnapshots::new();
+        let mut c = ClientSnapshots::new(30);
         let world: Vec<Candidate> = (1..=10).map(|i| entity(i, i as i32 * 100)).collect();
         let first = c.build(1, 0, &world, 10_000);
         assert!(!first.updates.is_empty());
@@ -170,8 +182,8 @@ mod tests {
 
     #[test]
     fn snap_2_3_budget_is_respected_and_nobody_starves() {
-        let mut c = ClientSnapshots::new();
-        let mut client = ReceivedViews::new();
+        let mut c = ClientSnapshots::new(30);
+        let mut client = ReceivedViews::new(30);
         let mut last_seen: HashMap<u64, u64> = HashMap::new();
         for tick in 1..=60u64 {
             // 50 entities all moving every tick; the budget fits only a few.
@@ -196,7 +208,7 @@ mod tests {
 
     #[test]
     fn snap_4_leaving_the_interest_radius_is_a_removal() {
-        let mut c = ClientSnapshots::new();
+        let mut c = ClientSnapshots::new(30);
         c.build(1, 0, &[entity(1, 0), entity(2, 5)], 1_000);
         c.ack(1);
         let s = c.build(2, 0, &[entity(1, 0)], 1_000);
@@ -205,8 +217,8 @@ mod tests {
 
     #[test]
     fn snap_4_many_departures_are_spread_over_snapshots_that_fit_a_datagram() {
-        let mut c = ClientSnapshots::new();
-        let mut client = ReceivedViews::new();
+        let mut c = ClientSnapshots::new(30);
+        let mut client = ReceivedViews::new(30);
         let crowd: Vec<Candidate> = (1..=40).map(|i| entity(i, i as i32)).collect();
         client.apply(&c.build(1, 0, &crowd, 1_000)).unwrap();
         c.ack(1);
@@ -225,7 +237,7 @@ mod tests {
 
     #[test]
     fn snap_6_long_lost_acks_fall_back_to_a_full_snapshot() {
-        let mut c = ClientSnapshots::new();
+        let mut c = ClientSnapshots::new(30);
         let world = [entity(1, 0)];
         c.build(1, 0, &world, 1_000);
         c.ack(1);
@@ -241,8 +253,8 @@ mod tests {
         fn snap_5_the_client_holds_what_the_server_recorded(
             ticks in proptest::collection::vec((proptest::collection::vec((1u64..30, -500i32..500, 0u16..3), 0..30), any::<bool>(), any::<bool>(), 0usize..200), 1..40)
         ) {
-            let mut server = ClientSnapshots::new();
-            let mut client = ReceivedViews::new();
+            let mut server = ClientSnapshots::new(30);
+            let mut client = ReceivedViews::new(30);
             for (t, (entities, delivered, acked, budget)) in ticks.iter().enumerate() {
                 let tick = t as u64 + 1;
                 let mut world: BTreeMap<u64, Candidate> = BTreeMap::new();

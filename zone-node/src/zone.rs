@@ -64,6 +64,9 @@ pub struct TickOutput {
     pub events: Vec<(EntityId, GameEvent)>,
     /// The simulation's own report (input counters, events).
     pub report: StepReport,
+    /// Players whose input missed this tick after their inputs had started (the simulation
+    /// repeated their last movement), plus inputs skipped to bound a queue.
+    pub inputs_missed: u32,
 }
 
 /// A zone: its simulation and its players.
@@ -116,7 +119,7 @@ impl Zone {
             player,
             PlayerSlot {
                 inputs: InputBuffer::new(),
-                snapshots: ClientSnapshots::new(),
+                snapshots: ClientSnapshots::new(self.sim.config().tick_hz),
                 chat_tokens: self.cfg.chat_lines_per_s,
             },
         );
@@ -169,11 +172,14 @@ impl Zone {
     pub fn tick(&mut self) -> TickOutput {
         let dt = self.sim.config().dt_s();
         let mut inputs = BTreeMap::new();
+        let mut missed = 0u64;
         for (id, p) in &mut self.players {
             p.chat_tokens = (p.chat_tokens + self.cfg.chat_lines_per_s * dt).min(self.cfg.chat_lines_per_s);
+            let before = p.inputs.counters().missing + p.inputs.counters().skipped;
             if let Some(i) = p.inputs.next_for_tick() {
                 inputs.insert(*id, i);
             }
+            missed += p.inputs.counters().missing + p.inputs.counters().skipped - before;
         }
         let report = self.sim.step(&inputs);
         let tick = self.sim.tick().0;
@@ -196,7 +202,8 @@ impl Zone {
         }
         let index = InterestIndex::build(states.iter().map(|(id, (_, xz, _))| (*id, *xz)));
 
-        let mut out = TickOutput { report, ..TickOutput::default() };
+        let mut out =
+            TickOutput { report, inputs_missed: missed.min(u64::from(u32::MAX)) as u32, ..TickOutput::default() };
         out.events.append(&mut self.pending_events);
         for (player, slot) in &mut self.players {
             let Some((_, me, _)) = states.get(&player.0) else {

@@ -22,7 +22,7 @@ fn players_move_by_their_inputs_and_clients_rebuild_the_view_from_packed_deltas(
     let (a, b) = (EntityId(1), EntityId(2));
     z.join(a).unwrap();
     z.join(b).unwrap();
-    let mut views = [ReceivedViews::new(), ReceivedViews::new()];
+    let mut views = [ReceivedViews::new(30), ReceivedViews::new(30)];
     let mut acked = [0u64; 2];
     let mut update_bytes = Vec::new();
     let mut last_backlog_a = u8::MAX;
@@ -68,7 +68,7 @@ fn entities_at_rest_cost_nothing_once_acknowledged() {
     let mut z = zone();
     let a = EntityId(1);
     z.join(a).unwrap();
-    let mut views = ReceivedViews::new();
+    let mut views = ReceivedViews::new(30);
     let mut last_len = usize::MAX;
     for _ in 0..40 {
         let out = z.tick();

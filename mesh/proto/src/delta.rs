@@ -9,13 +9,54 @@
 //! - `[delta-4]` entities in the baseline but not in the new view are listed as removed.
 //! - `[delta-5]` updates travel packed ([`pack`]): ids ascending as varint gaps, a field mask,
 //!   and each field as a zigzag varint of its change against the baseline (absolute for new
-//!   entities), so a walking character costs about 7 bytes. [`unpack`] refuses anything
+//!   entities).
+//! - `[delta-6]` a position is sent as its difference from where the baseline's velocity
+//!   would have carried it over the ticks since the baseline ([`Motion`], integer arithmetic
+//!   both ends agree on), so an entity moving steadily costs one byte per axis: about five
+//!   bytes per update for a running character. [`unpack`] refuses anything
 //!   malformed (truncated, ids not ascending, unknown mask bits, more than
 //!   `SNAPSHOT_ENTITIES_MAX` updates, values out of range) without panicking.
 
 use crate::codec::{SNAPSHOT_ENTITIES_MAX, Violation};
 use crate::messages::EntityUpdate;
 use std::collections::BTreeMap;
+
+/// Position grid steps per velocity grid step per second (1024 / 64).
+const POSITION_STEPS_PER_VELOCITY_STEP: i64 =
+    (pwn_sim::quantize::POSITION_STEPS_PER_M / pwn_sim::quantize::VELOCITY_STEPS_PER_MPS) as i64;
+/// Ticks of extrapolation at most (baselines are never this old; bounds the arithmetic).
+const EXTRAPOLATION_TICKS_MAX: u64 = 1 << 16;
+
+/// The time between a snapshot and its baseline, over which positions are extrapolated
+/// (`[delta-6]`). Both ends derive it from the snapshot's ticks and the agreed tick rate.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Motion {
+    /// Ticks from the baseline to the snapshot (0: no extrapolation).
+    pub elapsed_ticks: u64,
+    /// The simulation's tick rate.
+    pub tick_hz: u32,
+}
+
+impl Motion {
+    /// No extrapolation (a full snapshot, or tests of the packing alone).
+    pub const STILL: Motion = Motion { elapsed_ticks: 0, tick_hz: 1 };
+
+    /// The motion between a baseline and a snapshot (a full snapshot, `baseline_tick` 0, has
+    /// none).
+    pub fn between(baseline_tick: u64, tick: u64, tick_hz: u32) -> Self {
+        let elapsed_ticks = if baseline_tick == 0 { 0 } else { tick.saturating_sub(baseline_tick) };
+        Self { elapsed_ticks: elapsed_ticks.min(EXTRAPOLATION_TICKS_MAX), tick_hz: tick_hz.max(1) }
+    }
+
+    /// Where `base`'s velocity carries its position after the elapsed ticks, per axis.
+    fn extrapolate(&self, base: &EntityState) -> [i64; 3] {
+        let dt = self.elapsed_ticks.min(EXTRAPOLATION_TICKS_MAX) as i64;
+        let hz = i64::from(self.tick_hz.max(1));
+        std::array::from_fn(|k| {
+            i64::from(base.position[k]) + i64::from(base.velocity[k]) * POSITION_STEPS_PER_VELOCITY_STEP * dt / hz
+        })
+    }
+}
 
 /// One entity's full quantized state, as both ends hold it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -43,28 +84,25 @@ fn changed<T: PartialEq + Copy>(old: Option<T>, new: T) -> Option<T> {
 
 /// The updates and removals that turn `baseline` into `current`.
 pub fn diff(baseline: &View, current: &View) -> (Vec<EntityUpdate>, Vec<u64>) {
-    let mut updates = Vec::new();
-    for (id, now) in current {
-        let old = baseline.get(id);
-        let u = EntityUpdate {
-            id: *id,
-            position: changed(old.map(|o| o.position), now.position),
-            velocity: changed(old.map(|o| o.velocity), now.velocity),
-            yaw: changed(old.map(|o| o.yaw), now.yaw),
-            rotation: changed(old.map(|o| o.rotation), now.rotation),
-            health: changed(old.map(|o| o.health), now.health),
-        };
-        let any = u.position.is_some()
-            || u.velocity.is_some()
-            || u.yaw.is_some()
-            || u.rotation.is_some()
-            || u.health.is_some();
-        if any || old.is_none() {
-            updates.push(u);
-        }
-    }
+    let updates = current.values().filter_map(|now| update_between(baseline.get(&now.id), now)).collect();
     let removed = baseline.keys().filter(|id| !current.contains_key(id)).copied().collect();
     (updates, removed)
+}
+
+/// The update that takes one entity from `old` (`None`: the client does not hold it) to `now`;
+/// `None` when nothing changed (`[delta-1]` to `[delta-3]` for one entity).
+pub fn update_between(old: Option<&EntityState>, now: &EntityState) -> Option<EntityUpdate> {
+    let u = EntityUpdate {
+        id: now.id,
+        position: changed(old.map(|o| o.position), now.position),
+        velocity: changed(old.map(|o| o.velocity), now.velocity),
+        yaw: changed(old.map(|o| o.yaw), now.yaw),
+        rotation: changed(old.map(|o| o.rotation), now.rotation),
+        health: changed(old.map(|o| o.health), now.health),
+    };
+    let any =
+        u.position.is_some() || u.velocity.is_some() || u.yaw.is_some() || u.rotation.is_some() || u.health.is_some();
+    (any || old.is_none()).then_some(u)
 }
 
 /// Applies updates and removals to `baseline`, giving the new view.
@@ -119,15 +157,17 @@ pub enum ApplyError {
 }
 
 /// A receiver's views by tick: applies snapshots against the baseline they name.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct ReceivedViews {
     views: BTreeMap<u64, View>,
+    tick_hz: u32,
 }
 
 impl ReceivedViews {
-    /// An empty history.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty history, for snapshots of a simulation ticking at `tick_hz` (agreed in the
+    /// handshake; positions are extrapolated at it, `[delta-6]`).
+    pub fn new(tick_hz: u32) -> Self {
+        Self { views: BTreeMap::new(), tick_hz }
     }
 
     /// The newest view and its tick.
@@ -151,7 +191,7 @@ impl ReceivedViews {
         } else {
             self.views.get(&s.baseline_tick).ok_or(ApplyError::UnknownBaseline(s.baseline_tick))?
         };
-        let updates = unpack(baseline, &s.updates)?;
+        let updates = unpack(baseline, &s.updates, Motion::between(s.baseline_tick, s.tick, self.tick_hz))?;
         let view = apply(baseline, &updates, &s.removed)?;
         self.views.insert(s.tick, view);
         while self.views.len() > RECEIVED_VIEWS_MAX {
@@ -225,47 +265,55 @@ fn narrow<T: TryFrom<i64>>(v: i64) -> Result<T, Violation> {
     T::try_from(v).map_err(|_| bad("value out of range"))
 }
 
-/// Packs updates (ascending ids, as `diff` produces them) against `baseline`.
-pub fn pack(baseline: &View, updates: &[EntityUpdate]) -> Vec<u8> {
+/// Packs updates (ascending ids, as `diff` produces them) against `baseline`, `motion` after it.
+pub fn pack(baseline: &View, updates: &[EntityUpdate], motion: Motion) -> Vec<u8> {
     let mut out = Vec::with_capacity(updates.len() * 8);
-    let mut prev = 0u64;
-    for (i, u) in updates.iter().enumerate() {
-        debug_assert!(i == 0 || u.id > prev, "updates must be in ascending id order");
-        put_varint(&mut out, if i == 0 { u.id } else { u.id - prev });
-        prev = u.id;
+    let mut prev = None;
+    for u in updates {
+        debug_assert!(prev.is_none_or(|p| u.id > p), "updates must be in ascending id order");
+        pack_one(&mut out, prev, baseline.get(&u.id), u, motion);
+        prev = Some(u.id);
+    }
+    out
+}
+
+/// Appends one update to a packing: `prev_id` is the id of the update before it (`None` for
+/// the first), `base` the entity's baseline state. [`pack`] is this over every update.
+pub fn pack_one(out: &mut Vec<u8>, prev_id: Option<u64>, base: Option<&EntityState>, u: &EntityUpdate, motion: Motion) {
+    {
+        put_varint(out, prev_id.map_or(u.id, |p| u.id - p));
         let mask = u.position.map_or(0, |_| HAS_POSITION)
             | u.velocity.map_or(0, |_| HAS_VELOCITY)
             | u.yaw.map_or(0, |_| HAS_YAW)
             | u.rotation.map_or(0, |_| HAS_ROTATION)
             | u.health.map_or(0, |_| HAS_HEALTH);
         out.push(mask);
-        let base = baseline.get(&u.id).copied().unwrap_or_default();
+        let base = base.copied().unwrap_or_default();
         if let Some(p) = u.position {
-            for (now, was) in p.iter().zip(base.position) {
-                put_signed(&mut out, i64::from(*now) - i64::from(was));
+            for (now, expected) in p.iter().zip(motion.extrapolate(&base)) {
+                put_signed(out, i64::from(*now) - expected);
             }
         }
         if let Some(v) = u.velocity {
             for (now, was) in v.iter().zip(base.velocity) {
-                put_signed(&mut out, i64::from(*now) - i64::from(was));
+                put_signed(out, i64::from(*now) - i64::from(was));
             }
         }
         if let Some(y) = u.yaw {
             // The shortest way round: a small turn is one byte.
-            put_signed(&mut out, i64::from(y.wrapping_sub(base.yaw) as i16));
+            put_signed(out, i64::from(y.wrapping_sub(base.yaw) as i16));
         }
         if let Some(r) = u.rotation {
             out.extend_from_slice(&r.to_le_bytes());
         }
         if let Some(h) = u.health {
-            put_signed(&mut out, i64::from(h) - i64::from(base.health));
+            put_signed(out, i64::from(h) - i64::from(base.health));
         }
     }
-    out
 }
 
-/// Unpacks updates packed by [`pack`] against the same `baseline`.
-pub fn unpack(baseline: &View, bytes: &[u8]) -> Result<Vec<EntityUpdate>, Violation> {
+/// Unpacks updates packed by [`pack`] against the same `baseline` and `motion`.
+pub fn unpack(baseline: &View, bytes: &[u8], motion: Motion) -> Result<Vec<EntityUpdate>, Violation> {
     let mut r = Reader { bytes, at: 0 };
     let mut out = Vec::new();
     let mut prev = 0u64;
@@ -291,8 +339,9 @@ pub fn unpack(baseline: &View, bytes: &[u8]) -> Result<Vec<EntityUpdate>, Violat
         let mut u = EntityUpdate { id, ..EntityUpdate::default() };
         if mask & HAS_POSITION != 0 {
             let mut p = [0i32; 3];
+            let expected = motion.extrapolate(&base);
             for (k, slot) in p.iter_mut().enumerate() {
-                *slot = narrow(i64::from(base.position[k]) + r.signed()?)?;
+                *slot = narrow(expected[k].checked_add(r.signed()?).ok_or_else(|| bad("position overflow"))?)?;
             }
             u.position = Some(p);
         }
@@ -342,15 +391,22 @@ mod tests {
 
     proptest! {
         #[test]
-        fn delta_5_packing_round_trips(baseline in arb_view(), current in arb_view()) {
+        fn delta_5_6_packing_round_trips(
+            baseline in arb_view(),
+            current in arb_view(),
+            elapsed in 0u64..200,
+            tick_hz in 1u32..240,
+        ) {
             let (updates, _) = diff(&baseline, &current);
-            let packed = pack(&baseline, &updates);
-            prop_assert_eq!(unpack(&baseline, &packed).unwrap(), updates);
+            for motion in [Motion::STILL, Motion { elapsed_ticks: elapsed, tick_hz }] {
+                let packed = pack(&baseline, &updates, motion);
+                prop_assert_eq!(unpack(&baseline, &packed, motion).unwrap(), updates.clone());
+            }
         }
 
         #[test]
         fn delta_5_unpacking_arbitrary_bytes_never_panics(baseline in arb_view(), bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            if let Ok(updates) = unpack(&baseline, &bytes) {
+            if let Ok(updates) = unpack(&baseline, &bytes, Motion::STILL) {
                 prop_assert!(updates.len() <= SNAPSHOT_ENTITIES_MAX);
                 prop_assert!(updates.windows(2).all(|w| w[0].id < w[1].id));
             }
@@ -364,6 +420,31 @@ mod tests {
             for u in &updates {
                 prop_assert!(baseline.get(&u.id) != current.get(&u.id));
             }
+        }
+    }
+
+    #[test]
+    fn delta_6_a_character_running_steadily_costs_five_bytes() {
+        // 7 m/s along X and Z is 448 velocity steps; in one tick at 30 Hz that is 239 position
+        // steps (7 / 30 m): exactly where the velocity says, up to the rounding of the grid.
+        let before = EntityState {
+            id: 1_000,
+            position: [409_600, 921, -204_800],
+            velocity: [448, 0, 448],
+            yaw: 8_000,
+            rotation: 0,
+            health: 100,
+        };
+        let baseline: View = [(before.id, before)].into();
+        for ticks in 1..=4u64 {
+            let step = (448 * 16 * ticks as i32) / 30;
+            let after = EntityState { position: [409_600 + step + 1, 921, -204_800 + step - 1], ..before };
+            let (updates, _) = diff(&baseline, &[(after.id, after)].into());
+            let motion = Motion::between(10, 10 + ticks, 30);
+            let packed = pack(&baseline, &updates, motion);
+            // id (2 bytes: 1000 is a two-byte varint for the first entity), mask, 3 x 1 byte.
+            assert_eq!(packed.len(), 6, "{ticks} ticks after the baseline: {packed:?}");
+            assert_eq!(unpack(&baseline, &packed, motion).unwrap(), updates);
         }
     }
 
@@ -382,24 +463,24 @@ mod tests {
         let baseline: View = [(before.id, before)].into();
         let current: View = [(after.id, after)].into();
         let (updates, _) = diff(&baseline, &current);
-        let packed = pack(&baseline, &updates);
+        let packed = pack(&baseline, &updates, Motion::STILL);
         assert!(packed.len() <= 8, "{} bytes: {packed:?}", packed.len());
         // And a turn of half a degree adds at most two bytes.
         let turned: View = [(after.id, EntityState { yaw: 8_100, ..after })].into();
         let (updates, _) = diff(&baseline, &turned);
-        assert!(pack(&baseline, &updates).len() <= packed.len() + 2);
+        assert!(pack(&baseline, &updates, Motion::STILL).len() <= packed.len() + 2);
     }
 
     #[test]
     fn delta_5_malformed_packs_are_violations() {
         let base = View::new();
-        assert!(unpack(&base, &[5]).is_err(), "truncated after the id");
-        assert!(unpack(&base, &[5, 0x40]).is_err(), "unknown mask bit");
-        assert!(unpack(&base, &[5, 0, 0, 0]).is_err(), "repeated id");
-        assert!(unpack(&base, &[0xff; 11]).is_err(), "overlong varint");
+        assert!(unpack(&base, &[5], Motion::STILL).is_err(), "truncated after the id");
+        assert!(unpack(&base, &[5, 0x40], Motion::STILL).is_err(), "unknown mask bit");
+        assert!(unpack(&base, &[5, 0, 0, 0], Motion::STILL).is_err(), "repeated id");
+        assert!(unpack(&base, &[0xff; 11], Motion::STILL).is_err(), "overlong varint");
         let huge_position = [1, HAS_POSITION, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0];
-        assert!(unpack(&base, &huge_position).is_err(), "position beyond i32");
-        assert_eq!(unpack(&base, &[]).unwrap(), vec![]);
+        assert!(unpack(&base, &huge_position, Motion::STILL).is_err(), "position beyond i32");
+        assert_eq!(unpack(&base, &[], Motion::STILL).unwrap(), vec![]);
     }
 
     #[test]
@@ -408,9 +489,16 @@ mod tests {
         let e = EntityState { id: 3, position: [10, 0, 0], ..EntityState::default() };
         let full = |tick, baseline_tick, view: &View| {
             let (u, removed) = diff(&View::new(), view);
-            Snapshot { tick, baseline_tick, input_ack: 0, input_backlog: 0, updates: pack(&View::new(), &u), removed }
+            Snapshot {
+                tick,
+                baseline_tick,
+                input_ack: 0,
+                input_backlog: 0,
+                updates: pack(&View::new(), &u, Motion::STILL),
+                removed,
+            }
         };
-        let mut r = ReceivedViews::new();
+        let mut r = ReceivedViews::new(30);
         let v: View = [(3, e)].into();
         assert_eq!(r.apply(&full(5, 0, &v)).unwrap(), &v);
         assert_eq!(r.apply(&full(5, 0, &v)), Err(ApplyError::Stale(5)));
@@ -418,8 +506,14 @@ mod tests {
         assert_eq!(r.apply(&full(6, 2, &v)), Err(ApplyError::UnknownBaseline(2)));
         let moved: View = [(3, EntityState { position: [11, 0, 0], ..e })].into();
         let (u, removed) = diff(&v, &moved);
-        let delta =
-            Snapshot { tick: 7, baseline_tick: 5, input_ack: 0, input_backlog: 0, updates: pack(&v, &u), removed };
+        let delta = Snapshot {
+            tick: 7,
+            baseline_tick: 5,
+            input_ack: 0,
+            input_backlog: 0,
+            updates: pack(&v, &u, Motion::between(5, 7, 30)),
+            removed,
+        };
         assert_eq!(r.apply(&delta).unwrap(), &moved);
         assert_eq!(r.latest().map(|(t, _)| t), Some(7));
     }

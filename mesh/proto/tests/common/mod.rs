@@ -72,7 +72,7 @@ pub fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(tick, baseline_tick, input_ack, mut entities, removed)| {
                 entities.sort_by_key(|u| u.id);
                 entities.dedup_by_key(|u| u.id);
-                let updates = delta::pack(&delta::View::new(), &entities);
+                let updates = delta::pack(&delta::View::new(), &entities, delta::Motion::STILL);
                 Message::Snapshot(Snapshot {
                     tick,
                     baseline_tick,
