@@ -159,6 +159,11 @@ impl Client {
         &self.core
     }
 
+    /// Headless mode (pwn-client `[game-9]`): for bots and tools that draw nothing.
+    pub fn set_headless(&mut self, headless: bool) {
+        self.core.set_headless(headless);
+    }
+
     /// Why the connection ended, once it has.
     pub fn ended(&self) -> Option<&str> {
         self.ended.as_deref()

@@ -33,6 +33,8 @@
 //! - `[game-8]` the predicted world's crates are moved to the server's poses as snapshots show
 //!   them (the client never simulates crates): walking into a crate that has fallen or been
 //!   pushed is then predicted against where it is, not where the world file put it.
+//! - `[game-9]` headless mode (bots) skips what only a renderer needs: other entities come
+//!   straight from the newest snapshot, remote projectiles are not flown.
 
 use crate::counters::ClientCounters;
 use crate::interp::Interpolator;
@@ -154,6 +156,8 @@ pub struct GameClient {
     input_ack: u32,
     remote_projectiles: BTreeMap<u64, RemoteProjectile>,
     mirrored: BTreeMap<u64, EntityState>,
+    headless: bool,
+    sampled: Vec<(u64, Vec3)>,
     events: VecDeque<GameEvent>,
     outbox: Vec<Message>,
     next_ping_s: f64,
@@ -208,6 +212,8 @@ impl GameClient {
             input_ack: 0,
             remote_projectiles: BTreeMap::new(),
             mirrored: BTreeMap::new(),
+            headless: false,
+            sampled: Vec::new(),
             events: VecDeque::new(),
             outbox: Vec::new(),
             next_ping_s: 0.0,
@@ -215,6 +221,13 @@ impl GameClient {
             pace: Pacing::default(),
             counters: ClientCounters::default(),
         }
+    }
+
+    /// Headless mode (`[game-9]`), for bots: frames carry the newest server states of other
+    /// entities without interpolation, and no remote projectiles. Prediction, inputs and
+    /// counters are unchanged.
+    pub fn set_headless(&mut self, headless: bool) {
+        self.headless = headless;
     }
 
     /// The local player's entity id.
@@ -265,7 +278,7 @@ impl GameClient {
     }
 
     fn on_snapshot(&mut self, arrival_s: f64, s: &Snapshot) {
-        let (view, updates) = match self.views.apply_counted(s) {
+        let (_, updates) = match self.views.apply_counted(s) {
             Ok(applied) => applied,
             Err(ApplyError::Stale(_) | ApplyError::UnknownBaseline(_) | ApplyError::Violation(_)) => {
                 self.counters.snapshots_dropped += 1;
@@ -275,7 +288,10 @@ impl GameClient {
         self.counters.snapshots += 1;
         self.counters.entity_updates += updates as u64;
         self.counters.update_bytes += s.updates.len() as u64;
-        self.interp.push(s.tick, arrival_s, view);
+        if let Some(shared) = self.views.shared(s.tick) {
+            self.interp.push_shared(s.tick, arrival_s, shared);
+        }
+        let Some((_, view)) = self.views.latest() else { return };
         self.acked_tick = s.tick;
         let own = view.get(&self.me.0).copied();
         if let Some(p) = self.predictor.as_mut() {
@@ -525,13 +541,25 @@ impl GameClient {
         } else if let Some(s) = latest.and_then(|v| v.get(&self.me.0)) {
             frame.me = Some(drawn(s, dequantize_position(s.position)));
         }
-        for (id, position_m) in self.interp.sample(self.now_s) {
+        if self.headless {
+            // `[game-9]`: the newest states as they are; nothing is interpolated.
+            if let Some(v) = latest {
+                frame.others.extend(
+                    v.values().filter(|s| s.id != self.me.0).map(|s| drawn(s, dequantize_position(s.position))),
+                );
+            }
+            return frame;
+        }
+        let mut sampled = std::mem::take(&mut self.sampled);
+        self.interp.sample_into(self.now_s, &mut sampled);
+        for (id, position_m) in sampled.iter().copied() {
             if id == self.me.0 {
                 continue;
             }
             let s = latest.and_then(|v| v.get(&id)).copied().unwrap_or(EntityState { id, ..EntityState::default() });
             frame.others.push(drawn(&s, position_m));
         }
+        self.sampled = sampled;
         // Remote shots at the interpolation time ([game-5]).
         let render_tick = self.interp.render_tick(self.now_s);
         let lifetime = f64::from(self.cfg.projectile.lifetime_ticks);

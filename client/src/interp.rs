@@ -15,6 +15,7 @@ use glam::Vec3;
 use pwn_proto::delta::View;
 use pwn_sim::quantize::dequantize_position;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 /// Snapshots kept for interpolation (two seconds at 30 Hz).
 pub const HISTORY_MAX: usize = 64;
@@ -29,7 +30,7 @@ pub const DELAY_TICKS_MAX: f64 = 10.0;
 #[derive(Debug)]
 pub struct Interpolator {
     tick_s: f64,
-    views: BTreeMap<u64, View>,
+    views: BTreeMap<u64, Arc<View>>,
     /// `tick time - arrival time` of recent snapshots, seconds.
     offsets: VecDeque<f64>,
 }
@@ -42,7 +43,12 @@ impl Interpolator {
 
     /// Records a snapshot's view of `tick`, which arrived at `arrival_s` on the client's clock.
     pub fn push(&mut self, tick: u64, arrival_s: f64, view: &View) {
-        self.views.insert(tick, view.clone());
+        self.push_shared(tick, arrival_s, Arc::new(view.clone()));
+    }
+
+    /// Like [`Interpolator::push`] with a view shared with its owner (no copy).
+    pub fn push_shared(&mut self, tick: u64, arrival_s: f64, view: Arc<View>) {
+        self.views.insert(tick, view);
         while self.views.len() > HISTORY_MAX {
             self.views.pop_first();
         }
@@ -71,8 +77,15 @@ impl Interpolator {
 
     /// Every entity's position to draw at `now_s` (`[interp-3]`).
     pub fn sample(&self, now_s: f64) -> BTreeMap<u64, Vec3> {
-        let mut out = BTreeMap::new();
-        let Some(at) = self.render_tick(now_s) else { return out };
+        let mut out = Vec::new();
+        self.sample_into(now_s, &mut out);
+        out.into_iter().collect()
+    }
+
+    /// Like [`Interpolator::sample`], into a reused list in id order.
+    pub fn sample_into(&self, now_s: f64, out: &mut Vec<(u64, Vec3)>) {
+        out.clear();
+        let Some(at) = self.render_tick(now_s) else { return };
         let newest = self.views.keys().next_back().copied();
         let at = newest.map_or(at, |n| at.min(n as f64));
         let before = self.views.range(..=at.floor().max(0.0) as u64).next_back();
@@ -80,20 +93,17 @@ impl Interpolator {
         match (before, after) {
             (Some((t0, v0)), Some((t1, v1))) if t1 > t0 => {
                 let f = ((at - *t0 as f64) / (*t1 - *t0) as f64).clamp(0.0, 1.0) as f32;
-                for (id, s1) in v1 {
+                for (id, s1) in v1.iter() {
                     let p1 = dequantize_position(s1.position);
                     let p = v0.get(id).map_or(p1, |s0| dequantize_position(s0.position).lerp(p1, f));
-                    out.insert(*id, p);
+                    out.push((*id, p));
                 }
             }
             (Some((_, v)), _) | (None, Some((_, v))) => {
-                for (id, s) in v {
-                    out.insert(*id, dequantize_position(s.position));
-                }
+                out.extend(v.iter().map(|(id, s)| (*id, dequantize_position(s.position))));
             }
             (None, None) => {}
         }
-        out
     }
 }
 

@@ -63,6 +63,8 @@ pub struct Mover {
 pub const WANDER_RADIUS_M: f32 = 200.0;
 /// Updates between checks whether a bot is stuck (two seconds at 30 Hz).
 const STUCK_CHECK_UPDATES: u64 = 60;
+/// How far a stuck bot detours.
+const DETOUR_M: f32 = 12.0;
 /// A bot that moved less than this since the last check is stuck.
 const STUCK_DISTANCE_M: f32 = 2.0;
 
@@ -132,10 +134,14 @@ impl Mover {
             let stuck = self.checkpoint.is_some_and(|c| (c - here).length() < STUCK_DISTANCE_M);
             self.checkpoint = Some(here);
             if stuck {
-                self.waypoint = None;
+                // A short detour in a random direction slides it along whatever blocks it.
+                let angle = self.unit() * std::f32::consts::TAU;
+                let [x0, z0, x1, z1] = self.bounds;
+                let detour = here + Vec3::new(angle.cos(), 0.0, angle.sin()) * DETOUR_M;
+                self.waypoint = Some(Vec3::new(detour.x.clamp(x0, x1), 0.0, detour.z.clamp(z0, z1)));
             }
         }
-        if arrived || self.waypoint.is_none() || self.next().is_multiple_of(600) {
+        if arrived || self.next().is_multiple_of(600) {
             self.waypoint = Some(self.pick_waypoint());
         }
         let w = self.waypoint.unwrap_or(here);

@@ -120,6 +120,7 @@ async fn run_bot(
         }
     };
     result.joined = true;
+    client.set_headless(true);
     progress.playing.fetch_add(1, Ordering::Relaxed);
     let mut mover =
         Mover::new(cfg.scenario, cfg.seed ^ (index as u64) << 20, xz_bounds(&cfg.world), &cfg.world.spawn_points);

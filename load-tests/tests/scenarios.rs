@@ -1,5 +1,5 @@
 //! Each scenario's bot driven through the full client core against the real zone core, with
-//! no network between them: bots move far, and a bot alone is corrected only where it touches
+//! no network between them: bots keep moving, and a bot alone is corrected only where it touches
 //! a crate (which the server moves and the client only mirrors), never in the open.
 
 use pwn_client::{Frame, GameClient};
@@ -25,7 +25,7 @@ fn run(scenario: Scenario, seed: u64, ticks: u32) -> (f32, u64, Vec<f32>) {
     let mut frame = Frame::default();
     let dt = cfg.dt_s();
     let mut start = None;
-    let mut farthest = 0.0f32;
+    let mut travelled = 0.0f32;
     let mut corrections = 0;
     // Distance to the nearest crate at each correction.
     let mut near_crate_m = Vec::new();
@@ -47,23 +47,24 @@ fn run(scenario: Scenario, seed: u64, ticks: u32) -> (f32, u64, Vec<f32>) {
             }
         }
         let Some(c) = zone.sim().character(me) else { continue };
-        let origin = *start.get_or_insert(c.position_m);
-        farthest = farthest.max((c.position_m - origin).length());
+        let last = start.replace(c.position_m).unwrap_or(c.position_m);
+        travelled += (c.position_m - last).length();
         if core.counters().corrections > corrections {
             corrections = core.counters().corrections;
             let nearest = zone.sim().crates().map(|(_, p, _, _)| (p - c.position_m).length()).fold(f32::MAX, f32::min);
             near_crate_m.push(nearest);
         }
     }
-    (farthest, core.counters().confirmations, near_crate_m)
+    (travelled, core.counters().confirmations, near_crate_m)
 }
 
 #[test]
 fn bots_move_and_are_corrected_only_where_they_touch_crates() {
     for scenario in [Scenario::Wander, Scenario::Hotspot, Scenario::Shooters] {
         for seed in 1..=3u64 {
-            let (farthest, confirmations, near_crate_m) = run(scenario, seed, 600);
-            assert!(farthest > 20.0, "{scenario} seed {seed}: the bot only got {farthest} m away");
+            let (travelled, confirmations, near_crate_m) = run(scenario, seed, 600);
+            // Twenty seconds at a walk is about 50 m; walls and crowds slow it down.
+            assert!(travelled > 40.0, "{scenario} seed {seed}: the bot only travelled {travelled} m");
             assert!(confirmations > 400, "{scenario} seed {seed}: {confirmations} confirmations");
             // Crates are 1 m cubes at most in the arena; a character touching one is within
             // about 1.5 m of its centre.

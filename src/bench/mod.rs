@@ -5,6 +5,7 @@ mod baseline;
 pub mod sim;
 pub mod store;
 pub mod transport;
+pub mod zone;
 
 use clap::Subcommand;
 
@@ -19,6 +20,8 @@ pub enum BenchCommand {
     /// Loopback round trips over a QUIC stream, QUIC datagrams and plain UDP, side by side;
     /// one-way stream throughput.
     Transport(transport::BenchTransportArgs),
+    /// The zone core's tick with N scripted players and perfect clients, no network.
+    Zone(zone::BenchZoneArgs),
 }
 
 /// Runs one benchmark.
@@ -27,5 +30,6 @@ pub fn run(cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result
         BenchCommand::Sim(args) => sim::bench_sim(cfg, args),
         BenchCommand::Store(args) => store::bench_store(cfg, args),
         BenchCommand::Transport(args) => transport::bench_transport(args),
+        BenchCommand::Zone(args) => zone::bench_zone(cfg, args),
     }
 }

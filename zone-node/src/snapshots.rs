@@ -14,10 +14,9 @@
 //! - `[snap-6]` when acknowledgements have been lost for longer than `BASELINE_AGE_MAX` ticks the
 //!   builder falls back to a full snapshot, because the client may no longer hold the baseline.
 
-use pwn_proto::EntityUpdate;
 use pwn_proto::Snapshot;
-use pwn_proto::delta::{EntityState, Motion, View, pack_one, update_between};
-use std::collections::{HashMap, VecDeque};
+use pwn_proto::delta::{EntityState, Motion, id_len, pack_body, put_id, update_between};
+use std::collections::VecDeque;
 
 /// Removals listed in one snapshot (8 bytes each, inside the datagram limit with a full budget).
 pub const REMOVED_PER_SNAPSHOT_MAX: usize = 8;
@@ -37,23 +36,56 @@ pub struct Candidate {
     pub priority: f32,
 }
 
+/// A view as the zone records it: states sorted by id (cheap to copy and to walk in step with
+/// the candidates, which is what every tick does for every client).
+pub type SortedView = Vec<EntityState>;
+
 /// One client's snapshot state on the server.
 #[derive(Debug)]
 pub struct ClientSnapshots {
-    sent: VecDeque<(u64, View)>,
-    acked: Option<(u64, View)>,
-    /// Ticks each entity in view has waited for an update it needs.
-    waiting: HashMap<u64, u32>,
+    sent: VecDeque<(u64, SortedView)>,
+    acked: Option<(u64, SortedView)>,
+    /// Ticks each entity in view has waited for an update it needs, sorted by id.
+    waiting: Vec<(u64, u32)>,
     /// The simulation's tick rate, for extrapolated positions (`[delta-6]`).
     tick_hz: u32,
-    /// Reused for measuring each update's packed size.
-    scratch: Vec<u8>,
+    /// Reused work lists of `build`: what needs sending (in id order), its urgency order, and
+    /// the packed bodies of what was chosen.
+    needed: Vec<Needed>,
+    order: Vec<(f32, u32)>,
+    bodies: Vec<u8>,
+    /// Mean packed size of the updates chosen lately (with ids in full).
+    update_bytes_mean: f32,
 }
+
+/// A candidate whose state the client does not hold yet: indices into this tick's candidates
+/// and the baseline (kept small, since a crowd makes hundreds of these per client per tick).
+#[derive(Copy, Clone, Debug)]
+struct Needed {
+    candidate: u32,
+    /// Index in the baseline, or `NO_BASE` for an entity the client does not hold.
+    base: u32,
+    waited: u32,
+    /// Where its packed body sits in the body buffer (`len` 0: not chosen).
+    body_start: u32,
+    body_len: u32,
+}
+
+const NO_BASE: u32 = u32::MAX;
 
 impl ClientSnapshots {
     /// A client that has received nothing yet, of a simulation ticking at `tick_hz`.
     pub fn new(tick_hz: u32) -> Self {
-        Self { sent: VecDeque::new(), acked: None, waiting: HashMap::new(), tick_hz, scratch: Vec::with_capacity(64) }
+        Self {
+            sent: VecDeque::new(),
+            acked: None,
+            waiting: Vec::new(),
+            tick_hz,
+            needed: Vec::new(),
+            order: Vec::new(),
+            bodies: Vec::new(),
+            update_bytes_mean: UPDATE_BYTES_TYPICAL as f32,
+        }
     }
 
     /// The tick of the newest acknowledged snapshot, if any.
@@ -80,72 +112,143 @@ impl ClientSnapshots {
 
     /// Builds the snapshot for `tick` from this tick's candidates (those in the interest
     /// radius), spending at most `budget_bytes` on packed updates. Runs for every client every
-    /// tick, so it allocates little: one pass over the candidates sorted by id, costs measured
-    /// in a reused buffer.
-    pub fn build(&mut self, tick: u64, input_ack: u32, candidates: &[Candidate], budget_bytes: usize) -> Snapshot {
+    /// tick, so it walks sorted lists in step, keeps its work lists between calls, and only
+    /// partly orders by urgency (the most urgent chunk that can fit, then the next); the
+    /// candidates are sorted by id in place if they are not already.
+    pub fn build(&mut self, tick: u64, input_ack: u32, candidates: &mut [Candidate], budget_bytes: usize) -> Snapshot {
         if self.acked_tick().is_some_and(|t| t + BASELINE_AGE_MAX < tick) {
             self.acked = None;
         }
-        let empty = View::new();
-        let (baseline_tick, baseline) = match &self.acked {
+        let (baseline_tick, baseline): (u64, &[EntityState]) = match &self.acked {
             Some((t, v)) => (*t, v),
-            None => (0, &empty),
+            None => (0, &[]),
         };
         let motion = Motion::between(baseline_tick, tick, self.tick_hz);
-        let mut by_id: Vec<&Candidate> = candidates.iter().collect();
-        by_id.sort_unstable_by_key(|c| c.state.id);
-        by_id.dedup_by_key(|c| c.state.id);
-        let in_interest = |id: &u64| by_id.binary_search_by_key(id, |c| c.state.id).is_ok();
-        let removed: Vec<u64> =
-            baseline.keys().filter(|id| !in_interest(id)).take(REMOVED_PER_SNAPSHOT_MAX).copied().collect();
+        if !candidates.is_sorted_by_key(|c| c.state.id) {
+            candidates.sort_unstable_by_key(|c| c.state.id);
+        }
 
-        // Those that need sending, most urgent first; waiting raises urgency ([snap-3]).
-        let mut needed: Vec<(&Candidate, f32)> = by_id
-            .iter()
-            .filter(|c| baseline.get(&c.state.id) != Some(&c.state))
-            .map(|c| {
-                let waited = self.waiting.get(&c.state.id).copied().unwrap_or(0);
-                (*c, c.priority * (1.0 + waited as f32))
-            })
-            .collect();
-        needed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.state.id.cmp(&b.0.state.id)));
-
-        // Each update's cost with its id written in full: the real packing writes id gaps,
-        // never longer, so the budget holds ([snap-2]).
-        let mut spent = 0usize;
-        let mut chosen: Vec<(EntityUpdate, EntityState)> = Vec::with_capacity(needed.len());
-        for (c, _) in &needed {
-            let base = baseline.get(&c.state.id);
-            let Some(update) = update_between(base, &c.state) else { continue };
-            self.scratch.clear();
-            pack_one(&mut self.scratch, None, base, &update, motion);
-            if spent + self.scratch.len() > budget_bytes {
+        // One walk over baseline and candidates together: departures, and what needs sending.
+        let mut removed = Vec::new();
+        let needed = &mut self.needed;
+        needed.clear();
+        let order = &mut self.order;
+        order.clear();
+        let (mut b, mut w) = (0usize, 0usize);
+        let mut last_id = None;
+        for (ci, c) in candidates.iter().enumerate() {
+            let id = c.state.id;
+            if last_id == Some(id) {
                 continue;
             }
-            spent += self.scratch.len();
-            chosen.push((update, c.state));
+            last_id = Some(id);
+            while b < baseline.len() && baseline[b].id < id {
+                if removed.len() < REMOVED_PER_SNAPSHOT_MAX {
+                    removed.push(baseline[b].id);
+                }
+                b += 1;
+            }
+            let mut base = NO_BASE;
+            if b < baseline.len() && baseline[b].id == id {
+                if baseline[b] == c.state {
+                    b += 1;
+                    continue;
+                }
+                base = b as u32;
+                b += 1;
+            }
+            while w < self.waiting.len() && self.waiting[w].0 < id {
+                w += 1;
+            }
+            let waited = match self.waiting.get(w) {
+                Some((wid, n)) if *wid == id => *n,
+                _ => 0,
+            };
+            // Waiting raises urgency ([snap-3]).
+            order.push((c.priority * (1.0 + waited as f32), needed.len() as u32));
+            needed.push(Needed { candidate: ci as u32, base, waited, body_start: 0, body_len: 0 });
         }
-        // Updates in ascending id order, as packing requires.
-        chosen.sort_unstable_by_key(|(u, _)| u.id);
-        let mut view: View = baseline.clone();
-        for id in &removed {
-            view.remove(id);
+        for rest in &baseline[b.min(baseline.len())..] {
+            if removed.len() >= REMOVED_PER_SNAPSHOT_MAX {
+                break;
+            }
+            removed.push(rest.id);
         }
-        let mut packed = Vec::with_capacity(spent);
-        let mut prev = None;
-        for (update, state) in &chosen {
-            pack_one(&mut packed, prev, baseline.get(&update.id), update, motion);
-            prev = Some(update.id);
-            view.insert(update.id, *state);
-        }
-        debug_assert!(packed.len() <= budget_bytes.max(spent));
 
-        let waiting = std::mem::take(&mut self.waiting);
-        for (c, _) in &needed {
-            if chosen.binary_search_by_key(&c.state.id, |(u, _)| u.id).is_err() {
-                self.waiting.insert(c.state.id, waiting.get(&c.state.id).copied().unwrap_or(0) + 1);
+        // Most urgent first: the most urgent of what can fit (guessed from the last snapshot's
+        // mean update size) are split off in linear time and ordered, then tried in order; the
+        // rest only if budget remains. Each update's cost counts its id in full: the real
+        // packing writes id gaps, never longer, so the budget holds ([snap-2]). Bodies are
+        // packed once and kept.
+        let by_urgency = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        let mut spent = 0usize;
+        self.bodies.clear();
+        let fit_guess = ((budget_bytes as f32 / self.update_bytes_mean.max(1.0)) * 1.2) as usize + 1;
+        let head = fit_guess.min(order.len());
+        if head < order.len() {
+            order.select_nth_unstable_by(head, by_urgency);
+        }
+        order[..head].sort_unstable_by(by_urgency);
+        let mut chosen = 0usize;
+        // Past the guess the rest come in no particular order (rare: the guess was low).
+        for &(_, i) in order.iter() {
+            if spent + UPDATE_BYTES_MIN > budget_bytes {
+                break;
+            }
+            {
+                let n = &mut needed[i as usize];
+                let state = &candidates[n.candidate as usize].state;
+                let base = (n.base != NO_BASE).then(|| &baseline[n.base as usize]);
+                let Some(update) = update_between(base, state) else { continue };
+                let start = self.bodies.len();
+                pack_body(&mut self.bodies, base, &update, motion);
+                let cost = id_len(state.id) + self.bodies.len() - start;
+                if spent + cost > budget_bytes {
+                    self.bodies.truncate(start);
+                    continue;
+                }
+                spent += cost;
+                chosen += 1;
+                n.body_start = start as u32;
+                n.body_len = (self.bodies.len() - start) as u32;
             }
         }
+        if chosen > 0 {
+            // A slow-moving mean: the guess for the next snapshot.
+            let mean = spent as f32 / chosen as f32;
+            self.update_bytes_mean = 0.8 * self.update_bytes_mean + 0.2 * mean;
+        }
+
+        // In id order (the walk's): the packing, the entities left waiting, and the new view,
+        // which is the baseline without the departures, with the chosen states ([snap-5]).
+        let mut packed = Vec::with_capacity(spent);
+        let mut prev = None;
+        self.waiting.clear();
+        let mut view = Vec::with_capacity(baseline.len() + needed.len());
+        let mut next =
+            needed.iter().filter(|n| n.body_len > 0).map(|n| candidates[n.candidate as usize].state).peekable();
+        for e in baseline.iter().filter(|e| !removed.contains(&e.id)) {
+            while let Some(c) = next.next_if(|c| c.id < e.id) {
+                view.push(c);
+            }
+            match next.next_if(|c| c.id == e.id) {
+                Some(c) => view.push(c),
+                None => view.push(*e),
+            }
+        }
+        view.extend(next);
+        for n in needed.iter() {
+            let id = candidates[n.candidate as usize].state.id;
+            if n.body_len > 0 {
+                put_id(&mut packed, prev, id);
+                let (start, len) = (n.body_start as usize, n.body_len as usize);
+                packed.extend_from_slice(&self.bodies[start..start + len]);
+                prev = Some(id);
+            } else {
+                self.waiting.push((id, n.waited + 1));
+            }
+        }
+        debug_assert!(packed.len() <= budget_bytes.max(spent));
         self.sent.push_back((tick, view));
         while self.sent.len() > SENT_VIEWS_MAX {
             self.sent.pop_front();
@@ -154,12 +257,19 @@ impl ClientSnapshots {
     }
 }
 
+/// A typical packed update of a moving character (`[delta-6]`), for guessing how many fit.
+const UPDATE_BYTES_TYPICAL: usize = 4;
+
+/// The smallest packed update (a one-byte id gap, the mask, one one-byte field): with less
+/// budget left than this, nothing more fits.
+const UPDATE_BYTES_MIN: usize = 3;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use pwn_proto::delta::ReceivedViews;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     fn entity(id: u64, x: i32) -> Candidate {
         Candidate {
@@ -172,10 +282,10 @@ mod tests {
     fn snap_1_entities_at_rest_cost_nothing_once_acknowledged() {
         let mut c = ClientSnapshots::new(30);
         let world: Vec<Candidate> = (1..=10).map(|i| entity(i, i as i32 * 100)).collect();
-        let first = c.build(1, 0, &world, 10_000);
+        let first = c.build(1, 0, &mut world.clone(), 10_000);
         assert!(!first.updates.is_empty());
         c.ack(1);
-        let second = c.build(2, 0, &world, 10_000);
+        let second = c.build(2, 0, &mut world.clone(), 10_000);
         assert!(second.updates.is_empty() && second.removed.is_empty(), "{second:?}");
         assert_eq!(second.baseline_tick, 1);
     }
@@ -190,7 +300,7 @@ mod tests {
             let world: Vec<Candidate> = (1..=50)
                 .map(|i| Candidate { priority: 1.0 / i as f32, ..entity(i, (tick * 239) as i32 + i as i32) })
                 .collect();
-            let s = c.build(tick, 0, &world, 60);
+            let s = c.build(tick, 0, &mut world.clone(), 60);
             assert!(s.updates.len() <= 60);
             let view = client.apply(&s).unwrap().clone();
             for (id, state) in &view {
@@ -209,9 +319,9 @@ mod tests {
     #[test]
     fn snap_4_leaving_the_interest_radius_is_a_removal() {
         let mut c = ClientSnapshots::new(30);
-        c.build(1, 0, &[entity(1, 0), entity(2, 5)], 1_000);
+        c.build(1, 0, &mut [entity(1, 0), entity(2, 5)], 1_000);
         c.ack(1);
-        let s = c.build(2, 0, &[entity(1, 0)], 1_000);
+        let s = c.build(2, 0, &mut [entity(1, 0)], 1_000);
         assert_eq!(s.removed, vec![2]);
     }
 
@@ -220,11 +330,11 @@ mod tests {
         let mut c = ClientSnapshots::new(30);
         let mut client = ReceivedViews::new(30);
         let crowd: Vec<Candidate> = (1..=40).map(|i| entity(i, i as i32)).collect();
-        client.apply(&c.build(1, 0, &crowd, 1_000)).unwrap();
+        client.apply(&c.build(1, 0, &mut crowd.clone(), 1_000)).unwrap();
         c.ack(1);
         let mut tick = 2;
         while client.latest().is_some_and(|(_, v)| !v.is_empty()) {
-            let s = c.build(tick, 0, &[], 1_000);
+            let s = c.build(tick, 0, &mut [], 1_000);
             assert!(s.removed.len() <= REMOVED_PER_SNAPSHOT_MAX);
             let bytes = pwn_proto::encode_datagram(&pwn_proto::Message::Snapshot(s.clone())).unwrap();
             assert!(bytes.len() <= pwn_proto::codec::DATAGRAM_SIZE_MAX);
@@ -239,11 +349,11 @@ mod tests {
     fn snap_6_long_lost_acks_fall_back_to_a_full_snapshot() {
         let mut c = ClientSnapshots::new(30);
         let world = [entity(1, 0)];
-        c.build(1, 0, &world, 1_000);
+        c.build(1, 0, &mut world.clone(), 1_000);
         c.ack(1);
-        let recent = c.build(2, 0, &world, 1_000);
+        let recent = c.build(2, 0, &mut world.clone(), 1_000);
         assert_eq!(recent.baseline_tick, 1);
-        let late = c.build(2 + BASELINE_AGE_MAX, 0, &world, 1_000);
+        let late = c.build(2 + BASELINE_AGE_MAX, 0, &mut world.clone(), 1_000);
         assert_eq!(late.baseline_tick, 0);
         assert!(!late.updates.is_empty(), "a full snapshot resends what the client may have lost");
     }
@@ -261,15 +371,15 @@ mod tests {
                 for (id, x, hp) in entities {
                     world.insert(*id, Candidate { state: EntityState { id: *id, position: [*x, 0, 0], health: *hp, ..EntityState::default() }, priority: 1.0 });
                 }
-                let candidates: Vec<Candidate> = world.values().copied().collect();
-                let s = server.build(tick, 0, &candidates, *budget);
+                let mut candidates: Vec<Candidate> = world.values().copied().collect();
+                let s = server.build(tick, 0, &mut candidates, *budget);
                 prop_assert!(s.updates.len() <= *budget);
                 // Datagrams may be lost; acks may be lost.
                 if *delivered
                     && let Ok(view) = client.apply(&s)
                 {
                     let recorded = server.sent.iter().find(|(t, _)| *t == tick).map(|(_, v)| v.clone()).unwrap();
-                    prop_assert_eq!(view, &recorded);
+                    prop_assert_eq!(view.values().copied().collect::<Vec<_>>(), recorded);
                     if *acked {
                         server.ack(tick);
                     }

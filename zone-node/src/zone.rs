@@ -184,10 +184,13 @@ impl Zone {
         let report = self.sim.step(&inputs);
         let tick = self.sim.tick().0;
 
-        let mut states: BTreeMap<u64, (EntityState, [f32; 2], f32)> = BTreeMap::new();
+        // Everything visible this tick, sorted by id: the interest index holds positions in
+        // this list, so a player's candidates come out in id order after sorting small
+        // integers, which is what the snapshot builder walks in.
+        let mut states: Vec<(EntityState, [f32; 2], f32)> = Vec::with_capacity(self.players.len() + 64);
         for (id, c) in self.sim.characters().filter(|(_, c)| c.alive()) {
             let speed = c.velocity_mps.length();
-            states.insert(id.0, (character_state(id, c), [c.position_m.x, c.position_m.z], speed));
+            states.push((character_state(id, c), [c.position_m.x, c.position_m.z], speed));
         }
         for (id, pos, rot, vel) in self.sim.crates() {
             let s = EntityState {
@@ -198,32 +201,36 @@ impl Zone {
                 rotation: quantize_rotation(rot),
                 health: 0,
             };
-            states.insert(id.0, (s, [pos.x, pos.z], vel.length()));
+            states.push((s, [pos.x, pos.z], vel.length()));
         }
-        let index = InterestIndex::build(states.iter().map(|(id, (_, xz, _))| (*id, *xz)));
+        states.sort_unstable_by_key(|(s, _, _)| s.id);
+        let index = InterestIndex::build(states.iter().enumerate().map(|(i, (_, xz, _))| (i as u64, *xz)));
 
         let mut out =
             TickOutput { report, inputs_missed: missed.min(u64::from(u32::MAX)) as u32, ..TickOutput::default() };
         out.events.append(&mut self.pending_events);
+        let mut hits: Vec<(u32, f32)> = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
         for (player, slot) in &mut self.players {
-            let Some((_, me, _)) = states.get(&player.0) else {
+            let Ok(mine) = states.binary_search_by_key(&player.0, |(s, _, _)| s.id) else {
                 // Dead: no view until respawn, but keep acknowledging inputs.
                 continue;
             };
-            let candidates: Vec<Candidate> = index
-                .within(*me, self.cfg.interest_radius_m)
-                .filter_map(|(id, d2)| {
-                    let (state, _, speed) = states.get(&id)?;
-                    let own = id == player.0;
-                    let priority = if own { f32::MAX } else { (1.0 + speed) / (1.0 + d2.sqrt()) };
-                    Some(Candidate { state: *state, priority })
-                })
-                .collect();
+            let me = states[mine].1;
+            hits.clear();
+            hits.extend(index.within(me, self.cfg.interest_radius_m).map(|(i, d2)| (i as u32, d2)));
+            hits.sort_unstable_by_key(|(i, _)| *i);
+            candidates.clear();
+            candidates.extend(hits.iter().map(|&(i, d2)| {
+                let (state, _, speed) = &states[i as usize];
+                let priority = if i as usize == mine { f32::MAX } else { (1.0 + speed) / (1.0 + d2.sqrt()) };
+                Candidate { state: *state, priority }
+            }));
             let input_ack = slot.inputs.newest_released().map_or(0, |s| s.0);
             let mut snapshot = slot.snapshots.build(
                 tick,
                 input_ack,
-                &candidates,
+                &mut candidates,
                 self.cfg.snapshot_budget_bytes.min(SNAPSHOT_BUDGET_MAX_BYTES),
             );
             snapshot.input_backlog = slot.inputs.backlog().min(usize::from(u8::MAX)) as u8;

@@ -75,8 +75,7 @@ pub struct EntityState {
     pub health: u16,
 }
 
-/// A client's (or the server's record of a client's) view: entity id to state.
-pub type View = BTreeMap<u64, EntityState>;
+pub use crate::view::View;
 
 fn changed<T: PartialEq + Copy>(old: Option<T>, new: T) -> Option<T> {
     if old == Some(new) { None } else { Some(new) }
@@ -105,37 +104,61 @@ pub fn update_between(old: Option<&EntityState>, now: &EntityState) -> Option<En
     (any || old.is_none()).then_some(u)
 }
 
-/// Applies updates and removals to `baseline`, giving the new view.
+/// The state an update gives an entity that was `old` (`None`: not held, so the update must
+/// carry every field).
+fn updated(old: Option<&EntityState>, u: &EntityUpdate) -> Result<EntityState, Violation> {
+    match old {
+        Some(old) => Ok(EntityState {
+            id: u.id,
+            position: u.position.unwrap_or(old.position),
+            velocity: u.velocity.unwrap_or(old.velocity),
+            yaw: u.yaw.unwrap_or(old.yaw),
+            rotation: u.rotation.unwrap_or(old.rotation),
+            health: u.health.unwrap_or(old.health),
+        }),
+        None => match (u.position, u.velocity, u.yaw, u.rotation, u.health) {
+            (Some(position), Some(velocity), Some(yaw), Some(rotation), Some(health)) => {
+                Ok(EntityState { id: u.id, position, velocity, yaw, rotation, health })
+            }
+            _ => Err(Violation::OutOfRange {
+                field: "snapshot.entities",
+                why: format!("partial update of entity {} the client does not hold", u.id),
+            }),
+        },
+    }
+}
+
+/// Applies removals, then updates, to `baseline`, giving the new view: one merge pass when the
+/// updates are in id order (as `unpack` returns them).
 pub fn apply(baseline: &View, updates: &[EntityUpdate], removed: &[u64]) -> Result<View, Violation> {
-    let mut view = baseline.clone();
-    for id in removed {
-        view.remove(id);
+    let mut gone = removed.to_vec();
+    gone.sort_unstable();
+    let is_gone = |id: &u64| gone.binary_search(id).is_ok();
+    if !updates.windows(2).all(|w| w[0].id < w[1].id) {
+        // Not in order (never from `unpack`): one at a time.
+        let mut view: View = baseline.iter().filter(|(id, _)| !is_gone(id)).map(|(id, s)| (*id, *s)).collect();
+        for u in updates {
+            let state = updated(view.get(&u.id), u)?;
+            view.insert(u.id, state);
+        }
+        return Ok(view);
     }
-    for u in updates {
-        let state = match view.get(&u.id) {
-            Some(old) => EntityState {
-                id: u.id,
-                position: u.position.unwrap_or(old.position),
-                velocity: u.velocity.unwrap_or(old.velocity),
-                yaw: u.yaw.unwrap_or(old.yaw),
-                rotation: u.rotation.unwrap_or(old.rotation),
-                health: u.health.unwrap_or(old.health),
-            },
-            None => match (u.position, u.velocity, u.yaw, u.rotation, u.health) {
-                (Some(position), Some(velocity), Some(yaw), Some(rotation), Some(health)) => {
-                    EntityState { id: u.id, position, velocity, yaw, rotation, health }
-                }
-                _ => {
-                    return Err(Violation::OutOfRange {
-                        field: "snapshot.entities",
-                        why: format!("partial update of entity {} the client does not hold", u.id),
-                    });
-                }
-            },
-        };
-        view.insert(u.id, state);
+    let mut out = Vec::with_capacity(baseline.len() + updates.len());
+    let mut next = updates.iter().peekable();
+    for old in baseline.values() {
+        while let Some(u) = next.next_if(|u| u.id < old.id) {
+            out.push(updated(None, u)?);
+        }
+        let held = (!is_gone(&old.id)).then_some(old);
+        match next.next_if(|u| u.id == old.id) {
+            Some(u) => out.push(updated(held, u)?),
+            None => out.extend(held.copied()),
+        }
     }
-    Ok(view)
+    for u in next {
+        out.push(updated(None, u)?);
+    }
+    Ok(View::from_states(out))
 }
 
 /// Snapshot views a receiver keeps, for resolving baselines (about two seconds at 30 Hz).
@@ -159,7 +182,8 @@ pub enum ApplyError {
 /// A receiver's views by tick: applies snapshots against the baseline they name.
 #[derive(Debug, Clone)]
 pub struct ReceivedViews {
-    views: BTreeMap<u64, View>,
+    /// Shared, so a client can keep views (for interpolation) without copying them.
+    views: BTreeMap<u64, std::sync::Arc<View>>,
     tick_hz: u32,
 }
 
@@ -172,7 +196,7 @@ impl ReceivedViews {
 
     /// The newest view and its tick.
     pub fn latest(&self) -> Option<(u64, &View)> {
-        self.views.iter().next_back().map(|(t, v)| (*t, v))
+        self.views.iter().next_back().map(|(t, v)| (*t, &**v))
     }
 
     /// Applies `s`, keeping the resulting view for later baselines; returns it.
@@ -193,11 +217,16 @@ impl ReceivedViews {
         };
         let updates = unpack(baseline, &s.updates, Motion::between(s.baseline_tick, s.tick, self.tick_hz))?;
         let view = apply(baseline, &updates, &s.removed)?;
-        self.views.insert(s.tick, view);
+        self.views.insert(s.tick, std::sync::Arc::new(view));
         while self.views.len() > RECEIVED_VIEWS_MAX {
             self.views.pop_first();
         }
         Ok((&self.views[&s.tick], updates.len()))
+    }
+
+    /// The view of `tick`, shared (no copy), if still held.
+    pub fn shared(&self, tick: u64) -> Option<std::sync::Arc<View>> {
+        self.views.get(&tick).cloned()
     }
 }
 
@@ -280,8 +309,24 @@ pub fn pack(baseline: &View, updates: &[EntityUpdate], motion: Motion) -> Vec<u8
 /// Appends one update to a packing: `prev_id` is the id of the update before it (`None` for
 /// the first), `base` the entity's baseline state. [`pack`] is this over every update.
 pub fn pack_one(out: &mut Vec<u8>, prev_id: Option<u64>, base: Option<&EntityState>, u: &EntityUpdate, motion: Motion) {
+    put_id(out, prev_id, u.id);
+    pack_body(out, base, u, motion);
+}
+
+/// Appends an update's id: its gap from `prev_id`, or in full for the first update.
+pub fn put_id(out: &mut Vec<u8>, prev_id: Option<u64>, id: u64) {
+    put_varint(out, prev_id.map_or(id, |p| id - p));
+}
+
+/// Bytes [`put_id`] writes for an id in full (the most any gap before it can take).
+pub fn id_len(id: u64) -> usize {
+    (64 - id.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Appends everything of an update after its id: the field mask and the fields. An encoder
+/// that picks updates in another order than ids can measure and keep bodies, then write ids.
+pub fn pack_body(out: &mut Vec<u8>, base: Option<&EntityState>, u: &EntityUpdate, motion: Motion) {
     {
-        put_varint(out, prev_id.map_or(u.id, |p| u.id - p));
         let mask = u.position.map_or(0, |_| HAS_POSITION)
             | u.velocity.map_or(0, |_| HAS_VELOCITY)
             | u.yaw.map_or(0, |_| HAS_YAW)
@@ -445,6 +490,15 @@ mod tests {
             // id (2 bytes: 1000 is a two-byte varint for the first entity), mask, 3 x 1 byte.
             assert_eq!(packed.len(), 6, "{ticks} ticks after the baseline: {packed:?}");
             assert_eq!(unpack(&baseline, &packed, motion).unwrap(), updates);
+        }
+    }
+
+    #[test]
+    fn id_len_is_the_varint_length() {
+        for id in [0u64, 1, 127, 128, 16_383, 16_384, 1 << 62, u64::MAX] {
+            let mut out = Vec::new();
+            put_id(&mut out, None, id);
+            assert_eq!(out.len(), id_len(id), "{id}");
         }
     }
 

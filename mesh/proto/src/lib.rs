@@ -9,11 +9,13 @@
 //!   protocol".
 //! - [`handshake`]: the version and simulation checks.
 //! - [`delta`]: snapshot deltas against an acknowledged baseline.
+//! - [`view`]: the entity states a client holds, sorted by id in one list.
 
 pub mod codec;
 pub mod delta;
 pub mod handshake;
 pub mod messages;
+pub mod view;
 
 pub use codec::{
     DecodeError, PROTOCOL_VERSION, Violation, decode_datagram, decode_frame, encode_datagram, encode_frame,
