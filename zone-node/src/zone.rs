@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 pub struct ZoneConfig {
     /// Players see entities within this radius.
     pub interest_radius_m: f32,
+    /// In a crowd, players see at most this many entities (the nearest): more would not fit
+    /// the snapshot budget often enough to move smoothly, and each costs the zone work every
+    /// tick.
+    pub interest_entities_max: usize,
     /// Packed snapshot bytes per player per tick (capped at `SNAPSHOT_BUDGET_MAX_BYTES`, so a
     /// snapshot always fits in one datagram).
     pub snapshot_budget_bytes: usize,
@@ -27,9 +31,18 @@ pub struct ZoneConfig {
 
 impl Default for ZoneConfig {
     fn default() -> Self {
-        Self { interest_radius_m: 80.0, snapshot_budget_bytes: 1_000, chat_radius_m: 30.0, chat_lines_per_s: 2.0 }
+        Self {
+            interest_radius_m: 80.0,
+            interest_entities_max: 128,
+            snapshot_budget_bytes: 1_000,
+            chat_radius_m: 30.0,
+            chat_lines_per_s: 2.0,
+        }
     }
 }
+
+/// Up to this many visible entities, interest is a linear scan instead of the R-tree.
+pub const LINEAR_SCAN_MAX: usize = 4_096;
 
 /// Largest snapshot budget: with its header and `REMOVED_PER_SNAPSHOT_MAX` removals, a
 /// snapshot then stays within `pwn_proto::codec::DATAGRAM_SIZE_MAX`.
@@ -204,7 +217,11 @@ impl Zone {
             states.push((s, [pos.x, pos.z], vel.length()));
         }
         states.sort_unstable_by_key(|(s, _, _)| s.id);
-        let index = InterestIndex::build(states.iter().enumerate().map(|(i, (_, xz, _))| (i as u64, *xz)));
+        let index = if states.len() > LINEAR_SCAN_MAX {
+            InterestIndex::build(states.iter().enumerate().map(|(i, (_, xz, _))| (i as u64, *xz)))
+        } else {
+            InterestIndex::default()
+        };
 
         let mut out =
             TickOutput { report, inputs_missed: missed.min(u64::from(u32::MAX)) as u32, ..TickOutput::default() };
@@ -218,8 +235,25 @@ impl Zone {
             };
             let me = states[mine].1;
             hits.clear();
-            hits.extend(index.within(me, self.cfg.interest_radius_m).map(|(i, d2)| (i as u32, d2)));
-            hits.sort_unstable_by_key(|(i, _)| *i);
+            let r = self.cfg.interest_radius_m;
+            if states.len() <= LINEAR_SCAN_MAX {
+                // A straight pass over a few thousand positions beats the tree, and comes out
+                // in id order without sorting.
+                hits.extend(states.iter().enumerate().filter_map(|(i, (_, p, _))| {
+                    let d2 = (p[0] - me[0]) * (p[0] - me[0]) + (p[1] - me[1]) * (p[1] - me[1]);
+                    (d2 <= r * r).then_some((i as u32, d2))
+                }));
+            } else {
+                hits.extend(index.within(me, r).map(|(i, d2)| (i as u32, d2)));
+                hits.sort_unstable_by_key(|(i, _)| *i);
+            }
+            let cap = self.cfg.interest_entities_max.max(1);
+            if hits.len() > cap {
+                // A crowd: only the nearest count (the player itself is at distance 0).
+                hits.select_nth_unstable_by(cap - 1, |a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                hits.truncate(cap);
+                hits.sort_unstable_by_key(|(i, _)| *i);
+            }
             candidates.clear();
             candidates.extend(hits.iter().map(|&(i, d2)| {
                 let (state, _, speed) = &states[i as usize];

@@ -109,3 +109,37 @@ fn a_joining_player_is_told_its_entity() {
         out.events
     );
 }
+
+#[test]
+fn in_a_crowd_a_player_sees_only_the_nearest_entities() {
+    let mut w = WorldDesc::flat(400.0);
+    w.spawn_points = vec![[0.0, 1.0, 0.0]];
+    let cfg = ZoneConfig { interest_entities_max: 20, ..ZoneConfig::default() };
+    let mut z = Zone::new(Sim::new(w, SimConfig::default(), 1).unwrap(), cfg);
+    // Sixty players spawn in rings around one point, all within the interest radius.
+    let players: Vec<EntityId> = (1..=60).map(EntityId).collect();
+    for p in &players {
+        z.join(*p).unwrap();
+    }
+    let mut views: Vec<ReceivedViews> = players.iter().map(|_| ReceivedViews::new(30)).collect();
+    for _ in 0..5 {
+        let out = z.tick();
+        for (p, s) in &out.snapshots {
+            let k = (p.0 - 1) as usize;
+            views[k].apply(s).unwrap();
+            z.on_ack(*p, s.tick);
+        }
+    }
+    for (k, p) in players.iter().enumerate() {
+        let (_, view) = views[k].latest().unwrap();
+        assert!(view.len() <= 20, "player {p} holds {} entities", view.len());
+        assert!(view.contains_key(&p.0), "player {p} does not see itself");
+        let me = z.sim().character(*p).unwrap().position_m;
+        let dist = |id: &u64| z.sim().character(EntityId(*id)).map(|c| (c.position_m - me).length());
+        let farthest_seen = view.keys().filter_map(dist).fold(0.0f32, f32::max);
+        let nearest_unseen =
+            players.iter().filter(|q| !view.contains_key(&q.0)).filter_map(|q| dist(&q.0)).fold(f32::MAX, f32::min);
+        // Positions moved a little since the snapshot (falling after spawn): a small margin.
+        assert!(farthest_seen <= nearest_unseen + 0.5, "player {p}: sees {farthest_seen} m away, not {nearest_unseen}");
+    }
+}
