@@ -8,6 +8,7 @@
 //!   controller, the baseline `pwn bench sim` compares against).
 //! - `kv`: `pwn kv`, reading and clearing world state in the store.
 //! - `stats`: percentiles for reports.
+//! - `metrics_http`: the Prometheus endpoint every long-running role can serve.
 //! - `zone_cmd`: `pwn zone`, a zone node.
 //! - `up`: `pwn up`, a whole local world as separate processes.
 //! - `swarm_cmd`: `pwn bots` (a bot swarm) and `pwn demo` (a local world, a swarm, a report).
@@ -19,6 +20,7 @@ mod bench;
 mod config;
 mod headless;
 mod kv;
+mod metrics_http;
 mod script;
 mod stats;
 mod swarm_cmd;

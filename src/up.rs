@@ -25,6 +25,9 @@ pub struct UpArgs {
     /// The data folder: store, certificates.
     #[arg(long, default_value = "data")]
     data: PathBuf,
+    /// Serve the zone node's Prometheus metrics at this address (`/metrics`).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
 }
 
 /// A role's process, stopped cleanly on request.
@@ -77,6 +80,9 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
         zone.arg("--config").arg(c);
     }
     zone.args(["zone", "--listen", &args.listen.to_string(), "--data"]).arg(&args.data);
+    if let Some(m) = args.metrics {
+        zone.arg("--metrics").arg(m.to_string());
+    }
     let mut child =
         zone.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("cannot start the zone node")?;
     let mut first = String::new();

@@ -36,6 +36,9 @@ pub struct ZoneArgs {
     /// Ticks between checkpoints of the zone's entities.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_000))]
     checkpoint_ticks: u32,
+    /// Serve Prometheus metrics over HTTP at this address (`/metrics`), e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
     /// Print one `stats {json}` line a second on stdout: tick durations, players, overruns
     /// (`pwn demo` reads these).
     #[arg(long)]
@@ -61,6 +64,10 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
     let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: args.data.clone() })?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
+        if let Some(addr) = args.metrics {
+            crate::metrics_http::install(addr)?;
+            tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+        }
         let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
         let addr = net.local_addr()?;
         println!("pwn zone listening on {addr} (clients trust {})", args.data.join(pwn_net::tls::DEV_CA_CERT).display());

@@ -181,3 +181,42 @@ async fn players_move_see_each_other_and_chat_through_a_real_zone_process() {
     assert!(saw_a_move, "B never saw A move");
     assert_eq!(chat.as_deref(), Some("hello from a"));
 }
+
+/// A plain HTTP GET on loopback (the metrics endpoint speaks HTTP/1.1).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, WAIT).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_zone_serves_prometheus_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    // A free port for the metrics listener.
+    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pwn"))
+        .args(["zone", "--listen", "127.0.0.1:0", "--data", dir.path().to_str().unwrap()])
+        .args(["--metrics", &metrics_addr.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let zone = Zone(child);
+    let log = std::io::BufReader::new(stderr);
+    for line in log.lines().map_while(Result::ok) {
+        if line.contains("checkpoint written") {
+            break;
+        }
+    }
+    let body = http_get(metrics_addr, "/metrics");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for name in ["pwn_zone_tick_ms_bucket", "pwn_zone_players", "pwn_zone_checkpoints_total", "pwn_zone_entities"] {
+        assert!(body.contains(name), "{name} missing from:\n{body}");
+    }
+    drop(zone);
+}

@@ -125,6 +125,8 @@ pub struct ClientCounters {
     pub events: u64,
     /// Chat lines received.
     pub chat_received: u64,
+    /// Chat lines received from other players.
+    pub chat_from_others: u64,
     /// Payload bytes received (snapshots, events; without QUIC framing).
     pub bytes_in: u64,
     /// Payload bytes sent.
@@ -153,6 +155,7 @@ impl Default for ClientCounters {
             projectiles_confirmed: 0,
             events: 0,
             chat_received: 0,
+            chat_from_others: 0,
             bytes_in: 0,
             bytes_out: 0,
         }

@@ -421,7 +421,12 @@ impl GameClient {
             GameEvent::Hit { projectile, .. } => {
                 self.remote_projectiles.remove(projectile);
             }
-            GameEvent::Chat { .. } => self.counters.chat_received += 1,
+            GameEvent::Chat { from, .. } => {
+                self.counters.chat_received += 1;
+                if *from != self.me.0 {
+                    self.counters.chat_from_others += 1;
+                }
+            }
             _ => {}
         }
         self.push_event(e);

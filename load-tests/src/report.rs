@@ -16,7 +16,7 @@ pub struct Summary {
     pub disconnects: usize,
     /// Bots that moved more than a metre from where they started.
     pub moved: usize,
-    /// Bots that received at least one chat line.
+    /// Bots that received at least one chat line from another bot.
     pub heard_chat: usize,
     /// Packed snapshot bytes per entity update, over all bots.
     pub bytes_per_entity_update: f64,
@@ -56,7 +56,7 @@ impl Summary {
             let c = &r.counters;
             s.joined += 1;
             s.moved += usize::from(r.moved_m > 1.0);
-            s.heard_chat += usize::from(c.chat_received > 0);
+            s.heard_chat += usize::from(c.chat_from_others > 0);
             merge(&mut ack, &c.input_ack_ticks);
             merge(&mut err, &c.prediction_error_m);
             bytes += c.update_bytes;

@@ -1,0 +1,39 @@
+//! `pwn up` and `pwn bots` as real processes: twenty headless bots join the local world over
+//! QUIC, play for a few seconds with prediction on, and report no disconnects, every bot
+//! moving, and chat from other bots delivered.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+#[test]
+fn twenty_bots_play_in_a_local_world_without_disconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_pwn"))
+        .args(["up", "--listen", "127.0.0.1:0", "--data", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
+    let _zone = lines.next().unwrap().unwrap();
+    let second = lines.next().unwrap().unwrap();
+    let addr = second.split("connect to ").nth(1).and_then(|s| s.split(',').next()).unwrap().to_owned();
+
+    let bots = Command::new(env!("CARGO_BIN_EXE_pwn"))
+        .args(["bots", "--addr", &addr, "--data", dir.path().to_str().unwrap()])
+        .args(["--count", "20", "--duration", "4", "--scenario", "wander", "--json"])
+        .output()
+        .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let _ = up.wait();
+    let stdout = String::from_utf8_lossy(&bots.stdout);
+    assert!(bots.status.success(), "pwn bots failed: {}\n{}", stdout, String::from_utf8_lossy(&bots.stderr));
+    let last = stdout.lines().last().unwrap();
+    let summary: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(summary["joined"], 20, "{summary}");
+    assert_eq!(summary["disconnects"], 0, "{summary}");
+    assert_eq!(summary["moved"], 20, "{summary}");
+    // Bots spawn within chat range of each other at the arena's spawn points.
+    assert!(summary["heard_chat"].as_u64().unwrap() >= 10, "{summary}");
+    assert!(summary["bytes_per_entity_update"].as_f64().unwrap() > 0.0, "{summary}");
+}
