@@ -104,6 +104,9 @@ pub struct ClientCounters {
     pub inputs_skipped: u64,
     /// Pacing adjustments made to the input rate (pwn-client `[game-7]`).
     pub pacing_steps: u64,
+    /// Inputs that missed their tick at the server (seen as two consecutive snapshots
+    /// acknowledging the same input while newer ones had been sent).
+    pub inputs_missed: u64,
     /// Server states that matched the prediction exactly.
     pub confirmations: u64,
     /// Server states that forced a rollback and replay.
@@ -143,6 +146,7 @@ impl Default for ClientCounters {
             inputs_sent: 0,
             inputs_skipped: 0,
             pacing_steps: 0,
+            inputs_missed: 0,
             confirmations: 0,
             corrections: 0,
             // 5 mm buckets up to 5 m.

@@ -25,7 +25,9 @@
 //! - `[game-7]` the client paces its inputs to keep the server's input queue (reported in every
 //!   snapshot) as short as the link allows: after each observation window the smallest depth
 //!   seen is compared with a target of twice the measured arrival jitter in ticks (rounded
-//!   up, so any jitter keeps one input of margin); one input more than the target is drained by sending the next `PACE_INPUTS` inputs
+//!   up; none on a clean link, whose jitter is a small fraction of a tick, unless an input
+//!   missed its tick in the last 30 s, which the client sees as two consecutive snapshots
+//!   acknowledging the same input); one input more than the target is drained by sending the next `PACE_INPUTS` inputs
 //!   10 % slower, one too few is added by sending them 10 % faster. The first inputs go out
 //!   as a burst that fills the queue to the target at once. Every input is still
 //!   applied exactly once and in order, so pacing never causes a correction; on loopback the
@@ -70,6 +72,10 @@ pub const PACE_WINDOW_SNAPSHOTS: u32 = 15;
 pub const PACE_INPUTS: u32 = 10;
 /// Rate change while pacing.
 pub const PACE_STEP: f64 = 0.1;
+/// Twice the arrival jitter below which a link counts as clean (no queue margin), in ticks.
+pub const PACE_CLEAN_JITTER_TICKS: f64 = 0.25;
+/// Seconds a missed input keeps a margin of one in the queue.
+pub const PACE_MISS_MEMORY_S: f64 = 30.0;
 /// Seconds after prediction starts before pacing looks at the reported queue.
 pub const PACE_SETTLE_S: f64 = 1.0;
 /// Deepest queue the pacing aims for (the server keeps at most four).
@@ -152,6 +158,7 @@ pub struct GameClient {
     recent: VecDeque<WireInput>,
     sent_at: VecDeque<(u32, f64)>,
     acked_tick: u64,
+    last_snapshot_tick: u64,
     ack_sent: u64,
     input_ack: u32,
     remote_projectiles: BTreeMap<u64, RemoteProjectile>,
@@ -181,6 +188,8 @@ struct Pacing {
     /// The latest input's send-to-acknowledgement time: how long a change in pacing takes to
     /// show in the reported depth.
     ack_latency_s: f64,
+    /// Until when a missed input keeps a margin of one in the queue.
+    missed_until_s: f64,
 }
 
 impl std::fmt::Debug for GameClient {
@@ -208,6 +217,7 @@ impl GameClient {
             recent: VecDeque::new(),
             sent_at: VecDeque::new(),
             acked_tick: 0,
+            last_snapshot_tick: 0,
             ack_sent: 0,
             input_ack: 0,
             remote_projectiles: BTreeMap::new(),
@@ -304,6 +314,18 @@ impl GameClient {
             }
         }
 
+        // Two consecutive ticks that applied the same input while newer ones had been sent: the
+        // zone had nothing for the second, an input missed its tick ([game-7]).
+        if self.predictor.is_some()
+            && s.tick == self.last_snapshot_tick + 1
+            && s.input_ack == self.input_ack
+            && s.input_ack > 0
+            && self.next_seq > s.input_ack + 1
+        {
+            self.counters.inputs_missed += 1;
+            self.pace.missed_until_s = self.now_s + PACE_MISS_MEMORY_S;
+        }
+        self.last_snapshot_tick = s.tick;
         if s.input_ack > self.input_ack {
             self.input_ack = s.input_ack;
             while let Some((seq, sent_s)) = self.sent_at.front().copied() {
@@ -325,9 +347,21 @@ impl GameClient {
                     self.counters.prediction_error_m.record(0.0);
                 }
                 Reconciled::Corrected { error_m } => {
+                    let here = dequantize_position(state.position);
+                    let nearest_m = self
+                        .views
+                        .latest()
+                        .map(|(_, v)| {
+                            v.values()
+                                .filter(|e| e.id != self.me.0)
+                                .map(|e| dequantize_position(e.position).distance(here))
+                                .fold(f32::MAX, f32::min)
+                        })
+                        .unwrap_or(f32::MAX);
                     tracing::debug!(
                         player = %self.me,
                         error_m,
+                        nearest_m,
                         input_ack = s.input_ack,
                         tick = s.tick,
                         server = ?dequantize_position(state.position),
@@ -343,11 +377,15 @@ impl GameClient {
     }
 
     /// `[game-7]`: the queue depth to keep at the server: twice the arrival jitter in ticks,
-    /// rounded up. Any jitter at all makes it at least one: arrivals spread over less than a
-    /// tick can still straddle a tick boundary, and a lost datagram delays its inputs by one.
+    /// rounded up, or none when the jitter is a small fraction of a tick (a clean link); at
+    /// least one for `PACE_MISS_MEMORY_S` after an input missed its tick (arrivals that
+    /// straddle the server's tick boundary, or a lost datagram, need that margin).
     fn pace_target(&self) -> u8 {
         let jitter_ticks = (self.interp.delay_ticks() - 1.0) / 2.0;
-        ((2.0 * jitter_ticks - 1e-3).ceil().max(0.0) as u8).min(PACE_TARGET_MAX)
+        let from_jitter =
+            if 2.0 * jitter_ticks < PACE_CLEAN_JITTER_TICKS { 0.0 } else { (2.0 * jitter_ticks - 1e-3).ceil() };
+        let floor = if self.now_s < self.pace.missed_until_s { 1.0 } else { 0.0 };
+        (from_jitter.max(floor) as u8).min(PACE_TARGET_MAX)
     }
 
     /// `[game-7]`: one pacing decision per window of snapshots.
