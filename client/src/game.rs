@@ -22,16 +22,8 @@
 //!   and end on a `Hit` or at the end of their lifetime.
 //! - `[game-6]` everything kept is bounded: events not yet taken by the game, remote
 //!   projectiles, send times of unacknowledged inputs.
-//! - `[game-7]` the client paces its inputs to keep the server's input queue (reported in every
-//!   snapshot) as short as the link allows: after each observation window the smallest depth
-//!   seen is compared with a target of twice the measured arrival jitter in ticks (rounded
-//!   up; none on a clean link, whose jitter is a small fraction of a tick, unless an input
-//!   missed its tick in the last 30 s, which the client sees as two consecutive snapshots
-//!   acknowledging the same input); one input more than the target is drained by sending the next `PACE_INPUTS` inputs
-//!   10 % slower, one too few is added by sending them 10 % faster. The first inputs go out
-//!   as a burst that fills the queue to the target at once. Every input is still
-//!   applied exactly once and in order, so pacing never causes a correction; on loopback the
-//!   queue drains to empty and an input is applied at the first tick after it arrives.
+//! - `[game-7]` the client paces its inputs to keep the zone's input queue as short as the
+//!   link allows ([`crate::pacing`]); its first inputs go out as one burst that deep.
 //! - `[game-8]` the predicted world's crates are moved to the server's poses as snapshots show
 //!   them (the client never simulates crates): walking into a crate that has fallen or been
 //!   pushed is then predicted against where it is, not where the world file put it.
@@ -40,6 +32,7 @@
 
 use crate::counters::ClientCounters;
 use crate::interp::Interpolator;
+use crate::pacing::{PACE_WINDOW_SNAPSHOTS, Pacing};
 use crate::predict::{Predictor, Reconciled};
 use glam::Vec3;
 use pwn_proto::delta::{ApplyError, EntityState, ReceivedViews};
@@ -65,22 +58,6 @@ pub const SENT_TIMES_MAX: usize = 256;
 pub const MIRRORED_CRATES_MAX: usize = 100_000;
 /// Seconds between round-trip probes.
 pub const PING_INTERVAL_S: f64 = 1.0;
-/// Snapshots observed before each pacing decision (`[game-7]`).
-pub const PACE_WINDOW_SNAPSHOTS: u32 = 15;
-/// Inputs sent at the adjusted rate for one step of pacing: ten at 10 % off moves the server's
-/// queue by exactly one input.
-pub const PACE_INPUTS: u32 = 10;
-/// Rate change while pacing.
-pub const PACE_STEP: f64 = 0.1;
-/// Twice the arrival jitter below which a link counts as clean (no queue margin), in ticks.
-pub const PACE_CLEAN_JITTER_TICKS: f64 = 0.25;
-/// Seconds a missed input keeps a margin of one in the queue.
-pub const PACE_MISS_MEMORY_S: f64 = 30.0;
-/// Seconds after prediction starts before pacing looks at the reported queue.
-pub const PACE_SETTLE_S: f64 = 1.0;
-/// Deepest queue the pacing aims for (the server keeps at most four).
-pub const PACE_TARGET_MAX: u8 = 3;
-
 /// What the player wants this frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Intent {
@@ -171,25 +148,6 @@ pub struct GameClient {
     ping_seq: u64,
     pace: Pacing,
     counters: ClientCounters,
-}
-
-/// State of `[game-7]`.
-#[derive(Clone, Debug, Default)]
-struct Pacing {
-    /// Smallest queue depth reported in the current window.
-    min_backlog: Option<u8>,
-    /// Snapshots in the current window.
-    observed: u32,
-    /// Snapshots arriving before this time still show the last adjustment's past: ignored.
-    observe_after_s: f64,
-    /// Inputs left to send at the adjusted rate, and the rate factor on the tick period.
-    inputs_left: u32,
-    scale: f64,
-    /// The latest input's send-to-acknowledgement time: how long a change in pacing takes to
-    /// show in the reported depth.
-    ack_latency_s: f64,
-    /// Until when a missed input keeps a margin of one in the queue.
-    missed_until_s: f64,
 }
 
 impl std::fmt::Debug for GameClient {
@@ -323,7 +281,7 @@ impl GameClient {
             && self.next_seq > s.input_ack + 1
         {
             self.counters.inputs_missed += 1;
-            self.pace.missed_until_s = self.now_s + PACE_MISS_MEMORY_S;
+            self.pace.missed(self.now_s);
         }
         self.last_snapshot_tick = s.tick;
         if s.input_ack > self.input_ack {
@@ -334,7 +292,7 @@ impl GameClient {
                 }
                 self.sent_at.pop_front();
                 self.counters.input_ack_ticks.record((arrival_s - sent_s) / self.tick_s);
-                self.pace.ack_latency_s = arrival_s - sent_s;
+                self.pace.acknowledged(arrival_s - sent_s);
             }
         }
         self.observe_backlog(arrival_s, s.input_backlog);
@@ -376,35 +334,13 @@ impl GameClient {
         }
     }
 
-    /// `[game-7]`: the queue depth to keep at the server: twice the arrival jitter in ticks,
-    /// rounded up, or none when the jitter is a small fraction of a tick (a clean link); at
-    /// least one for `PACE_MISS_MEMORY_S` after an input missed its tick (arrivals that
-    /// straddle the server's tick boundary, or a lost datagram, need that margin).
-    fn pace_target(&self) -> u8 {
-        let jitter_ticks = (self.interp.delay_ticks() - 1.0) / 2.0;
-        let from_jitter =
-            if 2.0 * jitter_ticks < PACE_CLEAN_JITTER_TICKS { 0.0 } else { (2.0 * jitter_ticks - 1e-3).ceil() };
-        let floor = if self.now_s < self.pace.missed_until_s { 1.0 } else { 0.0 };
-        (from_jitter.max(floor) as u8).min(PACE_TARGET_MAX)
+    fn jitter_ticks(&self) -> f64 {
+        (self.interp.delay_ticks() - 1.0) / 2.0
     }
 
     /// `[game-7]`: one pacing decision per window of snapshots.
     fn observe_backlog(&mut self, arrival_s: f64, backlog: u8) {
-        let target = self.pace_target();
-        let pace = &mut self.pace;
-        if self.predictor.is_none() || pace.inputs_left > 0 || arrival_s < pace.observe_after_s {
-            return;
-        }
-        pace.min_backlog = Some(pace.min_backlog.map_or(backlog, |m| m.min(backlog)));
-        pace.observed += 1;
-        if pace.observed < PACE_WINDOW_SNAPSHOTS {
-            return;
-        }
-        let min = pace.min_backlog.take().unwrap_or(0);
-        pace.observed = 0;
-        if min != target {
-            pace.scale = if min > target { 1.0 + PACE_STEP } else { 1.0 - PACE_STEP };
-            pace.inputs_left = PACE_INPUTS * u32::from(min.abs_diff(target));
+        if self.predictor.is_some() && self.pace.observe(arrival_s, backlog, self.jitter_ticks()) {
             self.counters.pacing_steps += 1;
         }
     }
@@ -420,7 +356,7 @@ impl GameClient {
             Ok(p) => {
                 self.predictor = Some(p);
                 // The first burst has yet to reach the server and show in the reports.
-                self.pace.observe_after_s = self.now_s + PACE_SETTLE_S;
+                self.pace.started(self.now_s);
             }
             // The world description was accepted by the server, so this cannot fail unless the
             // client was given another world: stay a spectator rather than crash.
@@ -478,17 +414,13 @@ impl GameClient {
         self.accumulator_s += dt;
         let mut due = 0u32;
         loop {
-            let period = if self.pace.inputs_left > 0 { self.tick_s * self.pace.scale } else { self.tick_s };
+            let period = self.tick_s * self.pace.period_scale();
             if self.accumulator_s < period {
                 break;
             }
             self.accumulator_s -= period;
-            if self.pace.inputs_left > 0 && self.predictor.is_some() {
-                self.pace.inputs_left -= 1;
-                if self.pace.inputs_left == 0 {
-                    // Look again once the change has reached the server and come back.
-                    self.pace.observe_after_s = self.now_s + self.pace.ack_latency_s + 2.0 * self.tick_s;
-                }
+            if self.predictor.is_some() {
+                self.pace.input_sent(self.now_s, self.tick_s);
             }
             if due < CATCH_UP_INPUTS_MAX {
                 due += 1;
@@ -498,7 +430,7 @@ impl GameClient {
         }
         if due > 0 && self.predictor.is_some() && self.counters.inputs_sent == 0 {
             // The first inputs fill the server's queue to the target depth at once.
-            due = due.max(u32::from(self.pace_target()) + 1);
+            due = due.max(u32::from(self.pace.target(self.jitter_ticks(), self.now_s)) + 1);
         }
         for _ in 0..due {
             self.send_input(intent);

@@ -9,12 +9,14 @@
 //!   authoritative snapshots (rollback and replay of unacknowledged inputs), and smoothing of
 //!   the remaining visual error.
 //! - [`interp`]: remote entities drawn between snapshots with an adaptive delay.
+//! - [`pacing`]: how the client keeps the zone's queue of its inputs short.
 //! - [`counters`]: what a client measures, in mergeable histograms.
 
 pub mod connection;
 pub mod counters;
 pub mod game;
 pub mod interp;
+pub mod pacing;
 pub mod predict;
 
 pub use connection::{Client, JoinError};
