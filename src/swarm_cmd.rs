@@ -40,6 +40,10 @@ pub struct BotsArgs {
     /// Seed of the bots' movement.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Play over a conditioned link: one-way latency, jitter, loss (e.g. 50ms,10ms,1%),
+    /// applied in process to each bot's datagrams both ways.
+    #[arg(long, value_parser = parse_link)]
+    link: Option<pwn_net::conditioner::LinkProfile>,
     /// Print the summary as one JSON line at the end.
     #[arg(long)]
     json: bool,
@@ -66,6 +70,10 @@ pub struct DemoArgs {
     /// Print the summary as one JSON line at the end (the last line of output).
     #[arg(long)]
     json: bool,
+}
+
+fn parse_link(spec: &str) -> Result<pwn_net::conditioner::LinkProfile, String> {
+    pwn_net::conditioner::LinkProfile::parse(spec).map_err(|e| e.to_string())
 }
 
 fn check_duration(duration: f64) -> anyhow::Result<Duration> {
@@ -125,6 +133,7 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
         scenario: args.scenario,
         seed: args.seed,
         joins_per_s: 100.0,
+        link: args.link,
     })?;
     let summary = Summary::of(&results);
     println!("pwn bots: {} bots, {} scenario, {:.0} s", args.count, args.scenario, args.duration);
@@ -220,6 +229,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         scenario: args.scenario,
         seed: 1,
         joins_per_s: 100.0,
+        link: None,
     });
     zone.stop();
     let results = outcome?;

@@ -1,6 +1,6 @@
 //! `pwn up` and `pwn bots` as real processes: twenty headless bots join the local world over
 //! QUIC, play for a few seconds with prediction on, and report no disconnects, every bot
-//! moving, and chat from other bots delivered.
+//! moving, and chat from other bots delivered; bots over a conditioned link see its latency.
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -24,8 +24,21 @@ fn twenty_bots_play_in_a_local_world_without_disconnects() {
         .args(["--count", "20", "--duration", "4", "--scenario", "wander", "--json"])
         .output()
         .unwrap();
+    // A few more over a conditioned link: pings ride the same datagrams, so the round trip
+    // they measure is the link's.
+    let slow = Command::new(env!("CARGO_BIN_EXE_pwn"))
+        .args(["bots", "--addr", &addr, "--data", dir.path().to_str().unwrap()])
+        .args(["--count", "3", "--duration", "3", "--link", "50ms,5ms,1%", "--seed", "7", "--json"])
+        .output()
+        .unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let _ = up.wait();
+    let slow_out = String::from_utf8_lossy(&slow.stdout);
+    assert!(slow.status.success(), "pwn bots --link failed: {slow_out}");
+    let slow_summary: serde_json::Value = serde_json::from_str(slow_out.lines().last().unwrap()).unwrap();
+    assert_eq!(slow_summary["disconnects"], 0, "{slow_summary}");
+    let rtt = slow_summary["rtt_ms_mean"].as_f64().unwrap();
+    assert!((95.0..200.0).contains(&rtt), "round trip over a 50 ms link: {rtt} ms");
     let stdout = String::from_utf8_lossy(&bots.stdout);
     assert!(bots.status.success(), "pwn bots failed: {}\n{}", stdout, String::from_utf8_lossy(&bots.stderr));
     let last = stdout.lines().last().unwrap();

@@ -3,9 +3,14 @@
 //! calls once per frame. Everything that decides anything lives in [`GameClient`].
 //!
 //! Headless use (bots, tests) is the same API driven by a timer instead of a renderer.
+//!
+//! `[conn-1]` a client can condition its own datagrams both ways with pwn-net's link
+//! conditioner (`JoinOptions::link`), so a swarm on loopback can play over a bad link; reliable
+//! messages ride QUIC's retransmission and are not conditioned.
 
 use crate::counters::ClientCounters;
 use crate::game::{Frame, GameClient, Intent};
+use pwn_net::conditioner::{LinkProfile, spawn_conditioned_pipe};
 use pwn_net::{ClientHello, Conn, ConnError, ConnTx, NetClient};
 use pwn_proto::{ChatChannel, ChatSend, GameEvent, Message, PeerRole};
 use pwn_sim::{EntityId, SimConfig, WorldDesc};
@@ -44,6 +49,26 @@ pub struct Client {
     last_update: Instant,
     ended: Option<String>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Outgoing datagrams through the link conditioner, when one is set.
+    up: Option<mpsc::Sender<Message>>,
+}
+
+/// How a client joins.
+#[derive(Clone, Debug)]
+pub struct JoinOptions {
+    /// How long the server may take to place the player.
+    pub timeout: Duration,
+    /// Conditions this client's datagrams both ways (latency, jitter, loss) in process, for
+    /// load tests of bad links on loopback (`[conn-1]`).
+    pub link: Option<LinkProfile>,
+    /// Seed of the conditioner.
+    pub link_seed: u64,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(10), link: None, link_seed: 1 }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -71,15 +96,16 @@ impl Client {
         world: WorldDesc,
         cfg: SimConfig,
         agent: &str,
-        join_timeout: Duration,
+        options: &JoinOptions,
     ) -> Result<Self, JoinError> {
         let hello = ClientHello::new(PeerRole::Client, pwn_sim::build_digest(&cfg), agent);
         let conn = net.connect(addr, server_name, &hello).await?;
-        Self::join(conn, world, cfg, join_timeout).await
+        Self::join(conn, world, cfg, options).await
     }
 
     /// Waits on an established connection until the server places the player.
-    pub async fn join(conn: Conn, world: WorldDesc, cfg: SimConfig, join_timeout: Duration) -> Result<Self, JoinError> {
+    pub async fn join(conn: Conn, world: WorldDesc, cfg: SimConfig, options: &JoinOptions) -> Result<Self, JoinError> {
+        let join_timeout = options.timeout;
         let Conn { tx, mut rx, mut datagrams, .. } = conn;
         let placed = tokio::time::timeout(join_timeout, async {
             loop {
@@ -98,15 +124,43 @@ impl Client {
         .map_err(|_| JoinError::NotPlaced(join_timeout))??;
 
         let (inbox_tx, inbox) = mpsc::channel(INBOX_MAX);
+        let mut tasks = Vec::new();
+        // With a link profile, datagrams both ways go through the conditioner ([conn-1]).
+        let (down, up) = match &options.link {
+            Some(link) => {
+                let (down_in, mut down_out) = spawn_conditioned_pipe::<Message>(*link, options.link_seed, INBOX_MAX);
+                let (up_in, mut up_out) =
+                    spawn_conditioned_pipe::<Message>(*link, options.link_seed ^ 0x5eed, INBOX_MAX);
+                let delivered = inbox_tx.clone();
+                tasks.push(tokio::spawn(async move {
+                    while let Some(m) = down_out.recv().await {
+                        let _ = delivered.try_send(Incoming::Message(Instant::now(), m));
+                    }
+                }));
+                let sender = tx.clone();
+                tasks.push(tokio::spawn(async move {
+                    while let Some(m) = up_out.recv().await {
+                        let _ = sender.send_datagram(&m);
+                    }
+                }));
+                (Some(down_in), Some(up_in))
+            }
+            None => (None, None),
+        };
         let datagram_inbox = inbox_tx.clone();
         let datagram_reader = tokio::spawn(async move {
             loop {
                 match datagrams.recv().await {
-                    // A full inbox means the game loop is not keeping up: the newest snapshot
-                    // will be applied against an acknowledged baseline anyway.
-                    Ok(m) => {
-                        let _ = datagram_inbox.try_send(Incoming::Message(Instant::now(), m));
-                    }
+                    // A full inbox (or link) means the game loop is not keeping up: the newest
+                    // snapshot will be applied against an acknowledged baseline anyway.
+                    Ok(m) => match &down {
+                        Some(link) => {
+                            let _ = link.try_send(m);
+                        }
+                        None => {
+                            let _ = datagram_inbox.try_send(Incoming::Message(Instant::now(), m));
+                        }
+                    },
                     Err(e) => {
                         let _ = datagram_inbox.send(Incoming::Ended(e.to_string())).await;
                         return;
@@ -145,7 +199,11 @@ impl Client {
             inbox,
             last_update: Instant::now(),
             ended: None,
-            tasks: vec![datagram_reader, stream_reader],
+            tasks: {
+                tasks.extend([datagram_reader, stream_reader]);
+                tasks
+            },
+            up,
         })
     }
 
@@ -203,7 +261,14 @@ impl Client {
             for m in self.core.drain_outbox() {
                 // A full datagram queue drops the oldest (counted by pwn-net); a closed
                 // connection is reported by the readers.
-                let _ = self.tx.send_datagram(&m);
+                match &self.up {
+                    Some(link) => {
+                        let _ = link.try_send(m);
+                    }
+                    None => {
+                        let _ = self.tx.send_datagram(&m);
+                    }
+                }
             }
         } else {
             self.core.drain_outbox().for_each(drop);

@@ -4,7 +4,7 @@
 //! once; each bot says one proximity chat line after a second.
 
 use crate::scenario::{Mover, Scenario};
-use pwn_client::{Client, ClientCounters, Frame, Intent};
+use pwn_client::{Client, ClientCounters, Frame, Intent, JoinOptions};
 use pwn_net::{NetClient, TransportConfig};
 use pwn_proto::ChatChannel;
 use pwn_sim::{SimConfig, WorldDesc};
@@ -39,6 +39,8 @@ pub struct SwarmConfig {
     pub seed: u64,
     /// Joins started per second.
     pub joins_per_s: f64,
+    /// Each bot's datagrams go through this link (latency, jitter, loss), if set.
+    pub link: Option<pwn_net::conditioner::LinkProfile>,
 }
 
 /// Live counters for a progress line.
@@ -108,7 +110,7 @@ async fn run_bot(
         cfg.world.clone(),
         cfg.sim.clone(),
         &agent,
-        Duration::from_secs(10),
+        &JoinOptions { timeout: Duration::from_secs(10), link: cfg.link, link_seed: cfg.seed ^ index as u64 },
     )
     .await;
     let mut client = match joined {
