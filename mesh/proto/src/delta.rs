@@ -357,6 +357,11 @@ pub fn pack_body(out: &mut Vec<u8>, base: Option<&EntityState>, u: &EntityUpdate
     }
 }
 
+/// `base + change`, refusing an overflow (a hostile change can be any `i64`).
+fn offset(base: i64, change: i64) -> Result<i64, Violation> {
+    base.checked_add(change).ok_or_else(|| bad("value out of range"))
+}
+
 /// Unpacks updates packed by [`pack`] against the same `baseline` and `motion`.
 pub fn unpack(baseline: &View, bytes: &[u8], motion: Motion) -> Result<Vec<EntityUpdate>, Violation> {
     let mut r = Reader { bytes, at: 0 };
@@ -386,14 +391,14 @@ pub fn unpack(baseline: &View, bytes: &[u8], motion: Motion) -> Result<Vec<Entit
             let mut p = [0i32; 3];
             let expected = motion.extrapolate(&base);
             for (k, slot) in p.iter_mut().enumerate() {
-                *slot = narrow(expected[k].checked_add(r.signed()?).ok_or_else(|| bad("position overflow"))?)?;
+                *slot = narrow(offset(expected[k], r.signed()?)?)?;
             }
             u.position = Some(p);
         }
         if mask & HAS_VELOCITY != 0 {
             let mut v = [0i16; 3];
             for (k, slot) in v.iter_mut().enumerate() {
-                *slot = narrow(i64::from(base.velocity[k]) + r.signed()?)?;
+                *slot = narrow(offset(i64::from(base.velocity[k]), r.signed()?)?)?;
             }
             u.velocity = Some(v);
         }
@@ -405,7 +410,7 @@ pub fn unpack(baseline: &View, bytes: &[u8], motion: Motion) -> Result<Vec<Entit
             u.rotation = Some(r.u32_le()?);
         }
         if mask & HAS_HEALTH != 0 {
-            u.health = Some(narrow(i64::from(base.health) + r.signed()?)?);
+            u.health = Some(narrow(offset(i64::from(base.health), r.signed()?)?)?);
         }
         out.push(u);
     }
@@ -535,6 +540,17 @@ mod tests {
         let huge_position = [1, HAS_POSITION, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 0];
         assert!(unpack(&base, &huge_position, Motion::STILL).is_err(), "position beyond i32");
         assert_eq!(unpack(&base, &[], Motion::STILL).unwrap(), vec![]);
+        // A change that overflows against a non-zero baseline (found by fuzzing).
+        let moving: View =
+            [(1, EntityState { id: 1, velocity: [i16::MAX, 0, 0], health: 9, ..EntityState::default() })].into();
+        let max_zigzag = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        for mask in [HAS_VELOCITY, HAS_HEALTH, HAS_POSITION] {
+            let mut bytes = vec![1, mask];
+            for _ in 0..3 {
+                bytes.extend_from_slice(&max_zigzag);
+            }
+            assert!(unpack(&moving, &bytes, Motion::between(1, 2, 30)).is_err(), "mask {mask}");
+        }
     }
 
     #[test]
