@@ -111,10 +111,15 @@ fn print_kv(json: bool, k: &[u8], v: &[u8]) {
 }
 
 fn open(cfg: &PwnConfig, args: &KvArgs) -> anyhow::Result<Store> {
+    open_configured(cfg, args.db.as_deref())
+}
+
+/// The configured store, or the SQLite file `db` if given.
+pub fn open_configured(cfg: &PwnConfig, db: Option<&std::path::Path>) -> anyhow::Result<Store> {
     let mut store_cfg = cfg.store.clone();
-    if let Some(db) = &args.db {
+    if let Some(db) = db {
         store_cfg.backend = pwn_store::BackendKind::Sqlite;
-        store_cfg.path = db.clone();
+        store_cfg.path = db.to_path_buf();
     }
     open_store(&store_cfg).with_context(|| format!("cannot open the {:?} store", store_cfg.backend))
 }

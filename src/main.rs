@@ -7,6 +7,7 @@
 //! - `bench`: `pwn bench ...`, benchmark commands (`bench/baseline.rs` is rapier's own character
 //!   controller, the baseline `pwn bench sim` compares against).
 //! - `kv`: `pwn kv`, reading and clearing world state in the store.
+//! - `user_cmd`: `pwn user`, account administration.
 //! - `stats`: percentiles for reports.
 //! - `metrics_http`: the Prometheus endpoint every long-running role can serve.
 //! - `zone_cmd`: `pwn zone`, a zone node.
@@ -25,6 +26,7 @@ mod script;
 mod stats;
 mod swarm_cmd;
 mod up;
+mod user_cmd;
 mod zone_cmd;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +56,8 @@ enum Command {
     Bots(swarm_cmd::BotsArgs),
     /// Start a local world and a bot swarm, then print the figures and write an HTML report.
     Demo(swarm_cmd::DemoArgs),
+    /// Account administration: add, list, disable, enable, reset-password.
+    User(user_cmd::UserArgs),
     /// Read world state in the store (decoded tuples), count, or clear with --yes.
     Kv(kv::KvArgs),
     /// Benchmarks (figures go to docs/PERFORMANCE.md).
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run_up(config_path.as_deref(), &args),
         Command::Sim(args) => headless::run_sim(&cfg, &args),
         Command::Kv(args) => kv::run(&cfg, &args),
+        Command::User(args) => user_cmd::run(&cfg, &args),
         Command::Zone(args) => zone_cmd::run_zone(&cfg, &args),
         Command::Bots(args) => swarm_cmd::run_bots(&cfg, &args),
         Command::Demo(args) => swarm_cmd::run_demo(config_path.as_deref(), &cfg, &args),

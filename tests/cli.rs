@@ -100,3 +100,41 @@ fn the_transport_benchmark_prints_its_json_keys() {
         assert!(j[key].as_f64().is_some_and(|v| v > 0.0), "missing or zero {key} in {j}");
     }
 }
+
+fn pwn_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pwn"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pwn");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn user_administration_on_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pwn.sqlite");
+    let db = db.to_str().unwrap();
+    let added = pwn_with_stdin(&["user", "--db", db, "add", "Alice"], "correct horse battery\n");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    assert!(String::from_utf8_lossy(&added.stdout).contains("player 1"));
+    let again = pwn_with_stdin(&["user", "--db", db, "add", "alice"], "correct horse battery\n");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("taken"));
+    let weak = pwn_with_stdin(&["user", "--db", db, "add", "bob"], "short\n");
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("passwords are 10 to 128 bytes"));
+    assert!(pwn(&["user", "--db", db, "disable", "alice"]).status.success());
+    let listed = pwn(&["user", "--db", db, "list", "--json"]);
+    let row = last_json(&listed);
+    assert_eq!(row["username"], "alice");
+    assert_eq!(row["disabled"], true);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("argon2"), "hashes are never printed");
+    let missing = pwn(&["user", "--db", db, "enable", "nobody"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no account"));
+    let reset = pwn_with_stdin(&["user", "--db", db, "reset-password", "alice"], "another long passphrase\n");
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+}

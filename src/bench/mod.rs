@@ -2,6 +2,7 @@
 //! JSON object as its last line; measured figures are recorded in docs/PERFORMANCE.md.
 
 mod baseline;
+pub mod login;
 pub mod sim;
 pub mod store;
 pub mod transport;
@@ -20,6 +21,8 @@ pub enum BenchCommand {
     /// Loopback round trips over a QUIC stream, QUIC datagrams and plain UDP, side by side;
     /// one-way stream throughput.
     Transport(transport::BenchTransportArgs),
+    /// Login latency at a fixed rate (argon2id with OWASP parameters, the real store).
+    Login(login::BenchLoginArgs),
     /// The zone core's tick with N scripted players and perfect clients, no network.
     Zone(zone::BenchZoneArgs),
 }
@@ -31,5 +34,6 @@ pub fn run(cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result
         BenchCommand::Store(args) => store::bench_store(cfg, args),
         BenchCommand::Transport(args) => transport::bench_transport(args),
         BenchCommand::Zone(args) => zone::bench_zone(cfg, args),
+        BenchCommand::Login(args) => login::bench_login(args),
     }
 }

@@ -1,0 +1,17 @@
+//! pwn-gateway: the players' only endpoint.
+//!
+//! # Layout
+//! - [`rules`]: usernames, passwords, argon2id hashing with OWASP's parameters, token hashes.
+//! - [`accounts`]: accounts and sessions in the store (register, login with one session per
+//!   account, resume, logout, admin changes).
+//! - [`limits`]: token buckets per source address and global, on authentication attempts.
+//! - [`pool`]: the bounded pool password hashing runs on, so a flood of logins can exhaust
+//!   neither memory nor the threads that carry game traffic.
+//!
+//! Not yet (issue 6 continues): the gateway server (login over the game connection,
+//! proxying to zone nodes, switching zones), persistent player state.
+
+pub mod accounts;
+pub mod limits;
+pub mod pool;
+pub mod rules;
