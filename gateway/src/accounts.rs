@@ -242,14 +242,33 @@ impl Accounts {
         if record.disabled {
             return Err(AccountError::Disabled);
         }
+        self.open_session(&folded, Some(&record.password_phc), token, now_unix_s)
+    }
+
+    /// Opens a session with `token` for an account whose password was just set by the caller
+    /// (registration), replacing any other session (`[sess-1]`).
+    pub fn start_session(&self, username: &str, token: [u8; 16], now_unix_s: u64) -> Result<Session, AccountError> {
+        let folded = fold_username(username)?;
+        self.open_session(&folded, None, token, now_unix_s)
+    }
+
+    /// The session transaction of login and registration: replaces any older session. With
+    /// `verified_phc`, the account must still have that password (it may have changed while
+    /// the caller hashed).
+    fn open_session(
+        &self,
+        folded: &str,
+        verified_phc: Option<&str>,
+        token: [u8; 16],
+        now_unix_s: u64,
+    ) -> Result<Session, AccountError> {
         let hash = token_hash(&token);
         let expires_unix_s = now_unix_s.saturating_add(self.session_ttl_s);
         self.store.transact(|t| {
-            let Some(mut current) = Self::read_account(t, &folded)? else {
+            let Some(mut current) = Self::read_account(t, folded)? else {
                 return Err(AccountError::InvalidCredentials);
             };
-            // The password or the account changed while we hashed: start again.
-            if current.password_phc != record.password_phc {
+            if verified_phc.is_some_and(|phc| phc != current.password_phc) {
                 return Err(AccountError::InvalidCredentials);
             }
             if current.disabled {
@@ -259,10 +278,10 @@ impl Accounts {
             if let Some(old) = replaced {
                 t.clear(&session_key(&old))?;
             }
-            t.set(&account_key(&folded), &current.encode())?;
-            let session = SessionRecord { player_id: current.player_id, username: folded.clone(), expires_unix_s };
+            t.set(&account_key(folded), &current.encode())?;
+            let session = SessionRecord { player_id: current.player_id, username: folded.to_owned(), expires_unix_s };
             t.set(&session_key(&hash), &session.encode())?;
-            Ok(Session { player_id: current.player_id, username: folded.clone(), expires_unix_s, replaced })
+            Ok(Session { player_id: current.player_id, username: folded.to_owned(), expires_unix_s, replaced })
         })
     }
 

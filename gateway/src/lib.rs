@@ -8,10 +8,14 @@
 //! - [`pool`]: the bounded pool password hashing runs on, so a flood of logins can exhaust
 //!   neither memory nor the threads that carry game traffic.
 //!
-//! Not yet (issue 6 continues): the gateway server (login over the game connection,
-//! proxying to zone nodes, switching zones), persistent player state.
+//! - [`server`]: authentication over the game connection (register, login, resume, logout),
+//!   rate limited, one session per account and per connection.
+//!
+//! Not yet (issue 6 continues): proxying players to zone nodes and switching zones under
+//! them, persistent player state, `pwn gateway`.
 
 pub mod accounts;
 pub mod limits;
 pub mod pool;
 pub mod rules;
+pub mod server;
