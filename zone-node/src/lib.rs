@@ -8,14 +8,16 @@
 //! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
 //!   a byte budget, packed deltas against the client's acknowledged view.
 //! - [`zone`]: the zone core: simulation plus players, advanced one tick at a time (no IO).
-//! - [`server`]: the async shell: accepts players over pwn-net, runs the fixed tick, sends
+//! - [`server`]: the async shell: accepts connections over pwn-net, runs the fixed tick, sends
 //!   snapshots as datagrams and events on the control stream, never waiting on the network.
+//! - [`links`]: the connections the shell serves: players connected directly (development,
+//!   tests) and gateway links carrying many players (`Attach`, `Detach`, `Routed`).
 //!
-//! Not yet: login through the gateway (players connect directly for now), persistence of
-//! players (with the gateway), per-client bandwidth metrics.
+//! Not yet: persistence of players (with the gateway).
 
 pub mod input_buffer;
 pub mod interest;
+pub mod links;
 pub mod persist;
 pub mod server;
 pub mod snapshots;

@@ -5,10 +5,11 @@
 //! bounded inbox (full means dropped and counted), snapshots go out as datagrams (queued, never
 //! awaited), and reliable events go through a bounded per-player queue drained by a writer task.
 
+use crate::links::{Sink, ToZone, serve_direct, serve_gateway};
 use crate::persist::{SimBounds, checkpoint, crate_states};
 use crate::zone::Zone;
-use pwn_net::{Conn, ConnTx, NetServer};
-use pwn_proto::{GameEvent, Message, RefuseCode};
+use pwn_net::NetServer;
+use pwn_proto::{GameEvent, Message, PeerRole, RefuseCode};
 use pwn_sim::EntityId;
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,8 +20,6 @@ use tokio::sync::mpsc;
 
 /// Messages waiting for the tick, from all connections together.
 pub const INBOX_MAX: usize = 65_536;
-/// Reliable events queued per player; a player who cannot keep up loses the oldest (counted).
-pub const EVENTS_QUEUE_MAX: usize = 256;
 /// Messages the tick takes from the inbox per tick, so a flood cannot stretch a tick.
 pub const INBOX_PER_TICK_MAX: usize = 16_384;
 
@@ -92,12 +91,6 @@ async fn persist_loop(
     }
 }
 
-enum ToZone {
-    Joined { player: EntityId, tx: ConnTx, events: mpsc::Sender<GameEvent> },
-    Left { player: EntityId },
-    Message { player: EntityId, message: Message },
-}
-
 /// Counters a caller (a test, a benchmark) can read while the zone runs.
 #[derive(Debug, Default)]
 pub struct ZoneStats {
@@ -124,51 +117,6 @@ impl ZoneStats {
     }
 }
 
-fn forward(inbox: &mpsc::Sender<ToZone>, msg: ToZone) {
-    if inbox.try_send(msg).is_err() {
-        metrics::counter!(metric::INBOX_DROPPED).increment(1);
-    }
-}
-
-async fn serve_connection(conn: Conn, player: EntityId, inbox: mpsc::Sender<ToZone>) {
-    let Conn { tx, mut rx, mut datagrams, .. } = conn;
-    let (events_tx, mut events_rx) = mpsc::channel::<GameEvent>(EVENTS_QUEUE_MAX);
-    forward(&inbox, ToZone::Joined { player, tx: tx.clone(), events: events_tx });
-    let writer_tx = tx.clone();
-    let writer = tokio::spawn(async move {
-        while let Some(e) = events_rx.recv().await {
-            if writer_tx.send(&Message::Event(e)).await.is_err() {
-                return;
-            }
-        }
-    });
-    let datagram_inbox = inbox.clone();
-    let pong_tx = tx.clone();
-    let datagram_reader = tokio::spawn(async move {
-        while let Ok(message) = datagrams.recv().await {
-            match message {
-                // Answered here, not by the tick, so the round trip measures the network.
-                Message::Ping(ping) => {
-                    let _ = pong_tx.send_datagram(&Message::Pong(ping));
-                }
-                Message::Inputs(_) | Message::SnapshotAck(_) => {
-                    forward(&datagram_inbox, ToZone::Message { player, message });
-                }
-                _ => {}
-            }
-        }
-    });
-    while let Ok(Some(message)) = rx.recv().await {
-        if matches!(message, Message::Chat(_)) {
-            forward(&inbox, ToZone::Message { player, message });
-        }
-    }
-    datagram_reader.abort();
-    writer.abort();
-    // Leaving must not be lost to a full inbox, or the character would stay forever.
-    let _ = inbox.send(ToZone::Left { player }).await;
-}
-
 /// Runs a zone node on `net` until `shutdown` completes. Player ids count up from
 /// `first_player_id` (the store will allocate them once the gateway logs players in).
 pub async fn run(
@@ -191,10 +139,11 @@ pub async fn run(
             let next_id = next_id.clone();
             tokio::spawn(async move {
                 match incoming.handshake().await {
+                    Ok(conn) if conn.peer.role == PeerRole::Gateway => serve_gateway(conn, inbox).await,
                     Ok(conn) => {
                         let player = EntityId(next_id.fetch_add(1, Ordering::Relaxed));
                         tracing::info!(player = %player, remote = %conn.peer.remote, "player connected");
-                        serve_connection(conn, player, inbox).await;
+                        serve_direct(conn, player, inbox).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "handshake failed"),
                 }
@@ -205,9 +154,10 @@ pub async fn run(
     let period = zone.sim().config().dt_s();
     let mut interval = tokio::time::interval(Duration::from_secs_f32(period));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut players: HashMap<EntityId, (ConnTx, mpsc::Sender<GameEvent>)> = HashMap::new();
+    let mut players: HashMap<EntityId, (Sink, mpsc::Sender<GameEvent>)> = HashMap::new();
+    // Bytes sent to each player (snapshots and pongs are counted where they are encoded).
+    let mut bytes_sent: HashMap<EntityId, u64> = HashMap::new();
     let ticks_per_s = (1.0 / period).round().max(1.0) as u64;
-    let mut bytes_last_second: HashMap<EntityId, u64> = HashMap::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -218,14 +168,14 @@ pub async fn run(
         for _ in 0..INBOX_PER_TICK_MAX {
             let Ok(msg) = inbox.try_recv() else { break };
             match msg {
-                ToZone::Joined { player, tx, events } => match zone.join(player) {
+                ToZone::Joined { player, sink, events } => match zone.join(player) {
                     Ok(()) => {
                         tracing::debug!(player = %player, "placed in the world");
-                        players.insert(player, (tx, events));
+                        players.insert(player, (sink, events));
                     }
                     Err(e) => {
                         tracing::warn!(player = %player, error = %e, "cannot place player");
-                        tx.close(RefuseCode::Unavailable);
+                        sink.refuse(RefuseCode::Unavailable, "cannot place you in the world").await;
                     }
                 },
                 ToZone::Left { player } => {
@@ -252,11 +202,13 @@ pub async fn run(
         metrics::counter!(metric::INPUTS_MISSING).increment(u64::from(out.inputs_missed));
         stats.inputs_missed.fetch_add(u64::from(out.inputs_missed), Ordering::Relaxed);
         for (player, snapshot) in out.snapshots {
-            if let Some((tx, _)) = players.get(&player) {
+            if let Some((sink, _)) = players.get(&player) {
                 metrics::counter!(metric::SNAPSHOT_BYTES).increment(snapshot.updates.len() as u64);
                 // Snapshots fit a datagram by construction (budget cap, bounded removals). A send
                 // can still fail on a closing connection; the player's task reports the end.
-                let _ = tx.send_datagram(&Message::Snapshot(snapshot));
+                if let Ok(n) = sink.send_datagram(&Message::Snapshot(snapshot)) {
+                    *bytes_sent.entry(player).or_default() += n as u64;
+                }
             }
         }
         for (player, event) in out.events {
@@ -270,11 +222,10 @@ pub async fn run(
             let sim = zone.sim();
             let entities = sim.characters().count() + sim.crates().count() + sim.projectiles().count();
             metrics::gauge!(metric::ENTITIES).set(entities as f64);
-            bytes_last_second.retain(|p, _| players.contains_key(p));
-            for (player, (tx, _)) in &players {
-                let now = tx.stats().bytes_sent();
-                let before = bytes_last_second.insert(*player, now).unwrap_or(now);
-                metrics::histogram!(metric::CLIENT_DOWN_BYTES_PER_S).record((now - before) as f64);
+            bytes_sent.retain(|p, _| players.contains_key(p));
+            for sent in bytes_sent.values_mut() {
+                metrics::histogram!(metric::CLIENT_DOWN_BYTES_PER_S).record(*sent as f64);
+                *sent = 0;
             }
         }
         let took = started.elapsed();
@@ -298,7 +249,7 @@ pub async fn run(
         drop(checkpoint_tx);
         let _ = persister.await;
     }
-    for (tx, _) in players.values() {
-        tx.refuse(RefuseCode::Unavailable, "the zone is shutting down".into()).await;
+    for (sink, _) in players.values() {
+        sink.refuse(RefuseCode::Unavailable, "the zone is shutting down").await;
     }
 }

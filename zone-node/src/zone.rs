@@ -34,7 +34,7 @@ impl Default for ZoneConfig {
         Self {
             interest_radius_m: 80.0,
             interest_entities_max: 128,
-            snapshot_budget_bytes: 1_000,
+            snapshot_budget_bytes: SNAPSHOT_BUDGET_MAX_BYTES,
             chat_radius_m: 30.0,
             chat_lines_per_s: 2.0,
         }
@@ -44,9 +44,10 @@ impl Default for ZoneConfig {
 /// Up to this many visible entities, interest is a linear scan instead of the R-tree.
 pub const LINEAR_SCAN_MAX: usize = 4_096;
 
-/// Largest snapshot budget: with its header and `REMOVED_PER_SNAPSHOT_MAX` removals, a
+/// Largest snapshot budget: with its header (30 bytes), `REMOVED_PER_SNAPSHOT_MAX` removals
+/// (68 bytes) and a gateway's `Routed` wrapper (`pwn_proto::codec::ROUTED_OVERHEAD_BYTES`), a
 /// snapshot then stays within `pwn_proto::codec::DATAGRAM_SIZE_MAX`.
-pub const SNAPSHOT_BUDGET_MAX_BYTES: usize = 1_000;
+pub const SNAPSHOT_BUDGET_MAX_BYTES: usize = 980;
 
 /// Why a chat line was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

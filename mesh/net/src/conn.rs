@@ -116,7 +116,16 @@ impl ConnTx {
     /// Queues a message as an unreliable datagram. When the queue is full the oldest queued
     /// datagram is dropped (and counted): the newest state matters most.
     pub fn send_datagram(&self, message: &Message) -> Result<(), ConnError> {
-        let bytes = Bytes::from(encode_datagram(message)?);
+        self.send_datagram_encoded(Bytes::from(encode_datagram(message)?))
+    }
+
+    /// Queues an already encoded datagram message (a gateway forwarding a zone's datagram as
+    /// it came); like [`ConnTx::send_datagram`] otherwise. The bytes must be one message as
+    /// `encode_datagram` makes it; the receiver checks them as it checks any datagram.
+    pub fn send_datagram_encoded(&self, bytes: Bytes) -> Result<(), ConnError> {
+        if bytes.len() > pwn_proto::codec::DATAGRAM_SIZE_MAX {
+            return Err(ConnError::Datagram(format!("{} bytes exceed the datagram limit", bytes.len())));
+        }
         let len = bytes.len() as u64;
         let outcome = self
             .handle

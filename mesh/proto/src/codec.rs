@@ -12,13 +12,16 @@ use crate::messages::*;
 use speedy::{Readable, Writable};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 /// Bytes of the length prefix of a stream frame.
 pub const FRAME_HEADER_LEN: usize = 4;
 /// Largest frame body on a stream.
 pub const FRAME_SIZE_MAX: usize = 64 * 1024;
 /// Largest datagram: fits the minimum QUIC packet payload on any path.
 pub const DATAGRAM_SIZE_MAX: usize = 1_100;
+/// Bytes a `Routed` wrapper adds to the message it carries (tag, player id, length), so a
+/// routed datagram still fits `DATAGRAM_SIZE_MAX`.
+pub const ROUTED_OVERHEAD_BYTES: usize = 1 + 8 + 4;
 /// Longest username, agent string.
 pub const NAME_LEN_MAX: usize = 64;
 /// Longest password accepted on the wire (the gateway applies its own, stricter rule).
@@ -115,6 +118,8 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         31 => 16 + TEXT_LEN_MAX,                         // Chat
         40 | 41 => 1 + 16,                               // Ping, Pong
         50..=52 => FRAME_SIZE_MAX,                       // RPC
+        60 | 61 => 1 + 8,                                // Attach, Detach
+        62 => 16 + DATAGRAM_SIZE_MAX,                    // Routed
         _ => return None,
     })
 }
@@ -155,6 +160,7 @@ pub fn validate(m: &Message) -> Result<(), Violation> {
         Message::RpcResponse(RpcResponse::Ok(b)) => too_long("rpc.body", b.len(), RPC_BODY_LEN_MAX),
         Message::RpcResponse(RpcResponse::Err { message, .. }) => too_long("rpc.message", message.len(), TEXT_LEN_MAX),
         Message::Notify(n) => too_long("notify.body", n.body.len(), RPC_BODY_LEN_MAX),
+        Message::Routed(r) => too_long("routed.payload", r.payload.len(), DATAGRAM_SIZE_MAX - ROUTED_OVERHEAD_BYTES),
         _ => Ok(()),
     }
 }

@@ -355,6 +355,30 @@ pub struct Notify {
     pub body: Vec<u8>,
 }
 
+/// Gateway to zone: a player whose session the gateway holds enters the zone.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Attach {
+    /// The player's global id (the gateway authenticated it).
+    pub player: u64,
+}
+
+/// Gateway to zone: the player leaves the zone (logout, disconnect, or a switch of zone).
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Detach {
+    /// The player's global id.
+    pub player: u64,
+}
+
+/// One player's message on a gateway–zone link: `payload` is the message encoded as a
+/// datagram would be (`encode_datagram`), so the gateway forwards it without re-encoding.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct Routed {
+    /// The player's global id.
+    pub player: u64,
+    /// The encoded message.
+    pub payload: Vec<u8>,
+}
+
 /// Every message. The speedy tag (first byte) names the kind.
 #[derive(Readable, Writable, Clone, Debug, PartialEq)]
 #[speedy(tag_type = u8)]
@@ -416,4 +440,13 @@ pub enum Message {
     /// Service push (stream).
     #[speedy(tag = 52)]
     Notify(Notify),
+    /// A player enters a zone through a gateway (stream).
+    #[speedy(tag = 60)]
+    Attach(Attach),
+    /// A player leaves a zone through a gateway (stream).
+    #[speedy(tag = 61)]
+    Detach(Detach),
+    /// One player's message between gateway and zone (stream or datagram).
+    #[speedy(tag = 62)]
+    Routed(Routed),
 }

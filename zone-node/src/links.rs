@@ -1,0 +1,172 @@
+//! The zone node's connections: a player connected directly (development and tests), or a
+//! gateway link carrying many players, each message wrapped in `Routed { player, payload }`
+//! (`Attach` and `Detach` start and end a player). Both feed the tick's inbox; the tick answers
+//! through a [`Sink`], which wraps for gateway players.
+//!
+//! Rules:
+//! - `[link-1]` a gateway link's players are those it attached; it speaks for them (the gateway
+//!   authenticated them; services are trusted, see docs/ARCHITECTURE.md on what still lacks);
+//! - `[link-2]` when a link ends, every player it attached leaves;
+//! - `[link-3]` only inputs, acks, pings and chat are taken from players; anything else is
+//!   ignored (counted).
+
+use pwn_net::{Conn, ConnError, ConnTx};
+use pwn_proto::{GameEvent, Message, Routed, decode_datagram, encode_datagram};
+use pwn_sim::EntityId;
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// Reliable events queued per player; a player who cannot keep up loses the oldest (counted).
+pub const EVENTS_QUEUE_MAX: usize = 256;
+/// Metric: messages from players the zone does not take.
+pub const IGNORED_METRIC: &str = "pwn_zone_ignored_messages_total";
+
+/// What connections hand the tick.
+pub(crate) enum ToZone {
+    Joined { player: EntityId, sink: Sink, events: mpsc::Sender<GameEvent> },
+    Left { player: EntityId },
+    Message { player: EntityId, message: Message },
+}
+
+/// Where a player's snapshots and events go.
+#[derive(Clone, Debug)]
+pub(crate) enum Sink {
+    Direct(ConnTx),
+    Routed { link: ConnTx, player: u64 },
+}
+
+impl Sink {
+    /// Queues a datagram for the player; returns its encoded size.
+    pub(crate) fn send_datagram(&self, m: &Message) -> Result<usize, ConnError> {
+        let payload = encode_datagram(m)?;
+        let n = payload.len();
+        match self {
+            Self::Direct(tx) => tx.send_datagram_encoded(payload.into())?,
+            Self::Routed { link, player } => {
+                link.send_datagram(&Message::Routed(Routed { player: *player, payload }))?
+            }
+        }
+        Ok(n)
+    }
+
+    /// Sends a reliable message to the player.
+    pub(crate) async fn send(&self, m: &Message) -> Result<(), ConnError> {
+        match self {
+            Self::Direct(tx) => tx.send(m).await,
+            Self::Routed { link, player } => {
+                link.send(&Message::Routed(Routed { player: *player, payload: encode_datagram(m)? })).await
+            }
+        }
+    }
+
+    /// Ends the player's connection (a direct one; a gateway is told by the player leaving).
+    pub(crate) async fn refuse(&self, code: pwn_proto::RefuseCode, why: &str) {
+        if let Self::Direct(tx) = self {
+            tx.refuse(code, why.to_owned()).await;
+        }
+    }
+}
+
+pub(crate) fn forward(inbox: &mpsc::Sender<ToZone>, msg: ToZone) {
+    if inbox.try_send(msg).is_err() {
+        metrics::counter!(crate::server::metric::INBOX_DROPPED).increment(1);
+    }
+}
+
+/// Starts a player: its event writer, and the `Joined` for the tick. Returns the writer task.
+fn join(player: EntityId, sink: Sink, inbox: &mpsc::Sender<ToZone>) -> tokio::task::JoinHandle<()> {
+    let (events_tx, mut events_rx) = mpsc::channel::<GameEvent>(EVENTS_QUEUE_MAX);
+    forward(inbox, ToZone::Joined { player, sink: sink.clone(), events: events_tx });
+    tokio::spawn(async move {
+        while let Some(e) = events_rx.recv().await {
+            if sink.send(&Message::Event(e)).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// A player's datagram (`[link-3]`): pings are answered here, not by the tick, so the round
+/// trip measures the network.
+fn on_datagram(player: EntityId, message: Message, sink: &Sink, inbox: &mpsc::Sender<ToZone>) {
+    match message {
+        Message::Ping(ping) => {
+            let _ = sink.send_datagram(&Message::Pong(ping));
+        }
+        Message::Inputs(_) | Message::SnapshotAck(_) => forward(inbox, ToZone::Message { player, message }),
+        _ => metrics::counter!(IGNORED_METRIC).increment(1),
+    }
+}
+
+/// A player connected directly.
+pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Sender<ToZone>) {
+    let Conn { tx, mut rx, mut datagrams, .. } = conn;
+    let sink = Sink::Direct(tx);
+    let writer = join(player, sink.clone(), &inbox);
+    let datagram_inbox = inbox.clone();
+    let datagram_sink = sink.clone();
+    let datagram_reader = tokio::spawn(async move {
+        while let Ok(message) = datagrams.recv().await {
+            on_datagram(player, message, &datagram_sink, &datagram_inbox);
+        }
+    });
+    while let Ok(Some(message)) = rx.recv().await {
+        if matches!(message, Message::Chat(_)) {
+            forward(&inbox, ToZone::Message { player, message });
+        }
+    }
+    datagram_reader.abort();
+    writer.abort();
+    // Leaving must not be lost to a full inbox, or the character would stay forever.
+    let _ = inbox.send(ToZone::Left { player }).await;
+}
+
+/// A gateway link and the players it attaches (`[link-1]`, `[link-2]`).
+pub(crate) async fn serve_gateway(conn: Conn, inbox: mpsc::Sender<ToZone>) {
+    let Conn { tx, mut rx, mut datagrams, peer, .. } = conn;
+    tracing::info!(remote = %peer.remote, "gateway linked");
+    let datagram_inbox = inbox.clone();
+    let datagram_link = tx.clone();
+    let datagram_reader = tokio::spawn(async move {
+        while let Ok(message) = datagrams.recv().await {
+            let Message::Routed(r) = message else { continue };
+            let Ok(inner) = decode_datagram(&r.payload) else {
+                metrics::counter!(IGNORED_METRIC).increment(1);
+                continue;
+            };
+            let sink = Sink::Routed { link: datagram_link.clone(), player: r.player };
+            on_datagram(EntityId(r.player), inner, &sink, &datagram_inbox);
+        }
+    });
+    let mut writers: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();
+    while let Ok(Some(message)) = rx.recv().await {
+        match message {
+            Message::Attach(a) => {
+                if !EntityId(a.player).is_gameplay() || writers.contains_key(&a.player) {
+                    continue;
+                }
+                let sink = Sink::Routed { link: tx.clone(), player: a.player };
+                writers.insert(a.player, join(EntityId(a.player), sink, &inbox));
+            }
+            Message::Detach(d) => {
+                if let Some(w) = writers.remove(&d.player) {
+                    w.abort();
+                    let _ = inbox.send(ToZone::Left { player: EntityId(d.player) }).await;
+                }
+            }
+            Message::Routed(r) if writers.contains_key(&r.player) => match decode_datagram(&r.payload) {
+                Ok(message @ Message::Chat(_)) => {
+                    forward(&inbox, ToZone::Message { player: EntityId(r.player), message })
+                }
+                _ => metrics::counter!(IGNORED_METRIC).increment(1),
+            },
+            _ => metrics::counter!(IGNORED_METRIC).increment(1),
+        }
+    }
+    datagram_reader.abort();
+    tracing::info!(remote = %peer.remote, players = writers.len(), "gateway link ended");
+    for (player, w) in writers {
+        w.abort();
+        let _ = inbox.send(ToZone::Left { player: EntityId(player) }).await;
+    }
+}
