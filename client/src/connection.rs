@@ -34,6 +34,22 @@ pub enum JoinError {
     /// The connection ended before the player was placed.
     #[error("the connection ended before the player was placed")]
     Ended,
+    /// The gateway refused the credentials or the session.
+    #[error("login refused ({0:?}): {1}")]
+    Auth(pwn_proto::AuthError, String),
+}
+
+/// How a client authenticates with a gateway before joining.
+#[derive(Clone, Debug)]
+pub enum Login {
+    /// Log in to an existing account.
+    Login(pwn_proto::Credentials),
+    /// Create the account and log in.
+    Register(pwn_proto::Credentials),
+    /// Log in, creating the account first if the login fails (bots on their first run).
+    LoginOrRegister(pwn_proto::Credentials),
+    /// Resume a session.
+    Resume(pwn_proto::SessionToken),
 }
 
 enum Incoming {
@@ -51,6 +67,41 @@ pub struct Client {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Outgoing datagrams through the link conditioner, when one is set.
     up: Option<mpsc::Sender<Message>>,
+    /// The gateway session, when the client logged in.
+    session: Option<pwn_proto::AuthOk>,
+}
+
+/// Sends a login request and waits for the answer (registering first when asked to).
+async fn authenticate(tx: &ConnTx, rx: &mut pwn_net::StreamRx, login: &Login) -> Result<pwn_proto::AuthOk, JoinError> {
+    async fn ask(
+        tx: &ConnTx,
+        rx: &mut pwn_net::StreamRx,
+        m: Message,
+    ) -> Result<Result<pwn_proto::AuthOk, JoinError>, JoinError> {
+        tx.send(&m).await?;
+        loop {
+            match rx.recv().await? {
+                Some(Message::AuthOk(ok)) => return Ok(Ok(ok)),
+                Some(Message::AuthFailed(f)) => return Ok(Err(JoinError::Auth(f.error, f.message))),
+                Some(Message::Refused(r)) => {
+                    return Err(JoinError::Connection(ConnError::Refused { code: r.code, message: r.message }));
+                }
+                Some(_) => {}
+                None => return Err(JoinError::Ended),
+            }
+        }
+    }
+    match login {
+        Login::Login(c) => ask(tx, rx, Message::Login(c.clone())).await?,
+        Login::Register(c) => ask(tx, rx, Message::Register(c.clone())).await?,
+        Login::Resume(t) => ask(tx, rx, Message::Resume(*t)).await?,
+        Login::LoginOrRegister(c) => match ask(tx, rx, Message::Login(c.clone())).await? {
+            Err(JoinError::Auth(pwn_proto::AuthError::InvalidCredentials, _)) => {
+                ask(tx, rx, Message::Register(c.clone())).await?
+            }
+            other => other,
+        },
+    }
 }
 
 /// How a client joins.
@@ -63,11 +114,14 @@ pub struct JoinOptions {
     pub link: Option<LinkProfile>,
     /// Seed of the conditioner.
     pub link_seed: u64,
+    /// Authentication first (through a gateway); `None` for a zone that places players
+    /// directly (development).
+    pub login: Option<Login>,
 }
 
 impl Default for JoinOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(10), link: None, link_seed: 1 }
+        Self { timeout: Duration::from_secs(10), link: None, link_seed: 1, login: None }
     }
 }
 
@@ -107,6 +161,14 @@ impl Client {
     pub async fn join(conn: Conn, world: WorldDesc, cfg: SimConfig, options: &JoinOptions) -> Result<Self, JoinError> {
         let join_timeout = options.timeout;
         let Conn { tx, mut rx, mut datagrams, .. } = conn;
+        let session = match &options.login {
+            Some(login) => Some(
+                tokio::time::timeout(join_timeout, authenticate(&tx, &mut rx, login))
+                    .await
+                    .map_err(|_| JoinError::NotPlaced(join_timeout))??,
+            ),
+            None => None,
+        };
         let placed = tokio::time::timeout(join_timeout, async {
             loop {
                 match rx.recv().await {
@@ -194,6 +256,7 @@ impl Client {
         });
         let me = placed;
         Ok(Self {
+            session,
             core: GameClient::new(world, cfg, me),
             tx,
             inbox,
@@ -215,6 +278,11 @@ impl Client {
     /// The core (read-only), for its clock and state.
     pub fn core(&self) -> &GameClient {
         &self.core
+    }
+
+    /// The gateway session (player id and token), when the client logged in.
+    pub fn session(&self) -> Option<&pwn_proto::AuthOk> {
+        self.session.as_ref()
     }
 
     /// Headless mode (pwn-client `[game-9]`): for bots and tools that draw nothing.

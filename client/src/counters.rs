@@ -126,6 +126,8 @@ pub struct ClientCounters {
     pub projectiles_confirmed: u64,
     /// Game events received.
     pub events: u64,
+    /// Times the gateway moved this player to another zone.
+    pub zone_switches: u64,
     /// Chat lines received.
     pub chat_received: u64,
     /// Chat lines received from other players.
@@ -158,6 +160,7 @@ impl Default for ClientCounters {
             projectiles_predicted: 0,
             projectiles_confirmed: 0,
             events: 0,
+            zone_switches: 0,
             chat_received: 0,
             chat_from_others: 0,
             bytes_in: 0,

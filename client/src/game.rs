@@ -27,6 +27,9 @@
 //! - `[game-8]` the predicted world's crates are moved to the server's poses as snapshots show
 //!   them (the client never simulates crates): walking into a crate that has fallen or been
 //!   pushed is then predicted against where it is, not where the world file put it.
+//! - `[game-10]` a `Joined` after the first (the gateway moved the player to another zone)
+//!   starts the snapshot and prediction state over against the new zone, on the same
+//!   connection.
 //! - `[game-9]` headless mode (bots) skips what only a renderer needs: other entities come
 //!   straight from the newest snapshot, remote projectiles are not flown.
 
@@ -136,6 +139,7 @@ pub struct GameClient {
     sent_at: VecDeque<(u32, f64)>,
     acked_tick: u64,
     last_snapshot_tick: u64,
+    snapshots_since_join: u64,
     ack_sent: u64,
     input_ack: u32,
     remote_projectiles: BTreeMap<u64, RemoteProjectile>,
@@ -176,6 +180,7 @@ impl GameClient {
             sent_at: VecDeque::new(),
             acked_tick: 0,
             last_snapshot_tick: 0,
+            snapshots_since_join: 0,
             ack_sent: 0,
             input_ack: 0,
             remote_projectiles: BTreeMap::new(),
@@ -254,6 +259,7 @@ impl GameClient {
             }
         };
         self.counters.snapshots += 1;
+        self.snapshots_since_join += 1;
         self.counters.entity_updates += updates as u64;
         self.counters.update_bytes += s.updates.len() as u64;
         if let Some(shared) = self.views.shared(s.tick) {
@@ -329,7 +335,7 @@ impl GameClient {
                     self.counters.prediction_error_m.record(f64::from(error_m));
                 }
             },
-            None if state.velocity != [0, 0, 0] || self.counters.snapshots < u64::from(PACE_WINDOW_SNAPSHOTS) => {}
+            None if state.velocity != [0, 0, 0] || self.snapshots_since_join < u64::from(PACE_WINDOW_SNAPSHOTS) => {}
             None => self.start_predicting(&state),
         }
     }
@@ -343,6 +349,25 @@ impl GameClient {
         if self.predictor.is_some() && self.pace.observe(arrival_s, backlog, self.jitter_ticks()) {
             self.counters.pacing_steps += 1;
         }
+    }
+
+    /// `[game-10]`: a new zone has its own ticks and its own queue of our inputs: start over
+    /// with its snapshots, keeping the connection, counters and input numbering.
+    fn zone_switched(&mut self) {
+        self.counters.zone_switches += 1;
+        self.views = ReceivedViews::new(self.cfg.tick_hz);
+        self.interp = Interpolator::new(self.cfg.tick_hz);
+        self.predictor = None;
+        self.acked_tick = 0;
+        self.ack_sent = 0;
+        self.last_snapshot_tick = 0;
+        self.input_ack = 0;
+        self.snapshots_since_join = 0;
+        self.sent_at.clear();
+        self.recent.clear();
+        self.mirrored.clear();
+        self.remote_projectiles.clear();
+        self.pace = Pacing::default();
     }
 
     fn start_predicting(&mut self, state: &EntityState) {
@@ -395,6 +420,9 @@ impl GameClient {
             GameEvent::Hit { projectile, .. } => {
                 self.remote_projectiles.remove(projectile);
             }
+            // The connection's first `Joined` is taken by the shell; another one means the
+            // gateway moved the player to another zone ([game-10]).
+            GameEvent::Joined { .. } => self.zone_switched(),
             GameEvent::Chat { from, .. } => {
                 self.counters.chat_received += 1;
                 if *from != self.me.0 {

@@ -19,6 +19,6 @@ pub mod interp;
 pub mod pacing;
 pub mod predict;
 
-pub use connection::{Client, JoinError, JoinOptions};
+pub use connection::{Client, JoinError, JoinOptions, Login};
 pub use counters::{ClientCounters, Histogram};
 pub use game::{Drawn, DrawnProjectile, Frame, GameClient, Intent};

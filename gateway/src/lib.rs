@@ -11,11 +11,14 @@
 //! - [`server`]: authentication over the game connection (register, login, resume, logout),
 //!   rate limited, one session per account and per connection.
 //!
-//! Not yet (issue 6 continues): proxying players to zone nodes and switching zones under
-//! them, persistent player state, `pwn gateway`.
+//! - [`proxy`]: links to zone nodes, players multiplexed over them, switching a player's zone
+//!   under the same client connection.
+//!
+//! Not yet (issue 6 continues): persistent player state, routing by the world server.
 
 pub mod accounts;
 pub mod limits;
 pub mod pool;
+pub mod proxy;
 pub mod rules;
 pub mod server;

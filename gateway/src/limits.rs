@@ -43,6 +43,31 @@ impl Bucket {
     }
 }
 
+/// One token bucket with its rate (a connection's game traffic, `crate::proxy` `[proxy-4]`).
+#[derive(Clone, Copy, Debug)]
+pub struct TokenBucket {
+    rate: Rate,
+    bucket: Bucket,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now_s`.
+    pub fn new(rate: Rate, now_s: f64) -> Self {
+        Self { rate, bucket: Bucket::full(rate, now_s) }
+    }
+
+    /// Takes a token if there is one.
+    pub fn allow(&mut self, now_s: f64) -> bool {
+        self.bucket.refill(self.rate, now_s);
+        if self.bucket.tokens >= 1.0 {
+            self.bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Authentication limits.
 #[derive(Debug)]
 pub struct AuthLimits {
@@ -113,6 +138,15 @@ mod tests {
         assert!(!l.allow(ip(4), 1.0), "global burst spent");
         assert!(l.allow(ip(4), 2.0), "global refills at 1/s");
         assert_eq!(l.refused(), 2);
+    }
+
+    #[test]
+    fn a_token_bucket_allows_its_burst_then_its_rate() {
+        let mut b = TokenBucket::new(Rate { per_s: 10.0, burst: 2.0 }, 0.0);
+        assert!(b.allow(0.0) && b.allow(0.0));
+        assert!(!b.allow(0.0));
+        assert!(b.allow(0.1));
+        assert!(!b.allow(0.1));
     }
 
     #[test]

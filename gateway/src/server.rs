@@ -10,16 +10,20 @@
 //! - `[gw-3]` a connection carries at most one session; a login elsewhere for the same account
 //!   closes it with a `Refused` explaining why;
 //! - `[gw-4]` messages other than authentication before a session exists are counted and
-//!   ignored (the proxying that uses them arrives with the zone connection).
+//!   ignored; after it, game messages are proxied to the player's zone (`crate::proxy`):
+//!   inputs, acks and pings as datagrams, chat reliably.
 
 use crate::accounts::{AccountError, Accounts, Session};
+use crate::limits::TokenBucket;
 use crate::limits::{AuthLimits, Rate};
 use crate::pool::{HashPool, PoolError};
+use crate::proxy::{GAME_RATE, RATE_DROPPED_METRIC, Upstreams};
 use crate::rules::random_16;
-use pwn_net::{Conn, ConnTx, NetServer};
+use pwn_net::{Conn, ConnTx, DatagramRx, NetServer};
 use pwn_proto::{AuthError, AuthFailed, AuthOk, Credentials, GameEvent, Message, RefuseCode, SessionToken};
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -57,6 +61,9 @@ impl Default for GatewayConfig {
 
 struct Shared {
     accounts: Accounts,
+    upstreams: Arc<Upstreams>,
+    /// Where new players go (until the world server routes them).
+    zone: SocketAddr,
     pool: HashPool,
     limits: Mutex<AuthLimits>,
     /// The connection holding each player's session, to end it when another login replaces it.
@@ -70,9 +77,9 @@ impl Shared {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn allow(&self, conn: &Conn) -> bool {
+    fn allow(&self, remote: SocketAddr) -> bool {
         let now = self.now_s();
-        self.limits.lock().map(|mut l| l.allow(conn.peer.remote.ip(), now)).unwrap_or(false)
+        self.limits.lock().map(|mut l| l.allow(remote.ip(), now)).unwrap_or(false)
     }
 }
 
@@ -108,8 +115,12 @@ enum Auth {
 }
 
 /// Runs one authentication request; returns the answer and the session it opened.
-async fn authenticate(shared: &Arc<Shared>, conn: &Conn, request: Auth) -> (Message, Option<(Session, [u8; 16])>) {
-    if !shared.allow(conn) {
+async fn authenticate(
+    shared: &Arc<Shared>,
+    remote: SocketAddr,
+    request: Auth,
+) -> (Message, Option<(Session, [u8; 16])>) {
+    if !shared.allow(remote) {
         return (failed(AuthError::RateLimited, "too many attempts; wait a little"), None);
     }
     let Ok(token) = random_16() else {
@@ -147,11 +158,30 @@ async fn authenticate(shared: &Arc<Shared>, conn: &Conn, request: Auth) -> (Mess
     }
 }
 
-async fn serve_connection(shared: Arc<Shared>, mut conn: Conn) {
+/// Forwards a client's datagrams to its player's zone, rate limited (`crate::proxy`).
+fn proxy_datagrams(shared: Arc<Shared>, player: u64, mut datagrams: DatagramRx) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut bucket = TokenBucket::new(GAME_RATE, shared.now_s());
+        while let Ok(message) = datagrams.recv().await {
+            if !bucket.allow(shared.now_s()) {
+                metrics::counter!(RATE_DROPPED_METRIC).increment(1);
+                continue;
+            }
+            if matches!(message, Message::Inputs(_) | Message::SnapshotAck(_) | Message::Ping(_)) {
+                let _ = shared.upstreams.forward_datagram(player, &message).await;
+            }
+        }
+    })
+}
+
+async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
     let id = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Conn { tx, mut rx, datagrams, peer, .. } = conn;
+    let mut datagrams = Some(datagrams);
+    let mut proxying: Option<tokio::task::JoinHandle<()>> = None;
     let mut session: Option<(u64, [u8; 16])> = None;
     loop {
-        let message = match conn.rx.recv().await {
+        let message = match rx.recv().await {
             Ok(Some(m)) => m,
             Ok(None) | Err(_) => break,
         };
@@ -161,13 +191,20 @@ async fn serve_connection(shared: Arc<Shared>, mut conn: Conn) {
             Message::Resume(t) => Auth::Resume(t),
             Message::Logout => {
                 if let Some((player, token)) = session.take() {
+                    shared.upstreams.detach(player, id).await;
                     let accounts = shared.accounts.clone();
                     let _ = tokio::task::spawn_blocking(move || accounts.logout(&token)).await;
                     if let Ok(mut live) = shared.live.lock() {
                         live.retain(|p, (c, _)| !(*p == player && *c == id));
                     }
                 }
-                let _ = conn.tx.send(&Message::Event(GameEvent::Notice { text: "logged out".into() })).await;
+                let _ = tx.send(&Message::Event(GameEvent::Notice { text: "logged out".into() })).await;
+                continue;
+            }
+            Message::Chat(_) if session.is_some() => {
+                if let Some((player, _)) = session {
+                    let _ = shared.upstreams.forward_reliable(player, &message).await;
+                }
                 continue;
             }
             _ => {
@@ -176,10 +213,16 @@ async fn serve_connection(shared: Arc<Shared>, mut conn: Conn) {
                 continue;
             }
         };
-        let (answer, opened) = authenticate(&shared, &conn, request).await;
+        if session.is_some() {
+            // `[gw-3]`: one session per connection.
+            let _ = tx.send(&failed(AuthError::InvalidInput, "already logged in on this connection")).await;
+            continue;
+        }
+        let (answer, opened) = authenticate(&shared, peer.remote, request).await;
+        let joined = opened.as_ref().map(|(s, _)| s.player_id);
         if let Some((s, token)) = opened {
             // `[gw-3]`: one session per connection and per account.
-            let previous = shared.live.lock().ok().and_then(|mut live| live.insert(s.player_id, (id, conn.tx.clone())));
+            let previous = shared.live.lock().ok().and_then(|mut live| live.insert(s.player_id, (id, tx.clone())));
             if let Some((other, tx)) = previous
                 && other != id
             {
@@ -190,9 +233,26 @@ async fn serve_connection(shared: Arc<Shared>, mut conn: Conn) {
             }
             session = Some((s.player_id, token));
         }
-        if conn.tx.send(&answer).await.is_err() {
+        if tx.send(&answer).await.is_err() {
             break;
         }
+        // Into the world: the zone's `Joined` follows the `AuthOk` on this connection.
+        if let Some(player) = joined {
+            if let Err(e) = shared.upstreams.attach(player, tx.clone(), id, shared.zone).await {
+                tracing::warn!(player, error = %e, "cannot reach the zone");
+                tx.refuse(RefuseCode::Unavailable, "the world is unavailable; try again shortly".into()).await;
+                break;
+            }
+            if let Some(d) = datagrams.take() {
+                proxying = Some(proxy_datagrams(shared.clone(), player, d));
+            }
+        }
+    }
+    if let Some(p) = proxying {
+        p.abort();
+    }
+    if let Some((player, _)) = session {
+        shared.upstreams.detach(player, id).await;
     }
     if let Some((player, _)) = session
         && let Ok(mut live) = shared.live.lock()
@@ -201,10 +261,20 @@ async fn serve_connection(shared: Arc<Shared>, mut conn: Conn) {
     }
 }
 
-/// Runs the gateway's authentication service on `net` until `shutdown` completes.
-pub async fn run(mut net: NetServer, accounts: Accounts, cfg: GatewayConfig, shutdown: impl Future<Output = ()>) {
+/// Runs the gateway on `net` until `shutdown` completes: authentication, then proxying each
+/// player to `zone` through `upstreams` (which the caller keeps, to switch players' zones).
+pub async fn run(
+    mut net: NetServer,
+    accounts: Accounts,
+    cfg: GatewayConfig,
+    upstreams: Arc<Upstreams>,
+    zone: SocketAddr,
+    shutdown: impl Future<Output = ()>,
+) {
     let shared = Arc::new(Shared {
         accounts,
+        upstreams,
+        zone,
         pool: HashPool::new(cfg.hash_workers, cfg.hash_queue_max),
         limits: Mutex::new(AuthLimits::new(cfg.per_address, cfg.global, 0.0)),
         live: Mutex::new(HashMap::new()),

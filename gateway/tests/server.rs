@@ -1,9 +1,11 @@
-//! The gateway's authentication over real QUIC on loopback: each bad request gets a clear,
-//! non-revealing answer; a token after logout is refused; a second login ends the first
-//! session's connection; a flood from one address is rate limited.
+//! The gateway over real QUIC on loopback, in front of real zone servers: each bad request
+//! gets a clear, non-revealing answer; a token after logout is refused; a second login ends the
+//! first session's connection; a flood from one address is rate limited; a logged-in player is
+//! proxied to a zone, plays, and is switched to another zone without reconnecting.
 
 use pwn_gateway::accounts::Accounts;
 use pwn_gateway::limits::Rate;
+use pwn_gateway::proxy::Upstreams;
 use pwn_gateway::server::{GatewayConfig, run};
 use pwn_net::{ClientHello, Conn, NetClient, NetServer, ServerTls, ServiceIdentity, TransportConfig};
 use pwn_proto::{AuthError, Credentials, Message, PeerRole, SessionToken};
@@ -16,24 +18,54 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Fixture {
     _dir: tempfile::TempDir,
     addr: SocketAddr,
+    zones: Vec<SocketAddr>,
     client: NetClient,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    upstreams: Arc<Upstreams>,
+    _stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
+fn identity() -> ServiceIdentity {
+    ServiceIdentity { sim_digest: pwn_sim::build_digest(&pwn_sim::SimConfig::default()), tick_hz: 30 }
+}
+
+fn world(x: f32) -> pwn_sim::WorldDesc {
+    let mut w = pwn_sim::WorldDesc::flat(400.0);
+    w.spawn_points = vec![[x, 1.0, 0.0]];
+    w
+}
+
+/// Two zone servers (spawning at x = -50 and x = 50) and a gateway in front of the first.
 async fn start(cfg: GatewayConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = pwn_store::Store::new(Arc::new(pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap()));
     let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: dir.path().to_path_buf() }).unwrap();
-    let identity = ServiceIdentity { sim_digest: pwn_sim::build_digest(&pwn_sim::SimConfig::default()), tick_hz: 30 };
-    let net = NetServer::bind("127.0.0.1:0".parse().unwrap(), &cert, &TransportConfig::default(), identity).unwrap();
+    let mut stops = Vec::new();
+    let mut zones = Vec::new();
+    for x in [-50.0, 50.0] {
+        let net =
+            NetServer::bind("127.0.0.1:0".parse().unwrap(), &cert, &TransportConfig::default(), identity()).unwrap();
+        zones.push(net.local_addr().unwrap());
+        let sim = pwn_sim::Sim::new(world(x), pwn_sim::SimConfig::default(), 1).unwrap();
+        let zone = pwn_zone_node::zone::Zone::new(sim, pwn_zone_node::zone::ZoneConfig::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        let stats = Arc::new(pwn_zone_node::server::ZoneStats::default());
+        tokio::spawn(pwn_zone_node::server::run(net, zone, 1_000_000, None, stats, async {
+            let _ = stopped.await;
+        }));
+    }
+    let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
+    let upstream_net = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
+    let upstreams = Arc::new(Upstreams::new(upstream_net, identity().sim_digest));
+    let net = NetServer::bind("127.0.0.1:0".parse().unwrap(), &cert, &TransportConfig::default(), identity()).unwrap();
     let addr = net.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(run(net, Accounts::new(store, 3_600), cfg, async {
+    stops.push(stop);
+    tokio::spawn(run(net, Accounts::new(store, 3_600), cfg, upstreams.clone(), zones[0], async {
         let _ = stopped.await;
     }));
-    let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
     let client = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
-    Fixture { _dir: dir, addr, client, _stop: stop }
+    Fixture { _dir: dir, addr, zones, client, upstreams, _stops: stops }
 }
 
 impl Fixture {
@@ -44,9 +76,16 @@ impl Fixture {
     }
 }
 
+/// Sends `m` and returns the answer (skipping the zone's events that follow a login).
 async fn ask(conn: &mut Conn, m: Message) -> Message {
     conn.tx.send(&m).await.unwrap();
-    tokio::time::timeout(WAIT, conn.rx.recv()).await.expect("no answer").unwrap().expect("connection ended")
+    loop {
+        let answer =
+            tokio::time::timeout(WAIT, conn.rx.recv()).await.expect("no answer").unwrap().expect("connection ended");
+        if !matches!(answer, Message::Event(pwn_proto::GameEvent::Joined { .. })) {
+            return answer;
+        }
+    }
 }
 
 fn creds(u: &str, p: &str) -> Credentials {
@@ -68,6 +107,9 @@ async fn every_bad_request_gets_a_clear_answer() {
     let mut c = f.connect().await;
     let ok = ask(&mut c, Message::Register(creds("Alice", PW))).await;
     assert!(matches!(ok, Message::AuthOk(ref a) if a.player_id == 1), "{ok:?}");
+    // One session per connection: a second request on it is refused; the rest use another.
+    assert_eq!(error_of(&ask(&mut c, Message::Login(creds("alice", PW))).await).0, AuthError::InvalidInput);
+    let mut c = f.connect().await;
     assert_eq!(error_of(&ask(&mut c, Message::Register(creds("alice", PW))).await).0, AuthError::NameTaken);
     let (e, why) = error_of(&ask(&mut c, Message::Register(creds("a b", PW))).await);
     assert_eq!(e, AuthError::InvalidInput);
@@ -92,9 +134,15 @@ async fn logout_revokes_the_token_and_a_second_login_ends_the_first() {
     let mut second = f.connect().await;
     let Message::AuthOk(b) = ask(&mut second, Message::Login(creds("alice", PW))).await else { panic!() };
     assert_ne!(a.token, b.token);
-    let kicked = tokio::time::timeout(WAIT, other.rx.recv()).await.expect("the old connection was not told");
+    let kicked = loop {
+        match tokio::time::timeout(WAIT, other.rx.recv()).await.expect("the old connection was not told") {
+            Ok(Some(Message::Event(_))) => continue,
+            end => break end,
+        }
+    };
     assert!(matches!(kicked, Ok(Some(Message::Refused(_))) | Ok(None) | Err(_)), "{kicked:?}");
-    assert_eq!(error_of(&ask(&mut second, Message::Resume(a.token)).await).0, AuthError::SessionInvalid);
+    let mut third = f.connect().await;
+    assert_eq!(error_of(&ask(&mut third, Message::Resume(a.token)).await).0, AuthError::SessionInvalid);
     // Logout, then the token is refused.
     let bye = ask(&mut second, Message::Logout).await;
     assert!(matches!(bye, Message::Event(_)), "{bye:?}");
@@ -120,4 +168,48 @@ async fn a_flood_from_one_address_is_rate_limited() {
         }
     }
     assert!(limited >= 4, "only {limited} of 8 rapid attempts were limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_plays_through_the_gateway_and_switches_zone_without_reconnecting() {
+    use pwn_client::{Client, Intent, JoinOptions, Login};
+    let f = start(GatewayConfig::default()).await;
+    let options = JoinOptions { login: Some(Login::LoginOrRegister(creds("walker", PW))), ..JoinOptions::default() };
+    let world = world(-50.0);
+    let mut client =
+        Client::connect(&f.client, f.addr, "localhost", world, pwn_sim::SimConfig::default(), "t", &options)
+            .await
+            .unwrap();
+    let player = client.session().unwrap().player_id;
+    assert_eq!(client.me().0, player, "the zone placed the player the gateway authenticated");
+    let run = Intent { move_z: 1.0, buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN), ..Intent::default() };
+    let dt = 1.0 / 30.0;
+    let mut first_x = None;
+    let mut z_start = None;
+    let mut moved = false;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        let frame = client.update(dt, &run);
+        if let Some(me) = frame.me {
+            first_x.get_or_insert(me.position_m.x);
+            let z0 = *z_start.get_or_insert(me.position_m.z);
+            moved |= me.position_m.z - z0 > 3.0;
+        }
+    }
+    assert!(moved, "inputs went through the gateway and moved the player");
+    assert!((first_x.unwrap() + 50.0).abs() < 5.0, "placed by the first zone");
+    let before = client.counters().snapshots;
+
+    f.upstreams.switch(player, f.zones[1]).await.unwrap();
+    let mut in_second = false;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        let frame = client.update(dt, &run);
+        in_second |= frame.me.is_some_and(|me| (me.position_m.x - 50.0).abs() < 5.0);
+    }
+    assert!(client.ended().is_none(), "the client kept its connection: {:?}", client.ended());
+    assert_eq!(client.counters().zone_switches, 1);
+    assert!(client.counters().snapshots > before + 30, "snapshots kept coming after the switch");
+    assert!(in_second, "the second zone placed the player");
+    assert_eq!(f.upstreams.zone_of(player), Some(f.zones[1]));
 }

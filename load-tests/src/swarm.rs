@@ -110,7 +110,12 @@ async fn run_bot(
         cfg.world.clone(),
         cfg.sim.clone(),
         &agent,
-        &JoinOptions { timeout: Duration::from_secs(10), link: cfg.link, link_seed: cfg.seed ^ index as u64 },
+        &JoinOptions {
+            timeout: Duration::from_secs(10),
+            link: cfg.link,
+            link_seed: cfg.seed ^ index as u64,
+            login: None,
+        },
     )
     .await;
     let mut client = match joined {
