@@ -11,6 +11,7 @@
 //! - `stats`: percentiles for reports.
 //! - `metrics_http`: the Prometheus endpoint every long-running role can serve.
 //! - `zone_cmd`: `pwn zone`, a zone node.
+//! - `gateway_cmd`: `pwn gateway`, the players' endpoint.
 //! - `up`: `pwn up`, a whole local world as separate processes.
 //! - `swarm_cmd`: `pwn bots` (a bot swarm) and `pwn demo` (a local world, a swarm, a report).
 //!
@@ -19,6 +20,7 @@
 
 mod bench;
 mod config;
+mod gateway_cmd;
 mod headless;
 mod kv;
 mod metrics_http;
@@ -50,6 +52,8 @@ enum Command {
     Sim(headless::SimArgs),
     /// Start a complete local world (each role its own process) until Ctrl-C.
     Up(up::UpArgs),
+    /// Run a gateway: players log in here and are proxied to their zone node.
+    Gateway(gateway_cmd::GatewayArgs),
     /// Run a zone node: the authoritative simulation, with players connecting over QUIC.
     Zone(zone_cmd::ZoneArgs),
     /// Run a swarm of headless bots against a world (`pwn up`'s by default).
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(&cfg, &args),
         Command::User(args) => user_cmd::run(&cfg, &args),
         Command::Zone(args) => zone_cmd::run_zone(&cfg, &args),
+        Command::Gateway(args) => gateway_cmd::run_gateway(&cfg, &args),
         Command::Bots(args) => swarm_cmd::run_bots(&cfg, &args),
         Command::Demo(args) => swarm_cmd::run_demo(config_path.as_deref(), &cfg, &args),
         Command::Bench(cmd) => bench::run(&cfg, &cmd),

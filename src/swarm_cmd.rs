@@ -40,6 +40,10 @@ pub struct BotsArgs {
     /// Seed of the bots' movement.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Connect straight to a zone node that places players directly (`pwn zone` without
+    /// `--gateway-only`) instead of logging in through a gateway.
+    #[arg(long)]
+    direct: bool,
     /// Play over a conditioned link: one-way latency, jitter, loss (e.g. 50ms,10ms,1%),
     /// applied in process to each bot's datagrams both ways.
     #[arg(long, value_parser = parse_link)]
@@ -134,6 +138,7 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
         seed: args.seed,
         joins_per_s: 100.0,
         link: args.link,
+        login: !args.direct,
     })?;
     let summary = Summary::of(&results);
     println!("pwn bots: {} bots, {} scenario, {:.0} s", args.count, args.scenario, args.duration);
@@ -230,6 +235,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         seed: 1,
         joins_per_s: 100.0,
         link: None,
+        login: false,
     });
     zone.stop();
     let results = outcome?;

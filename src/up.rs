@@ -1,7 +1,8 @@
 //! `pwn up`: a complete local world with no configuration. Starts each role as its own `pwn`
-//! process (today the zone node; the gateway and world server join it as they are built), with
-//! the store and certificates in one data folder, prints where clients connect, and on Ctrl-C
-//! or SIGTERM stops every process cleanly (SIGTERM, then SIGKILL after a grace period).
+//! process (a zone node taking players only from gateways, and a gateway where players log in;
+//! the world server joins them when it is built), with the store and certificates in one data
+//! folder, prints where clients connect, and on Ctrl-C or SIGTERM stops every process cleanly
+//! (SIGTERM, then SIGKILL after a grace period).
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -71,33 +72,68 @@ impl Role {
     }
 }
 
+/// Starts `pwn ROLE ...` with its stdout piped; returns it and the address its first line
+/// names (`pwn zone listening on ADDR ...`), and keeps draining its stdout.
+fn start_role(
+    exe: &std::path::Path,
+    config: Option<&std::path::Path>,
+    name: &'static str,
+    args: impl FnOnce(&mut Command),
+) -> anyhow::Result<(Role, String)> {
+    let mut cmd = Command::new(exe);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    args(&mut cmd);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start the {name}"))?;
+    let stdout = child.stdout.take().context("role stdout")?;
+    let mut role = Role::new(name, child);
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    let Some(addr) = first.split_whitespace().nth(4).map(str::to_owned).filter(|a| a.parse::<SocketAddr>().is_ok())
+    else {
+        role.stop();
+        bail!("the {name} did not start (said {first:?})");
+    };
+    // Keep draining its stdout so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    Ok((role, addr))
+}
+
 /// Runs the local world until Ctrl-C or SIGTERM.
 pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
     let exe = std::env::current_exe().context("cannot find the pwn executable")?;
-    let mut zone = Command::new(&exe);
-    if let Some(c) = config {
-        zone.arg("--config").arg(c);
-    }
-    zone.args(["zone", "--listen", &args.listen.to_string(), "--data"]).arg(&args.data);
-    if let Some(m) = args.metrics {
-        zone.arg("--metrics").arg(m.to_string());
-    }
-    let mut child =
-        zone.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("cannot start the zone node")?;
-    let mut first = String::new();
-    let stdout = child.stdout.take().context("zone stdout")?;
-    let mut reader = BufReader::new(stdout);
-    reader.read_line(&mut first)?;
-    let mut zone = Role { name: "zone", child };
-    let Some(addr) = first.split_whitespace().nth(4).map(str::to_owned) else {
-        zone.stop();
-        bail!("the zone node did not start (said {first:?})");
+    // The zone node listens on a free loopback port and takes players only from gateways.
+    let (mut zone, zone_addr) = start_role(&exe, config, "zone", |c| {
+        c.args(["zone", "--listen", "127.0.0.1:0", "--gateway-only", "--data"]).arg(&args.data);
+        if let Some(m) = args.metrics {
+            c.arg("--metrics").arg(m.to_string());
+        }
+    })?;
+    println!("pwn up: zone node (pid {}) on {zone_addr} (gateways only)", zone.child.id());
+    let gateway = start_role(&exe, config, "gateway", |c| {
+        c.args(["gateway", "--listen", &args.listen.to_string(), "--zone", &zone_addr, "--data"]).arg(&args.data);
+        // A local world is where bot swarms run, all from this one address.
+        c.args(["--auth-per-address-per-s", "200"]);
+    });
+    let (mut gateway, gateway_addr) = match gateway {
+        Ok(g) => g,
+        Err(e) => {
+            zone.stop();
+            return Err(e);
+        }
     };
-    // Keep draining the zone's stdout so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in reader.lines() {});
-    println!("pwn up: zone node (pid {}) on {addr}", zone.child.id());
-    println!("pwn up: clients connect to {addr}, trusting {}", args.data.join(pwn_net::tls::DEV_CA_CERT).display());
+    println!(
+        "pwn up: clients connect to {gateway_addr}, trusting {}",
+        args.data.join(pwn_net::tls::DEV_CA_CERT).display()
+    );
+    println!("pwn up: gateway (pid {}) on {gateway_addr}; accounts: `pwn user`", gateway.child.id());
     println!("pwn up: store at {}; Ctrl-C stops everything", args.data.join("pwn.sqlite").display());
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -105,8 +141,10 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let watch = async {
             loop {
-                if let Ok(Some(status)) = zone.child.try_wait() {
-                    return status;
+                for role in [&mut zone, &mut gateway] {
+                    if let Ok(Some(status)) = role.child.try_wait() {
+                        return (role.name, status);
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -117,10 +155,12 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
             status = watch => Ok(Some(status)),
         }
     })?;
-    if let Some(status) = exited {
-        bail!("the zone node exited on its own ({status})");
-    }
     println!("pwn up: stopping");
+    // Players first, then the world they were in.
+    gateway.stop();
     zone.stop();
+    if let Some((name, status)) = exited {
+        bail!("the {name} exited on its own ({status})");
+    }
     Ok(())
 }

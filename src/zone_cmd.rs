@@ -39,6 +39,10 @@ pub struct ZoneArgs {
     /// Serve Prometheus metrics over HTTP at this address (`/metrics`), e.g. 127.0.0.1:9464.
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Accept players only through gateways (what `pwn up` runs); otherwise players may also
+    /// connect directly, with ids counted from 1 (development and `pwn demo`).
+    #[arg(long)]
+    gateway_only: bool,
     /// Print one `stats {json}` line a second on stdout: tick durations, players, overruns
     /// (`pwn demo` reads these).
     #[arg(long)]
@@ -97,7 +101,8 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
             }
             tracing::info!("shutting down");
         };
-        run(net, Zone::new(sim, ZoneConfig::default()), 1, Some(persistence), stats, shutdown).await;
+        let direct = (!args.gateway_only).then_some(1);
+        run(net, Zone::new(sim, ZoneConfig::default()), direct, Some(persistence), stats, shutdown).await;
         anyhow::Ok(())
     })
 }

@@ -1,5 +1,6 @@
-//! `pwn up` starts the local world as separate processes, players can connect, and SIGTERM
-//! stops everything cleanly (the zone node writes its last checkpoint and exits).
+//! `pwn up` starts the local world as separate processes (zone node and gateway), players log
+//! in at the gateway and are placed in the zone, and SIGTERM stops everything cleanly (the zone
+//! node writes its last checkpoint and exits).
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -23,13 +24,23 @@ async fn up_serves_players_and_stops_every_process_on_sigterm() {
     let zone_pid: i32 = first.split("(pid ").nth(1).and_then(|s| s.split(')').next()).unwrap().parse().unwrap();
     let second = lines.next().unwrap().unwrap();
     let addr = second.split("connect to ").nth(1).and_then(|s| s.split(',').next()).unwrap().parse().unwrap();
+    let third = lines.next().unwrap().unwrap();
+    let gateway_pid: i32 = third.split("(pid ").nth(1).and_then(|s| s.split(')').next()).unwrap().parse().unwrap();
 
     let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
     let client = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
     let hello = ClientHello::new(PeerRole::Client, pwn_sim::build_digest(&pwn_sim::SimConfig::default()), "up-test");
     let mut conn = client.connect(addr, "localhost", &hello).await.unwrap();
+    // Players log in at the gateway, which places them in the zone.
+    let creds = pwn_proto::Credentials { username: "tester".into(), password: "a long enough password".into() };
+    conn.tx.send(&Message::Register(creds)).await.unwrap();
+    let auth = tokio::time::timeout(Duration::from_secs(10), conn.rx.recv()).await.unwrap().unwrap();
+    let Some(Message::AuthOk(ok)) = auth else { panic!("{auth:?}") };
     let joined = tokio::time::timeout(Duration::from_secs(10), conn.rx.recv()).await.unwrap().unwrap();
-    assert!(matches!(joined, Some(Message::Event(GameEvent::Joined { .. }))), "{joined:?}");
+    assert!(
+        matches!(joined, Some(Message::Event(GameEvent::Joined { entity, .. })) if entity == ok.player_id),
+        "{joined:?}"
+    );
 
     kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).unwrap();
     let waiter = tokio::task::spawn_blocking(move || up.wait());
@@ -38,6 +49,7 @@ async fn up_serves_players_and_stops_every_process_on_sigterm() {
     assert!(status.success(), "{status}");
     // The zone node is gone too (signal 0 only checks that the process exists).
     assert!(kill(Pid::from_raw(zone_pid), None).is_err(), "the zone node outlived pwn up");
+    assert!(kill(Pid::from_raw(gateway_pid), None).is_err(), "the gateway outlived pwn up");
     // It wrote its checkpoint on the way out: the crates are in the store.
     let store = pwn_store::Store::new(std::sync::Arc::new(
         pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap(),

@@ -255,9 +255,11 @@ impl Client {
             }
         });
         let me = placed;
+        let mut core = GameClient::new(world, cfg, me);
+        core.mark_placed();
         Ok(Self {
             session,
-            core: GameClient::new(world, cfg, me),
+            core,
             tx,
             inbox,
             last_update: Instant::now(),

@@ -138,6 +138,8 @@ pub struct GameClient {
     recent: VecDeque<WireInput>,
     sent_at: VecDeque<(u32, f64)>,
     acked_tick: u64,
+    /// Whether the player has been placed (its first `Joined`).
+    placed: bool,
     last_snapshot_tick: u64,
     snapshots_since_join: u64,
     ack_sent: u64,
@@ -180,6 +182,7 @@ impl GameClient {
             sent_at: VecDeque::new(),
             acked_tick: 0,
             last_snapshot_tick: 0,
+            placed: false,
             snapshots_since_join: 0,
             ack_sent: 0,
             input_ack: 0,
@@ -201,6 +204,11 @@ impl GameClient {
     /// counters are unchanged.
     pub fn set_headless(&mut self, headless: bool) {
         self.headless = headless;
+    }
+
+    /// Records that the player was placed (a shell that consumed the first `Joined` itself).
+    pub fn mark_placed(&mut self) {
+        self.placed = true;
     }
 
     /// The local player's entity id.
@@ -420,9 +428,10 @@ impl GameClient {
             GameEvent::Hit { projectile, .. } => {
                 self.remote_projectiles.remove(projectile);
             }
-            // The connection's first `Joined` is taken by the shell; another one means the
-            // gateway moved the player to another zone ([game-10]).
-            GameEvent::Joined { .. } => self.zone_switched(),
+            // The first `Joined` places the player; another one means the gateway moved the
+            // player to another zone ([game-10]).
+            GameEvent::Joined { .. } if self.placed => self.zone_switched(),
+            GameEvent::Joined { .. } => self.placed = true,
             GameEvent::Chat { from, .. } => {
                 self.counters.chat_received += 1;
                 if *from != self.me.0 {

@@ -50,7 +50,7 @@ async fn start(cfg: GatewayConfig) -> Fixture {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);
         let stats = Arc::new(pwn_zone_node::server::ZoneStats::default());
-        tokio::spawn(pwn_zone_node::server::run(net, zone, 1_000_000, None, stats, async {
+        tokio::spawn(pwn_zone_node::server::run(net, zone, None, None, stats, async {
             let _ = stopped.await;
         }));
     }

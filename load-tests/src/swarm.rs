@@ -4,7 +4,7 @@
 //! once; each bot says one proximity chat line after a second.
 
 use crate::scenario::{Mover, Scenario};
-use pwn_client::{Client, ClientCounters, Frame, Intent, JoinOptions};
+use pwn_client::{Client, ClientCounters, Frame, Intent, JoinOptions, Login};
 use pwn_net::{NetClient, TransportConfig};
 use pwn_proto::ChatChannel;
 use pwn_sim::{SimConfig, WorldDesc};
@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Joins tried when the gateway says it is busy.
+const JOIN_ATTEMPTS_MAX: u32 = 5;
 /// Trail points kept per bot (one a second).
 pub const TRAIL_POINTS_MAX: usize = 3_600;
 
@@ -41,7 +43,13 @@ pub struct SwarmConfig {
     pub joins_per_s: f64,
     /// Each bot's datagrams go through this link (latency, jitter, loss), if set.
     pub link: Option<pwn_net::conditioner::LinkProfile>,
+    /// Log in through a gateway (bot `i` is account `bot-i`, created on its first run);
+    /// otherwise connect to a zone that places players directly.
+    pub login: bool,
 }
+
+/// The password of bot accounts: load-test accounts only, never for real players.
+pub const BOT_PASSWORD: &str = "pwn-bot-load-test";
 
 /// Live counters for a progress line.
 #[derive(Debug, Default)]
@@ -103,21 +111,37 @@ async fn run_bot(
         error_m_per_s: Vec::new(),
     };
     let agent = format!("pwn-bot-{index}");
-    let joined = Client::connect(
-        &net,
-        cfg.addr,
-        &cfg.server_name,
-        cfg.world.clone(),
-        cfg.sim.clone(),
-        &agent,
-        &JoinOptions {
-            timeout: Duration::from_secs(10),
-            link: cfg.link,
-            link_seed: cfg.seed ^ index as u64,
-            login: None,
-        },
-    )
-    .await;
+    let mut attempt = 0u32;
+    let joined = loop {
+        attempt += 1;
+        let joined = Client::connect(
+            &net,
+            cfg.addr,
+            &cfg.server_name,
+            cfg.world.clone(),
+            cfg.sim.clone(),
+            &agent,
+            &JoinOptions {
+                timeout: Duration::from_secs(10),
+                link: cfg.link,
+                link_seed: cfg.seed ^ index as u64,
+                login: cfg.login.then(|| {
+                    Login::LoginOrRegister(pwn_proto::Credentials {
+                        username: format!("bot-{index}"),
+                        password: BOT_PASSWORD.into(),
+                    })
+                }),
+            },
+        )
+        .await;
+        // A busy gateway asks bots to come back, like any client would.
+        match joined {
+            Err(pwn_client::JoinError::Auth(pwn_proto::AuthError::RateLimited, _)) if attempt < JOIN_ATTEMPTS_MAX => {
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+            }
+            other => break other,
+        }
+    };
     let mut client = match joined {
         Ok(c) => c,
         Err(e) => {

@@ -117,12 +117,13 @@ impl ZoneStats {
     }
 }
 
-/// Runs a zone node on `net` until `shutdown` completes. Player ids count up from
-/// `first_player_id` (the store will allocate them once the gateway logs players in).
+/// Runs a zone node on `net` until `shutdown` completes. Gateways link with the `Gateway`
+/// role and attach their players by id; with `direct_players` set, players may also connect
+/// directly (development, tests, load tests without a gateway) and get ids counting up from it.
 pub async fn run(
     mut net: NetServer,
     mut zone: Zone,
-    first_player_id: u64,
+    direct_players: Option<u64>,
     persistence: Option<Persistence>,
     stats: Arc<ZoneStats>,
     shutdown: impl Future<Output = ()>,
@@ -131,7 +132,7 @@ pub async fn run(
     let interval_ticks = persistence.as_ref().map_or(0, |p| u64::from(p.interval_ticks.max(1)));
     let persister = persistence.map(|p| tokio::spawn(persist_loop(p, SimBounds::of(zone.sim()), checkpoint_rx)));
     let (inbox_tx, mut inbox) = mpsc::channel::<ToZone>(INBOX_MAX);
-    let next_id = Arc::new(AtomicU64::new(first_player_id));
+    let next_id = Arc::new(AtomicU64::new(direct_players.unwrap_or(0)));
     let accept_inbox = inbox_tx.clone();
     let acceptor = tokio::spawn(async move {
         while let Some(incoming) = net.accept().await {
@@ -140,6 +141,9 @@ pub async fn run(
             tokio::spawn(async move {
                 match incoming.handshake().await {
                     Ok(conn) if conn.peer.role == PeerRole::Gateway => serve_gateway(conn, inbox).await,
+                    Ok(conn) if direct_players.is_none() => {
+                        conn.tx.refuse(RefuseCode::Unavailable, "players connect through a gateway".into()).await;
+                    }
                     Ok(conn) => {
                         let player = EntityId(next_id.fetch_add(1, Ordering::Relaxed));
                         tracing::info!(player = %player, remote = %conn.peer.remote, "player connected");

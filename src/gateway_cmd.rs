@@ -1,0 +1,90 @@
+//! `pwn gateway`: the players' endpoint. Authenticates over the game connection (accounts in
+//! the store), then proxies each player to the zone node (`--zone`) over one link per zone.
+
+use crate::config::PwnConfig;
+use clap::Args;
+use pwn_gateway::accounts::Accounts;
+use pwn_gateway::limits::Rate;
+use pwn_gateway::proxy::Upstreams;
+use pwn_gateway::server::{GatewayConfig, run};
+use pwn_net::{NetClient, ServerTls, ServiceIdentity, TransportConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Flags of `pwn gateway`.
+#[derive(Args, Debug)]
+pub struct GatewayArgs {
+    /// Where players connect (port 0 picks a free one; the first line printed says which).
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    listen: SocketAddr,
+    /// Data folder: the development CA and certificates (shared with the zone nodes).
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// The zone node players are sent to (until the world server routes them).
+    #[arg(long)]
+    zone: SocketAddr,
+    /// The SQLite store file (default: `DATA/pwn.sqlite`; `[store]` in the config names
+    /// another backend).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP at this address (`/metrics`).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Authentication attempts allowed per second from one address (a burst of five times as
+    /// many). Raise it for load tests, whose bots all come from one address.
+    #[arg(long, default_value_t = 2.0)]
+    auth_per_address_per_s: f64,
+    /// Authentication attempts allowed per second from everyone together (a burst of twice as
+    /// many).
+    #[arg(long, default_value_t = 100.0)]
+    auth_global_per_s: f64,
+}
+
+/// Runs the gateway until Ctrl-C or SIGTERM.
+pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
+    for (name, v) in
+        [("--auth-per-address-per-s", args.auth_per_address_per_s), ("--auth-global-per-s", args.auth_global_per_s)]
+    {
+        if !(v.is_finite() && v > 0.0 && v <= 1e6) {
+            anyhow::bail!("{name} must be between 0 and 1000000, not {v}");
+        }
+    }
+    let db = args.db.clone().unwrap_or_else(|| args.data.join("pwn.sqlite"));
+    let store = if cfg.store.backend == pwn_store::BackendKind::Sqlite {
+        crate::kv::open_configured(cfg, Some(&db))?
+    } else {
+        crate::kv::open_configured(cfg, None)?
+    };
+    let accounts = Accounts::new(store, crate::user_cmd::SESSION_TTL_S);
+    let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: args.data.clone() })?;
+    let ca = pwn_net::tls::dev_ca_cert(&args.data)?;
+    let digest = pwn_sim::build_digest(&cfg.sim);
+    let identity = ServiceIdentity { sim_digest: digest, tick_hz: cfg.sim.tick_hz as u16 };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        if let Some(addr) = args.metrics {
+            crate::metrics_http::install(addr)?;
+        }
+        let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
+        let addr = net.local_addr()?;
+        let upstream = NetClient::new(SocketAddr::from(([127, 0, 0, 1], 0)), &ca, &TransportConfig::default())?;
+        let upstreams = Arc::new(Upstreams::new(upstream, digest));
+        println!("pwn gateway listening on {addr} (clients trust {})", args.data.join(pwn_net::tls::DEV_CA_CERT).display());
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            tracing::info!("shutting down");
+        };
+        let limits = GatewayConfig {
+            per_address: Rate { per_s: args.auth_per_address_per_s, burst: 5.0 * args.auth_per_address_per_s },
+            global: Rate { per_s: args.auth_global_per_s, burst: 2.0 * args.auth_global_per_s },
+            ..GatewayConfig::default()
+        };
+        run(net, accounts, limits, upstreams, args.zone, shutdown).await;
+        anyhow::Ok(())
+    })
+}
