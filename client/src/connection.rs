@@ -351,6 +351,22 @@ impl Client {
         self.tx.send(&Message::Chat(ChatSend { channel, text: text.into() })).await
     }
 
+    /// Ends the gateway session (the server saves the player and revokes the token), and waits
+    /// for the gateway to confirm, briefly.
+    pub async fn logout(&mut self) {
+        if self.tx.send(&Message::Logout).await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Some(incoming)) = tokio::time::timeout_at(deadline, self.inbox.recv()).await {
+            if let Incoming::Message(_, Message::Event(GameEvent::Notice { text })) = incoming
+                && text == "logged out"
+            {
+                return;
+            }
+        }
+    }
+
     /// Leaves cleanly: finishes the control stream so the server sees a graceful end.
     pub async fn close(self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.finish()).await;

@@ -34,10 +34,15 @@ fn world(x: f32) -> pwn_sim::WorldDesc {
     w
 }
 
-/// Two zone servers (spawning at x = -50 and x = 50) and a gateway in front of the first.
+/// Two zone servers (spawning at x = -50 and x = 50) and a gateway in front of the first,
+/// which persists its players in the gateway's store.
 async fn start(cfg: GatewayConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = pwn_store::Store::new(Arc::new(pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap()));
+    let cell = pwn_store::keys::CellKey::ROOT;
+    let lease = pwn_zone_node::persist::acquire_lease(&store, cell, 1).unwrap();
+    let mut persistence =
+        Some(pwn_zone_node::server::Persistence { store: store.clone(), cell, epoch: lease.epoch, interval_ticks: 30 });
     let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: dir.path().to_path_buf() }).unwrap();
     let mut stops = Vec::new();
     let mut zones = Vec::new();
@@ -50,7 +55,7 @@ async fn start(cfg: GatewayConfig) -> Fixture {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);
         let stats = Arc::new(pwn_zone_node::server::ZoneStats::default());
-        tokio::spawn(pwn_zone_node::server::run(net, zone, None, None, stats, async {
+        tokio::spawn(pwn_zone_node::server::run(net, zone, None, persistence.take(), stats, async {
             let _ = stopped.await;
         }));
     }
@@ -212,4 +217,52 @@ async fn a_player_plays_through_the_gateway_and_switches_zone_without_reconnecti
     assert!(client.counters().snapshots > before + 30, "snapshots kept coming after the switch");
     assert!(in_second, "the second zone placed the player");
     assert_eq!(f.upstreams.zone_of(player), Some(f.zones[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_out_log_in_same_place_and_health() {
+    use pwn_client::{Client, Intent, JoinOptions, Login};
+    let f = start(GatewayConfig::default()).await;
+    let play = |login: Login| {
+        let options = JoinOptions { login: Some(login), ..JoinOptions::default() };
+        let (net, addr) = (&f.client, f.addr);
+        async move {
+            Client::connect(net, addr, "localhost", world(-50.0), pwn_sim::SimConfig::default(), "t", &options)
+                .await
+                .unwrap()
+        }
+    };
+    let mut client = play(Login::Register(creds("keeper", PW))).await;
+    let run = Intent { move_z: 1.0, buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN), ..Intent::default() };
+    let dt = 1.0 / 30.0;
+    let mut last = None;
+    for _ in 0..90 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        last = client.update(dt, &run).me.or(last);
+    }
+    // Stand still a moment so the server's position settles where the client last saw it.
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        last = client.update(dt, &Intent::default()).me.or(last);
+    }
+    let before = last.unwrap();
+    assert!(before.position_m.z > 5.0, "ran forward: {:?}", before.position_m);
+    client.logout().await;
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut again = play(Login::Login(creds("keeper", PW))).await;
+    let mut after = None;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        after = again.update(dt, &Intent::default()).me.or(after);
+    }
+    let after = after.unwrap();
+    assert!(
+        after.position_m.distance(before.position_m) < 0.5,
+        "came back at {:?}, left at {:?}",
+        after.position_m,
+        before.position_m
+    );
+    assert_eq!(after.health, before.health);
 }

@@ -10,6 +10,7 @@
 //! - `[link-3]` only inputs, acks, pings and chat are taken from players; anything else is
 //!   ignored (counted).
 
+use crate::persist::{PlayerState, load_player};
 use pwn_net::{Conn, ConnError, ConnTx};
 use pwn_proto::{GameEvent, Message, Routed, decode_datagram, encode_datagram};
 use pwn_sim::EntityId;
@@ -23,7 +24,7 @@ pub const IGNORED_METRIC: &str = "pwn_zone_ignored_messages_total";
 
 /// What connections hand the tick.
 pub(crate) enum ToZone {
-    Joined { player: EntityId, sink: Sink, events: mpsc::Sender<GameEvent> },
+    Joined { player: EntityId, sink: Sink, events: mpsc::Sender<GameEvent>, saved: Option<PlayerState> },
     Left { player: EntityId },
     Message { player: EntityId, message: Message },
 }
@@ -74,9 +75,14 @@ pub(crate) fn forward(inbox: &mpsc::Sender<ToZone>, msg: ToZone) {
 }
 
 /// Starts a player: its event writer, and the `Joined` for the tick. Returns the writer task.
-fn join(player: EntityId, sink: Sink, inbox: &mpsc::Sender<ToZone>) -> tokio::task::JoinHandle<()> {
+fn join(
+    player: EntityId,
+    sink: Sink,
+    saved: Option<PlayerState>,
+    inbox: &mpsc::Sender<ToZone>,
+) -> tokio::task::JoinHandle<()> {
     let (events_tx, mut events_rx) = mpsc::channel::<GameEvent>(EVENTS_QUEUE_MAX);
-    forward(inbox, ToZone::Joined { player, sink: sink.clone(), events: events_tx });
+    forward(inbox, ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved });
     tokio::spawn(async move {
         while let Some(e) = events_rx.recv().await {
             if sink.send(&Message::Event(e)).await.is_err() {
@@ -102,7 +108,7 @@ fn on_datagram(player: EntityId, message: Message, sink: &Sink, inbox: &mpsc::Se
 pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Sender<ToZone>) {
     let Conn { tx, mut rx, mut datagrams, .. } = conn;
     let sink = Sink::Direct(tx);
-    let writer = join(player, sink.clone(), &inbox);
+    let writer = join(player, sink.clone(), None, &inbox);
     let datagram_inbox = inbox.clone();
     let datagram_sink = sink.clone();
     let datagram_reader = tokio::spawn(async move {
@@ -122,7 +128,7 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
 }
 
 /// A gateway link and the players it attaches (`[link-1]`, `[link-2]`).
-pub(crate) async fn serve_gateway(conn: Conn, inbox: mpsc::Sender<ToZone>) {
+pub(crate) async fn serve_gateway(conn: Conn, inbox: mpsc::Sender<ToZone>, store: Option<pwn_store::Store>) {
     let Conn { tx, mut rx, mut datagrams, peer, .. } = conn;
     tracing::info!(remote = %peer.remote, "gateway linked");
     let datagram_inbox = inbox.clone();
@@ -146,7 +152,19 @@ pub(crate) async fn serve_gateway(conn: Conn, inbox: mpsc::Sender<ToZone>) {
                     continue;
                 }
                 let sink = Sink::Routed { link: tx.clone(), player: a.player };
-                writers.insert(a.player, join(EntityId(a.player), sink, &inbox));
+                // A returning player comes back where it was saved (`[persist-4]`).
+                let saved = match &store {
+                    Some(store) => {
+                        let (store, id) = (store.clone(), EntityId(a.player));
+                        tokio::task::spawn_blocking(move || load_player(&store, id))
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                            .flatten()
+                    }
+                    None => None,
+                };
+                writers.insert(a.player, join(EntityId(a.player), sink, saved, &inbox));
             }
             Message::Detach(d) => {
                 if let Some(w) = writers.remove(&d.player) {

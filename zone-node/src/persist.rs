@@ -9,15 +9,86 @@
 //!   one transaction: readers see the whole checkpoint or the previous one;
 //! - `[persist-3]` loading ignores records that do not decode or name unknown crates, counting
 //!   them; it never fails the start because of one bad record.
+//! - `[persist-4]` players who came through a gateway are saved under `("pwn", "players", id)`
+//!   (position, heading, health) in every checkpoint and when they leave, fenced like the rest;
+//!   a returning player is placed where the record says (a dead or invalid record: a spawn
+//!   point).
 
 use glam::{Quat, Vec3};
 use pwn_sim::{EntityId, Sim};
 use pwn_store::fence::{check_lease, grant_lease};
-use pwn_store::keys::{CellKey, EntityRecord, LeaseRecord, entity_at_key, entity_key, finest_quadkey};
+use pwn_store::keys::{CellKey, EntityRecord, LeaseRecord, entity_at_key, entity_key, finest_quadkey, player_key};
 use pwn_store::{Store, StoreError};
 
 /// Entity kind stored for crates.
 pub const KIND_CRATE: u32 = 1;
+/// Entity kind stored for players.
+pub const KIND_PLAYER: u32 = 2;
+
+/// One player's persisted state (`[persist-4]`).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct PlayerState {
+    /// The player.
+    pub id: EntityId,
+    /// Position.
+    pub position: Vec3,
+    /// Heading.
+    pub yaw_rad: f32,
+    /// Health.
+    pub health: u16,
+}
+
+impl PlayerState {
+    /// The state of a character in the simulation.
+    pub fn of(id: EntityId, c: &pwn_sim::CharacterState) -> Self {
+        Self { id, position: c.position_m, yaw_rad: c.yaw_rad, health: c.health }
+    }
+
+    fn record(&self) -> EntityRecord {
+        EntityRecord {
+            kind: KIND_PLAYER,
+            position_m: self.position.to_array(),
+            yaw_rad: self.yaw_rad,
+            health: u32::from(self.health),
+            data: Vec::new(),
+        }
+    }
+
+    /// The character to place for this state, or `None` for a spawn point (dead, or not a
+    /// finite position).
+    pub fn character(&self, cfg: &pwn_sim::SimConfig) -> Option<pwn_sim::CharacterState> {
+        if self.health == 0 || !self.position.is_finite() || !self.yaw_rad.is_finite() {
+            return None;
+        }
+        let mut c = pwn_sim::CharacterState::spawned_at(self.position, cfg);
+        c.yaw_rad = self.yaw_rad;
+        c.health = self.health;
+        Some(c)
+    }
+}
+
+/// A player's saved state, if any (a record that does not decode counts as none).
+pub fn load_player(store: &Store, id: EntityId) -> Result<Option<PlayerState>, StoreError> {
+    let key = player_key(id.0);
+    let value = store.transact(|t| t.get(&key))?;
+    Ok(value.and_then(|v| EntityRecord::decode(&key, &v).ok()).filter(|r| r.kind == KIND_PLAYER).map(|r| PlayerState {
+        id,
+        position: Vec3::from(r.position_m),
+        yaw_rad: r.yaw_rad,
+        health: u16::try_from(r.health).unwrap_or(u16::MAX),
+    }))
+}
+
+/// Saves players' states for `cell`, fenced by `epoch` (a player leaving).
+pub fn save_players(store: &Store, cell: CellKey, epoch: u64, players: &[PlayerState]) -> Result<(), StoreError> {
+    store.transact(|t| {
+        check_lease(t, cell, epoch)?;
+        for p in players {
+            t.set(&player_key(p.id.0), &p.record().encode())?;
+        }
+        Ok(())
+    })
+}
 
 /// One crate's persisted motion.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -79,10 +150,14 @@ pub fn checkpoint(
     cell: CellKey,
     epoch: u64,
     crates: &[CrateState],
+    players: &[PlayerState],
     sim: &SimBounds,
 ) -> Result<(), StoreError> {
     store.transact(|t| {
         check_lease(t, cell, epoch)?;
+        for p in players {
+            t.set(&player_key(p.id.0), &p.record().encode())?;
+        }
         let (b, e) = cell.entity_at_range();
         t.clear_range(&b, &e)?;
         for c in crates {

@@ -6,7 +6,7 @@
 //! awaited), and reliable events go through a bounded per-player queue drained by a writer task.
 
 use crate::links::{Sink, ToZone, serve_direct, serve_gateway};
-use crate::persist::{SimBounds, checkpoint, crate_states};
+use crate::persist::{PlayerState, SimBounds, checkpoint, crate_states, save_players};
 use crate::zone::Zone;
 use pwn_net::NetServer;
 use pwn_proto::{GameEvent, Message, PeerRole, RefuseCode};
@@ -43,6 +43,8 @@ pub mod metric {
     pub const CHECKPOINT_LAG_MS: &str = "pwn_zone_checkpoint_lag_ms";
     /// Bytes sent to each client over the last second (one sample per client per second).
     pub const CLIENT_DOWN_BYTES_PER_S: &str = "pwn_zone_client_down_bytes_per_s";
+    /// Departing players not saved because the queue to the store was full.
+    pub const DEPARTURES_DROPPED: &str = "pwn_zone_departures_dropped_total";
     /// Entities in the simulation (characters, crates, projectiles).
     pub const ENTITIES: &str = "pwn_zone_entities";
 }
@@ -60,33 +62,65 @@ pub struct Persistence {
     pub interval_ticks: u32,
 }
 
-/// Writes the newest checkpoint handed over, on a blocking thread, until the lease is lost or
-/// the zone stops. A slow store never delays the tick: states not yet written are replaced by
-/// newer ones.
+/// A checkpoint handed to the writer: when it was taken, crates, players.
+type CheckpointStates = Option<(Instant, Vec<crate::persist::CrateState>, Vec<PlayerState>)>;
+
+/// Players leaving, waiting to be saved (`[persist-4]`); a full queue means the store is far
+/// behind, and the player's last checkpoint stands (counted).
+pub const DEPARTURES_QUEUE_MAX: usize = 4_096;
+
+/// Writes the newest checkpoint handed over, and every departing player, on blocking threads,
+/// until the lease is lost or the zone stops. A slow store never delays the tick: checkpoints
+/// not yet written are replaced by newer ones (departures are not: each is written).
 async fn persist_loop(
     p: Persistence,
     bounds: SimBounds,
-    mut states: tokio::sync::watch::Receiver<Option<(Instant, Vec<crate::persist::CrateState>)>>,
+    mut states: tokio::sync::watch::Receiver<CheckpointStates>,
+    mut departures: mpsc::Receiver<PlayerState>,
 ) {
-    while states.changed().await.is_ok() {
-        let Some((taken, crates)) = states.borrow_and_update().clone() else { continue };
+    let mut checkpoints_open = true;
+    loop {
         let (store, cell, epoch) = (p.store.clone(), p.cell, p.epoch);
-        let written = tokio::task::spawn_blocking(move || {
-            checkpoint(&store, cell, epoch, &crates, &bounds).map(|()| crates.len())
-        })
-        .await;
-        match written {
-            Ok(Ok(n)) => {
-                metrics::counter!(metric::CHECKPOINTS).increment(1);
-                metrics::histogram!(metric::CHECKPOINT_LAG_MS).record(taken.elapsed().as_secs_f64() * 1e3);
-                tracing::info!(cell = %p.cell, epoch = p.epoch, entities = n, "checkpoint written");
+        let written = tokio::select! {
+            changed = states.changed(), if checkpoints_open => {
+                if changed.is_err() {
+                    checkpoints_open = false;
+                    continue;
+                }
+                let Some((taken, crates, players)) = states.borrow_and_update().clone() else { continue };
+                let written = tokio::task::spawn_blocking(move || {
+                    checkpoint(&store, cell, epoch, &crates, &players, &bounds).map(|()| crates.len() + players.len())
+                })
+                .await;
+                if let Ok(Ok(n)) = &written {
+                    metrics::counter!(metric::CHECKPOINTS).increment(1);
+                    metrics::histogram!(metric::CHECKPOINT_LAG_MS).record(taken.elapsed().as_secs_f64() * 1e3);
+                    tracing::info!(cell = %p.cell, epoch = p.epoch, entities = n, "checkpoint written");
+                }
+                written.map(|r| r.map(|_| ()))
             }
+            departure = departures.recv() => {
+                let Some(player) = departure else {
+                    if checkpoints_open { continue } else { return }
+                };
+                let written = tokio::task::spawn_blocking(move || save_players(&store, cell, epoch, &[player])).await;
+                if let Ok(Ok(())) = &written {
+                    tracing::info!(player = player.id.0, "player saved on leaving");
+                }
+                written
+            }
+        };
+        match written {
+            Ok(Ok(())) => {}
             Ok(Err(pwn_store::StoreError::Fenced { found, .. })) => {
                 tracing::error!(cell = %p.cell, epoch = p.epoch, ?found, "lease lost: this zone no longer writes its cell");
                 return;
             }
-            Ok(Err(e)) => tracing::warn!(cell = %p.cell, error = %e, "checkpoint failed; the next one will retry"),
-            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+            Ok(Err(e)) => tracing::warn!(cell = %p.cell, error = %e, "write failed; the next checkpoint will retry"),
+            Err(e) => tracing::error!(error = %e, "persistence task failed"),
+        }
+        if !checkpoints_open && departures.is_closed() && departures.is_empty() {
+            return;
         }
     }
 }
@@ -117,6 +151,10 @@ impl ZoneStats {
     }
 }
 
+fn player_states(zone: &Zone, persistent: &std::collections::HashSet<EntityId>) -> Vec<PlayerState> {
+    persistent.iter().filter_map(|id| zone.sim().character(*id).map(|c| PlayerState::of(*id, c))).collect()
+}
+
 /// Runs a zone node on `net` until `shutdown` completes. Gateways link with the `Gateway`
 /// role and attach their players by id; with `direct_players` set, players may also connect
 /// directly (development, tests, load tests without a gateway) and get ids counting up from it.
@@ -129,8 +167,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let (checkpoint_tx, checkpoint_rx) = tokio::sync::watch::channel(None);
+    let (departure_tx, departure_rx) = mpsc::channel::<PlayerState>(DEPARTURES_QUEUE_MAX);
     let interval_ticks = persistence.as_ref().map_or(0, |p| u64::from(p.interval_ticks.max(1)));
-    let persister = persistence.map(|p| tokio::spawn(persist_loop(p, SimBounds::of(zone.sim()), checkpoint_rx)));
+    let store = persistence.as_ref().map(|p| p.store.clone());
+    let persister =
+        persistence.map(|p| tokio::spawn(persist_loop(p, SimBounds::of(zone.sim()), checkpoint_rx, departure_rx)));
+    // Players who came through a gateway: the ones saved and restored (`[persist-4]`).
+    let mut persistent: std::collections::HashSet<EntityId> = std::collections::HashSet::new();
     let (inbox_tx, mut inbox) = mpsc::channel::<ToZone>(INBOX_MAX);
     let next_id = Arc::new(AtomicU64::new(direct_players.unwrap_or(0)));
     let accept_inbox = inbox_tx.clone();
@@ -138,9 +181,10 @@ pub async fn run(
         while let Some(incoming) = net.accept().await {
             let inbox = accept_inbox.clone();
             let next_id = next_id.clone();
+            let store = store.clone();
             tokio::spawn(async move {
                 match incoming.handshake().await {
-                    Ok(conn) if conn.peer.role == PeerRole::Gateway => serve_gateway(conn, inbox).await,
+                    Ok(conn) if conn.peer.role == PeerRole::Gateway => serve_gateway(conn, inbox, store).await,
                     Ok(conn) if direct_players.is_none() => {
                         conn.tx.refuse(RefuseCode::Unavailable, "players connect through a gateway".into()).await;
                     }
@@ -172,18 +216,29 @@ pub async fn run(
         for _ in 0..INBOX_PER_TICK_MAX {
             let Ok(msg) = inbox.try_recv() else { break };
             match msg {
-                ToZone::Joined { player, sink, events } => match zone.join(player) {
-                    Ok(()) => {
-                        tracing::debug!(player = %player, "placed in the world");
-                        players.insert(player, (sink, events));
+                ToZone::Joined { player, sink, events, saved } => {
+                    match zone.join_at(player, saved.and_then(|s| s.character(zone.sim().config()))) {
+                        Ok(()) => {
+                            tracing::debug!(player = %player, "placed in the world");
+                            if matches!(sink, Sink::Routed { .. }) {
+                                persistent.insert(player);
+                            }
+                            players.insert(player, (sink, events));
+                        }
+                        Err(e) => {
+                            tracing::warn!(player = %player, error = %e, "cannot place player");
+                            sink.refuse(RefuseCode::Unavailable, "cannot place you in the world").await;
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(player = %player, error = %e, "cannot place player");
-                        sink.refuse(RefuseCode::Unavailable, "cannot place you in the world").await;
-                    }
-                },
+                }
                 ToZone::Left { player } => {
-                    zone.leave(player);
+                    let last = zone.leave(player);
+                    if persistent.remove(&player)
+                        && let Some(c) = last
+                        && departure_tx.try_send(PlayerState::of(player, &c)).is_err()
+                    {
+                        metrics::counter!(metric::DEPARTURES_DROPPED).increment(1);
+                    }
                     players.remove(&player);
                     tracing::info!(player = %player, "player left");
                 }
@@ -201,7 +256,11 @@ pub async fn run(
         }
         let out = zone.tick();
         if interval_ticks > 0 && zone.sim().tick().0.is_multiple_of(interval_ticks) {
-            checkpoint_tx.send_replace(Some((Instant::now(), crate_states(zone.sim()))));
+            checkpoint_tx.send_replace(Some((
+                Instant::now(),
+                crate_states(zone.sim()),
+                player_states(&zone, &persistent),
+            )));
         }
         metrics::counter!(metric::INPUTS_MISSING).increment(u64::from(out.inputs_missed));
         stats.inputs_missed.fetch_add(u64::from(out.inputs_missed), Ordering::Relaxed);
@@ -249,8 +308,9 @@ pub async fn run(
     acceptor.abort();
     // A last checkpoint on the way out.
     if let Some(persister) = persister {
-        checkpoint_tx.send_replace(Some((Instant::now(), crate_states(zone.sim()))));
+        checkpoint_tx.send_replace(Some((Instant::now(), crate_states(zone.sim()), player_states(&zone, &persistent))));
         drop(checkpoint_tx);
+        drop(departure_tx);
         let _ = persister.await;
     }
     for (sink, _) in players.values() {

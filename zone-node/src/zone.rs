@@ -128,7 +128,19 @@ impl Zone {
 
     /// Adds a player's character at a spawn point.
     pub fn join(&mut self, player: EntityId) -> Result<(), SimError> {
-        self.sim.spawn_character(player)?;
+        self.join_at(player, None)
+    }
+
+    /// Adds a player's character where `saved` says (a returning player), or at a spawn point
+    /// if there is none or the simulation refuses it (outside the world).
+    pub fn join_at(&mut self, player: EntityId, saved: Option<pwn_sim::CharacterState>) -> Result<(), SimError> {
+        match saved.map(|c| self.sim.insert_character(player, c)) {
+            Some(Ok(_)) => {}
+            Some(Err(SimError::Duplicate(id))) => return Err(SimError::Duplicate(id)),
+            _ => {
+                self.sim.spawn_character(player)?;
+            }
+        }
         self.players.insert(
             player,
             PlayerSlot {
@@ -141,10 +153,10 @@ impl Zone {
         Ok(())
     }
 
-    /// Removes a player and its character.
-    pub fn leave(&mut self, player: EntityId) {
+    /// Removes a player and its character; returns the character's last state.
+    pub fn leave(&mut self, player: EntityId) -> Option<pwn_sim::CharacterState> {
         self.players.remove(&player);
-        self.sim.remove_character(player);
+        self.sim.remove_character(player).map(|(c, _)| c)
     }
 
     /// An `Inputs` datagram from a player (it also acknowledges a snapshot).

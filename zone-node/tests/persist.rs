@@ -35,7 +35,7 @@ fn a_new_zone_loads_the_last_checkpoint() {
     ));
     settle(&mut sim, 60);
     let saved = crate_states(&sim);
-    checkpoint(&store, cell, lease.epoch, &saved, &SimBounds::of(&sim)).unwrap();
+    checkpoint(&store, cell, lease.epoch, &saved, &[], &SimBounds::of(&sim)).unwrap();
 
     let mut fresh = arena();
     assert_ne!(crate_states(&fresh), saved, "the test needs state the description does not give");
@@ -51,12 +51,12 @@ fn persist_1_a_zone_that_lost_its_lease_cannot_checkpoint() {
     let cell = CellKey::ROOT;
     let old = acquire_lease(&store, cell, 1).unwrap();
     let sim = arena();
-    checkpoint(&store, cell, old.epoch, &crate_states(&sim), &SimBounds::of(&sim)).unwrap();
+    checkpoint(&store, cell, old.epoch, &crate_states(&sim), &[], &SimBounds::of(&sim)).unwrap();
     let new = acquire_lease(&store, cell, 2).unwrap();
     assert!(new.epoch > old.epoch);
     let mut moved = crate_states(&sim);
     moved[0].position.x += 1.0;
-    let err = checkpoint(&store, cell, old.epoch, &moved, &SimBounds::of(&sim)).unwrap_err();
+    let err = checkpoint(&store, cell, old.epoch, &moved, &[], &SimBounds::of(&sim)).unwrap_err();
     assert!(matches!(err, StoreError::Fenced { .. }), "{err:?}");
     let mut fresh = arena();
     load_crates(&store, cell, &mut fresh).unwrap();
@@ -69,7 +69,7 @@ fn persist_3_bad_records_are_skipped_not_fatal() {
     let cell = CellKey::ROOT;
     let lease = acquire_lease(&store, cell, 1).unwrap();
     let sim = arena();
-    checkpoint(&store, cell, lease.epoch, &crate_states(&sim), &SimBounds::of(&sim)).unwrap();
+    checkpoint(&store, cell, lease.epoch, &crate_states(&sim), &[], &SimBounds::of(&sim)).unwrap();
     store
         .transact(|t| {
             // Garbage under a real crate's key, and an index entry for an entity that is no crate.
@@ -86,4 +86,25 @@ fn persist_3_bad_records_are_skipped_not_fatal() {
     let report = load_crates(&store, cell, &mut fresh).unwrap();
     assert_eq!(report.skipped, 2);
     assert_eq!(report.restored as usize, crate_states(&sim).len() - 1);
+}
+
+#[test]
+fn persist_4_players_are_saved_fenced_and_come_back() {
+    use pwn_zone_node::persist::{PlayerState, load_player, save_players};
+    let store = Store::new(Arc::new(MemoryBackend::new()));
+    let cell = CellKey::ROOT;
+    let lease = acquire_lease(&store, cell, 1).unwrap();
+    let sim = arena();
+    let p = PlayerState { id: EntityId(7), position: glam::Vec3::new(3.0, 0.92, -4.0), yaw_rad: 1.5, health: 60 };
+    checkpoint(&store, cell, lease.epoch, &[], &[p], &SimBounds::of(&sim)).unwrap();
+    assert_eq!(load_player(&store, EntityId(7)).unwrap(), Some(p));
+    assert_eq!(load_player(&store, EntityId(8)).unwrap(), None);
+    let c = p.character(&SimConfig::default()).unwrap();
+    assert_eq!((c.position_m, c.yaw_rad, c.health), (p.position, 1.5, 60));
+    assert!(PlayerState { health: 0, ..p }.character(&SimConfig::default()).is_none(), "the dead respawn");
+    // A zone that lost its lease cannot save a leaving player.
+    acquire_lease(&store, cell, 2).unwrap();
+    let moved = PlayerState { position: glam::Vec3::ZERO, ..p };
+    assert!(matches!(save_players(&store, cell, lease.epoch, &[moved]), Err(StoreError::Fenced { .. })));
+    assert_eq!(load_player(&store, EntityId(7)).unwrap(), Some(p));
 }
