@@ -138,3 +138,22 @@ fn user_administration_on_the_store() {
     let reset = pwn_with_stdin(&["user", "--db", db, "reset-password", "alice"], "another long passphrase\n");
     assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
 }
+
+#[test]
+fn login_and_proxy_benchmarks_report_their_keys() {
+    let login = pwn(&["bench", "login", "--count", "5", "--accounts", "2", "--rate", "50", "--json"]);
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    let j = last_json(&login);
+    assert!(
+        j["login_ms_p50"].as_f64().unwrap() > 0.0
+            && j["login_ms_p99"].as_f64().unwrap() >= j["login_ms_p50"].as_f64().unwrap()
+    );
+    assert_eq!(j["logins_per_s"], 50.0);
+    let proxy = pwn(&["bench", "proxy", "--pings", "20", "--json"]);
+    assert!(proxy.status.success(), "{}", String::from_utf8_lossy(&proxy.stderr));
+    let j = last_json(&proxy);
+    for key in ["direct_ms_p50", "gateway_ms_p50", "added_ms_p50"] {
+        assert!(j[key].is_number(), "{key} missing: {j}");
+    }
+    assert!(j["gateway_ms_p50"].as_f64().unwrap() > 0.0);
+}

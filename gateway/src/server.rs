@@ -46,6 +46,8 @@ pub struct GatewayConfig {
     pub hash_workers: usize,
     /// Password hashes allowed to wait.
     pub hash_queue_max: usize,
+    /// Game messages per connection (`crate::proxy` `[proxy-4]`).
+    pub game_rate: Rate,
 }
 
 impl Default for GatewayConfig {
@@ -55,11 +57,13 @@ impl Default for GatewayConfig {
             global: Rate { per_s: 100.0, burst: 200.0 },
             hash_workers: std::thread::available_parallelism().map_or(2, usize::from),
             hash_queue_max: 64,
+            game_rate: GAME_RATE,
         }
     }
 }
 
 struct Shared {
+    game_rate: Rate,
     accounts: Accounts,
     upstreams: Arc<Upstreams>,
     /// Where new players go (until the world server routes them).
@@ -161,7 +165,7 @@ async fn authenticate(
 /// Forwards a client's datagrams to its player's zone, rate limited (`crate::proxy`).
 fn proxy_datagrams(shared: Arc<Shared>, player: u64, mut datagrams: DatagramRx) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut bucket = TokenBucket::new(GAME_RATE, shared.now_s());
+        let mut bucket = TokenBucket::new(shared.game_rate, shared.now_s());
         while let Ok(message) = datagrams.recv().await {
             if !bucket.allow(shared.now_s()) {
                 metrics::counter!(RATE_DROPPED_METRIC).increment(1);
@@ -272,6 +276,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let shared = Arc::new(Shared {
+        game_rate: cfg.game_rate,
         accounts,
         upstreams,
         zone,

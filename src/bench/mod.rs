@@ -3,6 +3,7 @@
 
 mod baseline;
 pub mod login;
+pub mod proxy;
 pub mod sim;
 pub mod store;
 pub mod transport;
@@ -23,6 +24,8 @@ pub enum BenchCommand {
     Transport(transport::BenchTransportArgs),
     /// Login latency at a fixed rate (argon2id with OWASP parameters, the real store).
     Login(login::BenchLoginArgs),
+    /// A player's round trip through the gateway against direct to the zone, side by side.
+    Proxy(proxy::BenchProxyArgs),
     /// The zone core's tick with N scripted players and perfect clients, no network.
     Zone(zone::BenchZoneArgs),
 }
@@ -35,5 +38,6 @@ pub fn run(cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result
         BenchCommand::Transport(args) => transport::bench_transport(args),
         BenchCommand::Zone(args) => zone::bench_zone(cfg, args),
         BenchCommand::Login(args) => login::bench_login(args),
+        BenchCommand::Proxy(args) => proxy::bench_proxy(args),
     }
 }
