@@ -9,6 +9,10 @@
 //! - `[link-2]` when a link ends, every player it attached leaves;
 //! - `[link-3]` only inputs, acks, pings and chat are taken from players; anything else is
 //!   ignored (counted).
+//! - `[link-4]` a player attached again while still in the zone (a gateway restarted before
+//!   its old link timed out, or a new session) is taken over by the newer connection: the
+//!   character stays as it is, its snapshots and events go to the new connection, and the old
+//!   connection's departure no longer removes it.
 
 use crate::persist::{PlayerState, load_player};
 use pwn_net::{Conn, ConnError, ConnTx};
@@ -24,8 +28,8 @@ pub const IGNORED_METRIC: &str = "pwn_zone_ignored_messages_total";
 
 /// What connections hand the tick.
 pub(crate) enum ToZone {
-    Joined { player: EntityId, sink: Sink, events: mpsc::Sender<GameEvent>, saved: Option<PlayerState> },
-    Left { player: EntityId },
+    Joined { player: EntityId, sink: Sink, events: mpsc::Sender<GameEvent>, saved: Option<PlayerState>, link: u64 },
+    Left { player: EntityId, link: u64 },
     Message { player: EntityId, message: Message },
 }
 
@@ -79,10 +83,11 @@ fn join(
     player: EntityId,
     sink: Sink,
     saved: Option<PlayerState>,
+    link: u64,
     inbox: &mpsc::Sender<ToZone>,
 ) -> tokio::task::JoinHandle<()> {
     let (events_tx, mut events_rx) = mpsc::channel::<GameEvent>(EVENTS_QUEUE_MAX);
-    forward(inbox, ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved });
+    forward(inbox, ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved, link });
     tokio::spawn(async move {
         while let Some(e) = events_rx.recv().await {
             if sink.send(&Message::Event(e)).await.is_err() {
@@ -108,7 +113,8 @@ fn on_datagram(player: EntityId, message: Message, sink: &Sink, inbox: &mpsc::Se
 pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Sender<ToZone>) {
     let Conn { tx, mut rx, mut datagrams, .. } = conn;
     let sink = Sink::Direct(tx);
-    let writer = join(player, sink.clone(), None, &inbox);
+    let link = next_link();
+    let writer = join(player, sink.clone(), None, link, &inbox);
     let datagram_inbox = inbox.clone();
     let datagram_sink = sink.clone();
     let datagram_reader = tokio::spawn(async move {
@@ -124,13 +130,21 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
     datagram_reader.abort();
     writer.abort();
     // Leaving must not be lost to a full inbox, or the character would stay forever.
-    let _ = inbox.send(ToZone::Left { player }).await;
+    let _ = inbox.send(ToZone::Left { player, link }).await;
+}
+
+/// A number for each connection, so a player's departure from an old connection never
+/// removes the player from a newer one (`[link-4]`).
+fn next_link() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A gateway link and the players it attaches (`[link-1]`, `[link-2]`).
 pub(crate) async fn serve_gateway(conn: Conn, inbox: mpsc::Sender<ToZone>, store: Option<pwn_store::Store>) {
     let Conn { tx, mut rx, mut datagrams, peer, .. } = conn;
-    tracing::info!(remote = %peer.remote, "gateway linked");
+    let link = next_link();
+    tracing::info!(remote = %peer.remote, link, "gateway linked");
     let datagram_inbox = inbox.clone();
     let datagram_link = tx.clone();
     let datagram_reader = tokio::spawn(async move {
@@ -164,12 +178,12 @@ pub(crate) async fn serve_gateway(conn: Conn, inbox: mpsc::Sender<ToZone>, store
                     }
                     None => None,
                 };
-                writers.insert(a.player, join(EntityId(a.player), sink, saved, &inbox));
+                writers.insert(a.player, join(EntityId(a.player), sink, saved, link, &inbox));
             }
             Message::Detach(d) => {
                 if let Some(w) = writers.remove(&d.player) {
                     w.abort();
-                    let _ = inbox.send(ToZone::Left { player: EntityId(d.player) }).await;
+                    let _ = inbox.send(ToZone::Left { player: EntityId(d.player), link }).await;
                 }
             }
             Message::Routed(r) if writers.contains_key(&r.player) => match decode_datagram(&r.payload) {
@@ -185,6 +199,6 @@ pub(crate) async fn serve_gateway(conn: Conn, inbox: mpsc::Sender<ToZone>, store
     tracing::info!(remote = %peer.remote, players = writers.len(), "gateway link ended");
     for (player, w) in writers {
         w.abort();
-        let _ = inbox.send(ToZone::Left { player: EntityId(player) }).await;
+        let _ = inbox.send(ToZone::Left { player: EntityId(player), link }).await;
     }
 }

@@ -202,7 +202,8 @@ pub async fn run(
     let period = zone.sim().config().dt_s();
     let mut interval = tokio::time::interval(Duration::from_secs_f32(period));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut players: HashMap<EntityId, (Sink, mpsc::Sender<GameEvent>)> = HashMap::new();
+    // Each player's sink, event queue, and the connection it came on (`[link-4]`).
+    let mut players: HashMap<EntityId, (Sink, mpsc::Sender<GameEvent>, u64)> = HashMap::new();
     // Bytes sent to each player (snapshots and pongs are counted where they are encoded).
     let mut bytes_sent: HashMap<EntityId, u64> = HashMap::new();
     let ticks_per_s = (1.0 / period).round().max(1.0) as u64;
@@ -216,14 +217,21 @@ pub async fn run(
         for _ in 0..INBOX_PER_TICK_MAX {
             let Ok(msg) = inbox.try_recv() else { break };
             match msg {
-                ToZone::Joined { player, sink, events, saved } => {
+                ToZone::Joined { player, sink, events, saved, link } => {
+                    if let Some(entry) = players.get_mut(&player) {
+                        // `[link-4]`: a newer connection takes the player over as it is.
+                        tracing::info!(player = %player, "player taken over by a newer connection");
+                        *entry = (sink, events, link);
+                        zone.announce(player);
+                        continue;
+                    }
                     match zone.join_at(player, saved.and_then(|s| s.character(zone.sim().config()))) {
                         Ok(()) => {
                             tracing::debug!(player = %player, "placed in the world");
                             if matches!(sink, Sink::Routed { .. }) {
                                 persistent.insert(player);
                             }
-                            players.insert(player, (sink, events));
+                            players.insert(player, (sink, events, link));
                         }
                         Err(e) => {
                             tracing::warn!(player = %player, error = %e, "cannot place player");
@@ -231,7 +239,10 @@ pub async fn run(
                         }
                     }
                 }
-                ToZone::Left { player } => {
+                ToZone::Left { player, link } => {
+                    if players.get(&player).is_none_or(|(_, _, l)| *l != link) {
+                        continue;
+                    }
                     let last = zone.leave(player);
                     if persistent.remove(&player)
                         && let Some(c) = last
@@ -265,7 +276,7 @@ pub async fn run(
         metrics::counter!(metric::INPUTS_MISSING).increment(u64::from(out.inputs_missed));
         stats.inputs_missed.fetch_add(u64::from(out.inputs_missed), Ordering::Relaxed);
         for (player, snapshot) in out.snapshots {
-            if let Some((sink, _)) = players.get(&player) {
+            if let Some((sink, _, _)) = players.get(&player) {
                 metrics::counter!(metric::SNAPSHOT_BYTES).increment(snapshot.updates.len() as u64);
                 // Snapshots fit a datagram by construction (budget cap, bounded removals). A send
                 // can still fail on a closing connection; the player's task reports the end.
@@ -275,7 +286,7 @@ pub async fn run(
             }
         }
         for (player, event) in out.events {
-            if let Some((_, events)) = players.get(&player)
+            if let Some((_, events, _)) = players.get(&player)
                 && events.try_send(event).is_err()
             {
                 metrics::counter!(metric::EVENTS_DROPPED).increment(1);
@@ -313,7 +324,7 @@ pub async fn run(
         drop(departure_tx);
         let _ = persister.await;
     }
-    for (sink, _) in players.values() {
+    for (sink, _, _) in players.values() {
         sink.refuse(RefuseCode::Unavailable, "the zone is shutting down").await;
     }
 }

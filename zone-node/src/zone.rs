@@ -153,6 +153,21 @@ impl Zone {
         Ok(())
     }
 
+    /// Tells a player where it is again (a newer connection took it over): its `Joined` goes
+    /// out with the next tick's events, and its snapshots start over from a full one.
+    pub fn announce(&mut self, player: EntityId) {
+        if let Some(p) = self.players.get_mut(&player) {
+            p.snapshots = ClientSnapshots::new(self.sim.config().tick_hz);
+            // The new connection numbers its inputs from the start again.
+            p.inputs = InputBuffer::new();
+            if let Some(mut state) = self.sim.save_predicted(player) {
+                state.character.last_seq = None;
+                self.sim.restore_predicted(&state);
+            }
+            self.pending_events.push((player, GameEvent::Joined { entity: player.0, tick: self.sim.tick().0 }));
+        }
+    }
+
     /// Removes a player and its character; returns the character's last state.
     pub fn leave(&mut self, player: EntityId) -> Option<pwn_sim::CharacterState> {
         self.players.remove(&player);
