@@ -266,3 +266,69 @@ async fn log_out_log_in_same_place_and_health() {
     );
     assert_eq!(after.health, before.health);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_logins_does_not_stop_a_player() {
+    use pwn_client::{Client, Intent, JoinOptions, Login};
+    // As if the flood came from many addresses: only the global limit and the hashing pool
+    // stand in its way.
+    let cfg = GatewayConfig {
+        per_address: Rate { per_s: 1e6, burst: 1e6 },
+        global: Rate { per_s: 200.0, burst: 200.0 },
+        hash_workers: 1,
+        hash_queue_max: 4,
+        ..GatewayConfig::default()
+    };
+    let f = start(cfg).await;
+    let options = JoinOptions { login: Some(Login::Register(creds("player", PW))), ..JoinOptions::default() };
+    let mut client =
+        Client::connect(&f.client, f.addr, "localhost", world(-50.0), pwn_sim::SimConfig::default(), "t", &options)
+            .await
+            .unwrap();
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut flooders = Vec::new();
+    for i in 0..8 {
+        let mut c = f.connect().await;
+        let flooding = flooding.clone();
+        flooders.push(tokio::spawn(async move {
+            let (mut limited, mut refused) = (0u32, 0u32);
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                match error_of(&ask(&mut c, Message::Login(creds(&format!("victim{i}"), "guessing a password"))).await)
+                    .0
+                {
+                    AuthError::RateLimited => limited += 1,
+                    _ => refused += 1,
+                }
+            }
+            (limited, refused)
+        }));
+    }
+    let run = Intent { move_z: 1.0, buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN), ..Intent::default() };
+    let dt = 1.0 / 30.0;
+    let started = std::time::Instant::now();
+    let before = client.counters().snapshots;
+    for _ in 0..90 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        client.update(dt, &run);
+    }
+    let played_s = started.elapsed().as_secs_f64();
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (mut limited, mut refused) = (0u32, 0u32);
+    for fl in flooders {
+        let (l, r) = fl.await.unwrap();
+        limited += l;
+        refused += r;
+    }
+    let attempts_per_s = f64::from(limited + refused) / played_s;
+    assert!(attempts_per_s > 100.0, "not a flood: {attempts_per_s:.0} attempts/s");
+    assert!(limited > refused, "most of the flood was turned away before hashing: {limited} limited, {refused} hashed");
+    let c = client.counters();
+    assert!(client.ended().is_none());
+    // The player kept getting its 30 snapshots a second, and its inputs kept being applied.
+    assert!(c.snapshots - before > 60, "{} snapshots in {played_s:.1} s", c.snapshots - before);
+    assert!(c.input_ack_ticks.count() > 30, "{:?}", c.input_ack_ticks);
+    eprintln!(
+        "flood: {attempts_per_s:.0} attempts/s ({limited} rate limited, {refused} hashed); player: input ack p99 {:.2} ticks",
+        c.input_ack_ticks.quantile(0.99)
+    );
+}
