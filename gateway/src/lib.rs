@@ -7,14 +7,14 @@
 //! - [`limits`]: token buckets per source address and global, on authentication attempts.
 //! - [`pool`]: the bounded pool password hashing runs on, so a flood of logins can exhaust
 //!   neither memory nor the threads that carry game traffic.
-//!
 //! - [`server`]: authentication over the game connection (register, login, resume, logout),
 //!   rate limited, one session per account and per connection.
-//!
 //! - [`proxy`]: links to zone nodes, players multiplexed over them, switching a player's zone
 //!   under the same client connection.
 //!
-//! Not yet (issue 6 continues): persistent player state, routing by the world server.
+//! Players' state is saved by the zone holding them (`pwn_zone_node::persist`). Not yet:
+//! routing players by the world server (every player goes to the one configured zone), mutual
+//! TLS between gateway and zones.
 
 pub mod accounts;
 pub mod limits;

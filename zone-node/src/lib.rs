@@ -4,7 +4,8 @@
 //! - [`input_buffer`]: per-player input reception (redundant, duplicated, reordered, late and
 //!   lost datagrams) and the one-input-per-tick release policy.
 //! - [`interest`]: which entities a player can see (an R-tree rebuilt each tick).
-//! - [`persist`]: checkpoints of the zone's crates, fenced by the cell lease, and loading them.
+//! - [`persist`]: checkpoints of the zone's crates and of its players who came through a
+//!   gateway, fenced by the cell lease; loading them.
 //! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
 //!   a byte budget, packed deltas against the client's acknowledged view.
 //! - [`zone`]: the zone core: simulation plus players, advanced one tick at a time (no IO).
@@ -12,8 +13,7 @@
 //!   snapshots as datagrams and events on the control stream, never waiting on the network.
 //! - [`links`]: the connections the shell serves: players connected directly (development,
 //!   tests) and gateway links carrying many players (`Attach`, `Detach`, `Routed`).
-//!
-//! Not yet: persistence of players (with the gateway).
+
 
 pub mod input_buffer;
 pub mod interest;
