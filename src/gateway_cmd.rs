@@ -69,7 +69,7 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
         let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
         let addr = net.local_addr()?;
         let upstream = NetClient::new(SocketAddr::from(([127, 0, 0, 1], 0)), &ca, &TransportConfig::default())?;
-        let upstreams = Arc::new(Upstreams::new(upstream, digest));
+        let upstreams = Arc::new(Upstreams::new(upstream, digest, pwn_net::tls::service_key(&args.data)?));
         println!("pwn gateway listening on {addr} (clients trust {})", args.data.join(pwn_net::tls::DEV_CA_CERT).display());
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

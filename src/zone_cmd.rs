@@ -102,7 +102,9 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
             tracing::info!("shutting down");
         };
         let direct = (!args.gateway_only).then_some(1);
-        run(net, Zone::new(sim, ZoneConfig::default()), direct, Some(persistence), stats, shutdown).await;
+        let service_key = pwn_net::tls::service_key(&args.data)?;
+        run(net, Zone::new(sim, ZoneConfig::default()), direct, Some(service_key), Some(persistence), stats, shutdown)
+            .await;
         anyhow::Ok(())
     })
 }

@@ -43,6 +43,7 @@ type Routes = Arc<Mutex<HashMap<u64, Route>>>;
 pub struct Upstreams {
     net: NetClient,
     hello: ClientHello,
+    service_key: [u8; 32],
     links: tokio::sync::Mutex<HashMap<SocketAddr, ConnTx>>,
     routes: Routes,
 }
@@ -54,10 +55,12 @@ impl std::fmt::Debug for Upstreams {
 }
 
 impl Upstreams {
-    /// Links made with `net` (which trusts the zones' certificates), announcing `sim_digest`.
-    pub fn new(net: NetClient, sim_digest: u64) -> Self {
+    /// Links made with `net` (which trusts the zones' certificates), announcing `sim_digest`
+    /// and proving `service_key` (`pwn_net::tls::service_key`).
+    pub fn new(net: NetClient, sim_digest: u64, service_key: [u8; 32]) -> Self {
         Self {
             net,
+            service_key,
             hello: ClientHello::new(PeerRole::Gateway, sim_digest, concat!("pwn-gateway/", env!("CARGO_PKG_VERSION"))),
             links: tokio::sync::Mutex::new(HashMap::new()),
             routes: Arc::new(Mutex::new(HashMap::new())),
@@ -77,6 +80,7 @@ impl Upstreams {
         }
         let conn = self.net.connect(zone, "localhost", &self.hello).await?;
         let pwn_net::Conn { tx, mut rx, mut datagrams, .. } = conn;
+        tx.send(&Message::ServiceAuth(pwn_proto::ServiceAuth { key: self.service_key })).await?;
         let routes = self.routes.clone();
         tokio::spawn(async move {
             while let Ok(Message::Routed(r)) = datagrams.recv().await {

@@ -39,6 +39,7 @@ fn world(x: f32) -> pwn_sim::WorldDesc {
 async fn start(cfg: GatewayConfig) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = pwn_store::Store::new(Arc::new(pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap()));
+    let key = pwn_net::tls::service_key(dir.path()).unwrap();
     let cell = pwn_store::keys::CellKey::ROOT;
     let lease = pwn_zone_node::persist::acquire_lease(&store, cell, 1).unwrap();
     let mut persistence =
@@ -55,13 +56,13 @@ async fn start(cfg: GatewayConfig) -> Fixture {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);
         let stats = Arc::new(pwn_zone_node::server::ZoneStats::default());
-        tokio::spawn(pwn_zone_node::server::run(net, zone, None, persistence.take(), stats, async {
+        tokio::spawn(pwn_zone_node::server::run(net, zone, None, Some(key), persistence.take(), stats, async {
             let _ = stopped.await;
         }));
     }
     let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
     let upstream_net = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
-    let upstreams = Arc::new(Upstreams::new(upstream_net, identity().sim_digest));
+    let upstreams = Arc::new(Upstreams::new(upstream_net, identity().sim_digest, key));
     let net = NetServer::bind("127.0.0.1:0".parse().unwrap(), &cert, &TransportConfig::default(), identity()).unwrap();
     let addr = net.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -331,4 +332,21 @@ async fn a_flood_of_bad_logins_does_not_stop_a_player() {
         "flood: {attempts_per_s:.0} attempts/s ({limited} rate limited, {refused} hashed); player: input ack p99 {:.2} ticks",
         c.input_ack_ticks.quantile(0.99)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_refuses_gateway_links_without_the_service_key() {
+    let f = start(GatewayConfig::default()).await;
+    let hello = ClientHello::new(PeerRole::Gateway, identity().sim_digest, "impostor");
+    for first in [
+        Message::ServiceAuth(pwn_proto::ServiceAuth { key: [0; 32] }),
+        Message::Attach(pwn_proto::Attach { player: 1 }),
+    ] {
+        let mut link = f.client.connect(f.zones[0], "localhost", &hello).await.unwrap();
+        link.tx.send(&first).await.unwrap();
+        let _ = link.tx.send(&Message::Attach(pwn_proto::Attach { player: 1 })).await;
+        let answer = tokio::time::timeout(WAIT, link.rx.recv()).await.expect("no answer");
+        assert!(matches!(answer, Ok(Some(Message::Refused(_))) | Ok(None) | Err(_)), "{answer:?}");
+        assert!(!matches!(answer, Ok(Some(Message::Routed(_)))), "an impostor was given a player");
+    }
 }

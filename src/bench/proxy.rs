@@ -76,6 +76,7 @@ pub fn bench_proxy(args: &BenchProxyArgs) -> anyhow::Result<()> {
     let identity = ServiceIdentity { sim_digest: digest, tick_hz: cfg.tick_hz as u16 };
     let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: dir.path().to_path_buf() })?;
     let ca = pwn_net::tls::dev_ca_cert(dir.path())?;
+    let key = pwn_net::tls::service_key(dir.path())?;
     let store = pwn_store::Store::new(Arc::new(pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite"))?));
 
     let zone_rt = role_runtime()?;
@@ -88,7 +89,15 @@ pub fn bench_proxy(args: &BenchProxyArgs) -> anyhow::Result<()> {
         let zone = pwn_zone_node::zone::Zone::new(sim, pwn_zone_node::zone::ZoneConfig::default());
         let stats = Arc::new(pwn_zone_node::server::ZoneStats::default());
         // Direct players get ids far from the accounts' (which count from 1).
-        tokio::spawn(pwn_zone_node::server::run(net, zone, Some(1 << 40), None, stats, std::future::pending()));
+        tokio::spawn(pwn_zone_node::server::run(
+            net,
+            zone,
+            Some(1 << 40),
+            Some(key),
+            None,
+            stats,
+            std::future::pending(),
+        ));
         anyhow::Ok(addr)
     })?;
     let gateway_rt = role_runtime()?;
@@ -96,7 +105,7 @@ pub fn bench_proxy(args: &BenchProxyArgs) -> anyhow::Result<()> {
         let net = NetServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), &cert, &TransportConfig::default(), identity)?;
         let addr = net.local_addr()?;
         let upstream = NetClient::new(SocketAddr::from(([127, 0, 0, 1], 0)), &ca, &TransportConfig::default())?;
-        let upstreams = Arc::new(Upstreams::new(upstream, digest));
+        let upstreams = Arc::new(Upstreams::new(upstream, digest, key));
         let accounts = Accounts::new(store, 3_600);
         tokio::spawn(pwn_gateway::server::run(
             net,

@@ -14,7 +14,6 @@
 //! - [`links`]: the connections the shell serves: players connected directly (development,
 //!   tests) and gateway links carrying many players (`Attach`, `Detach`, `Routed`).
 
-
 pub mod input_buffer;
 pub mod interest;
 pub mod links;

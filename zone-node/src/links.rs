@@ -9,6 +9,8 @@
 //! - `[link-2]` when a link ends, every player it attached leaves;
 //! - `[link-3]` only inputs, acks, pings and chat are taken from players; anything else is
 //!   ignored (counted).
+//! - `[link-5]` a gateway link is refused unless its first message is `ServiceAuth` with the
+//!   deployment's service key (a zone without one refuses every gateway link);
 //! - `[link-4]` a player attached again while still in the zone (a gateway restarted before
 //!   its old link timed out, or a new session) is taken over by the newer connection: the
 //!   character stays as it is, its snapshots and events go to the new connection, and the old
@@ -133,6 +135,14 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
     let _ = inbox.send(ToZone::Left { player, link }).await;
 }
 
+/// How long a gateway link may take to prove the service key.
+const SERVICE_AUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Compares keys in time independent of where they differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A number for each connection, so a player's departure from an old connection never
 /// removes the player from a newer one (`[link-4]`).
 fn next_link() -> u64 {
@@ -141,8 +151,27 @@ fn next_link() -> u64 {
 }
 
 /// A gateway link and the players it attaches (`[link-1]`, `[link-2]`).
-pub(crate) async fn serve_gateway(conn: Conn, inbox: mpsc::Sender<ToZone>, store: Option<pwn_store::Store>) {
+pub(crate) async fn serve_gateway(
+    conn: Conn,
+    inbox: mpsc::Sender<ToZone>,
+    store: Option<pwn_store::Store>,
+    service_key: Option<[u8; 32]>,
+) {
     let Conn { tx, mut rx, mut datagrams, peer, .. } = conn;
+    // `[link-5]`: the link's first message proves it is one of our services.
+    let proof = match tokio::time::timeout(SERVICE_AUTH_TIMEOUT, rx.recv()).await {
+        Ok(Ok(Some(Message::ServiceAuth(a)))) => Some(a.key),
+        _ => None,
+    };
+    let proven = match (proof, service_key) {
+        (Some(given), Some(expected)) => constant_time_eq(&given, &expected),
+        _ => false,
+    };
+    if !proven {
+        tracing::warn!(remote = %peer.remote, "refused a gateway link without the service key");
+        tx.refuse(pwn_proto::RefuseCode::ProtocolViolation, "gateway links must prove the service key".into()).await;
+        return;
+    }
     let link = next_link();
     tracing::info!(remote = %peer.remote, link, "gateway linked");
     let datagram_inbox = inbox.clone();

@@ -156,12 +156,13 @@ fn player_states(zone: &Zone, persistent: &std::collections::HashSet<EntityId>) 
 }
 
 /// Runs a zone node on `net` until `shutdown` completes. Gateways link with the `Gateway`
-/// role and attach their players by id; with `direct_players` set, players may also connect
+/// role, prove `service_key` (without one, none can link), and attach their players by id; with `direct_players` set, players may also connect
 /// directly (development, tests, load tests without a gateway) and get ids counting up from it.
 pub async fn run(
     mut net: NetServer,
     mut zone: Zone,
     direct_players: Option<u64>,
+    service_key: Option<[u8; 32]>,
     persistence: Option<Persistence>,
     stats: Arc<ZoneStats>,
     shutdown: impl Future<Output = ()>,
@@ -184,7 +185,9 @@ pub async fn run(
             let store = store.clone();
             tokio::spawn(async move {
                 match incoming.handshake().await {
-                    Ok(conn) if conn.peer.role == PeerRole::Gateway => serve_gateway(conn, inbox, store).await,
+                    Ok(conn) if conn.peer.role == PeerRole::Gateway => {
+                        serve_gateway(conn, inbox, store, service_key).await
+                    }
                     Ok(conn) if direct_players.is_none() => {
                         conn.tx.refuse(RefuseCode::Unavailable, "players connect through a gateway".into()).await;
                     }

@@ -71,6 +71,35 @@ pub fn dev_ca_cert(dir: &Path) -> Result<String, TlsError> {
     read(&dir.join(DEV_CA_CERT))
 }
 
+/// The file holding the key services on one machine prove to each other (gateway to zone).
+pub const SERVICE_KEY: &str = "service.key";
+
+/// The services' shared key in `dir`, generated (readable by the owner only) if missing. A
+/// gateway proves it to a zone node inside TLS, so only the real zone ever sees it.
+pub fn service_key(dir: &Path) -> Result<[u8; 32], TlsError> {
+    let path = dir.join(SERVICE_KEY);
+    if !path.exists() {
+        std::fs::create_dir_all(dir).map_err(|source| TlsError::Io { path: dir.to_path_buf(), source })?;
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)
+            .map_err(|e| TlsError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        write(&path, &hex)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| TlsError::Io { path: path.clone(), source })?;
+    }
+    let text = read(&path)?;
+    let bytes: Vec<u8> = (0..text.trim().len())
+        .step_by(2)
+        .filter_map(|i| text.trim().get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    bytes.try_into().map_err(|_| TlsError::Io {
+        path: path.clone(),
+        source: std::io::Error::other("a service key is 64 hexadecimal digits"),
+    })
+}
+
 /// Creates the development CA and server certificate in `dir` unless they exist.
 pub fn ensure_dev_ca(dir: &Path) -> Result<(), TlsError> {
     let files = [DEV_CA_CERT, DEV_CA_KEY, DEV_SERVER_CERT, DEV_SERVER_KEY].map(|f| dir.join(f));

@@ -120,6 +120,7 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         50..=52 => FRAME_SIZE_MAX,                       // RPC
         60 | 61 => 1 + 8,                                // Attach, Detach
         62 => 16 + DATAGRAM_SIZE_MAX,                    // Routed
+        63 => 1 + 32,                                    // ServiceAuth
         _ => return None,
     })
 }

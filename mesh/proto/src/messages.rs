@@ -379,6 +379,20 @@ pub struct Routed {
     pub payload: Vec<u8>,
 }
 
+/// A gateway's proof, first on its link, that it is one of the deployment's services (the
+/// shared service key; sent inside TLS, to a zone the TLS handshake authenticated).
+#[derive(Readable, Writable, Clone, PartialEq, Eq)]
+pub struct ServiceAuth {
+    /// The key.
+    pub key: [u8; 32],
+}
+
+impl std::fmt::Debug for ServiceAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceAuth(<redacted>)")
+    }
+}
+
 /// Every message. The speedy tag (first byte) names the kind.
 #[derive(Readable, Writable, Clone, Debug, PartialEq)]
 #[speedy(tag_type = u8)]
@@ -449,4 +463,7 @@ pub enum Message {
     /// One player's message between gateway and zone (stream or datagram).
     #[speedy(tag = 62)]
     Routed(Routed),
+    /// A gateway proves it is a service (stream, first on a link).
+    #[speedy(tag = 63)]
+    ServiceAuth(ServiceAuth),
 }
