@@ -31,6 +31,9 @@ pub struct GatewayArgs {
     /// Serve Prometheus metrics over HTTP at this address (`/metrics`).
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// How long a session lasts, seconds (a client resumes with its token until then).
+    #[arg(long, default_value_t = crate::user_cmd::SESSION_TTL_S, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    session_ttl_s: u64,
     /// Authentication attempts allowed per second from one address (a burst of five times as
     /// many). Raise it for load tests, whose bots all come from one address.
     #[arg(long, default_value_t = 2.0)]
@@ -56,7 +59,7 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
     } else {
         crate::kv::open_configured(cfg, None)?
     };
-    let accounts = Accounts::new(store, crate::user_cmd::SESSION_TTL_S);
+    let accounts = Accounts::new(store, args.session_ttl_s);
     let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: args.data.clone() })?;
     let ca = pwn_net::tls::dev_ca_cert(&args.data)?;
     let digest = pwn_sim::build_digest(&cfg.sim);
