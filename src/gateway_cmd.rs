@@ -73,15 +73,11 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
         let addr = net.local_addr()?;
         let upstream = NetClient::new(SocketAddr::from(([127, 0, 0, 1], 0)), &ca, &TransportConfig::default())?;
         let upstreams = Arc::new(Upstreams::new(upstream, digest, pwn_net::tls::service_key(&args.data)?));
-        println!("pwn gateway listening on {addr} (clients trust {})", args.data.join(pwn_net::tls::DEV_CA_CERT).display());
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            tracing::info!("shutting down");
-        };
+        println!(
+            "pwn gateway listening on {addr} (clients trust {})",
+            args.data.join(pwn_net::tls::DEV_CA_CERT).display()
+        );
+        let shutdown = crate::up::ctrl_c_or_sigterm();
         let limits = GatewayConfig {
             per_address: Rate { per_s: args.auth_per_address_per_s, burst: 5.0 * args.auth_per_address_per_s },
             global: Rate { per_s: args.auth_global_per_s, burst: 2.0 * args.auth_global_per_s },

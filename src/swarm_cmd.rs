@@ -216,12 +216,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     });
     eprintln!("pwn demo: zone node (pid {}) on {addr}; {} bots for {:.0} s", zone.pid(), args.bots, args.duration);
     let world = cfg.world(None)?;
-    let bounds = [
-        world.origin_m[0],
-        world.origin_m[1],
-        world.origin_m[0] + world.size_m[0],
-        world.origin_m[1] + world.size_m[1],
-    ];
+    let bounds = world.xz_bounds();
     let ca_pem = pwn_net::tls::dev_ca_cert(&data)?;
     let outcome = swarm(SwarmConfig {
         addr,

@@ -72,6 +72,23 @@ impl Role {
     }
 }
 
+/// Completes on Ctrl-C or SIGTERM: how every long-running role is stopped.
+pub async fn ctrl_c_or_sigterm() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        } => {}
+    }
+    tracing::info!("shutting down");
+}
+
 /// Starts `pwn ROLE ...` with its stdout piped; returns it and the address its first line
 /// names (`pwn zone listening on ADDR ...`), and keeps draining its stdout.
 fn start_role(

@@ -74,7 +74,10 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
         }
         let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
         let addr = net.local_addr()?;
-        println!("pwn zone listening on {addr} (clients trust {})", args.data.join(pwn_net::tls::DEV_CA_CERT).display());
+        println!(
+            "pwn zone listening on {addr} (clients trust {})",
+            args.data.join(pwn_net::tls::DEV_CA_CERT).display()
+        );
         let stats = Arc::new(ZoneStats::default());
         if args.stats {
             let stats = stats.clone();
@@ -93,14 +96,7 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
                 }
             });
         }
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            tracing::info!("shutting down");
-        };
+        let shutdown = crate::up::ctrl_c_or_sigterm();
         let direct = (!args.gateway_only).then_some(1);
         let service_key = pwn_net::tls::service_key(&args.data)?;
         run(net, Zone::new(sim, ZoneConfig::default()), direct, Some(service_key), Some(persistence), stats, shutdown)

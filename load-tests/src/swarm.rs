@@ -87,10 +87,6 @@ pub struct BotResult {
     pub error_m_per_s: Vec<f32>,
 }
 
-fn xz_bounds(w: &WorldDesc) -> [f32; 4] {
-    [w.origin_m[0], w.origin_m[1], w.origin_m[0] + w.size_m[0], w.origin_m[1] + w.size_m[1]]
-}
-
 async fn run_bot(
     index: usize,
     net: Arc<NetClient>,
@@ -154,7 +150,7 @@ async fn run_bot(
     client.set_headless(true);
     progress.playing.fetch_add(1, Ordering::Relaxed);
     let mut mover =
-        Mover::new(cfg.scenario, cfg.seed ^ (index as u64) << 20, xz_bounds(&cfg.world), &cfg.world.spawn_points);
+        Mover::new(cfg.scenario, cfg.seed ^ (index as u64) << 20, cfg.world.xz_bounds(), &cfg.world.spawn_points);
     let tick = Duration::from_secs_f32(cfg.sim.dt_s());
     let mut every = tokio::time::interval(tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

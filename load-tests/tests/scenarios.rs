@@ -15,12 +15,7 @@ fn run(scenario: Scenario, seed: u64, ticks: u32) -> (f32, u64, Vec<f32>) {
     let me = EntityId(1);
     zone.join(me).unwrap();
     let mut core = GameClient::new(world.clone(), cfg.clone(), me);
-    let bounds = [
-        world.origin_m[0],
-        world.origin_m[1],
-        world.origin_m[0] + world.size_m[0],
-        world.origin_m[1] + world.size_m[1],
-    ];
+    let bounds = world.xz_bounds();
     let mut mover = Mover::new(scenario, seed, bounds, &world.spawn_points);
     let mut frame = Frame::default();
     let dt = cfg.dt_s();

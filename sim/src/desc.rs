@@ -121,6 +121,11 @@ impl WorldDesc {
         Self::from_toml(&text)
     }
 
+    /// The world's bounds on the ground plane: `[min_x, min_z, max_x, max_z]`.
+    pub fn xz_bounds(&self) -> [f32; 4] {
+        [self.origin_m[0], self.origin_m[1], self.origin_m[0] + self.size_m[0], self.origin_m[1] + self.size_m[1]]
+    }
+
     /// Whether an XZ point lies inside the world bounds.
     pub fn contains_xz(&self, x: f32, z: f32) -> bool {
         x >= self.origin_m[0]

@@ -36,12 +36,7 @@ pub struct BenchZoneArgs {
 /// Runs the benchmark.
 pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
     let world = cfg.world(None)?;
-    let bounds = [
-        world.origin_m[0],
-        world.origin_m[1],
-        world.origin_m[0] + world.size_m[0],
-        world.origin_m[1] + world.size_m[1],
-    ];
+    let bounds = world.xz_bounds();
     let mut zone = Zone::new(Sim::new(world.clone(), cfg.sim.clone(), 1)?, ZoneConfig::default());
     let players: Vec<EntityId> = (1..=u64::from(args.players)).map(EntityId).collect();
     let mut movers: Vec<Mover> =
