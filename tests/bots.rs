@@ -38,7 +38,8 @@ fn twenty_bots_play_in_a_local_world_without_disconnects() {
     let slow_summary: serde_json::Value = serde_json::from_str(slow_out.lines().last().unwrap()).unwrap();
     assert_eq!(slow_summary["disconnects"], 0, "{slow_summary}");
     let rtt = slow_summary["rtt_ms_mean"].as_f64().unwrap();
-    assert!((95.0..200.0).contains(&rtt), "round trip over a 50 ms link: {rtt} ms");
+    // At least the link's 2 x 50 ms (an upper bound would be a timing assertion).
+    assert!(rtt >= 95.0, "round trip over a 50 ms link: {rtt} ms");
     let stdout = String::from_utf8_lossy(&bots.stdout);
     assert!(bots.status.success(), "pwn bots failed: {}\n{}", stdout, String::from_utf8_lossy(&bots.stderr));
     let last = stdout.lines().last().unwrap();

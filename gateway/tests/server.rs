@@ -250,7 +250,6 @@ async fn log_out_log_in_same_place_and_health() {
     assert!(before.position_m.z > 5.0, "ran forward: {:?}", before.position_m);
     client.logout().await;
     drop(client);
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut again = play(Login::Login(creds("keeper", PW))).await;
     let mut after = None;

@@ -175,6 +175,10 @@ pub async fn run(
         persistence.map(|p| tokio::spawn(persist_loop(p, SimBounds::of(zone.sim()), checkpoint_rx, departure_rx)));
     // Players who came through a gateway: the ones saved and restored (`[persist-4]`).
     let mut persistent: std::collections::HashSet<EntityId> = std::collections::HashSet::new();
+    // The last state of players who left, newest last: a player back before its departure
+    // reached the store (the link read the store already) is placed from here, never from an
+    // older checkpoint. Bounded like the departures queue.
+    let mut departed: std::collections::VecDeque<PlayerState> = std::collections::VecDeque::new();
     let (inbox_tx, mut inbox) = mpsc::channel::<ToZone>(INBOX_MAX);
     let next_id = Arc::new(AtomicU64::new(direct_players.unwrap_or(0)));
     let accept_inbox = inbox_tx.clone();
@@ -228,6 +232,8 @@ pub async fn run(
                         zone.announce(player);
                         continue;
                     }
+                    let recent = departed.iter().rposition(|d| d.id == player).and_then(|i| departed.remove(i));
+                    let saved = recent.or(saved);
                     match zone.join_at(player, saved.and_then(|s| s.character(zone.sim().config()))) {
                         Ok(()) => {
                             tracing::debug!(player = %player, "placed in the world");
@@ -249,9 +255,15 @@ pub async fn run(
                     let last = zone.leave(player);
                     if persistent.remove(&player)
                         && let Some(c) = last
-                        && departure_tx.try_send(PlayerState::of(player, &c)).is_err()
                     {
-                        metrics::counter!(metric::DEPARTURES_DROPPED).increment(1);
+                        let state = PlayerState::of(player, &c);
+                        departed.push_back(state);
+                        while departed.len() > DEPARTURES_QUEUE_MAX {
+                            departed.pop_front();
+                        }
+                        if departure_tx.try_send(state).is_err() {
+                            metrics::counter!(metric::DEPARTURES_DROPPED).increment(1);
+                        }
                     }
                     players.remove(&player);
                     tracing::info!(player = %player, "player left");
