@@ -12,7 +12,7 @@ use crate::counters::ClientCounters;
 use crate::game::{Frame, GameClient, Intent};
 use pwn_net::conditioner::{LinkProfile, spawn_conditioned_pipe};
 use pwn_net::{ClientHello, Conn, ConnError, ConnTx, NetClient};
-use pwn_proto::{ChatChannel, ChatSend, GameEvent, Message, PeerRole};
+use pwn_proto::{ChatChannel, ChatSend, GameEvent, GiveItem, Message, PeerRole};
 use pwn_sim::{EntityId, SimConfig, WorldDesc};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -349,6 +349,13 @@ impl Client {
     /// Sends a chat line (reliable).
     pub async fn chat(&self, channel: ChatChannel, text: impl Into<String>) -> Result<(), ConnError> {
         self.tx.send(&Message::Chat(ChatSend { channel, text: text.into() })).await
+    }
+
+    /// Hands one of the player's items to a player nearby (reliable). The zone answers with an
+    /// `ItemMoved` event once the store committed it, or a `Notice` saying why not;
+    /// [`GameClient::inventory`] follows the events.
+    pub async fn give(&self, item: u64, to: u64) -> Result<(), ConnError> {
+        self.tx.send(&Message::GiveItem(GiveItem { item, to })).await
     }
 
     /// Ends the gateway session (the server saves the player and revokes the token), and waits

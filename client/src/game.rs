@@ -146,6 +146,7 @@ pub struct GameClient {
     input_ack: u32,
     remote_projectiles: BTreeMap<u64, RemoteProjectile>,
     mirrored: BTreeMap<u64, EntityState>,
+    inventory: BTreeMap<u64, u32>,
     headless: bool,
     sampled: Vec<(u64, Vec3)>,
     events: VecDeque<GameEvent>,
@@ -188,6 +189,7 @@ impl GameClient {
             input_ack: 0,
             remote_projectiles: BTreeMap::new(),
             mirrored: BTreeMap::new(),
+            inventory: BTreeMap::new(),
             headless: false,
             sampled: Vec::new(),
             events: VecDeque::new(),
@@ -229,6 +231,11 @@ impl GameClient {
     /// Whether the local player is being predicted yet (`[game-3]`).
     pub fn predicting(&self) -> bool {
         self.predictor.is_some()
+    }
+
+    /// The player's items of value, id to kind, as the zone last reported them.
+    pub fn inventory(&self) -> &BTreeMap<u64, u32> {
+        &self.inventory
     }
 
     /// The counters.
@@ -432,6 +439,9 @@ impl GameClient {
             // player to another zone ([game-10]).
             GameEvent::Joined { .. } if self.placed => self.zone_switched(),
             GameEvent::Joined { .. } => self.placed = true,
+            GameEvent::Inventory { items } => self.inventory = items.iter().map(|i| (i.id, i.kind)).collect(),
+            GameEvent::ItemMoved { item, kind, to, .. } if *to == self.me.0 => _ = self.inventory.insert(*item, *kind),
+            GameEvent::ItemMoved { item, .. } => _ = self.inventory.remove(item),
             GameEvent::Chat { from, .. } => {
                 self.counters.chat_received += 1;
                 if *from != self.me.0 {

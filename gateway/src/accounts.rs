@@ -12,7 +12,9 @@
 //! - `[sess-3]` a failed login never says which half was wrong, and an unknown username costs
 //!   the same argon2 work as a wrong password, so timing does not tell either;
 //! - `[sess-4]` player ids come from a counter in the store, allocated in the registering
-//!   transaction: a name and its player id are created together or not at all.
+//!   transaction: a name and its player id are created together or not at all;
+//! - `[sess-5]` a new account receives the starter kit ([`STARTER_KIT`]) in the registering
+//!   transaction: items of value only ever come into being inside a store transaction.
 
 use crate::rules::{RuleError, check_password, fold_username, hash_password, token_hash, verify_password};
 use foundationdb_tuple::{Bytes, pack, unpack};
@@ -169,6 +171,10 @@ fn decoy_phc() -> &'static str {
     DECOY.get_or_init(|| hash_password("no account has this password", [7; 16]).unwrap_or_default())
 }
 
+/// The item kinds every new account starts with (`[sess-5]`; names in
+/// `pwn_proto::item_kind_name`).
+pub const STARTER_KIT: [u32; 3] = [pwn_proto::ITEM_TORCH, pwn_proto::ITEM_MAP, pwn_proto::ITEM_COIN_POUCH];
+
 /// Player ids are allocated from this counter.
 const PLAYER_ID_COUNTER: &str = "player_id";
 
@@ -214,6 +220,12 @@ impl Accounts {
                 session_hash: None,
             };
             t.set(&account_key(&folded), &record.encode())?;
+            for kind in STARTER_KIT {
+                pwn_store::items::create(t, player_id, kind).map_err(|e| match e {
+                    pwn_store::items::ItemError::Store(e) => AccountError::Store(e),
+                    other => AccountError::Corrupt(format!("starter kit: {other}")),
+                })?;
+            }
             Ok(player_id)
         })
     }

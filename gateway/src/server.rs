@@ -205,7 +205,7 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                 let _ = tx.send(&Message::Event(GameEvent::Notice { text: "logged out".into() })).await;
                 continue;
             }
-            Message::Chat(_) if session.is_some() => {
+            Message::Chat(_) | Message::GiveItem(_) if session.is_some() => {
                 if let Some((player, _)) = session {
                     let _ = shared.upstreams.forward_reliable(player, &message).await;
                 }

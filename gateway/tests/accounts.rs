@@ -18,14 +18,21 @@ fn stores() -> Vec<(Store, Option<tempfile::TempDir>)> {
 #[test]
 fn registration_follows_the_rules_and_names_are_unique_case_folded() {
     for (store, _dir) in stores() {
-        let a = Accounts::new(store, TTL_S);
+        let a = Accounts::new(store.clone(), TTL_S);
         let id = a.register("Alice", PASSWORD, [1; 16], 100).unwrap();
         assert_eq!(id, 1);
+        // The starter kit came into being in the registering transaction (`[sess-5]`).
+        let kit: Vec<u32> =
+            store.transact(|t| pwn_store::items::inventory(t, id)).unwrap().iter().map(|(_, r)| r.kind).collect();
+        assert_eq!(kit, pwn_gateway::accounts::STARTER_KIT.to_vec());
         assert_eq!(a.register("bob", PASSWORD, [2; 16], 100).unwrap(), 2, "ids count up from the store");
         assert!(matches!(a.register("ALICE", PASSWORD, [3; 16], 100), Err(AccountError::NameTaken)));
         assert!(matches!(a.register("a b", PASSWORD, [3; 16], 100), Err(AccountError::Rule(_))));
         assert!(matches!(a.register("carol", "short", [3; 16], 100), Err(AccountError::Rule(_))));
         assert!(matches!(a.register("carol", &"x".repeat(129), [3; 16], 100), Err(AccountError::Rule(_))));
+        let (b, e) = pwn_store::keys::subspace("items").range();
+        let all = store.transact(|t| t.get_range(&b, &e, pwn_store::RangeOptions::default())).unwrap();
+        assert_eq!(all.len(), 2 * pwn_gateway::accounts::STARTER_KIT.len(), "refused registrations created no items");
         let listed = a.list().unwrap();
         assert_eq!(listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["alice", "bob"]);
         assert!(listed.iter().all(|(_, r)| r.password_phc.starts_with("$argon2id$")), "only hashes are stored");

@@ -75,6 +75,13 @@ async fn start(cfg: GatewayConfig) -> Fixture {
 }
 
 impl Fixture {
+    /// A client that logs in through the gateway (to the first zone's world).
+    async fn play(&self, login: pwn_client::Login) -> pwn_client::Client {
+        let options = pwn_client::JoinOptions { login: Some(login), ..pwn_client::JoinOptions::default() };
+        let (world, cfg) = (world(-50.0), pwn_sim::SimConfig::default());
+        pwn_client::Client::connect(&self.client, self.addr, "localhost", world, cfg, "t", &options).await.unwrap()
+    }
+
     async fn connect(&self) -> Conn {
         let hello =
             ClientHello::new(PeerRole::Client, pwn_sim::build_digest(&pwn_sim::SimConfig::default()), "gw-test");
@@ -222,17 +229,9 @@ async fn a_player_plays_through_the_gateway_and_switches_zone_without_reconnecti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_out_log_in_same_place_and_health() {
-    use pwn_client::{Client, Intent, JoinOptions, Login};
+    use pwn_client::{Intent, Login};
     let f = start(GatewayConfig::default()).await;
-    let play = |login: Login| {
-        let options = JoinOptions { login: Some(login), ..JoinOptions::default() };
-        let (net, addr) = (&f.client, f.addr);
-        async move {
-            Client::connect(net, addr, "localhost", world(-50.0), pwn_sim::SimConfig::default(), "t", &options)
-                .await
-                .unwrap()
-        }
-    };
+    let play = |login| f.play(login);
     let mut client = play(Login::Register(creds("keeper", PW))).await;
     let run = Intent { move_z: 1.0, buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN), ..Intent::default() };
     let dt = 1.0 / 30.0;
@@ -265,6 +264,73 @@ async fn log_out_log_in_same_place_and_health() {
         before.position_m
     );
     assert_eq!(after.health, before.health);
+}
+
+/// Steps `clients` in real time until `done` holds for them (or fails after `WAIT`), returning
+/// every event they saw, per client.
+async fn play_until(
+    clients: &mut [&mut pwn_client::Client],
+    mut done: impl FnMut(&[&mut pwn_client::Client], &[Vec<pwn_proto::GameEvent>]) -> bool,
+) -> Vec<Vec<pwn_proto::GameEvent>> {
+    let dt = 1.0 / 30.0;
+    let mut seen = vec![Vec::new(); clients.len()];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(clients, &seen) {
+        assert!(tokio::time::Instant::now() < deadline, "timed out; events seen: {seen:?}");
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        for (c, seen) in clients.iter_mut().zip(&mut seen) {
+            seen.extend(c.update(dt, &pwn_client::Intent::default()).events);
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_change_hands_in_the_store_and_survive_logging_out() {
+    use pwn_client::Login;
+    use pwn_proto::GameEvent;
+    let f = start(GatewayConfig::default()).await;
+    let play = |login| f.play(login);
+    let mut giver = play(Login::Register(creds("giver", PW))).await;
+    let mut taker = play(Login::Register(creds("taker", PW))).await;
+    let kit = pwn_gateway::accounts::STARTER_KIT.len();
+    play_until(&mut [&mut giver, &mut taker], |c, _| c.iter().all(|c| c.core().inventory().len() == kit)).await;
+    let (gift, gift_kind) = giver.core().inventory().iter().map(|(i, k)| (*i, *k)).next().unwrap();
+    let taker_id = taker.me().0;
+
+    giver.give(gift, taker_id).await.unwrap();
+    let seen = play_until(&mut [&mut giver, &mut taker], |c, _| {
+        c[0].core().inventory().len() == kit - 1 && c[1].core().inventory().len() == kit + 1
+    })
+    .await;
+    let moved = GameEvent::ItemMoved { item: gift, kind: gift_kind, from: giver.me().0, to: taker_id };
+    assert!(seen.iter().all(|s| s.contains(&moved)), "both sides told: {seen:?}");
+    assert_eq!(taker.core().inventory().get(&gift), Some(&gift_kind));
+
+    // The same item again (no longer the giver's), and to nobody: refused, with a reason, and
+    // nothing moves.
+    giver.give(gift, taker_id).await.unwrap();
+    giver.give(giver.core().inventory().keys().next().copied().unwrap(), 999_999).await.unwrap();
+    let notices = |events: &[GameEvent]| {
+        events
+            .iter()
+            .filter_map(|e| if let GameEvent::Notice { text } = e { Some(text.clone()) } else { None })
+            .collect::<Vec<_>>()
+    };
+    let seen = play_until(&mut [&mut giver, &mut taker], |_, seen| notices(&seen[0]).len() >= 2).await;
+    let said = notices(&seen[0]);
+    assert!(said.iter().any(|t| t.contains("not yours")), "{said:?}");
+    assert!(said.iter().any(|t| t.contains("nobody by that id")), "{said:?}");
+    assert!(!seen.iter().flatten().any(|e| matches!(e, GameEvent::ItemMoved { .. })), "nothing moved: {seen:?}");
+    assert_eq!(giver.core().inventory().len(), kit - 1);
+    assert_eq!(taker.core().inventory().len(), kit + 1);
+
+    // Logged out and in again, the taker still has it: the store, not the zone, holds it.
+    taker.logout().await;
+    drop(taker);
+    let mut back = play(Login::Login(creds("taker", PW))).await;
+    play_until(&mut [&mut back], |c, _| c[0].core().inventory().len() == kit + 1).await;
+    assert_eq!(back.core().inventory().get(&gift), Some(&gift_kind));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,8 @@
 //! - [`input_buffer`]: per-player input reception (redundant, duplicated, reordered, late and
 //!   lost datagrams) and the one-input-per-tick release policy.
 //! - [`interest`]: which entities a player can see (an R-tree rebuilt each tick).
+//! - [`items`]: items of value: inventories read on joining, gifts between players nearby and
+//!   loot from kills, each a store transaction fenced by the cell lease, beside the tick.
 //! - [`persist`]: checkpoints of the zone's crates and of its players who came through a
 //!   gateway, fenced by the cell lease; loading them.
 //! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
@@ -16,6 +18,7 @@
 
 pub mod input_buffer;
 pub mod interest;
+pub mod items;
 pub mod links;
 pub mod persist;
 pub mod server;

@@ -7,7 +7,7 @@
 //! - `[link-1]` a gateway link's players are those it attached; it speaks for them (the gateway
 //!   authenticated them; services are trusted, see docs/ARCHITECTURE.md on what still lacks);
 //! - `[link-2]` when a link ends, every player it attached leaves;
-//! - `[link-3]` only inputs, acks, pings and chat are taken from players; anything else is
+//! - `[link-3]` only inputs, acks, pings, chat and item gifts are taken from players; anything else is
 //!   ignored (counted).
 //! - `[link-5]` a gateway link is refused unless its first message is `ServiceAuth` with the
 //!   deployment's service key (a zone without one refuses every gateway link);
@@ -125,7 +125,7 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
         }
     });
     while let Ok(Some(message)) = rx.recv().await {
-        if matches!(message, Message::Chat(_)) {
+        if matches!(message, Message::Chat(_) | Message::GiveItem(_)) {
             forward(&inbox, ToZone::Message { player, message });
         }
     }
@@ -216,7 +216,7 @@ pub(crate) async fn serve_gateway(
                 }
             }
             Message::Routed(r) if writers.contains_key(&r.player) => match decode_datagram(&r.payload) {
-                Ok(message @ Message::Chat(_)) => {
+                Ok(message @ (Message::Chat(_) | Message::GiveItem(_))) => {
                     forward(&inbox, ToZone::Message { player: EntityId(r.player), message })
                 }
                 _ => metrics::counter!(IGNORED_METRIC).increment(1),

@@ -5,6 +5,7 @@
 //! bounded inbox (full means dropped and counted), snapshots go out as datagrams (queued, never
 //! awaited), and reliable events go through a bounded per-player queue drained by a writer task.
 
+use crate::items::{ItemOp, Items, check_give};
 use crate::links::{Sink, ToZone, serve_direct, serve_gateway};
 use crate::persist::{PlayerState, SimBounds, checkpoint, crate_states, save_players};
 use crate::zone::Zone;
@@ -171,6 +172,7 @@ pub async fn run(
     let (departure_tx, departure_rx) = mpsc::channel::<PlayerState>(DEPARTURES_QUEUE_MAX);
     let interval_ticks = persistence.as_ref().map_or(0, |p| u64::from(p.interval_ticks.max(1)));
     let store = persistence.as_ref().map(|p| p.store.clone());
+    let mut items = persistence.as_ref().map(|p| Items::start(p.clone()));
     let persister =
         persistence.map(|p| tokio::spawn(persist_loop(p, SimBounds::of(zone.sim()), checkpoint_rx, departure_rx)));
     // Players who came through a gateway: the ones saved and restored (`[persist-4]`).
@@ -239,6 +241,9 @@ pub async fn run(
                             tracing::debug!(player = %player, "placed in the world");
                             if matches!(sink, Sink::Routed { .. }) {
                                 persistent.insert(player);
+                                if let Some(items) = &mut items {
+                                    let _ = items.submit(ItemOp::Load { player });
+                                }
                             }
                             players.insert(player, (sink, events, link));
                         }
@@ -276,11 +281,38 @@ pub async fn run(
                             tracing::debug!(player = %player, error = %e, "chat refused");
                         }
                     }
+                    Message::GiveItem(give) => {
+                        let to = EntityId(give.to);
+                        let checked = check_give(zone.sim(), |id| persistent.contains(&id), player, to);
+                        let submitted = match &mut items {
+                            Some(items) => {
+                                checked.and_then(|()| items.submit(ItemOp::Give { item: give.item, from: player, to }))
+                            }
+                            None => Err("this world keeps no items"),
+                        };
+                        if let (Err(why), Some((_, events, _))) = (submitted, players.get(&player)) {
+                            metrics::counter!(crate::items::REFUSED_METRIC, "reason" => "rules").increment(1);
+                            let _ = events.try_send(GameEvent::Notice { text: format!("cannot give: {why}") });
+                        }
+                    }
                     _ => {}
                 },
             }
         }
-        let out = zone.tick();
+        let mut out = zone.tick();
+        if let Some(items) = &mut items {
+            // A player killed by another drops one item to the killer.
+            for e in &out.report.events {
+                if let pwn_sim::SimEvent::Death { entity, killer: Some(killer) } = *e
+                    && entity != killer
+                    && persistent.contains(&entity)
+                    && persistent.contains(&killer)
+                {
+                    let _ = items.submit(ItemOp::Loot { victim: entity, killer });
+                }
+            }
+            items.drain(&mut out.events);
+        }
         if interval_ticks > 0 && zone.sim().tick().0.is_multiple_of(interval_ticks) {
             checkpoint_tx.send_replace(Some((
                 Instant::now(),

@@ -108,3 +108,35 @@ fn persist_4_players_are_saved_fenced_and_come_back() {
     assert!(matches!(save_players(&store, cell, lease.epoch, &[moved]), Err(StoreError::Fenced { .. })));
     assert_eq!(load_player(&store, EntityId(7)).unwrap(), Some(p));
 }
+
+/// Item moves (`pwn_zone_node::items::run_op`) are fenced by the zone's lease: a zone that lost
+/// its cell moves nothing; the holder of the new epoch moves, and loot takes the victim's first
+/// item.
+#[test]
+fn item_moves_are_fenced_by_the_lease() {
+    use pwn_zone_node::items::{ItemOp, ItemOutcome, run_op};
+    use pwn_zone_node::server::Persistence;
+    let store = Store::new(Arc::new(MemoryBackend::new()));
+    let cell = CellKey::ROOT;
+    let old = acquire_lease(&store, cell, 1).unwrap();
+    let (a, b) = (EntityId(11), EntityId(12));
+    let first = store.transact(|t| pwn_store::items::create(t, a.0, 1)).unwrap();
+    let second = store.transact(|t| pwn_store::items::create(t, a.0, 2)).unwrap();
+    let new = acquire_lease(&store, cell, 2).unwrap();
+    let at = |epoch| Persistence { store: store.clone(), cell, epoch, interval_ticks: 30 };
+    let owner = |item| store.transact(|t| pwn_store::items::get(t, item)).unwrap().unwrap().owner;
+
+    let stale = run_op(&at(old.epoch), ItemOp::Give { item: first, from: a, to: b });
+    assert!(matches!(stale, ItemOutcome::Refused { .. }), "{stale:?}");
+    assert_eq!(owner(first), a.0, "a fenced zone moved nothing");
+
+    let given = run_op(&at(new.epoch), ItemOp::Give { item: second, from: a, to: b });
+    assert_eq!(given, ItemOutcome::Moved { op: ItemOp::Give { item: second, from: a, to: b }, item: second, kind: 2 });
+    let looted = run_op(&at(new.epoch), ItemOp::Loot { victim: a, killer: b });
+    assert!(matches!(looted, ItemOutcome::Moved { item, .. } if item == first), "{looted:?}");
+    assert_eq!((owner(first), owner(second)), (b.0, b.0));
+    let nothing = run_op(&at(new.epoch), ItemOp::Loot { victim: a, killer: b });
+    assert!(matches!(nothing, ItemOutcome::Refused { .. }));
+    let listed = run_op(&at(new.epoch), ItemOp::Load { player: b });
+    assert!(matches!(listed, ItemOutcome::Inventory { items, .. } if items.len() == 2));
+}

@@ -12,7 +12,7 @@ use crate::messages::*;
 use speedy::{Readable, Writable};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Bytes of the length prefix of a stream frame.
 pub const FRAME_HEADER_LEN: usize = 4;
 /// Largest frame body on a stream.
@@ -34,6 +34,8 @@ pub const INPUT_REDUNDANCY_MAX: usize = 8;
 pub const SNAPSHOT_ENTITIES_MAX: usize = 2_048;
 /// Most removals in one snapshot.
 pub const SNAPSHOT_REMOVED_MAX: usize = 2_048;
+/// Most items in one inventory (and in one `Inventory` event).
+pub const INVENTORY_ITEMS_MAX: usize = 64;
 /// Largest service request or push body.
 pub const RPC_BODY_LEN_MAX: usize = FRAME_SIZE_MAX - 64;
 
@@ -103,26 +105,31 @@ pub enum Violation {
 /// The largest encoded size a message of kind `tag` may have, or `None` for unknown kinds.
 pub fn kind_size_max(tag: u8) -> Option<usize> {
     Some(match tag {
-        1 => 16 + NAME_LEN_MAX,                          // Hello
-        2 => 32,                                         // Welcome
-        3 => 16 + TEXT_LEN_MAX,                          // Refused
-        10 | 11 => 16 + NAME_LEN_MAX + PASSWORD_LEN_MAX, // Register, Login
-        12 => 1 + 16,                                    // Resume
-        13 => 1,                                         // Logout
-        14 => 1 + 8 + 16,                                // AuthOk
-        15 => 16 + TEXT_LEN_MAX,                         // AuthFailed
-        20 => 16 + INPUT_REDUNDANCY_MAX * 11,            // Inputs
-        21 => FRAME_SIZE_MAX,                            // Snapshot
-        22 => 1 + 8,                                     // SnapshotAck
-        30 => 32 + TEXT_LEN_MAX,                         // Event
-        31 => 16 + TEXT_LEN_MAX,                         // Chat
-        40 | 41 => 1 + 16,                               // Ping, Pong
-        50..=52 => FRAME_SIZE_MAX,                       // RPC
-        60 | 61 => 1 + 8,                                // Attach, Detach
-        62 => 16 + DATAGRAM_SIZE_MAX,                    // Routed
-        63 => 1 + 32,                                    // ServiceAuth
+        1 => 16 + NAME_LEN_MAX,                                       // Hello
+        2 => 32,                                                      // Welcome
+        3 => 16 + TEXT_LEN_MAX,                                       // Refused
+        10 | 11 => 16 + NAME_LEN_MAX + PASSWORD_LEN_MAX,              // Register, Login
+        12 => 1 + 16,                                                 // Resume
+        13 => 1,                                                      // Logout
+        14 => 1 + 8 + 16,                                             // AuthOk
+        15 => 16 + TEXT_LEN_MAX,                                      // AuthFailed
+        20 => 16 + INPUT_REDUNDANCY_MAX * 11,                         // Inputs
+        21 => FRAME_SIZE_MAX,                                         // Snapshot
+        22 => 1 + 8,                                                  // SnapshotAck
+        30 => 32 + max_usize(TEXT_LEN_MAX, INVENTORY_ITEMS_MAX * 12), // Event
+        31 => 16 + TEXT_LEN_MAX,                                      // Chat
+        32 => 1 + 16,                                                 // GiveItem
+        40 | 41 => 1 + 16,                                            // Ping, Pong
+        50..=52 => FRAME_SIZE_MAX,                                    // RPC
+        60 | 61 => 1 + 8,                                             // Attach, Detach
+        62 => 16 + DATAGRAM_SIZE_MAX,                                 // Routed
+        63 => 1 + 32,                                                 // ServiceAuth
         _ => return None,
     })
+}
+
+const fn max_usize(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
 }
 
 fn too_long(field: &'static str, len: usize, max: usize) -> Result<(), Violation> {
@@ -156,6 +163,7 @@ pub fn validate(m: &Message) -> Result<(), Violation> {
         Message::Event(GameEvent::Chat { text, .. }) | Message::Event(GameEvent::Notice { text }) => {
             too_long("event.text", text.len(), TEXT_LEN_MAX)
         }
+        Message::Event(GameEvent::Inventory { items }) => too_long("event.items", items.len(), INVENTORY_ITEMS_MAX),
         Message::Chat(c) => too_long("chat.text", c.text.len(), TEXT_LEN_MAX),
         Message::RpcRequest(r) => too_long("rpc.body", r.body.len(), RPC_BODY_LEN_MAX),
         Message::RpcResponse(RpcResponse::Ok(b)) => too_long("rpc.body", b.len(), RPC_BODY_LEN_MAX),

@@ -302,6 +302,58 @@ pub enum GameEvent {
         /// Velocity on pwn-sim's grid.
         velocity: [i16; 3],
     },
+    /// The player's whole inventory (sent when it joins a zone), at most
+    /// `INVENTORY_ITEMS_MAX` items.
+    Inventory {
+        /// The items, by id.
+        items: Vec<ItemEntry>,
+    },
+    /// An item of value changed owner (a committed store transaction): sent to both sides.
+    ItemMoved {
+        /// The item.
+        item: u64,
+        /// Its kind.
+        kind: u32,
+        /// The previous owner.
+        from: u64,
+        /// The new owner.
+        to: u64,
+    },
+}
+
+/// One item of value a player owns.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ItemEntry {
+    /// The item's global id.
+    pub id: u64,
+    /// Its kind (game-defined).
+    pub kind: u32,
+}
+
+/// Item kind: a torch (part of the starter kit).
+pub const ITEM_TORCH: u32 = 1;
+/// Item kind: a map (part of the starter kit).
+pub const ITEM_MAP: u32 = 2;
+/// Item kind: a pouch of coins (part of the starter kit).
+pub const ITEM_COIN_POUCH: u32 = 3;
+
+/// A readable name for an item kind (kinds are game-defined; unknown ones are "item").
+pub fn item_kind_name(kind: u32) -> &'static str {
+    match kind {
+        ITEM_TORCH => "torch",
+        ITEM_MAP => "map",
+        ITEM_COIN_POUCH => "coin pouch",
+        _ => "item",
+    }
+}
+
+/// A player hands one of its items to another player nearby.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
+pub struct GiveItem {
+    /// The item.
+    pub item: u64,
+    /// The receiving player.
+    pub to: u64,
 }
 
 /// A chat line a player sends.
@@ -439,6 +491,9 @@ pub enum Message {
     /// A chat line from a player (stream).
     #[speedy(tag = 31)]
     Chat(ChatSend),
+    /// A player gives an item away (stream).
+    #[speedy(tag = 32)]
+    GiveItem(GiveItem),
     /// Round-trip probe.
     #[speedy(tag = 40)]
     Ping(Ping),

@@ -98,6 +98,25 @@ fn out_of_range_fields_are_refused_both_ways() {
         agent: "x".repeat(codec::NAME_LEN_MAX + 1),
     });
     assert!(encode_frame(&long_name).is_err());
+    let item = ItemEntry { id: u64::MAX, kind: u32::MAX };
+    let crowded = Message::Event(GameEvent::Inventory { items: vec![item; codec::INVENTORY_ITEMS_MAX + 1] });
+    assert!(encode_frame(&crowded).is_err());
+    assert!(matches!(
+        decode(&crowded.write_to_vec().unwrap()),
+        Err(Violation::OutOfRange { field: "event.items", .. })
+    ));
+}
+
+/// A full inventory still travels to a player through a gateway: wrapped in `Routed`, inside
+/// one datagram.
+#[test]
+fn a_full_inventory_fits_a_routed_datagram() {
+    let item = ItemEntry { id: u64::MAX, kind: u32::MAX };
+    let full = Message::Event(GameEvent::Inventory { items: vec![item; codec::INVENTORY_ITEMS_MAX] });
+    let payload = encode_datagram(&full).unwrap();
+    let routed = encode_datagram(&Message::Routed(Routed { player: u64::MAX, payload })).unwrap();
+    assert!(routed.len() <= codec::DATAGRAM_SIZE_MAX);
+    assert_eq!(decode_datagram(&routed).map(|m| matches!(m, Message::Routed(_))), Ok(true));
 }
 
 #[test]

@@ -62,6 +62,17 @@ pub fn item_key(item_id: u64) -> Vec<u8> {
     subspace("items").pack(&item_id)
 }
 
+/// `("pwn", "inventory", owner, item_id)`: the index of an owner's items (empty value), kept in
+/// the same transactions as the item records.
+pub fn inventory_key(owner: u64, item_id: u64) -> Vec<u8> {
+    subspace("inventory").pack(&(owner, item_id))
+}
+
+/// The range of `owner`'s inventory index.
+pub fn inventory_range(owner: u64) -> (Vec<u8>, Vec<u8>) {
+    subspace("inventory").subspace(&owner).range()
+}
+
 /// `("pwn", "cells", level, path, "lease")`.
 pub fn lease_key(cell: CellKey) -> Vec<u8> {
     subspace("cells").pack(&(u32::from(cell.level), cell.path, "lease"))
@@ -183,6 +194,31 @@ impl LeaseRecord {
         let (format, node, epoch): (i64, u64, u64) = decode(key, value)?;
         check_format(key, format, Self::FORMAT)?;
         Ok(Self { node, epoch })
+    }
+}
+
+/// An item of value: its kind and its one owner. Never deleted; moving it rewrites the owner.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ItemRecord {
+    /// The owning player.
+    pub owner: u64,
+    /// Gameplay kind, defined by the game.
+    pub kind: u32,
+}
+
+impl ItemRecord {
+    const FORMAT: i64 = 1;
+
+    /// The stored form: `(1, owner, kind)`.
+    pub fn encode(&self) -> Vec<u8> {
+        pack(&(Self::FORMAT, self.owner, self.kind))
+    }
+
+    /// Reads the stored form.
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        let (format, owner, kind): (i64, u64, u32) = decode(key, value)?;
+        check_format(key, format, Self::FORMAT)?;
+        Ok(Self { owner, kind })
     }
 }
 

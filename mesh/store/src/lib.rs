@@ -13,6 +13,8 @@
 //! - [`keys`]: the world-state key layout (tuple-encoded, documented in docs/STORAGE.md) and the
 //!   versioned value records.
 //! - [`fence`]: lease fencing: a write for a cell fails if the cell's lease epoch moved.
+//! - [`items`]: items of value: created, moved between owners and listed, each in one
+//!   transaction.
 //! - [`chunk`]: values larger than the value limit, split over several keys.
 //! - `open`: choosing a backend from configuration.
 
@@ -23,6 +25,7 @@ pub mod error;
 #[cfg(feature = "fdb")]
 mod fdb;
 pub mod fence;
+pub mod items;
 pub mod keys;
 pub mod limits;
 mod memory;

@@ -100,6 +100,14 @@ pub fn message() -> impl Strategy<Value = Message> {
                 velocity
             })
         ),
+        proptest::collection::vec((any::<u64>(), any::<u32>()), 0..=codec::INVENTORY_ITEMS_MAX).prop_map(|items| {
+            Message::Event(GameEvent::Inventory {
+                items: items.into_iter().map(|(id, kind)| ItemEntry { id, kind }).collect(),
+            })
+        }),
+        (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>())
+            .prop_map(|(item, kind, from, to)| Message::Event(GameEvent::ItemMoved { item, kind, from, to })),
+        (any::<u64>(), any::<u64>()).prop_map(|(item, to)| Message::GiveItem(GiveItem { item, to })),
         text(codec::TEXT_LEN_MAX).prop_map(|t| Message::Chat(ChatSend { channel: ChatChannel::Proximity, text: t })),
         (any::<u64>(), any::<u64>()).prop_map(|(s, t)| Message::Ping(Ping { seq: s, sent_us: t })),
         any::<u64>().prop_map(|p| Message::Attach(Attach { player: p })),

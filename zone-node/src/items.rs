@@ -1,0 +1,253 @@
+//! Items of value in a zone: a player's inventory is read when it joins, players hand items to
+//! each other nearby, and a player killed by another drops one item to the killer. Every move is
+//! a store transaction (`pwn_store::items`) fenced by the zone's lease, run by one worker beside
+//! the tick; the tick hears the outcome and tells the players. The zone keeps no copy of any
+//! inventory: the store is the only truth, so a zone crash loses no committed move and cannot
+//! replay one.
+//!
+//! Rules:
+//! - `[zitem-1]` a give needs both players here, signed in through a gateway (they have
+//!   accounts), alive, and within [`GIVE_RANGE_M`] of each other;
+//! - `[zitem-2]` every move reads the zone's lease in the same transaction: a zone that lost its
+//!   cell moves nothing;
+//! - `[zitem-3]` operations wait in one bounded queue, in order, and a player has at most
+//!   [`PENDING_PER_PLAYER_MAX`] of its own waiting; beyond either, the request is refused with a
+//!   notice and counted;
+//! - `[zitem-4]` players hear of a move (`ItemMoved`, to both sides) only after it committed, and
+//!   of their inventory (`Inventory`) from the same worker, in the same order as the moves, so
+//!   a client applying events in order always ends with what the store holds.
+
+use crate::server::Persistence;
+use pwn_proto::{GameEvent, ItemEntry};
+use pwn_sim::EntityId;
+use pwn_store::fence::check_lease;
+use pwn_store::items::{ItemError, inventory, move_item};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// Farthest two players may be apart to hand over an item.
+pub const GIVE_RANGE_M: f32 = 6.0;
+/// Item operations waiting for the store, all players together.
+pub const QUEUE_MAX: usize = 1_024;
+/// Operations one player may have waiting.
+pub const PENDING_PER_PLAYER_MAX: u8 = 4;
+/// Metric: item moves committed.
+pub const MOVES_METRIC: &str = "pwn_zone_item_moves_total";
+/// Metric: item requests refused (rules, store answer, or a full queue), by reason.
+pub const REFUSED_METRIC: &str = "pwn_zone_item_refused_total";
+
+const _: () = assert!(pwn_store::items::INVENTORY_ITEMS_MAX == pwn_proto::codec::INVENTORY_ITEMS_MAX);
+
+/// Work for the store.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ItemOp {
+    /// Read a player's inventory (it joined).
+    Load {
+        /// The player.
+        player: EntityId,
+    },
+    /// Hand `item` from `from` to `to`.
+    Give {
+        /// The item.
+        item: u64,
+        /// The giver, who asked.
+        from: EntityId,
+        /// The receiver.
+        to: EntityId,
+    },
+    /// `victim` died by `killer`'s hand: its first item goes to the killer.
+    Loot {
+        /// Who died.
+        victim: EntityId,
+        /// Who killed it.
+        killer: EntityId,
+    },
+}
+
+/// What the store said.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ItemOutcome {
+    /// A player's inventory.
+    Inventory {
+        /// The player.
+        player: EntityId,
+        /// Its items.
+        items: Vec<ItemEntry>,
+    },
+    /// An item changed owner (committed).
+    Moved {
+        /// The operation that moved it.
+        op: ItemOp,
+        /// The item.
+        item: u64,
+        /// Its kind.
+        kind: u32,
+    },
+    /// Nothing moved; `why` is for the player who asked (if anyone did).
+    Refused {
+        /// The operation.
+        op: ItemOp,
+        /// Why, in words for a player.
+        why: String,
+    },
+}
+
+impl ItemOp {
+    /// The player whose pending count this operation holds.
+    fn requester(&self) -> EntityId {
+        match *self {
+            Self::Load { player } => player,
+            Self::Give { from, .. } => from,
+            Self::Loot { killer, .. } => killer,
+        }
+    }
+}
+
+/// Runs one operation in its own transaction (`[zitem-2]`).
+pub fn run_op(p: &Persistence, op: ItemOp) -> ItemOutcome {
+    let fenced_move = |item: Option<u64>, from: EntityId, to: EntityId| {
+        p.store.transact(|t| {
+            check_lease(t, p.cell, p.epoch)?;
+            let item = match item {
+                Some(item) => item,
+                None => match inventory(t, from.0)?.first() {
+                    Some((item, _)) => *item,
+                    None => return Ok(None),
+                },
+            };
+            move_item(t, item, from.0, to.0).map(|r| Some((item, r.kind)))
+        })
+    };
+    let moved = match op {
+        ItemOp::Load { player } => {
+            return match p.store.transact(|t| inventory(t, player.0)) {
+                Ok(items) => ItemOutcome::Inventory {
+                    player,
+                    items: items.into_iter().map(|(id, r)| ItemEntry { id, kind: r.kind }).collect(),
+                },
+                Err(e) => {
+                    tracing::warn!(player = %player, error = %e, "inventory not read");
+                    ItemOutcome::Refused { op, why: "your inventory could not be read".into() }
+                }
+            };
+        }
+        ItemOp::Give { item, from, to } => fenced_move(Some(item), from, to),
+        ItemOp::Loot { victim, killer } => fenced_move(None, victim, killer),
+    };
+    match moved {
+        Ok(Some((item, kind))) => ItemOutcome::Moved { op, item, kind },
+        Ok(None) => ItemOutcome::Refused { op, why: "nothing to take".into() },
+        Err(ItemError::Store(e)) => {
+            tracing::warn!(?op, error = %e, "item move failed");
+            ItemOutcome::Refused { op, why: "the world could not record that; try again".into() }
+        }
+        Err(e) => ItemOutcome::Refused { op, why: e.to_string() },
+    }
+}
+
+/// The zone's side of items: the queue to the worker, the outcomes back, and each player's
+/// pending count (`[zitem-3]`).
+pub(crate) struct Items {
+    ops: mpsc::Sender<ItemOp>,
+    outcomes: mpsc::Receiver<ItemOutcome>,
+    pending: HashMap<EntityId, u8>,
+}
+
+impl Items {
+    /// Starts the worker for `p`.
+    pub(crate) fn start(p: Persistence) -> Self {
+        let (ops, mut rx) = mpsc::channel::<ItemOp>(QUEUE_MAX);
+        let (done, outcomes) = mpsc::channel::<ItemOutcome>(QUEUE_MAX);
+        tokio::spawn(async move {
+            while let Some(op) = rx.recv().await {
+                let p = p.clone();
+                let Ok(outcome) = tokio::task::spawn_blocking(move || run_op(&p, op)).await else { return };
+                if done.send(outcome).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self { ops, outcomes, pending: HashMap::new() }
+    }
+
+    /// Queues `op`; `Err` with words for the player when it is refused for load.
+    pub(crate) fn submit(&mut self, op: ItemOp) -> Result<(), &'static str> {
+        let pending = self.pending.entry(op.requester()).or_default();
+        if *pending >= PENDING_PER_PLAYER_MAX {
+            metrics::counter!(REFUSED_METRIC, "reason" => "pending").increment(1);
+            return Err("too many item requests at once");
+        }
+        if self.ops.try_send(op).is_err() {
+            metrics::counter!(REFUSED_METRIC, "reason" => "queue_full").increment(1);
+            return Err("the world is busy; try again");
+        }
+        *pending += 1;
+        Ok(())
+    }
+
+    /// Outcomes ready now, as events for their players (`[zitem-4]`).
+    pub(crate) fn drain(&mut self, out: &mut Vec<(EntityId, GameEvent)>) {
+        while let Ok(outcome) = self.outcomes.try_recv() {
+            let op = match &outcome {
+                ItemOutcome::Inventory { player, .. } => ItemOp::Load { player: *player },
+                ItemOutcome::Moved { op, .. } | ItemOutcome::Refused { op, .. } => *op,
+            };
+            if let Some(n) = self.pending.get_mut(&op.requester()) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.pending.remove(&op.requester());
+                }
+            }
+            events_of(outcome, out);
+        }
+    }
+}
+
+/// The events telling players of an outcome.
+pub fn events_of(outcome: ItemOutcome, out: &mut Vec<(EntityId, GameEvent)>) {
+    match outcome {
+        ItemOutcome::Inventory { player, items } => out.push((player, GameEvent::Inventory { items })),
+        ItemOutcome::Moved { op, item, kind } => {
+            metrics::counter!(MOVES_METRIC).increment(1);
+            let (from, to) = match op {
+                ItemOp::Give { from, to, .. } => (from, to),
+                ItemOp::Loot { victim, killer } => (victim, killer),
+                ItemOp::Load { .. } => return,
+            };
+            let moved = GameEvent::ItemMoved { item, kind, from: from.0, to: to.0 };
+            out.push((from, moved.clone()));
+            out.push((to, moved));
+        }
+        ItemOutcome::Refused { op: ItemOp::Give { from, .. }, why } => {
+            metrics::counter!(REFUSED_METRIC, "reason" => "store").increment(1);
+            out.push((from, GameEvent::Notice { text: format!("cannot give: {why}") }));
+        }
+        // A victim with nothing to drop, or an inventory that could not be read (logged).
+        ItemOutcome::Refused { .. } => {}
+    }
+}
+
+/// Checks a give against `[zitem-1]`; `persistent` says who has an account.
+pub fn check_give(
+    sim: &pwn_sim::Sim,
+    has_account: impl Fn(EntityId) -> bool,
+    from: EntityId,
+    to: EntityId,
+) -> Result<(), &'static str> {
+    if from == to {
+        return Err("you already have it");
+    }
+    let (Some(a), Some(b)) = (sim.character(from), sim.character(to)) else {
+        return Err("nobody by that id here");
+    };
+    if !has_account(from) || !has_account(to) {
+        return Err("items need an account on both sides");
+    }
+    if !a.alive() || !b.alive() {
+        return Err("the dead cannot trade");
+    }
+    if a.position_m.distance(b.position_m) > GIVE_RANGE_M {
+        return Err("too far away");
+    }
+    Ok(())
+}
