@@ -4,7 +4,10 @@
 //! - [`rules`]: usernames, passwords, argon2id hashing with OWASP's parameters, token hashes.
 //! - [`accounts`]: accounts and sessions in the store (register, login with one session per
 //!   account, resume, logout, admin changes).
-//! - [`limits`]: token buckets per source address and global, on authentication attempts.
+//! - [`limits`]: governor rate limiters: per source address and global on authentication
+//!   attempts, per connection on game messages.
+//! - [`auth`]: authentication as a tower service, with the rate limits as a tower layer in
+//!   front of it.
 //! - [`pool`]: the bounded pool password hashing runs on, so a flood of logins can exhaust
 //!   neither memory nor the threads that carry game traffic.
 //! - [`server`]: authentication over the game connection (register, login, resume, logout),
@@ -17,6 +20,7 @@
 //! TLS between gateway and zones.
 
 pub mod accounts;
+pub mod auth;
 pub mod limits;
 pub mod pool;
 pub mod proxy;

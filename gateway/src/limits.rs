@@ -1,160 +1,190 @@
-//! Rate limits on authentication: a token bucket per source address and one for everyone.
-//! Pure: time comes from the caller. The per-address table is bounded: when full, the
-//! stalest bucket is forgotten (an attacker rotating addresses only ever meets the global
-//! bucket, which is the point of having one).
+//! Rate limits on governor's GCRA limiters: authentication attempts per source address and for
+//! everyone together (applied as a tower layer, `crate::auth`), and game messages per
+//! connection (`crate::server`). Time comes from a governor clock: the monotonic clock in the
+//! gateway, a `FakeRelativeClock` in tests.
 //!
 //! Rules:
-//! - `[limit-1]` an attempt is allowed only if both its address's bucket and the global bucket
-//!   hold a token; it then takes one from each;
-//! - `[limit-2]` buckets refill continuously at their rate up to their burst;
-//! - `[limit-3]` at most `ADDRESSES_MAX` addresses are remembered.
+//! - `[limit-1]` an attempt goes ahead only if its address's limiter allows it and then the
+//!   global one does; an address over its own limit takes nothing from the global budget, so
+//!   one noisy address cannot spend everyone's;
+//! - `[limit-2]` limiters refill continuously at their rate up to their burst (GCRA);
+//! - `[limit-3]` at most `ADDRESSES_MAX` addresses are remembered: while the table is full,
+//!   every `SWEEP_EVERY` attempts forget the addresses whose limiter is back to full (a sweep
+//!   walks the table, so it is not done on every attempt); until one frees room, attempts meet
+//!   the global limit alone.
 
-use std::collections::HashMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::HashMapStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Addresses remembered at once.
 pub const ADDRESSES_MAX: usize = 65_536;
+/// Attempts between sweeps of a full address table (`[limit-3]`).
+pub const SWEEP_EVERY: u64 = 1_024;
 
-/// A token bucket.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Bucket {
-    tokens: f64,
-    last_s: f64,
-}
-
-/// Rate and burst of a bucket.
+/// Rate and burst of a limiter.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rate {
-    /// Tokens added per second.
+    /// Attempts allowed per second, on average.
     pub per_s: f64,
-    /// Most tokens held.
+    /// Attempts allowed at once after a quiet spell.
     pub burst: f64,
 }
 
-impl Bucket {
-    fn full(rate: Rate, now_s: f64) -> Self {
-        Self { tokens: rate.burst, last_s: now_s }
-    }
-
-    fn refill(&mut self, rate: Rate, now_s: f64) {
-        let elapsed = (now_s - self.last_s).max(0.0);
-        self.tokens = (self.tokens + elapsed * rate.per_s).min(rate.burst);
-        self.last_s = self.last_s.max(now_s);
-    }
-}
-
-/// One token bucket with its rate (a connection's game traffic, `crate::proxy` `[proxy-4]`).
-#[derive(Clone, Copy, Debug)]
-pub struct TokenBucket {
-    rate: Rate,
-    bucket: Bucket,
-}
-
-impl TokenBucket {
-    /// A full bucket at `now_s`.
-    pub fn new(rate: Rate, now_s: f64) -> Self {
-        Self { rate, bucket: Bucket::full(rate, now_s) }
-    }
-
-    /// Takes a token if there is one.
-    pub fn allow(&mut self, now_s: f64) -> bool {
-        self.bucket.refill(self.rate, now_s);
-        if self.bucket.tokens >= 1.0 {
-            self.bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+impl Rate {
+    /// The governor quota: one cell every `1 / per_s` seconds (1 ns to 11 days), `burst` cells
+    /// at most (at least 1).
+    pub fn quota(&self) -> Quota {
+        let per_s = if self.per_s.is_finite() && self.per_s > 0.0 { self.per_s } else { 1e-6 };
+        let period = Duration::from_secs_f64((1.0 / per_s).clamp(1e-9, 1e6));
+        let burst = NonZeroU32::new(self.burst.clamp(1.0, f64::from(u32::MAX)) as u32).unwrap_or(NonZeroU32::MIN);
+        Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX)).allow_burst(burst)
     }
 }
 
-/// Authentication limits.
+/// Authentication limits (`[limit-1..3]`); safe to share between tasks.
 #[derive(Debug)]
-pub struct AuthLimits {
-    per_address: Rate,
-    global: Rate,
-    buckets: HashMap<IpAddr, Bucket>,
-    global_bucket: Bucket,
-    refused: u64,
+pub struct AuthLimits<C: Clock = DefaultClock> {
+    per_address: RateLimiter<IpAddr, HashMapStateStore<IpAddr>, C, NoOpMiddleware<C::Instant>>,
+    global: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+    refused: AtomicU64,
+    while_full: AtomicU64,
 }
 
-impl AuthLimits {
+impl AuthLimits<DefaultClock> {
     /// Limits of `per_address` for each source address and `global` for all together.
-    pub fn new(per_address: Rate, global: Rate, now_s: f64) -> Self {
-        Self { per_address, global, buckets: HashMap::new(), global_bucket: Bucket::full(global, now_s), refused: 0 }
+    pub fn new(per_address: Rate, global: Rate) -> Self {
+        Self::with_clock(per_address, global, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> AuthLimits<C> {
+    /// The same limits on `clock`.
+    pub fn with_clock(per_address: Rate, global: Rate, clock: C) -> Self {
+        Self {
+            per_address: RateLimiter::hashmap_with_clock(per_address.quota(), clock.clone()),
+            global: RateLimiter::direct_with_clock(global.quota(), clock),
+            refused: AtomicU64::new(0),
+            while_full: AtomicU64::new(0),
+        }
     }
 
     /// Attempts refused so far.
     pub fn refused(&self) -> u64 {
-        self.refused
+        self.refused.load(Ordering::Relaxed)
     }
 
-    /// Whether an attempt from `addr` at `now_s` may go ahead (`[limit-1]`).
-    pub fn allow(&mut self, addr: IpAddr, now_s: f64) -> bool {
-        if !self.buckets.contains_key(&addr) && self.buckets.len() >= ADDRESSES_MAX {
-            // `[limit-3]`: forget the stalest address.
-            if let Some(stalest) = self.buckets.iter().min_by(|a, b| a.1.last_s.total_cmp(&b.1.last_s)).map(|(a, _)| *a)
-            {
-                self.buckets.remove(&stalest);
-            }
+    /// Whether an attempt from `addr` may go ahead now (`[limit-1]`).
+    pub fn allow(&self, addr: IpAddr) -> bool {
+        if self.per_address.len() >= ADDRESSES_MAX
+            && self.while_full.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY)
+        {
+            // `[limit-3]`.
+            self.per_address.retain_recent();
         }
-        let rate = self.per_address;
-        let bucket = self.buckets.entry(addr).or_insert_with(|| Bucket::full(rate, now_s));
-        bucket.refill(rate, now_s);
-        self.global_bucket.refill(self.global, now_s);
-        if bucket.tokens >= 1.0 && self.global_bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            self.global_bucket.tokens -= 1.0;
-            true
-        } else {
-            self.refused += 1;
-            false
+        let own = self.per_address.len() >= ADDRESSES_MAX || self.per_address.check_key(&addr).is_ok();
+        let allowed = own && self.global.check().is_ok();
+        if !allowed {
+            self.refused.fetch_add(1, Ordering::Relaxed);
         }
+        allowed
     }
 
     /// Addresses remembered now.
     pub fn addresses(&self) -> usize {
-        self.buckets.len()
+        self.per_address.len()
+    }
+}
+
+/// One connection's game-message limiter.
+#[derive(Debug)]
+pub struct MessageLimiter<C: Clock = DefaultClock>(RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>);
+
+impl MessageLimiter<DefaultClock> {
+    /// A full limiter at `rate`.
+    pub fn new(rate: Rate) -> Self {
+        Self::with_clock(rate, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> MessageLimiter<C> {
+    /// A full limiter at `rate` on `clock`.
+    pub fn with_clock(rate: Rate, clock: C) -> Self {
+        Self(RateLimiter::direct_with_clock(rate.quota(), clock))
+    }
+
+    /// Takes a cell if the rate allows one now.
+    pub fn allow(&self) -> bool {
+        self.0.check().is_ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
     fn ip(n: u32) -> IpAddr {
         IpAddr::from(n.to_be_bytes())
     }
 
     #[test]
-    fn limit_1_2_per_address_and_global_buckets() {
-        let mut l = AuthLimits::new(Rate { per_s: 1.0, burst: 3.0 }, Rate { per_s: 1.0, burst: 5.0 }, 0.0);
-        assert!((0..3).all(|_| l.allow(ip(1), 0.0)), "a burst of three");
-        assert!(!l.allow(ip(1), 0.0), "then one a second");
-        // A second later the global bucket holds three: others get in until it runs dry.
-        assert!(l.allow(ip(1), 1.0));
-        assert!(l.allow(ip(2), 1.0));
-        assert!(l.allow(ip(3), 1.0));
-        assert!(!l.allow(ip(4), 1.0), "global burst spent");
-        assert!(l.allow(ip(4), 2.0), "global refills at 1/s");
-        assert_eq!(l.refused(), 2);
+    fn limit_1_2_per_address_and_global_limits() {
+        let clock = FakeRelativeClock::default();
+        let l = AuthLimits::with_clock(Rate { per_s: 1.0, burst: 3.0 }, Rate { per_s: 1.0, burst: 5.0 }, clock.clone());
+        assert!((0..3).all(|_| l.allow(ip(1))), "a burst of three");
+        assert!(!l.allow(ip(1)), "then one a second");
+        assert!(!l.allow(ip(1)), "an address over its limit spends no global budget");
+        // A second later the global limiter holds three: others get in until it runs dry.
+        clock.advance(Duration::from_secs(1));
+        assert!(l.allow(ip(1)));
+        assert!(l.allow(ip(2)));
+        assert!(l.allow(ip(3)));
+        assert!(!l.allow(ip(4)), "global burst spent");
+        clock.advance(Duration::from_secs(1));
+        assert!(l.allow(ip(4)), "global refills at 1/s");
+        assert_eq!(l.refused(), 3);
     }
 
     #[test]
-    fn a_token_bucket_allows_its_burst_then_its_rate() {
-        let mut b = TokenBucket::new(Rate { per_s: 10.0, burst: 2.0 }, 0.0);
-        assert!(b.allow(0.0) && b.allow(0.0));
-        assert!(!b.allow(0.0));
-        assert!(b.allow(0.1));
-        assert!(!b.allow(0.1));
+    fn a_message_limiter_allows_its_burst_then_its_rate() {
+        let clock = FakeRelativeClock::default();
+        let b = MessageLimiter::with_clock(Rate { per_s: 10.0, burst: 2.0 }, clock.clone());
+        assert!(b.allow() && b.allow());
+        assert!(!b.allow());
+        clock.advance(Duration::from_millis(100));
+        assert!(b.allow());
+        assert!(!b.allow());
     }
 
     #[test]
     fn limit_3_the_address_table_is_bounded() {
-        let mut l = AuthLimits::new(Rate { per_s: 1.0, burst: 1.0 }, Rate { per_s: 1e9, burst: 1e9 }, 0.0);
+        let clock = FakeRelativeClock::default();
+        let l = AuthLimits::with_clock(Rate { per_s: 1.0, burst: 1.0 }, Rate { per_s: 1e9, burst: 1e9 }, clock.clone());
         for n in 0..(ADDRESSES_MAX as u32 + 10) {
-            l.allow(ip(n), f64::from(n) * 1e-6);
+            l.allow(ip(n));
         }
         assert_eq!(l.addresses(), ADDRESSES_MAX);
+        // Once their limiters are full again, old addresses are forgotten at the next sweep.
+        clock.advance(Duration::from_secs(2));
+        for n in 0..SWEEP_EVERY as u32 {
+            l.allow(ip(u32::MAX - n));
+        }
+        assert!(l.addresses() <= SWEEP_EVERY as usize, "{} remembered", l.addresses());
+    }
+
+    #[test]
+    fn rates_become_quotas_without_panicking() {
+        for (per_s, burst) in [(0.0, 0.0), (-1.0, f64::NAN), (f64::INFINITY, 1e12), (1e9, 1e9), (2.0, 10.0)] {
+            let q = Rate { per_s, burst }.quota();
+            assert!(q.burst_size().get() >= 1);
+        }
+        assert_eq!(Rate { per_s: 2.0, burst: 10.0 }.quota().replenish_interval(), Duration::from_millis(500));
     }
 }

@@ -10,8 +10,9 @@
 //!   player's route, datagrams forwarded as they came (no re-encoding);
 //! - `[proxy-3]` a route belongs to one client connection: a connection that ends or loses its
 //!   session detaches only its own route, never a newer session's;
-//! - `[proxy-4]` client game traffic is rate limited per connection (token bucket): excess
-//!   datagrams are dropped and counted.
+//! - `[proxy-4]` client game traffic is rate limited per connection (one governor limiter over
+//!   its datagrams and its chat and item messages, `crate::limits::MessageLimiter`): excess
+//!   messages are dropped and counted.
 
 use crate::limits::Rate;
 use pwn_net::{ClientHello, ConnError, ConnTx, NetClient};

@@ -13,19 +13,18 @@
 //!   ignored; after it, game messages are proxied to the player's zone (`crate::proxy`):
 //!   inputs, acks and pings as datagrams, chat reliably.
 
-use crate::accounts::{AccountError, Accounts, Session};
-use crate::limits::TokenBucket;
-use crate::limits::{AuthLimits, Rate};
-use crate::pool::{HashPool, PoolError};
+use crate::accounts::Accounts;
+use crate::auth::{Auth, AuthRequest, Authenticator, RateLimitLayer, RateLimited, failed};
+use crate::limits::{AuthLimits, MessageLimiter, Rate};
+use crate::pool::HashPool;
 use crate::proxy::{GAME_RATE, RATE_DROPPED_METRIC, Upstreams};
-use crate::rules::random_16;
 use pwn_net::{Conn, ConnTx, DatagramRx, NetServer};
-use pwn_proto::{AuthError, AuthFailed, AuthOk, Credentials, GameEvent, Message, RefuseCode, SessionToken};
+use pwn_proto::{AuthError, GameEvent, Message, RefuseCode};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use tower::ServiceExt;
 
 /// Metric names of the gateway.
 pub mod metric {
@@ -68,106 +67,23 @@ struct Shared {
     upstreams: Arc<Upstreams>,
     /// Where new players go (until the world server routes them).
     zone: SocketAddr,
-    pool: HashPool,
-    limits: Mutex<AuthLimits>,
+    /// Authentication: the rate limits in front of the accounts (`[gw-1]`).
+    auth: RateLimited<Authenticator>,
     /// The connection holding each player's session, to end it when another login replaces it.
     live: Mutex<HashMap<u64, (u64, ConnTx)>>,
-    started: Instant,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
-impl Shared {
-    fn now_s(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
-    }
-
-    fn allow(&self, remote: SocketAddr) -> bool {
-        let now = self.now_s();
-        self.limits.lock().map(|mut l| l.allow(remote.ip(), now)).unwrap_or(false)
-    }
-}
-
-fn unix_now_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn failed(error: AuthError, message: &str) -> Message {
-    metrics::counter!(metric::AUTH, "outcome" => format!("{error:?}")).increment(1);
-    Message::AuthFailed(AuthFailed { error, message: message.to_owned() })
-}
-
-fn answer_error(e: &AccountError) -> Message {
-    match e {
-        AccountError::Rule(r) => failed(AuthError::InvalidInput, &r.to_string()),
-        AccountError::NameTaken => failed(AuthError::NameTaken, "that username is taken"),
-        AccountError::InvalidCredentials | AccountError::NoSuchAccount(_) => {
-            failed(AuthError::InvalidCredentials, "unknown user or wrong password")
-        }
-        AccountError::Disabled => failed(AuthError::InvalidCredentials, "this account is disabled"),
-        AccountError::SessionInvalid => failed(AuthError::SessionInvalid, "the session is unknown, expired or revoked"),
-        other => {
-            tracing::warn!(error = %other, "authentication failed on the server side");
-            failed(AuthError::RateLimited, "the server cannot log you in right now; try again shortly")
-        }
-    }
-}
-
-enum Auth {
-    Register(Credentials),
-    Login(Credentials),
-    Resume(SessionToken),
-}
-
-/// Runs one authentication request; returns the answer and the session it opened.
-async fn authenticate(
-    shared: &Arc<Shared>,
-    remote: SocketAddr,
-    request: Auth,
-) -> (Message, Option<(Session, [u8; 16])>) {
-    if !shared.allow(remote) {
-        return (failed(AuthError::RateLimited, "too many attempts; wait a little"), None);
-    }
-    let Ok(token) = random_16() else {
-        return (failed(AuthError::RateLimited, "the server cannot log you in right now"), None);
-    };
-    let accounts = shared.accounts.clone();
-    let now = unix_now_s();
-    let result: Result<Result<Session, AccountError>, PoolError> = match request {
-        Auth::Register(c) => {
-            shared
-                .pool
-                .run(move || {
-                    let salt = random_16().map_err(|e| AccountError::Hash(e.to_string()))?;
-                    accounts.register(&c.username, &c.password, salt, now)?;
-                    accounts.start_session(&c.username, token, now)
-                })
-                .await
-        }
-        Auth::Login(c) => shared.pool.run(move || accounts.login(&c.username, &c.password, token, now)).await,
-        // No hashing: a plain blocking store read.
-        Auth::Resume(t) => match tokio::task::spawn_blocking(move || accounts.resume(&t.0, now)).await {
-            Ok(r) => Ok(r.map(|s| Session { replaced: None, ..s })),
-            Err(_) => Err(PoolError::Failed),
-        },
-    };
-    match result {
-        Err(PoolError::Busy) => (failed(AuthError::RateLimited, "the server is busy; try again shortly"), None),
-        Err(PoolError::Failed) => (failed(AuthError::RateLimited, "the server cannot log you in right now"), None),
-        Ok(Err(e)) => (answer_error(&e), None),
-        Ok(Ok(session)) => {
-            metrics::counter!(metric::AUTH, "outcome" => "ok").increment(1);
-            let ok = Message::AuthOk(AuthOk { player_id: session.player_id, token: SessionToken(token) });
-            (ok, Some((session, token)))
-        }
-    }
-}
-
 /// Forwards a client's datagrams to its player's zone, rate limited (`crate::proxy`).
-fn proxy_datagrams(shared: Arc<Shared>, player: u64, mut datagrams: DatagramRx) -> tokio::task::JoinHandle<()> {
+fn proxy_datagrams(
+    shared: Arc<Shared>,
+    player: u64,
+    mut datagrams: DatagramRx,
+    limiter: Arc<MessageLimiter>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut bucket = TokenBucket::new(shared.game_rate, shared.now_s());
         while let Ok(message) = datagrams.recv().await {
-            if !bucket.allow(shared.now_s()) {
+            if !limiter.allow() {
                 metrics::counter!(RATE_DROPPED_METRIC).increment(1);
                 continue;
             }
@@ -184,6 +100,8 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
     let mut datagrams = Some(datagrams);
     let mut proxying: Option<tokio::task::JoinHandle<()>> = None;
     let mut session: Option<(u64, [u8; 16])> = None;
+    // `[proxy-4]`: one limit over the connection's game messages, datagrams and stream alike.
+    let limiter = Arc::new(MessageLimiter::new(shared.game_rate));
     loop {
         let message = match rx.recv().await {
             Ok(Some(m)) => m,
@@ -206,7 +124,9 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                 continue;
             }
             Message::Chat(_) | Message::GiveItem(_) if session.is_some() => {
-                if let Some((player, _)) = session {
+                if !limiter.allow() {
+                    metrics::counter!(RATE_DROPPED_METRIC).increment(1);
+                } else if let Some((player, _)) = session {
                     let _ = shared.upstreams.forward_reliable(player, &message).await;
                 }
                 continue;
@@ -222,7 +142,8 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
             let _ = tx.send(&failed(AuthError::InvalidInput, "already logged in on this connection")).await;
             continue;
         }
-        let (answer, opened) = authenticate(&shared, peer.remote, request).await;
+        let request = AuthRequest { remote: peer.remote, auth: request };
+        let Ok((answer, opened)) = shared.auth.clone().oneshot(request).await;
         let joined = opened.as_ref().map(|(s, _)| s.player_id);
         if let Some((s, token)) = opened {
             // `[gw-3]`: one session per connection and per account.
@@ -248,7 +169,7 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                 break;
             }
             if let Some(d) = datagrams.take() {
-                proxying = Some(proxy_datagrams(shared.clone(), player, d));
+                proxying = Some(proxy_datagrams(shared.clone(), player, d, limiter.clone()));
             }
         }
     }
@@ -277,13 +198,13 @@ pub async fn run(
 ) {
     let shared = Arc::new(Shared {
         game_rate: cfg.game_rate,
-        accounts,
+        accounts: accounts.clone(),
         upstreams,
         zone,
-        pool: HashPool::new(cfg.hash_workers, cfg.hash_queue_max),
-        limits: Mutex::new(AuthLimits::new(cfg.per_address, cfg.global, 0.0)),
+        auth: tower::ServiceBuilder::new()
+            .layer(RateLimitLayer::new(Arc::new(AuthLimits::new(cfg.per_address, cfg.global))))
+            .service(Authenticator::new(accounts.clone(), HashPool::new(cfg.hash_workers, cfg.hash_queue_max))),
         live: Mutex::new(HashMap::new()),
-        started: Instant::now(),
         next_conn: std::sync::atomic::AtomicU64::new(1),
     });
     tokio::pin!(shutdown);
