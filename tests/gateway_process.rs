@@ -1,11 +1,12 @@
-//! A gateway killed with SIGKILL while a player is in the world: the zone sees the link end and
-//! saves the player; a new gateway process starts, the player logs in again and comes back
-//! where it was.
+//! A gateway killed with SIGKILL while players are in the world: the zone sees the link end and
+//! saves them; a new gateway process starts, each player logs in again and comes back where it
+//! was, with its items.
 
 use pwn_client::{Client, Intent, JoinOptions, Login};
 use pwn_net::{NetClient, TransportConfig};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 struct Role(Child);
@@ -33,9 +34,17 @@ fn start(args: &[&str]) -> (Role, String) {
     (Role(child), addr)
 }
 
-async fn play(net: &NetClient, gateway: &str, intent: Intent, ticks: u32) -> (Client, glam::Vec3, glam::Vec3) {
+const PLAYERS: usize = 4;
+
+async fn play(
+    net: &NetClient,
+    gateway: &str,
+    name: &str,
+    intent: Intent,
+    ticks: u32,
+) -> (Client, glam::Vec3, glam::Vec3) {
     let login = Login::LoginOrRegister(pwn_proto::Credentials {
-        username: "survivor".into(),
+        username: name.into(),
         password: "a long enough password".into(),
     });
     let options = JoinOptions { login: Some(login), ..JoinOptions::default() };
@@ -69,29 +78,62 @@ async fn a_gateway_killed_with_sigkill_loses_no_player() {
     let (mut gateway, gateway_addr) =
         start(&["gateway", "--listen", "127.0.0.1:0", "--zone", &zone_addr, "--data", data]);
     let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
-    let net = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
+    let net = Arc::new(NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap());
 
-    let run = Intent { move_z: 1.0, buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN), ..Intent::default() };
-    let (client, spawned_at, _) = play(&net, &gateway_addr, run, 60).await;
-    // Stand still so the zone's position is the one drawn.
-    let (client, left_at) = play_on(client, Intent::default(), 30).await;
-    assert!(left_at.distance(spawned_at) > 3.0, "the player ran through the gateway: {spawned_at} -> {left_at}");
+    // Every player runs its own way at once, then stands still so the zone's position is the
+    // one drawn.
+    let mut players = Vec::new();
+    for i in 0..PLAYERS {
+        let (net, gateway_addr) = (net.clone(), gateway_addr.clone());
+        players.push(tokio::spawn(async move {
+            let angle = i as f32 * std::f32::consts::TAU / PLAYERS as f32;
+            let run = Intent {
+                move_x: angle.cos(),
+                move_z: angle.sin(),
+                buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN),
+                ..Intent::default()
+            };
+            let (client, spawned_at, _) = play(&net, &gateway_addr, &format!("survivor-{i}"), run, 60).await;
+            let (client, left_at) = play_on(client, Intent::default(), 30).await;
+            assert!(
+                left_at.distance(spawned_at) > 3.0,
+                "player {i} ran through the gateway: {spawned_at} -> {left_at}"
+            );
+            assert_eq!(client.core().inventory().len(), pwn_gateway::accounts::STARTER_KIT.len());
+            (client, left_at)
+        }));
+    }
+    let mut left = Vec::new();
+    for p in players {
+        left.push(p.await.unwrap());
+    }
     gateway.0.kill().unwrap(); // SIGKILL: no logout, no goodbye.
     gateway.0.wait().unwrap();
-    drop(client);
-    // The new gateway's attach takes the player over in the zone (the old link may not have
-    // timed out yet); either way the player is where it was.
+    let left_at: Vec<glam::Vec3> = left.into_iter().map(|(_, at)| at).collect();
+    // The new gateway's attach takes each player over in the zone (the old link may not have
+    // timed out yet); either way each player is where it was.
     let (_gateway, gateway_addr) = start(&["gateway", "--listen", "127.0.0.1:0", "--zone", &zone_addr, "--data", data]);
-    let mut back_at = None;
-    for _ in 0..40 {
-        let (_, p, _) = play(&net, &gateway_addr, Intent::default(), 15).await;
-        if p.distance(left_at) < 0.5 {
-            back_at = Some(p);
-            break;
+    for (i, left_at) in left_at.into_iter().enumerate() {
+        let mut back = None;
+        for _ in 0..40 {
+            let (client, p, _) = play(&net, &gateway_addr, &format!("survivor-{i}"), Intent::default(), 15).await;
+            if p.distance(left_at) < 0.5 {
+                back = Some(client);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut back = back.unwrap_or_else(|| panic!("player {i} did not come back where it was ({left_at})"));
+        let kit = pwn_gateway::accounts::STARTER_KIT.len();
+        for _ in 0..90 {
+            if back.core().inventory().len() == kit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs_f32(1.0 / 30.0)).await;
+            back.update(1.0 / 30.0, &Intent::default());
+        }
+        assert_eq!(back.core().inventory().len(), kit, "player {i}'s items");
     }
-    assert!(back_at.is_some(), "the player did not come back where it was ({left_at})");
 }
 
 async fn play_on(mut client: Client, intent: Intent, ticks: u32) -> (Client, glam::Vec3) {

@@ -232,6 +232,10 @@ pub async fn run(
                         tracing::info!(player = %player, "player taken over by a newer connection");
                         *entry = (sink, events, link);
                         zone.announce(player);
+                        // The new connection starts with nothing: it needs the inventory too.
+                        if let (Some(items), true) = (&mut items, persistent.contains(&player)) {
+                            let _ = items.submit(ItemOp::Load { player });
+                        }
                         continue;
                     }
                     let recent = departed.iter().rposition(|d| d.id == player).and_then(|i| departed.remove(i));
