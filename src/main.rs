@@ -18,6 +18,11 @@
 //! Each subcommand parses its flags, starts tracing, and calls into the library crates; no
 //! game logic lives here.
 
+/// mimalloc instead of glibc's malloc: the swarm and the zone allocate many small, short-lived
+/// buffers (decoded snapshots, frames, physics queries) on several threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod config;
 mod gateway_cmd;

@@ -143,9 +143,7 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     let summary = Summary::of(&results);
     println!("pwn bots: {} bots, {} scenario, {:.0} s", args.count, args.scenario, args.duration);
     print!("{}", summary.table());
-    for r in results.iter().filter(|r| r.failure.is_some()).take(5) {
-        println!("  bot {}: {}", r.index, r.failure.as_deref().unwrap_or_default());
-    }
+    print_failures(&results);
     if args.json {
         println!("{}", serde_json::Value::Object(summary.json()));
     }
@@ -161,6 +159,22 @@ struct ZoneSecond {
     inputs_missed: u64,
     /// Since the zone started.
     overruns: u64,
+    /// Input-to-acknowledgement times in the zone this second: `(ms bucket, count)`.
+    input_ack_ms: Vec<(u64, u64)>,
+}
+
+/// The `q` quantile of a histogram of 1 ms buckets, as the bucket's upper edge in ms.
+fn histogram_quantile(buckets: &std::collections::BTreeMap<u64, u64>, q: f64) -> f64 {
+    let total: u64 = buckets.values().sum();
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (ms, n) in buckets {
+        seen += n;
+        if seen >= rank {
+            return (*ms + 1) as f64;
+        }
+    }
+    0.0
 }
 
 fn quantile(sorted: &[f32], q: f64) -> f64 {
@@ -208,6 +222,10 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
                 players: v["players"].as_f64().unwrap_or(0.0),
                 inputs_missed: v["inputs_missed"].as_u64().unwrap_or(0),
                 overruns: v["overruns"].as_u64().unwrap_or(0),
+                input_ack_ms: v["input_ack_ms"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_u64()?))).collect())
+                    .unwrap_or_default(),
             };
             if let Ok(mut s) = sink.lock() {
                 s.push(second);
@@ -260,6 +278,17 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     json.insert("ticks_measured".into(), all.len().into());
     json.insert("tick_overruns".into(), last.overruns.into());
     json.insert("zone_inputs_missed".into(), last.inputs_missed.into());
+    // The zone's own share of input acknowledgement: from an input reaching the zone process
+    // to the acknowledging snapshot being queued (the client-side figure adds both networks
+    // and the bots' own scheduling).
+    let mut acks = std::collections::BTreeMap::new();
+    for (ms, n) in busy.iter().flat_map(|s| s.input_ack_ms.iter()) {
+        *acks.entry(*ms).or_insert(0u64) += n;
+    }
+    let tick_ms = f64::from(cfg.sim.dt_s()) * 1e3;
+    json.insert("zone_input_ack_ms_p50".into(), histogram_quantile(&acks, 0.5).into());
+    json.insert("zone_input_ack_ms_p99".into(), histogram_quantile(&acks, 0.99).into());
+    json.insert("zone_input_ack_ticks_p99".into(), r3(histogram_quantile(&acks, 0.99) / tick_ms).into());
     let json = serde_json::Value::Object(json);
     let page = html("PWN demo", &json, &series, &results, bounds);
     std::fs::write(&args.report, page).with_context(|| format!("cannot write {}", args.report.display()))?;
@@ -267,10 +296,19 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     println!("pwn demo: {} bots, {} scenario, {:.0} s", args.bots, args.scenario, args.duration);
     println!("  {:<34} {:>12.2}", "zone tick ms p50", quantile(&all, 0.5));
     println!("  {:<34} {:>12.2}", "zone tick ms p99", quantile(&all, 0.99));
+    println!("  {:<34} {:>12.2}", "zone input ack ms p99 (in zone)", histogram_quantile(&acks, 0.99));
     print!("{}", summary.table());
+    print_failures(&results);
     println!("  report: {}", args.report.display());
     if args.json {
         println!("{json}");
     }
     Ok(())
+}
+
+/// Why the first few bots that failed did (a join that never completed, a disconnect).
+fn print_failures(results: &[pwn_load_tests::swarm::BotResult]) {
+    for r in results.iter().filter(|r| r.failure.is_some()).take(5) {
+        println!("  bot {}: {}", r.index, r.failure.as_deref().unwrap_or_default());
+    }
 }

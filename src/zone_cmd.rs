@@ -86,8 +86,15 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
                 every.tick().await;
                 loop {
                     every.tick().await;
+                    // Sparse: `[ms, count]` for the 1 ms buckets that are not empty.
+                    let acks: Vec<[u64; 2]> = (0u64..)
+                        .zip(stats.take_input_ack_ms())
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(ms, n)| [ms, n])
+                        .collect();
                     let line = serde_json::json!({
                         "tick_ms": stats.take_tick_ms(),
+                        "input_ack_ms": acks,
                         "players": stats.players.load(std::sync::atomic::Ordering::Relaxed),
                         "overruns": stats.overruns.load(std::sync::atomic::Ordering::Relaxed),
                         "inputs_missed": stats.inputs_missed.load(std::sync::atomic::Ordering::Relaxed),

@@ -80,7 +80,7 @@ fn run(seed: u64) -> Outcome {
         for (id, side) in &mut sides {
             while let Some(m) = side.up.poll(now) {
                 match m {
-                    Message::Inputs(batch) => zone.on_inputs(*id, &batch),
+                    Message::Inputs(batch) => zone.on_inputs(*id, &batch, 0),
                     Message::SnapshotAck(ack) => zone.on_ack(*id, ack.tick),
                     _ => {}
                 }

@@ -53,7 +53,7 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
         // Server: deliver what has arrived, tick, send the snapshot down.
         while let Some(m) = up.poll(now) {
             if let Message::Inputs(batch) = m {
-                zone.on_inputs(me, &batch);
+                zone.on_inputs(me, &batch, 0);
             }
         }
         if shover {
@@ -62,7 +62,7 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
             let d = us.position_m - them.position_m;
             let yaw = pwn_sim::quantize::quantize_yaw(d.x.atan2(d.z));
             let i = WireInput { seq: t + 1, move_z: 127, yaw, buttons: Buttons::RUN, ..WireInput::default() };
-            zone.on_inputs(other, &InputBatch { ack_tick: 0, inputs: vec![i] });
+            zone.on_inputs(other, &InputBatch { ack_tick: 0, inputs: vec![i] }, 0);
         }
         let out = zone.tick();
         for (player, snapshot) in out.snapshots {

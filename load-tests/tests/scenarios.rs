@@ -36,7 +36,7 @@ fn run(scenario: Scenario, seed: u64, ticks: u32) -> (f32, u64, Vec<f32>) {
         frame = core.update(dt, &mover.intent(&frame));
         for m in core.drain_outbox() {
             match m {
-                Message::Inputs(b) => zone.on_inputs(me, &b),
+                Message::Inputs(b) => zone.on_inputs(me, &b, 0),
                 Message::SnapshotAck(a) => zone.on_ack(me, a.tick),
                 _ => {}
             }

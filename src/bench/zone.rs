@@ -64,7 +64,7 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
                 buttons: intent.buttons,
             };
             let batch = InputBatch { ack_tick: acked[i], inputs: vec![WireInput::from_input(&input)] };
-            zone.on_inputs(*p, &batch);
+            zone.on_inputs(*p, &batch, 0);
         }
         let started = Instant::now();
         let out = zone.tick();

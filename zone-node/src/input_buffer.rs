@@ -58,8 +58,11 @@ pub struct InputCounters {
 /// One player's input buffer.
 #[derive(Clone, Debug, Default)]
 pub struct InputBuffer {
-    waiting: BTreeMap<u32, PlayerInput>,
+    /// Waiting inputs and when each first arrived (the caller's clock, opaque here).
+    waiting: BTreeMap<u32, (PlayerInput, u64)>,
     last_released: Option<u32>,
+    /// When the input released at the last tick first arrived, if one was released.
+    released_arrival: Option<u64>,
     counters: InputCounters,
 }
 
@@ -90,8 +93,20 @@ impl InputBuffer {
         self.last_released.map(InputSeq)
     }
 
+    /// When the input released at the last [`InputBuffer::next_for_tick`] first arrived, on
+    /// the clock [`InputBuffer::receive_at`] was given (none if the tick got no input).
+    pub fn released_arrival(&self) -> Option<u64> {
+        self.released_arrival
+    }
+
     /// Takes in one datagram's inputs (any order, possibly repeated).
     pub fn receive(&mut self, inputs: &[WireInput]) {
+        self.receive_at(inputs, 0);
+    }
+
+    /// Takes in one datagram's inputs that arrived at `arrived` (any clock the caller keeps;
+    /// the first arrival of each input is kept).
+    pub fn receive_at(&mut self, inputs: &[WireInput], arrived: u64) {
         for w in inputs {
             let seq = w.seq;
             match self.last_released {
@@ -117,7 +132,7 @@ impl InputBuffer {
                 self.counters.duplicates += 1;
                 continue;
             }
-            self.waiting.insert(seq, w.to_input());
+            self.waiting.insert(seq, (w.to_input(), arrived));
             self.counters.accepted += 1;
         }
         while self.waiting.len() > BACKLOG_MAX {
@@ -132,9 +147,11 @@ impl InputBuffer {
         if self.last_released.is_none() && self.waiting.len() < PLAYOUT_CUSHION_TICKS {
             return None;
         }
+        self.released_arrival = None;
         match self.waiting.pop_first() {
-            Some((seq, input)) => {
+            Some((seq, (input, arrived))) => {
                 self.last_released = Some(seq);
+                self.released_arrival = Some(arrived);
                 self.counters.released += 1;
                 Some(input)
             }
@@ -176,6 +193,20 @@ mod tests {
         b.receive(&[w(5), w(4)]);
         assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(4));
         assert_eq!(b.newest_seq(), Some(InputSeq(5)));
+    }
+
+    #[test]
+    fn released_inputs_report_their_first_arrival() {
+        let mut b = InputBuffer::new();
+        b.receive_at(&[w(1)], 100);
+        // The redundant copy that comes later does not move the arrival.
+        b.receive_at(&[w(2), w(1)], 130);
+        assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(1));
+        assert_eq!(b.released_arrival(), Some(100));
+        assert_eq!(b.next_for_tick().unwrap().seq, InputSeq(2));
+        assert_eq!(b.released_arrival(), Some(130));
+        assert!(b.next_for_tick().is_none());
+        assert_eq!(b.released_arrival(), None, "a tick without input acknowledges nothing new");
     }
 
     #[test]

@@ -30,9 +30,23 @@ pub const IGNORED_METRIC: &str = "pwn_zone_ignored_messages_total";
 
 /// What connections hand the tick.
 pub(crate) enum ToZone {
-    Joined { player: EntityId, sink: Sink, events: mpsc::Sender<GameEvent>, saved: Option<PlayerState>, link: u64 },
-    Left { player: EntityId, link: u64 },
-    Message { player: EntityId, message: Message },
+    Joined {
+        player: EntityId,
+        sink: Sink,
+        events: mpsc::Sender<GameEvent>,
+        saved: Option<PlayerState>,
+        link: u64,
+    },
+    Left {
+        player: EntityId,
+        link: u64,
+    },
+    /// A player's message, and when it reached this process.
+    Message {
+        player: EntityId,
+        message: Message,
+        arrived: std::time::Instant,
+    },
 }
 
 /// Where a player's snapshots and events go.
@@ -81,7 +95,9 @@ pub(crate) fn forward(inbox: &mpsc::Sender<ToZone>, msg: ToZone) {
 }
 
 /// Starts a player: its event writer, and the `Joined` for the tick. Returns the writer task.
-fn join(
+/// Like leaving, joining waits for room in the inbox rather than being dropped: a lost `Joined`
+/// would leave a connected player never placed.
+async fn join(
     player: EntityId,
     sink: Sink,
     saved: Option<PlayerState>,
@@ -89,7 +105,7 @@ fn join(
     inbox: &mpsc::Sender<ToZone>,
 ) -> tokio::task::JoinHandle<()> {
     let (events_tx, mut events_rx) = mpsc::channel::<GameEvent>(EVENTS_QUEUE_MAX);
-    forward(inbox, ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved, link });
+    let _ = inbox.send(ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved, link }).await;
     tokio::spawn(async move {
         while let Some(e) = events_rx.recv().await {
             if sink.send(&Message::Event(e)).await.is_err() {
@@ -106,7 +122,9 @@ fn on_datagram(player: EntityId, message: Message, sink: &Sink, inbox: &mpsc::Se
         Message::Ping(ping) => {
             let _ = sink.send_datagram(&Message::Pong(ping));
         }
-        Message::Inputs(_) | Message::SnapshotAck(_) => forward(inbox, ToZone::Message { player, message }),
+        Message::Inputs(_) | Message::SnapshotAck(_) => {
+            forward(inbox, ToZone::Message { player, message, arrived: std::time::Instant::now() })
+        }
         _ => metrics::counter!(IGNORED_METRIC).increment(1),
     }
 }
@@ -116,7 +134,7 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
     let Conn { tx, mut rx, mut datagrams, .. } = conn;
     let sink = Sink::Direct(tx);
     let link = next_link();
-    let writer = join(player, sink.clone(), None, link, &inbox);
+    let writer = join(player, sink.clone(), None, link, &inbox).await;
     let datagram_inbox = inbox.clone();
     let datagram_sink = sink.clone();
     let datagram_reader = tokio::spawn(async move {
@@ -126,7 +144,7 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
     });
     while let Ok(Some(message)) = rx.recv().await {
         if matches!(message, Message::Chat(_) | Message::GiveItem(_)) {
-            forward(&inbox, ToZone::Message { player, message });
+            forward(&inbox, ToZone::Message { player, message, arrived: std::time::Instant::now() });
         }
     }
     datagram_reader.abort();
@@ -207,7 +225,7 @@ pub(crate) async fn serve_gateway(
                     }
                     None => None,
                 };
-                writers.insert(a.player, join(EntityId(a.player), sink, saved, link, &inbox));
+                writers.insert(a.player, join(EntityId(a.player), sink, saved, link, &inbox).await);
             }
             Message::Detach(d) => {
                 if let Some(w) = writers.remove(&d.player) {
@@ -217,7 +235,8 @@ pub(crate) async fn serve_gateway(
             }
             Message::Routed(r) if writers.contains_key(&r.player) => match decode_datagram(&r.payload) {
                 Ok(message @ (Message::Chat(_) | Message::GiveItem(_))) => {
-                    forward(&inbox, ToZone::Message { player: EntityId(r.player), message })
+                    let arrived = std::time::Instant::now();
+                    forward(&inbox, ToZone::Message { player: EntityId(r.player), message, arrived })
                 }
                 _ => metrics::counter!(IGNORED_METRIC).increment(1),
             },

@@ -48,6 +48,9 @@ pub mod metric {
     pub const DEPARTURES_DROPPED: &str = "pwn_zone_departures_dropped_total";
     /// Entities in the simulation (characters, crates, projectiles).
     pub const ENTITIES: &str = "pwn_zone_entities";
+    /// Time from an input reaching the zone process to the first snapshot acknowledging it
+    /// being queued (milliseconds).
+    pub const INPUT_ACK_MS: &str = "pwn_zone_input_ack_ms";
 }
 
 /// Where and how often the zone checkpoints its entities.
@@ -140,7 +143,15 @@ pub struct ZoneStats {
     /// Durations of the ticks since the last [`ZoneStats::take_tick_ms`], milliseconds (at most
     /// `TICK_SAMPLES_MAX`; older ones are dropped if nobody takes them).
     pub tick_ms: std::sync::Mutex<Vec<f32>>,
+    /// Time from an input reaching the zone process to the queueing of the first snapshot
+    /// that acknowledges it, milliseconds, as a histogram of `INPUT_ACK_BUCKETS` buckets of
+    /// 1 ms (the last holds everything beyond), since the last
+    /// [`ZoneStats::take_input_ack_ms`].
+    pub input_ack_ms: std::sync::Mutex<Vec<u64>>,
 }
+
+/// Buckets of [`ZoneStats::input_ack_ms`] (1 ms each).
+pub const INPUT_ACK_BUCKETS: usize = 256;
 
 /// Tick durations kept for [`ZoneStats::take_tick_ms`].
 pub const TICK_SAMPLES_MAX: usize = 4_096;
@@ -149,6 +160,23 @@ impl ZoneStats {
     /// The tick durations recorded since the last call.
     pub fn take_tick_ms(&self) -> Vec<f32> {
         self.tick_ms.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
+
+    /// Counts input-to-acknowledgement times (milliseconds).
+    pub fn record_input_acks(&self, ms: impl Iterator<Item = f64>) {
+        if let Ok(mut h) = self.input_ack_ms.lock() {
+            h.resize(INPUT_ACK_BUCKETS, 0);
+            for m in ms {
+                metrics::histogram!(metric::INPUT_ACK_MS).record(m);
+                h[(m.max(0.0) as usize).min(INPUT_ACK_BUCKETS - 1)] += 1;
+            }
+        }
+    }
+
+    /// The input-to-acknowledgement histogram since the last call (`INPUT_ACK_BUCKETS` 1 ms
+    /// buckets, or empty if nothing was recorded).
+    pub fn take_input_ack_ms(&self) -> Vec<u64> {
+        self.input_ack_ms.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
     }
 }
 
@@ -216,6 +244,8 @@ pub async fn run(
     // Bytes sent to each player (snapshots and pongs are counted where they are encoded).
     let mut bytes_sent: HashMap<EntityId, u64> = HashMap::new();
     let ticks_per_s = (1.0 / period).round().max(1.0) as u64;
+    // Input arrival times are given to the core as microseconds since this instant.
+    let epoch = Instant::now();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -277,8 +307,11 @@ pub async fn run(
                     players.remove(&player);
                     tracing::info!(player = %player, "player left");
                 }
-                ToZone::Message { player, message } => match message {
-                    Message::Inputs(batch) => zone.on_inputs(player, &batch),
+                ToZone::Message { player, message, arrived } => match message {
+                    Message::Inputs(batch) => {
+                        let arrived_us = arrived.saturating_duration_since(epoch).as_micros() as u64;
+                        zone.on_inputs(player, &batch, arrived_us)
+                    }
                     Message::SnapshotAck(ack) => zone.on_ack(player, ack.tick),
                     Message::Chat(chat) => {
                         if let Err(e) = zone.on_chat(player, chat) {
@@ -335,6 +368,11 @@ pub async fn run(
                     *bytes_sent.entry(player).or_default() += n as u64;
                 }
             }
+        }
+        // Inputs applied this tick are acknowledged by the snapshots just queued.
+        if !out.inputs_arrived.is_empty() {
+            let now_us = epoch.elapsed().as_micros() as u64;
+            stats.record_input_acks(out.inputs_arrived.iter().map(|a| now_us.saturating_sub(*a) as f64 / 1e3));
         }
         for (player, event) in out.events {
             if let Some((_, events, _)) = players.get(&player)

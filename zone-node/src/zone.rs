@@ -81,6 +81,9 @@ pub struct TickOutput {
     /// Players whose input missed this tick after their inputs had started (the simulation
     /// repeated their last movement), plus inputs skipped to bound a queue.
     pub inputs_missed: u32,
+    /// When each input applied this tick reached the zone (as given to `on_inputs`): this
+    /// tick's snapshots acknowledge them, so the shell measures input-to-acknowledgement time.
+    pub inputs_arrived: Vec<u64>,
 }
 
 /// A zone: its simulation and its players.
@@ -174,10 +177,11 @@ impl Zone {
         self.sim.remove_character(player).map(|(c, _)| c)
     }
 
-    /// An `Inputs` datagram from a player (it also acknowledges a snapshot).
-    pub fn on_inputs(&mut self, player: EntityId, batch: &InputBatch) {
+    /// An `Inputs` datagram from a player (it also acknowledges a snapshot), which reached the
+    /// zone at `arrived` on the caller's clock (reported back when the input is applied).
+    pub fn on_inputs(&mut self, player: EntityId, batch: &InputBatch, arrived: u64) {
         if let Some(p) = self.players.get_mut(&player) {
-            p.inputs.receive(&batch.inputs);
+            p.inputs.receive_at(&batch.inputs, arrived);
             p.snapshots.ack(batch.ack_tick);
         }
     }
@@ -214,12 +218,14 @@ impl Zone {
         let dt = self.sim.config().dt_s();
         let mut inputs = BTreeMap::new();
         let mut missed = 0u64;
+        let mut released = Vec::with_capacity(self.players.len());
         for (id, p) in &mut self.players {
             p.chat_tokens = (p.chat_tokens + self.cfg.chat_lines_per_s * dt).min(self.cfg.chat_lines_per_s);
             let before = p.inputs.counters().missing + p.inputs.counters().skipped;
             if let Some(i) = p.inputs.next_for_tick() {
                 inputs.insert(*id, i);
             }
+            released.extend(p.inputs.released_arrival());
             missed += p.inputs.counters().missing + p.inputs.counters().skipped - before;
         }
         let report = self.sim.step(&inputs);
@@ -251,8 +257,12 @@ impl Zone {
             InterestIndex::default()
         };
 
-        let mut out =
-            TickOutput { report, inputs_missed: missed.min(u64::from(u32::MAX)) as u32, ..TickOutput::default() };
+        let mut out = TickOutput {
+            report,
+            inputs_missed: missed.min(u64::from(u32::MAX)) as u32,
+            inputs_arrived: released,
+            ..TickOutput::default()
+        };
         out.events.append(&mut self.pending_events);
         let mut hits: Vec<(u32, f32)> = Vec::new();
         let mut candidates: Vec<Candidate> = Vec::new();

@@ -32,7 +32,7 @@ fn players_move_by_their_inputs_and_clients_rebuild_the_view_from_packed_deltas(
             ack_tick: acked[0],
             inputs: (t.saturating_sub(2)..=t).rev().filter(|s| *s > 0).map(forward).collect(),
         };
-        z.on_inputs(a, &batch);
+        z.on_inputs(a, &batch, 0);
         z.on_ack(b, acked[1]);
         let out = z.tick();
         for (player, snapshot) in &out.snapshots {
@@ -142,4 +142,19 @@ fn in_a_crowd_a_player_sees_only_the_nearest_entities() {
         // Positions moved a little since the snapshot (falling after spawn): a small margin.
         assert!(farthest_seen <= nearest_unseen + 0.5, "player {p}: sees {farthest_seen} m away, not {nearest_unseen}");
     }
+}
+
+/// The shell's input-to-acknowledgement histogram: 1 ms buckets, the last one open-ended,
+/// emptied by each read.
+#[test]
+fn input_ack_times_are_counted_in_millisecond_buckets() {
+    use pwn_zone_node::server::{INPUT_ACK_BUCKETS, ZoneStats};
+    let stats = ZoneStats::default();
+    assert!(stats.take_input_ack_ms().is_empty());
+    stats.record_input_acks([0.2, 33.9, 33.1, 1e9, -5.0].into_iter());
+    let h = stats.take_input_ack_ms();
+    assert_eq!(h.len(), INPUT_ACK_BUCKETS);
+    assert_eq!((h[0], h[33], h[INPUT_ACK_BUCKETS - 1]), (2, 2, 1));
+    assert_eq!(h.iter().sum::<u64>(), 5);
+    assert!(stats.take_input_ack_ms().is_empty(), "read once");
 }
