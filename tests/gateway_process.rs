@@ -1,6 +1,7 @@
 //! A gateway killed with SIGKILL while players are in the world: the zone sees the link end and
 //! saves them; a new gateway process starts, each player logs in again and comes back where it
-//! was, with its items.
+//! was, with its items. And a flood of bad logins against a gateway process while players play
+//! through it: they keep playing, and the gateway's memory stays bounded.
 
 use pwn_client::{Client, Intent, JoinOptions, Login};
 use pwn_net::{NetClient, TransportConfig};
@@ -144,4 +145,111 @@ async fn play_on(mut client: Client, intent: Intent, ticks: u32) -> (Client, gla
         last = client.update(dt, &intent).me.or(last);
     }
     (client, last.expect("the player was drawn").position_m)
+}
+
+/// The gateway process's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A flood of bad logins against a real gateway process while players play through it: the
+/// flood is turned away (rate limited before hashing, or hashed on the bounded pool), the
+/// players keep their snapshots and their inputs keep being applied, and the gateway's memory
+/// stays within what its two hashing workers need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_logins_leaves_players_playing_and_gateway_memory_bounded() {
+    use pwn_proto::{AuthError, Credentials, Message, PeerRole};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (_zone, zone_addr) = start(&["zone", "--listen", "127.0.0.1:0", "--gateway-only", "--data", data]);
+    // As if the flood came from many addresses: only the global limit and the pool stand in
+    // its way (a global rate this shared two-core machine can hash beside the players).
+    let (gateway, gateway_addr) = start(&[
+        "gateway",
+        "--listen",
+        "127.0.0.1:0",
+        "--zone",
+        &zone_addr,
+        "--data",
+        data,
+        "--auth-per-address-per-s",
+        "1000000",
+        "--auth-global-per-s",
+        "20",
+    ]);
+    let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
+    let net = Arc::new(NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap());
+    let mut players = Vec::new();
+    for i in 0..PLAYERS {
+        let (client, ..) = play(&net, &gateway_addr, &format!("player-{i}"), Intent::default(), 30).await;
+        players.push(client);
+    }
+    let rss_before = rss_kib(gateway.0.id());
+
+    let flooding = Arc::new(AtomicBool::new(true));
+    let mut flooders = Vec::new();
+    let digest = pwn_sim::build_digest(&pwn_sim::SimConfig::default());
+    for i in 0..16 {
+        let hello = pwn_net::ClientHello::new(PeerRole::Client, digest, "flood");
+        let mut c = net.connect(gateway_addr.parse().unwrap(), "localhost", &hello).await.unwrap();
+        let flooding = flooding.clone();
+        flooders.push(tokio::spawn(async move {
+            let (mut limited, mut refused) = (0u64, 0u64);
+            let creds =
+                Credentials { username: format!("player-{}", i % PLAYERS), password: "a wrong password!".into() };
+            while flooding.load(Ordering::Relaxed) {
+                c.tx.send(&Message::Login(creds.clone())).await.unwrap();
+                match c.rx.recv().await {
+                    Ok(Some(Message::AuthFailed(f))) if f.error == AuthError::RateLimited => limited += 1,
+                    Ok(Some(Message::AuthFailed(_))) => refused += 1,
+                    other => panic!("flood connection {i}: {other:?}"),
+                }
+            }
+            (limited, refused)
+        }));
+    }
+    let before: Vec<(u64, u64)> =
+        players.iter().map(|p| (p.counters().snapshots, p.counters().input_ack_ticks.count())).collect();
+    let run = Intent { move_z: 1.0, buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN), ..Intent::default() };
+    let started = std::time::Instant::now();
+    let mut rss_max = rss_before;
+    for frame in 0..120 {
+        tokio::time::sleep(Duration::from_secs_f32(1.0 / 30.0)).await;
+        for p in &mut players {
+            p.update(1.0 / 30.0, &run);
+        }
+        if frame % 6 == 0 {
+            rss_max = rss_max.max(rss_kib(gateway.0.id()));
+        }
+    }
+    let flood_s = started.elapsed().as_secs_f64();
+    flooding.store(false, Ordering::Relaxed);
+    let (mut limited, mut refused) = (0, 0);
+    for f in flooders {
+        let (l, r) = f.await.unwrap();
+        limited += l;
+        refused += r;
+    }
+    let per_s = (limited + refused) as f64 / flood_s;
+    eprintln!(
+        "flood {per_s:.0}/s ({limited} rate limited, {refused} hashed); gateway RSS {} -> {} KiB",
+        rss_before, rss_max
+    );
+    assert!(per_s > 200.0, "not a flood: {per_s:.0} attempts/s");
+    assert!(limited > 10 * refused, "most attempts were turned away before hashing");
+    for (i, (p, (snapshots, acks))) in players.iter().zip(before).enumerate() {
+        let c = p.counters();
+        assert!(p.ended().is_none(), "player {i} was disconnected: {:?}", p.ended());
+        assert!(c.snapshots - snapshots > 60, "player {i}: {} snapshots in {flood_s:.1} s", c.snapshots - snapshots);
+        assert!(c.input_ack_ticks.count() - acks > 60, "player {i}'s inputs stopped being applied");
+    }
+    // Two hashing workers at 19 MiB each, and slack for connections and allocator caches; an
+    // unbounded queue of hashes or of connections' state would blow through this.
+    assert!(rss_max < rss_before + 96 * 1024, "gateway RSS grew from {rss_before} to {rss_max} KiB");
 }
