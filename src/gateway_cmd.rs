@@ -71,7 +71,14 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
         }
         let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
         let addr = net.local_addr()?;
-        let upstream = NetClient::new(SocketAddr::from(([127, 0, 0, 1], 0)), &ca, &TransportConfig::default())?;
+        // Zones behind gateways admit only services: present the service certificate.
+        let service = pwn_net::tls::service_cert(&args.data)?;
+        let upstream = NetClient::with_identity(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            &ca,
+            Some(&service),
+            &TransportConfig::default(),
+        )?;
         let upstreams = Arc::new(Upstreams::new(upstream, digest, pwn_net::tls::service_key(&args.data)?));
         println!(
             "pwn gateway listening on {addr} (clients trust {})",

@@ -72,7 +72,13 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
             crate::metrics_http::install(addr)?;
             tracing::info!(%addr, "serving Prometheus metrics at /metrics");
         }
-        let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
+        // Behind gateways, only services may connect at all: mutual TLS with the deployment's
+        // service certificate (the service key is then proved inside, `[link-5]`).
+        let auth = match args.gateway_only {
+            true => pwn_net::ClientAuth::Services { ca_pem: pwn_net::tls::dev_ca_cert(&args.data)? },
+            false => pwn_net::ClientAuth::Anyone,
+        };
+        let net = pwn_net::NetServer::bind_with(args.listen, &cert, &auth, &TransportConfig::default(), identity)?;
         let addr = net.local_addr()?;
         println!(
             "pwn zone listening on {addr} (clients trust {})",

@@ -80,6 +80,13 @@ async fn a_gateway_killed_with_sigkill_loses_no_player() {
         start(&["gateway", "--listen", "127.0.0.1:0", "--zone", &zone_addr, "--data", data]);
     let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
     let net = Arc::new(NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap());
+    // The zone admits services only (mutual TLS): a player trusting the CA cannot even connect.
+    let hello = pwn_net::ClientHello::new(
+        pwn_proto::PeerRole::Client,
+        pwn_sim::build_digest(&pwn_sim::SimConfig::default()),
+        "direct",
+    );
+    assert!(net.connect(zone_addr.parse().unwrap(), "localhost", &hello).await.is_err());
 
     // Every player runs its own way at once, then stands still so the zone's position is the
     // one drawn.

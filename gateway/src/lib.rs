@@ -15,9 +15,10 @@
 //! - [`proxy`]: links to zone nodes, players multiplexed over them, switching a player's zone
 //!   under the same client connection.
 //!
-//! Players' state is saved by the zone holding them (`pwn_zone_node::persist`). Not yet:
-//! routing players by the world server (every player goes to the one configured zone), mutual
-//! TLS between gateway and zones.
+//! Players' state is saved by the zone holding them (`pwn_zone_node::persist`). Gateways link
+//! to zones with mutual TLS (the service certificate, `pwn_net::tls::service_cert`) and prove
+//! the service key inside. Not yet: routing players by the world server (every player goes to
+//! the one configured zone).
 
 pub mod accounts;
 pub mod auth;

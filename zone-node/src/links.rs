@@ -5,7 +5,8 @@
 //!
 //! Rules:
 //! - `[link-1]` a gateway link's players are those it attached; it speaks for them (the gateway
-//!   authenticated them; services are trusted, see docs/ARCHITECTURE.md on what still lacks);
+//!   authenticated them; gateways are services, authenticated by mutual TLS when the zone runs
+//!   behind gateways and by the service key always, `[link-5]`);
 //! - `[link-2]` when a link ends, every player it attached leaves;
 //! - `[link-3]` only inputs, acks, pings, chat and item gifts are taken from players; anything else is
 //!   ignored (counted).

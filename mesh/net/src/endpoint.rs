@@ -29,6 +29,47 @@ fn limits(cfg: &TransportConfig) -> Result<s2n_quic::provider::limits::Limits, S
         .map_err(start_err)
 }
 
+/// Who may open connections to a server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Anyone who trusts the server (players; authentication happens inside the connection).
+    #[default]
+    Anyone,
+    /// Only peers presenting a certificate signed by this CA (PEM) for
+    /// [`crate::tls::SERVICE_NAME`]: mutual TLS between services. A peer without one fails the
+    /// TLS handshake.
+    Services {
+        /// The CA that signs service certificates.
+        ca_pem: String,
+    },
+}
+
+/// Accepts a client certificate only for the services' name (`ClientAuth::Services`).
+struct ServiceNameOnly;
+
+impl s2n_quic::provider::tls::default::callbacks::VerifyHostNameCallback for ServiceNameOnly {
+    fn verify_host_name(&self, host_name: &str) -> bool {
+        host_name == crate::tls::SERVICE_NAME
+    }
+}
+
+/// The server's TLS: its certificate, and client certificates as `auth` requires.
+fn server_tls(cert: &ServerCert, auth: &ClientAuth) -> Result<s2n_quic::provider::tls::default::Server, StartError> {
+    let builder = s2n_quic::provider::tls::default::Server::builder()
+        .with_certificate(cert.cert_pem.as_str(), cert.key_pem.as_str())
+        .map_err(start_err)?;
+    let builder = match auth {
+        ClientAuth::Anyone => builder,
+        ClientAuth::Services { ca_pem } => builder
+            .with_empty_trust_store()
+            .and_then(|b| b.with_trusted_certificate(ca_pem.as_str()))
+            .and_then(|b| b.with_client_authentication())
+            .and_then(|b| b.with_verify_host_name_callback(ServiceNameOnly))
+            .map_err(start_err)?,
+    };
+    builder.build().map_err(start_err)
+}
+
 fn datagrams(cfg: &TransportConfig) -> Result<DatagramEndpoint, StartError> {
     DatagramEndpoint::builder()
         .with_send_capacity(cfg.datagram_send_queue)
@@ -53,10 +94,22 @@ impl std::fmt::Debug for NetServer {
 }
 
 impl NetServer {
-    /// Binds `addr` (port 0 picks a free port) and starts accepting QUIC connections.
+    /// Binds `addr` (port 0 picks a free port) and starts accepting QUIC connections from
+    /// anyone who trusts `cert`.
     pub fn bind(
         addr: SocketAddr,
         cert: &ServerCert,
+        cfg: &TransportConfig,
+        identity: ServiceIdentity,
+    ) -> Result<Self, StartError> {
+        Self::bind_with(addr, cert, &ClientAuth::Anyone, cfg, identity)
+    }
+
+    /// Binds `addr` and accepts connections from the peers `auth` allows.
+    pub fn bind_with(
+        addr: SocketAddr,
+        cert: &ServerCert,
+        auth: &ClientAuth,
         cfg: &TransportConfig,
         identity: ServiceIdentity,
     ) -> Result<Self, StartError> {
@@ -66,7 +119,7 @@ impl NetServer {
             .build()
             .map_err(start_err)?;
         let server = s2n_quic::Server::builder()
-            .with_tls((cert.cert_pem.as_str(), cert.key_pem.as_str()))
+            .with_tls(server_tls(cert, auth)?)
             .map_err(start_err)?
             .with_io(addr)
             .map_err(start_err)?
@@ -209,8 +262,24 @@ impl NetClient {
     /// A client bound to an ephemeral local port of `local` (use a loopback address in tests),
     /// verifying servers against `ca_pem`.
     pub fn new(local: SocketAddr, ca_pem: &str, cfg: &TransportConfig) -> Result<Self, StartError> {
+        Self::with_identity(local, ca_pem, None, cfg)
+    }
+
+    /// A client that also presents `identity` (a service's certificate, for servers that
+    /// require one: [`ClientAuth::Services`]).
+    pub fn with_identity(
+        local: SocketAddr,
+        ca_pem: &str,
+        identity: Option<&ServerCert>,
+        cfg: &TransportConfig,
+    ) -> Result<Self, StartError> {
+        let mut tls =
+            s2n_quic::provider::tls::default::Client::builder().with_certificate(ca_pem).map_err(start_err)?;
+        if let Some(id) = identity {
+            tls = tls.with_client_identity(id.cert_pem.as_str(), id.key_pem.as_str()).map_err(start_err)?;
+        }
         let client = s2n_quic::Client::builder()
-            .with_tls(ca_pem)
+            .with_tls(tls.build().map_err(start_err)?)
             .map_err(start_err)?
             .with_io(local)
             .map_err(start_err)?

@@ -30,5 +30,5 @@ pub mod tls;
 
 pub use config::{ServerTls, ServiceIdentity, TransportConfig};
 pub use conn::{Conn, ConnStats, ConnTx, DatagramRx, PeerInfo, StreamRx};
-pub use endpoint::{ClientHello, Incoming, NetClient, NetServer, StartError};
+pub use endpoint::{ClientAuth, ClientHello, Incoming, NetClient, NetServer, StartError};
 pub use error::ConnError;

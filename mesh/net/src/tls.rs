@@ -12,6 +12,11 @@ pub const DEV_CA_CERT: &str = "dev-ca.pem";
 const DEV_CA_KEY: &str = "dev-ca.key";
 const DEV_SERVER_CERT: &str = "dev-server.pem";
 const DEV_SERVER_KEY: &str = "dev-server.key";
+const DEV_SERVICE_CERT: &str = "dev-service.pem";
+const DEV_SERVICE_KEY: &str = "dev-service.key";
+/// The name every service certificate carries: a server that admits only services
+/// (`ClientAuth::Services`) accepts client certificates for this name alone.
+pub const SERVICE_NAME: &str = "service.pwn.internal";
 
 /// Why TLS material could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +58,50 @@ fn write(path: &Path, text: &str) -> Result<(), TlsError> {
     std::fs::write(path, text).map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
 }
 
+/// Writes a secret readable by the owner only (created so: never readable by others, even for
+/// a moment).
+fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| TlsError::Io { path: path.to_path_buf(), source })
+}
+
+/// The development CA's parameters (its certificate is self-signed with them; service
+/// certificates are issued in their name).
+fn dev_ca_params() -> Result<CertificateParams, TlsError> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "PWN development CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(ca_params)
+}
+
+/// The certificate services present to each other (a gateway to zones: mutual TLS), issued
+/// for [`SERVICE_NAME`] by the development CA in `dir`, generated if missing. Whoever can read
+/// the data folder's keys is a service.
+pub fn service_cert(dir: &Path) -> Result<ServerCert, TlsError> {
+    ensure_dev_ca(dir)?;
+    let (cert_path, key_path) = (dir.join(DEV_SERVICE_CERT), dir.join(DEV_SERVICE_KEY));
+    if !(cert_path.exists() && key_path.exists()) {
+        let ca_key = KeyPair::from_pem(&read(&dir.join(DEV_CA_KEY))?)?;
+        let issuer = Issuer::new(dev_ca_params()?, &ca_key);
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![SERVICE_NAME.to_string()])?;
+        params.distinguished_name.push(DnType::CommonName, "PWN service");
+        let cert = params.signed_by(&key, &issuer)?;
+        write(&cert_path, &cert.pem())?;
+        write_private(&key_path, &key.serialize_pem())?;
+    }
+    Ok(ServerCert { cert_pem: read(&cert_path)?, key_pem: read(&key_path)? })
+}
+
 /// Loads the server certificate the configuration names, generating the development CA first
 /// if needed.
 pub fn server_cert(tls: &ServerTls) -> Result<ServerCert, TlsError> {
@@ -84,10 +133,7 @@ pub fn service_key(dir: &Path) -> Result<[u8; 32], TlsError> {
         getrandom::fill(&mut key)
             .map_err(|e| TlsError::Io { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        write(&path, &hex)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|source| TlsError::Io { path: path.clone(), source })?;
+        write_private(&path, &hex)?;
     }
     let text = read(&path)?;
     let bytes: Vec<u8> = (0..text.trim().len())
@@ -108,10 +154,7 @@ pub fn ensure_dev_ca(dir: &Path) -> Result<(), TlsError> {
     }
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Io { path: dir.to_path_buf(), source })?;
     let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "PWN development CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_params = dev_ca_params()?;
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
     let server_key = KeyPair::generate()?;
@@ -120,10 +163,10 @@ pub fn ensure_dev_ca(dir: &Path) -> Result<(), TlsError> {
     server_params.distinguished_name.push(DnType::CommonName, "PWN development server");
     let server_cert = server_params.signed_by(&server_key, &issuer)?;
     write(&files[0], &ca_cert.pem())?;
-    write(&files[1], &ca_key.serialize_pem())?;
+    write_private(&files[1], &ca_key.serialize_pem())?;
     // The server presents its certificate followed by the CA's.
     write(&files[2], &format!("{}{}", server_cert.pem(), ca_cert.pem()))?;
-    write(&files[3], &server_key.serialize_pem())?;
+    write_private(&files[3], &server_key.serialize_pem())?;
     tracing::info!(dir = %dir.display(), "generated a development CA and server certificate");
     Ok(())
 }

@@ -215,3 +215,38 @@ async fn a_full_server_refuses_with_unavailable_and_frees_slots_on_close() {
     }
     assert!(again.is_some(), "the slot was never freed");
 }
+
+/// Mutual TLS between services: a server that admits only services refuses a client without a
+/// certificate and one whose certificate names anything but the services' name (here the
+/// server's own certificate, from the same CA), and accepts one presenting a service
+/// certificate.
+#[tokio::test]
+async fn a_services_only_server_requires_a_service_certificate() {
+    use pwn_net::ClientAuth;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: dir.path().to_path_buf() }).unwrap();
+    let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
+    let service = pwn_net::tls::service_cert(dir.path()).unwrap();
+    let cfg = TransportConfig { handshake_timeout: Duration::from_secs(3), ..TransportConfig::default() };
+    let auth = ClientAuth::Services { ca_pem: ca.clone() };
+    let identity = ServiceIdentity { sim_digest: DIGEST, tick_hz: 30 };
+    let server = NetServer::bind_with("127.0.0.1:0".parse().unwrap(), &cert, &auth, &cfg, identity).unwrap();
+    let (addr, _reports) = spawn_echo_server(server);
+    let local = "127.0.0.1:0".parse().unwrap();
+
+    let anonymous = NetClient::new(local, &ca, &cfg).unwrap();
+    assert!(anonymous.connect(addr, "localhost", &hello()).await.is_err(), "no certificate, no connection");
+    let misnamed = NetClient::with_identity(local, &ca, Some(&cert), &cfg).unwrap();
+    assert!(misnamed.connect(addr, "localhost", &hello()).await.is_err(), "a certificate for another name");
+    let gateway = NetClient::with_identity(local, &ca, Some(&service), &cfg).unwrap();
+    let mut conn = gateway.connect(addr, "localhost", &hello()).await.expect("a service connects");
+    conn.tx.send(&Message::Ping(Ping { seq: 7, sent_us: 1 })).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(5), conn.rx.recv()).await.unwrap().unwrap();
+    assert_eq!(echoed, Some(Message::Pong(Ping { seq: 7, sent_us: 1 })));
+    // The keys are the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    for key in ["dev-ca.key", "dev-server.key", "dev-service.key"] {
+        let mode = std::fs::metadata(dir.path().join(key)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{key} is readable by others: {mode:o}");
+    }
+}
