@@ -93,6 +93,8 @@ pub struct Zone {
     players: BTreeMap<EntityId, PlayerSlot>,
     pending_chat: Vec<(EntityId, ChatSend)>,
     pending_events: Vec<(EntityId, GameEvent)>,
+    /// Players placed since the last tick, announced to those near them.
+    pending_spawns: Vec<EntityId>,
 }
 
 impl std::fmt::Debug for Zone {
@@ -116,7 +118,14 @@ fn character_state(id: EntityId, c: &pwn_sim::CharacterState) -> EntityState {
 impl Zone {
     /// A zone around a built simulation.
     pub fn new(sim: Sim, cfg: ZoneConfig) -> Self {
-        Self { sim, cfg, players: BTreeMap::new(), pending_chat: Vec::new(), pending_events: Vec::new() }
+        Self {
+            sim,
+            cfg,
+            players: BTreeMap::new(),
+            pending_chat: Vec::new(),
+            pending_events: Vec::new(),
+            pending_spawns: Vec::new(),
+        }
     }
 
     /// The simulation (read-only).
@@ -153,6 +162,7 @@ impl Zone {
             },
         );
         self.pending_events.push((player, GameEvent::Joined { entity: player.0, tick: self.sim.tick().0 }));
+        self.pending_spawns.push(player);
         Ok(())
     }
 
@@ -212,6 +222,31 @@ impl Zone {
         self.players.get(&player).map(|p| p.inputs.counters())
     }
 
+    /// `Spawned` events for the characters that joined or respawned, to the players within
+    /// the interest radius of each (a respawn to the player itself too; a join is `Joined`).
+    fn announce_spawns(&mut self, out: &mut TickOutput, everyone: &[EntityId]) {
+        let respawned = out.report.events.iter().filter_map(|e| match e {
+            SimEvent::Spawned { entity, kind: EntityKind::Character } => Some((*entity, true)),
+            _ => None,
+        });
+        let spawns: Vec<(EntityId, bool)> =
+            std::mem::take(&mut self.pending_spawns).into_iter().map(|p| (p, false)).chain(respawned).collect();
+        let r2 = self.cfg.interest_radius_m * self.cfg.interest_radius_m;
+        for (entity, to_itself) in spawns {
+            let Some(at) = self.sim.character(entity).map(|c| c.position_m) else { continue };
+            let spawned = GameEvent::Spawned { entity: entity.0, position: quantize_position(at) };
+            for p in everyone.iter().filter(|p| to_itself || **p != entity) {
+                let near = self.sim.character(*p).is_some_and(|c| {
+                    let d = c.position_m - at;
+                    d.x * d.x + d.z * d.z <= r2
+                });
+                if near {
+                    out.events.push((*p, spawned.clone()));
+                }
+            }
+        }
+    }
+
     /// Advances one tick: releases one input per player, steps the simulation, and builds every
     /// player's snapshot and events.
     pub fn tick(&mut self) -> TickOutput {
@@ -267,11 +302,15 @@ impl Zone {
         let mut hits: Vec<(u32, f32)> = Vec::new();
         let mut candidates: Vec<Candidate> = Vec::new();
         for (player, slot) in &mut self.players {
-            let Ok(mine) = states.binary_search_by_key(&player.0, |(s, _, _)| s.id) else {
-                // Dead: no view until respawn, but keep acknowledging inputs.
-                continue;
+            let (mine, me) = match states.binary_search_by_key(&player.0, |(s, _, _)| s.id) {
+                Ok(i) => (Some(i), states[i].1),
+                // Dead: the view stays where the character fell, and snapshots keep
+                // acknowledging inputs until it respawns.
+                Err(_) => match self.sim.character(*player) {
+                    Some(c) => (None, [c.position_m.x, c.position_m.z]),
+                    None => continue,
+                },
             };
-            let me = states[mine].1;
             hits.clear();
             let r = self.cfg.interest_radius_m;
             if states.len() <= LINEAR_SCAN_MAX {
@@ -295,7 +334,7 @@ impl Zone {
             candidates.clear();
             candidates.extend(hits.iter().map(|&(i, d2)| {
                 let (state, _, speed) = &states[i as usize];
-                let priority = if i as usize == mine { f32::MAX } else { (1.0 + speed) / (1.0 + d2.sqrt()) };
+                let priority = if Some(i as usize) == mine { f32::MAX } else { (1.0 + speed) / (1.0 + d2.sqrt()) };
                 Candidate { state: *state, priority }
             }));
             let input_ack = slot.inputs.newest_released().map_or(0, |s| s.0);
@@ -365,6 +404,7 @@ impl Zone {
             };
             out.events.extend(everyone.iter().map(|p| (*p, event.clone())));
         }
+        self.announce_spawns(&mut out, &everyone);
         for (from, chat) in std::mem::take(&mut self.pending_chat) {
             let origin = self.sim.character(from).map(|c| c.position_m);
             for p in &everyone {

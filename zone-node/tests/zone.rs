@@ -158,3 +158,46 @@ fn input_ack_times_are_counted_in_millisecond_buckets() {
     assert_eq!(h.iter().sum::<u64>(), 5);
     assert!(stats.take_input_ack_ms().is_empty(), "read once");
 }
+
+/// Spawns are reliable events for the players near them; a dead player keeps receiving
+/// snapshots (acknowledging its inputs) where it fell, and hears of its own respawn.
+#[test]
+fn spawns_are_announced_nearby_and_the_dead_keep_their_snapshots() {
+    let mut w = WorldDesc::flat(1000.0);
+    w.spawn_points = vec![[0.0, 1.0, 0.0], [5.0, 1.0, 0.0], [400.0, 1.0, 0.0]];
+    let mut z = Zone::new(Sim::new(w, SimConfig::default(), 1).unwrap(), ZoneConfig::default());
+    let (near, far, fallen) = (EntityId(1), EntityId(2), EntityId(3));
+    let at = |x: f32| {
+        let mut c = pwn_sim::CharacterState::spawned_at(glam::Vec3::new(x, 1.0, 0.0), &SimConfig::default());
+        c.health = 100;
+        c
+    };
+    z.join_at(near, Some(at(0.0))).unwrap();
+    z.join_at(far, Some(at(400.0))).unwrap();
+    z.tick();
+    // A character joins near `near`, dead and about to respawn.
+    let mut dead = at(5.0);
+    dead.health = 0;
+    dead.respawn_ticks = 3;
+    z.join_at(fallen, Some(dead)).unwrap();
+    let spawned_to = |out: &pwn_zone_node::zone::TickOutput, entity: EntityId| -> Vec<EntityId> {
+        out.events
+            .iter()
+            .filter(|(_, e)| matches!(e, GameEvent::Spawned { entity: s, .. } if *s == entity.0))
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    let first = z.tick();
+    assert_eq!(spawned_to(&first, fallen), vec![near], "the join is announced nearby only, not to itself");
+    assert!(first.snapshots.iter().any(|(p, _)| *p == fallen), "the dead get snapshots too");
+    let mut respawn = Vec::new();
+    for seq in 1..=6u32 {
+        z.on_inputs(fallen, &InputBatch { ack_tick: 0, inputs: vec![forward(seq)] }, 0);
+        let out = z.tick();
+        let acked = out.snapshots.iter().find(|(p, _)| *p == fallen).map(|(_, s)| s.input_ack);
+        assert!(acked.is_some(), "tick {seq}: no snapshot for the dead player");
+        respawn.extend(spawned_to(&out, fallen));
+    }
+    respawn.sort();
+    assert_eq!(respawn, vec![near, fallen], "the respawn is announced nearby and to the player itself");
+}

@@ -302,6 +302,14 @@ pub enum GameEvent {
         /// Velocity on pwn-sim's grid.
         velocity: [i16; 3],
     },
+    /// A character appeared (joined, or respawned) within the player's interest radius; a
+    /// player's own respawn is announced to it too (its own join is `Joined`).
+    Spawned {
+        /// The character.
+        entity: u64,
+        /// Where, on pwn-sim's grid.
+        position: [i32; 3],
+    },
     /// The player's whole inventory (sent when it joins a zone), at most
     /// `INVENTORY_ITEMS_MAX` items.
     Inventory {

@@ -108,6 +108,8 @@ pub fn message() -> impl Strategy<Value = Message> {
         (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>())
             .prop_map(|(item, kind, from, to)| Message::Event(GameEvent::ItemMoved { item, kind, from, to })),
         (any::<u64>(), any::<u64>()).prop_map(|(item, to)| Message::GiveItem(GiveItem { item, to })),
+        (any::<u64>(), any::<[i32; 3]>())
+            .prop_map(|(entity, position)| Message::Event(GameEvent::Spawned { entity, position })),
         text(codec::TEXT_LEN_MAX).prop_map(|t| Message::Chat(ChatSend { channel: ChatChannel::Proximity, text: t })),
         (any::<u64>(), any::<u64>()).prop_map(|(s, t)| Message::Ping(Ping { seq: s, sent_us: t })),
         any::<u64>().prop_map(|p| Message::Attach(Attach { player: p })),
