@@ -1,7 +1,8 @@
 //! A gateway killed with SIGKILL while players are in the world: the zone sees the link end and
 //! saves them; a new gateway process starts, each player logs in again and comes back where it
 //! was, with its items. And a flood of bad logins against a gateway process while players play
-//! through it: they keep playing, and the gateway's memory stays bounded.
+//! through it: they keep playing, and the gateway's memory stays bounded. And a gift between two
+//! players, announced to them, survives the zone being killed with SIGKILL at once.
 
 use pwn_client::{Client, Intent, JoinOptions, Login};
 use pwn_net::{NetClient, TransportConfig};
@@ -37,6 +38,17 @@ fn start(args: &[&str]) -> (Role, String) {
 
 const PLAYERS: usize = 4;
 
+/// Logs `name` in through `gateway` (registering it the first time) into `world`.
+async fn join(net: &NetClient, gateway: &str, name: &str, world: pwn_sim::WorldDesc) -> Client {
+    let login = Login::LoginOrRegister(pwn_proto::Credentials {
+        username: name.into(),
+        password: "a long enough password".into(),
+    });
+    let options = JoinOptions { login: Some(login), ..JoinOptions::default() };
+    let (cfg, agent) = (pwn_sim::SimConfig::default(), "gateway-process-test");
+    Client::connect(net, gateway.parse().unwrap(), "localhost", world, cfg, agent, &options).await.unwrap()
+}
+
 async fn play(
     net: &NetClient,
     gateway: &str,
@@ -44,22 +56,7 @@ async fn play(
     intent: Intent,
     ticks: u32,
 ) -> (Client, glam::Vec3, glam::Vec3) {
-    let login = Login::LoginOrRegister(pwn_proto::Credentials {
-        username: name.into(),
-        password: "a long enough password".into(),
-    });
-    let options = JoinOptions { login: Some(login), ..JoinOptions::default() };
-    let mut client = Client::connect(
-        net,
-        gateway.parse().unwrap(),
-        "localhost",
-        pwn_sim::WorldDesc::arena(),
-        pwn_sim::SimConfig::default(),
-        "gateway-process-test",
-        &options,
-    )
-    .await
-    .unwrap();
+    let mut client = join(net, gateway, name, pwn_sim::WorldDesc::arena()).await;
     let dt = 1.0 / 30.0;
     let (mut first, mut last) = (None, None);
     for _ in 0..ticks {
@@ -259,4 +256,59 @@ async fn a_flood_of_bad_logins_leaves_players_playing_and_gateway_memory_bounded
     // Two hashing workers at 19 MiB each, and slack for connections and allocator caches; an
     // unbounded queue of hashes or of connections' state would blow through this.
     assert!(rss_max < rss_before + 96 * 1024, "gateway RSS grew from {rss_before} to {rss_max} KiB");
+}
+
+/// Items change owner in committed store transactions, and a player is told only after the
+/// commit: a zone killed with SIGKILL right after a gift was announced has lost nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gift_announced_survives_a_zone_killed_with_sigkill() {
+    use pwn_proto::GameEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // One spawn point, so the two players stand within giving range.
+    let mut world = pwn_sim::WorldDesc::flat(200.0);
+    world.spawn_points = vec![[0.0, 1.0, 0.0]];
+    let world_file = dir.path().join("world.toml");
+    std::fs::write(&world_file, toml::to_string(&world).unwrap()).unwrap();
+    let world_arg = world_file.to_str().unwrap();
+    let (mut zone, zone_addr) =
+        start(&["zone", "--listen", "127.0.0.1:0", "--gateway-only", "--data", data, "--world", world_arg]);
+    let (_gateway, gateway_addr) = start(&["gateway", "--listen", "127.0.0.1:0", "--zone", &zone_addr, "--data", data]);
+    let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
+    let net = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
+    let mut giver = join(&net, &gateway_addr, "giver", world.clone()).await;
+    let mut taker = join(&net, &gateway_addr, "taker", world).await;
+    let kit = pwn_gateway::accounts::STARTER_KIT.len();
+    let dt = 1.0 / 30.0;
+    for _ in 0..300 {
+        if giver.core().inventory().len() == kit && taker.core().inventory().len() == kit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        giver.update(dt, &Intent::default());
+        taker.update(dt, &Intent::default());
+    }
+    let gift = *giver.core().inventory().keys().next().expect("the giver's starter kit");
+    giver.give(gift, taker.me().0).await.unwrap();
+    let mut told = false;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        let events = giver.update(dt, &Intent::default()).events;
+        if events.iter().any(|e| matches!(e, GameEvent::ItemMoved { item, .. } if *item == gift)) {
+            told = true;
+            break;
+        }
+        let notices: Vec<_> = events.iter().filter(|e| matches!(e, GameEvent::Notice { .. })).collect();
+        assert!(notices.is_empty(), "the gift was refused: {notices:?}");
+    }
+    assert!(told, "the giver was never told the gift went through");
+    zone.0.kill().unwrap(); // SIGKILL, the moment the giver heard of it.
+    zone.0.wait().unwrap();
+    let store = pwn_store::Store::new(std::sync::Arc::new(
+        pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap(),
+    ));
+    let owner = store.transact(|t| pwn_store::items::get(t, gift)).unwrap().map(|r| r.owner);
+    assert_eq!(owner, Some(taker.me().0), "the store says who owns the gift");
+    let held = |p: u64| store.transact(|t| pwn_store::items::inventory(t, p)).unwrap().len();
+    assert_eq!((held(giver.me().0), held(taker.me().0)), (kit - 1, kit + 1));
 }
