@@ -34,6 +34,8 @@
 //!   straight from the newest snapshot, remote projectiles are not flown.
 
 use crate::counters::ClientCounters;
+use crate::frame::drawn;
+pub use crate::frame::{Drawn, DrawnProjectile, Frame, Intent};
 use crate::interp::Interpolator;
 use crate::pacing::{PACE_WINDOW_SNAPSHOTS, Pacing};
 use crate::predict::{Predictor, Reconciled};
@@ -42,7 +44,7 @@ use pwn_proto::delta::{ApplyError, EntityState, ReceivedViews};
 use pwn_proto::{GameEvent, InputBatch, Message, Ping, Snapshot, SnapshotAck, WireInput};
 use pwn_sim::ids::{PROJECTILE_ID_BASE, WORLD_ENTITY_ID_BASE};
 use pwn_sim::quantize::{dequantize_position, dequantize_rotation, dequantize_velocity, dequantize_yaw};
-use pwn_sim::{Buttons, CharacterState, EntityId, InputSeq, PlayerInput, Sim, SimConfig, SimError, WorldDesc};
+use pwn_sim::{CharacterState, EntityId, InputSeq, PlayerInput, Sim, SimConfig, SimError, WorldDesc};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Inputs repeated in every `Inputs` datagram.
@@ -61,60 +63,6 @@ pub const SENT_TIMES_MAX: usize = 256;
 pub const MIRRORED_CRATES_MAX: usize = 100_000;
 /// Seconds between round-trip probes.
 pub const PING_INTERVAL_S: f64 = 1.0;
-/// What the player wants this frame.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Intent {
-    /// Strafe, -1 (left) to 1 (right).
-    pub move_x: f32,
-    /// Forward, -1 (back) to 1 (forward).
-    pub move_z: f32,
-    /// Facing, radians.
-    pub yaw_rad: f32,
-    /// Aim up or down, radians.
-    pub pitch_rad: f32,
-    /// Buttons held.
-    pub buttons: Buttons,
-}
-
-/// An entity to draw.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Drawn {
-    /// Its id.
-    pub id: u64,
-    /// Where to draw it.
-    pub position_m: Vec3,
-    /// Facing, radians (characters).
-    pub yaw_rad: f32,
-    /// Health (characters; 0 for crates).
-    pub health: u16,
-}
-
-/// A projectile to draw.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DrawnProjectile {
-    /// Its deterministic id.
-    pub id: u64,
-    /// Who fired it.
-    pub owner: u64,
-    /// Where to draw it.
-    pub position_m: Vec3,
-    /// Whether it is the local player's prediction.
-    pub predicted: bool,
-}
-
-/// One frame's view of the world.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Frame {
-    /// The local player (predicted), once the server has placed it.
-    pub me: Option<Drawn>,
-    /// Everyone and everything else in view (interpolated).
-    pub others: Vec<Drawn>,
-    /// Projectiles in flight.
-    pub projectiles: Vec<DrawnProjectile>,
-    /// Events since the last frame (hits, deaths, chat, notices).
-    pub events: Vec<GameEvent>,
-}
-
 #[derive(Clone, Debug)]
 struct RemoteProjectile {
     owner: u64,
@@ -601,8 +549,4 @@ impl GameClient {
         }
         frame
     }
-}
-
-fn drawn(s: &EntityState, position_m: Vec3) -> Drawn {
-    Drawn { id: s.id, position_m, yaw_rad: dequantize_yaw(s.yaw), health: s.health }
 }

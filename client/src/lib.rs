@@ -5,6 +5,7 @@
 //!   `update(dt, intent) -> Frame`, chat, counters. Bots use it headless, driven by a timer.
 //! - [`game`]: the core behind it, with no IO: fixed-rate inputs with redundancy, prediction,
 //!   interpolation, predicted projectiles, counters.
+//! - [`frame`]: the game loop's side of it: the player's intent in, what to draw out.
 //! - [`predict`]: the local player's prediction with pwn-sim, reconciliation against
 //!   authoritative snapshots (rollback and replay of unacknowledged inputs), and smoothing of
 //!   the remaining visual error.
@@ -14,6 +15,7 @@
 
 pub mod connection;
 pub mod counters;
+pub mod frame;
 pub mod game;
 pub mod interp;
 pub mod pacing;
