@@ -132,6 +132,10 @@ pub struct ClientCounters {
     pub chat_received: u64,
     /// Chat lines received from other players.
     pub chat_from_others: u64,
+    /// Items of value this player received (committed moves: gifts, loot).
+    pub items_received: u64,
+    /// Times the player's character came back after dying (`[game-11]`).
+    pub respawns: u64,
     /// Payload bytes received (snapshots, events; without QUIC framing).
     pub bytes_in: u64,
     /// Payload bytes sent.
@@ -163,6 +167,8 @@ impl Default for ClientCounters {
             zone_switches: 0,
             chat_received: 0,
             chat_from_others: 0,
+            items_received: 0,
+            respawns: 0,
             bytes_in: 0,
             bytes_out: 0,
         }

@@ -30,6 +30,9 @@
 //! - `[game-10]` a `Joined` after the first (the gateway moved the player to another zone)
 //!   starts the snapshot and prediction state over against the new zone, on the same
 //!   connection.
+//! - `[game-11]` a dead player's character is missing from its own view until it respawns; when
+//!   it is back, prediction starts over as after joining (once the character rests where it
+//!   came back), so a respawn is counted as one, never as a correction or a prediction error.
 //! - `[game-9]` headless mode (bots) skips what only a renderer needs: other entities come
 //!   straight from the newest snapshot, remote projectiles are not flown.
 
@@ -95,6 +98,9 @@ pub struct GameClient {
     remote_projectiles: BTreeMap<u64, RemoteProjectile>,
     mirrored: BTreeMap<u64, EntityState>,
     inventory: BTreeMap<u64, u32>,
+    /// Whether the player's own character was in the last snapshot's view (it is not while
+    /// dead).
+    own_in_view: bool,
     headless: bool,
     sampled: Vec<(u64, Vec3)>,
     events: VecDeque<GameEvent>,
@@ -138,6 +144,7 @@ impl GameClient {
             remote_projectiles: BTreeMap::new(),
             mirrored: BTreeMap::new(),
             inventory: BTreeMap::new(),
+            own_in_view: false,
             headless: false,
             sampled: Vec::new(),
             events: VecDeque::new(),
@@ -265,7 +272,16 @@ impl GameClient {
             }
         }
         self.observe_backlog(arrival_s, s.input_backlog);
+        // Back in its own view after being out of it: dead until now, it has respawned.
+        let was_in_view = std::mem::replace(&mut self.own_in_view, own.is_some());
+        let respawned = own.is_some() && !was_in_view;
         let Some(state) = own else { return };
+        if respawned && self.predictor.is_some() {
+            // Like a join ([game-3]): predict again once the character rests where it came back.
+            self.counters.respawns += 1;
+            self.predictor = None;
+            return;
+        }
         match self.predictor.as_mut() {
             Some(p) => match p.reconcile(s.input_ack, &state) {
                 Reconciled::NotCompared => {}
@@ -331,6 +347,7 @@ impl GameClient {
         self.mirrored.clear();
         self.remote_projectiles.clear();
         self.pace = Pacing::default();
+        self.own_in_view = false;
     }
 
     fn start_predicting(&mut self, state: &EntityState) {
@@ -388,7 +405,10 @@ impl GameClient {
             GameEvent::Joined { .. } if self.placed => self.zone_switched(),
             GameEvent::Joined { .. } => self.placed = true,
             GameEvent::Inventory { items } => self.inventory = items.iter().map(|i| (i.id, i.kind)).collect(),
-            GameEvent::ItemMoved { item, kind, to, .. } if *to == self.me.0 => _ = self.inventory.insert(*item, *kind),
+            GameEvent::ItemMoved { item, kind, to, .. } if *to == self.me.0 => {
+                self.counters.items_received += 1;
+                self.inventory.insert(*item, *kind);
+            }
             GameEvent::ItemMoved { item, .. } => _ = self.inventory.remove(item),
             GameEvent::Chat { from, .. } => {
                 self.counters.chat_received += 1;

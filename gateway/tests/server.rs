@@ -306,6 +306,7 @@ async fn items_change_hands_in_the_store_and_survive_logging_out() {
     let moved = GameEvent::ItemMoved { item: gift, kind: gift_kind, from: giver.me().0, to: taker_id };
     assert!(seen.iter().all(|s| s.contains(&moved)), "both sides told: {seen:?}");
     assert_eq!(taker.core().inventory().get(&gift), Some(&gift_kind));
+    assert_eq!((taker.counters().items_received, giver.counters().items_received), (1, 0));
 
     // The same item again (no longer the giver's), and to nobody: refused, with a reason, and
     // nothing moves.

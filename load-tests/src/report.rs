@@ -36,6 +36,8 @@ pub struct Summary {
     pub interpolation_delay_ticks_mean: f64,
     /// Inputs sent, all bots.
     pub inputs_sent: u64,
+    /// Items of value that changed owner (gifts, loot), as the receiving bots heard of them.
+    pub items_moved: u64,
 }
 
 impl Summary {
@@ -64,6 +66,7 @@ impl Summary {
             corrections += c.corrections;
             minutes += r.played_s / 60.0;
             s.inputs_sent += c.inputs_sent;
+            s.items_moved += c.items_received;
             if r.played_s > 0.0 {
                 kbps.push(c.bytes_in as f64 * 8.0 / 1e3 / r.played_s);
             }
@@ -85,7 +88,7 @@ impl Summary {
 
     /// The summary as a table, one figure per line.
     pub fn table(&self) -> String {
-        let rows: [(&str, String); 13] = [
+        let rows: [(&str, String); 14] = [
             ("bots joined / started", format!("{} / {}", self.joined, self.bots)),
             ("disconnects", self.disconnects.to_string()),
             ("bots that moved", self.moved.to_string()),
@@ -99,6 +102,7 @@ impl Summary {
             ("corrections per bot minute", format!("{:.2}", self.corrections_per_bot_minute)),
             ("rtt ms (mean)", format!("{:.2}", self.rtt_ms_mean)),
             ("interpolation delay ticks (mean)", format!("{:.2}", self.interpolation_delay_ticks_mean)),
+            ("items that changed owner", self.items_moved.to_string()),
         ];
         let mut out = String::new();
         for (k, v) in rows {
@@ -123,6 +127,7 @@ impl Summary {
         m.insert("prediction_error_m_p99".into(), r3(self.prediction_error_m_p99).into());
         m.insert("corrections_per_bot_minute".into(), r3(self.corrections_per_bot_minute).into());
         m.insert("rtt_ms_mean".into(), r3(self.rtt_ms_mean).into());
+        m.insert("items_moved".into(), self.items_moved.into());
         m
     }
 }

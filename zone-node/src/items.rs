@@ -33,6 +33,8 @@ pub const QUEUE_MAX: usize = 1_024;
 pub const PENDING_PER_PLAYER_MAX: u8 = 4;
 /// Metric: item moves committed.
 pub const MOVES_METRIC: &str = "pwn_zone_item_moves_total";
+/// Metric: time an item operation's store transaction took (milliseconds).
+pub const TXN_MS_METRIC: &str = "pwn_zone_item_txn_ms";
 /// Metric: item requests refused (rules, store answer, or a full queue), by reason.
 pub const REFUSED_METRIC: &str = "pwn_zone_item_refused_total";
 
@@ -161,7 +163,9 @@ impl Items {
         tokio::spawn(async move {
             while let Some(op) = rx.recv().await {
                 let p = p.clone();
+                let started = std::time::Instant::now();
                 let Ok(outcome) = tokio::task::spawn_blocking(move || run_op(&p, op)).await else { return };
+                metrics::histogram!(TXN_MS_METRIC).record(started.elapsed().as_secs_f64() * 1e3);
                 if done.send(outcome).await.is_err() {
                     return;
                 }

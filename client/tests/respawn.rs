@@ -1,0 +1,75 @@
+//! A player who dies and respawns, client core against the zone core with no network between:
+//! while dead its own character is missing from its view and its inputs are still
+//! acknowledged; when it comes back at the spawn point, prediction starts over once it rests, so
+//! the move is counted as a respawn, not as a correction or a prediction error (`[game-11]`).
+
+use pwn_client::{GameClient, Intent};
+use pwn_proto::{GameEvent, Message};
+use pwn_sim::{EntityId, Sim, SimConfig, WorldDesc};
+use pwn_zone_node::zone::{Zone, ZoneConfig};
+
+/// One tick: the client's frame and messages up, the zone's tick, its messages down (a second
+/// `Joined` is not delivered: here the zone re-placing the player only stages a death).
+fn step(zone: &mut Zone, client: &mut GameClient, me: EntityId, joined: &mut bool) {
+    let dt = zone.sim().config().dt_s();
+    client.update(dt, &Intent::default());
+    for m in client.drain_outbox().collect::<Vec<_>>() {
+        match m {
+            Message::Inputs(batch) => zone.on_inputs(me, &batch, 0),
+            Message::SnapshotAck(ack) => zone.on_ack(me, ack.tick),
+            _ => {}
+        }
+    }
+    let out = zone.tick();
+    let now = client.now_s();
+    for (_, snapshot) in out.snapshots {
+        client.on_message(now, Message::Snapshot(snapshot));
+    }
+    for (_, event) in out.events {
+        if matches!(event, GameEvent::Joined { .. }) && std::mem::replace(joined, true) {
+            continue;
+        }
+        client.on_message(now, Message::Event(event));
+    }
+}
+
+#[test]
+fn a_respawn_is_not_a_misprediction() {
+    let cfg = SimConfig::default();
+    let mut world = WorldDesc::flat(400.0);
+    world.spawn_points = vec![[30.0, 1.0, 0.0]];
+    let mut zone = Zone::new(Sim::new(world.clone(), cfg.clone(), 1).unwrap(), ZoneConfig::default());
+    let me = EntityId(1);
+    zone.join(me).unwrap();
+    let mut client = GameClient::new(world, cfg, me);
+    let mut joined = false;
+    for _ in 0..120 {
+        step(&mut zone, &mut client, me, &mut joined);
+        if client.predicting() && client.counters().confirmations > 10 {
+            break;
+        }
+    }
+    assert!(client.predicting(), "prediction started");
+
+    // The character dies where it stands (staged: put back dead, respawning in 10 ticks).
+    let mut dead = zone.leave(me).expect("the character");
+    dead.position_m.x = -30.0;
+    dead.health = 0;
+    dead.respawn_ticks = 10;
+    zone.join_at(me, Some(dead)).unwrap();
+    let acks_before = client.counters().input_ack_ticks.count();
+    for _ in 0..5 {
+        step(&mut zone, &mut client, me, &mut joined);
+    }
+    assert!(client.counters().input_ack_ticks.count() > acks_before, "inputs acknowledged while dead");
+    for _ in 0..60 {
+        step(&mut zone, &mut client, me, &mut joined);
+    }
+    let c = client.counters();
+    assert_eq!(c.respawns, 1);
+    assert!(client.predicting(), "predicting again once the character rested");
+    assert_eq!(c.corrections, 0, "the respawn was not counted as a correction");
+    assert!(c.prediction_error_m.max() < 0.01, "prediction error {}", c.prediction_error_m.max());
+    let drawn = client.update(0.0, &Intent::default()).me.expect("drawn again");
+    assert!((drawn.position_m.x - 30.0).abs() < 2.0, "drawn at the spawn point: {}", drawn.position_m);
+}
