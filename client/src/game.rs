@@ -32,7 +32,9 @@
 //!   connection.
 //! - `[game-11]` a dead player's character is missing from its own view until it respawns; when
 //!   it is back, prediction starts over as after joining (once the character rests where it
-//!   came back), so a respawn is counted as one, never as a correction or a prediction error.
+//!   came back; until then the client sends inputs that stand still, or the zone would repeat
+//!   the last movement from before the death), so a respawn is counted as one, never as a
+//!   correction or a prediction error.
 //! - `[game-9]` headless mode (bots) skips what only a renderer needs: other entities come
 //!   straight from the newest snapshot, remote projectiles are not flown.
 
@@ -101,6 +103,9 @@ pub struct GameClient {
     /// Whether the player's own character was in the last snapshot's view (it is not while
     /// dead).
     own_in_view: bool,
+    /// Back from the dead and not predicting yet: sending still inputs until the character
+    /// rests (`[game-11]`).
+    holding_still: bool,
     headless: bool,
     sampled: Vec<(u64, Vec3)>,
     events: VecDeque<GameEvent>,
@@ -145,6 +150,7 @@ impl GameClient {
             mirrored: BTreeMap::new(),
             inventory: BTreeMap::new(),
             own_in_view: false,
+            holding_still: false,
             headless: false,
             sampled: Vec::new(),
             events: VecDeque::new(),
@@ -280,6 +286,7 @@ impl GameClient {
             // Like a join ([game-3]): predict again once the character rests where it came back.
             self.counters.respawns += 1;
             self.predictor = None;
+            self.holding_still = true;
             return;
         }
         match self.predictor.as_mut() {
@@ -348,6 +355,7 @@ impl GameClient {
         self.remote_projectiles.clear();
         self.pace = Pacing::default();
         self.own_in_view = false;
+        self.holding_still = false;
     }
 
     fn start_predicting(&mut self, state: &EntityState) {
@@ -360,6 +368,7 @@ impl GameClient {
         match built {
             Ok(p) => {
                 self.predictor = Some(p);
+                self.holding_still = false;
                 // The first burst has yet to reach the server and show in the reports.
                 self.pace.started(self.now_s);
             }
@@ -470,6 +479,18 @@ impl GameClient {
     }
 
     fn send_input(&mut self, intent: &Intent) {
+        if self.predictor.is_none() && self.holding_still {
+            // `[game-11]`: inputs that stand still, so the zone, which repeats a player's last
+            // movement when an input is missing, lets the character come to rest.
+            let input = PlayerInput { seq: InputSeq(self.next_seq), yaw_rad: intent.yaw_rad, ..PlayerInput::default() };
+            self.next_seq += 1;
+            self.recent.push_back(WireInput::from_input(&input));
+            while self.recent.len() > RECENT_INPUTS_MAX {
+                self.recent.pop_front();
+            }
+            self.counters.inputs_sent += 1;
+            return;
+        }
         let Some(p) = self.predictor.as_mut() else {
             // Not predicting yet ([game-3]): only acknowledge.
             if self.acked_tick > self.ack_sent {
@@ -507,7 +528,7 @@ impl GameClient {
     /// One `Inputs` datagram with the newest inputs ([game-2]); a burst or a catch-up travels
     /// whole in it, so the server receives it at once.
     fn send_inputs_datagram(&mut self) {
-        if self.predictor.is_none() || self.recent.is_empty() {
+        if (self.predictor.is_none() && !self.holding_still) || self.recent.is_empty() {
             return;
         }
         self.ack_sent = self.acked_tick;

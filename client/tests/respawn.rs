@@ -10,9 +10,9 @@ use pwn_zone_node::zone::{Zone, ZoneConfig};
 
 /// One tick: the client's frame and messages up, the zone's tick, its messages down (a second
 /// `Joined` is not delivered: here the zone re-placing the player only stages a death).
-fn step(zone: &mut Zone, client: &mut GameClient, me: EntityId, joined: &mut bool) {
+fn step(zone: &mut Zone, client: &mut GameClient, me: EntityId, joined: &mut bool, intent: &Intent) {
     let dt = zone.sim().config().dt_s();
-    client.update(dt, &Intent::default());
+    client.update(dt, intent);
     for m in client.drain_outbox().collect::<Vec<_>>() {
         match m {
             Message::Inputs(batch) => zone.on_inputs(me, &batch, 0),
@@ -43,15 +43,21 @@ fn a_respawn_is_not_a_misprediction() {
     zone.join(me).unwrap();
     let mut client = GameClient::new(world, cfg, me);
     let mut joined = false;
+    let still = Intent::default();
     for _ in 0..120 {
-        step(&mut zone, &mut client, me, &mut joined);
+        step(&mut zone, &mut client, me, &mut joined, &still);
         if client.predicting() && client.counters().confirmations > 10 {
             break;
         }
     }
     assert!(client.predicting(), "prediction started");
 
-    // The character dies where it stands (staged: put back dead, respawning in 10 ticks).
+    // The player runs; the character dies (staged: put back dead, respawning in 10 ticks) while
+    // the player keeps running.
+    let run = Intent { move_z: 1.0, ..Intent::default() };
+    for _ in 0..30 {
+        step(&mut zone, &mut client, me, &mut joined, &run);
+    }
     let mut dead = zone.leave(me).expect("the character");
     dead.position_m.x = -30.0;
     dead.health = 0;
@@ -59,17 +65,21 @@ fn a_respawn_is_not_a_misprediction() {
     zone.join_at(me, Some(dead)).unwrap();
     let acks_before = client.counters().input_ack_ticks.count();
     for _ in 0..5 {
-        step(&mut zone, &mut client, me, &mut joined);
+        step(&mut zone, &mut client, me, &mut joined, &run);
     }
     assert!(client.counters().input_ack_ticks.count() > acks_before, "inputs acknowledged while dead");
     for _ in 0..60 {
-        step(&mut zone, &mut client, me, &mut joined);
+        step(&mut zone, &mut client, me, &mut joined, &run);
     }
     let c = client.counters();
     assert_eq!(c.respawns, 1);
+    // Back at the spawn point it came to rest (the zone did not repeat the running from
+    // before the death), prediction started again and the player runs on.
     assert!(client.predicting(), "predicting again once the character rested");
     assert_eq!(c.corrections, 0, "the respawn was not counted as a correction");
     assert!(c.prediction_error_m.max() < 0.01, "prediction error {}", c.prediction_error_m.max());
-    let drawn = client.update(0.0, &Intent::default()).me.expect("drawn again");
-    assert!((drawn.position_m.x - 30.0).abs() < 2.0, "drawn at the spawn point: {}", drawn.position_m);
+    let drawn = client.update(0.0, &run).me.expect("drawn again");
+    assert!((drawn.position_m.x - 30.0).abs() < 2.0, "drawn near the spawn point: {}", drawn.position_m);
+    let server = zone.sim().character(me).unwrap().position_m;
+    assert!(server.z > 3.0 && drawn.position_m.distance(server) < 1.0, "running on: {server} / {}", drawn.position_m);
 }
