@@ -35,6 +35,10 @@
 //!   came back; until then the client sends inputs that stand still, or the zone would repeat
 //!   the last movement from before the death), so a respawn is counted as one, never as a
 //!   correction or a prediction error.
+//! - `[game-12]` other characters within `MIRROR_CHARACTERS_WITHIN_M` of the player are placed
+//!   in the predicted world at each snapshot, moved on by their velocity to the tick being
+//!   predicted, so the player's predicted movement keeps clear of them as the server's does;
+//!   they are never simulated on the client, and projectiles pass through them there.
 //! - `[game-9]` headless mode (bots) skips what only a renderer needs: other entities come
 //!   straight from the newest snapshot, remote projectiles are not flown.
 
@@ -50,7 +54,7 @@ use pwn_proto::{GameEvent, InputBatch, Message, Ping, Snapshot, SnapshotAck, Wir
 use pwn_sim::ids::{PROJECTILE_ID_BASE, WORLD_ENTITY_ID_BASE};
 use pwn_sim::quantize::{dequantize_position, dequantize_rotation, dequantize_velocity, dequantize_yaw};
 use pwn_sim::{CharacterState, EntityId, InputSeq, PlayerInput, Sim, SimConfig, SimError, WorldDesc};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Inputs repeated in every `Inputs` datagram.
 pub const INPUT_REDUNDANCY: usize = 3;
@@ -66,6 +70,10 @@ pub const REMOTE_PROJECTILES_MAX: usize = 1_024;
 pub const SENT_TIMES_MAX: usize = 256;
 /// Crates whose last mirrored state is remembered (`[game-8]`).
 pub const MIRRORED_CRATES_MAX: usize = 100_000;
+/// Other characters within this distance of the player are placed in the world it predicts
+/// against (`[game-12]`): a character runs 0.2 m a tick, so this covers contacts for more than a
+/// round trip's worth of ticks.
+pub const MIRROR_CHARACTERS_WITHIN_M: f32 = 8.0;
 /// Seconds between round-trip probes.
 pub const PING_INTERVAL_S: f64 = 1.0;
 #[derive(Clone, Debug)]
@@ -100,6 +108,8 @@ pub struct GameClient {
     remote_projectiles: BTreeMap<u64, RemoteProjectile>,
     mirrored: BTreeMap<u64, EntityState>,
     inventory: BTreeMap<u64, u32>,
+    /// Other characters placed in the predicted world (`[game-12]`).
+    near_characters: BTreeSet<u64>,
     /// Whether the player's own character was in the last snapshot's view (it is not while
     /// dead).
     own_in_view: bool,
@@ -149,6 +159,7 @@ impl GameClient {
             remote_projectiles: BTreeMap::new(),
             mirrored: BTreeMap::new(),
             inventory: BTreeMap::new(),
+            near_characters: BTreeSet::new(),
             own_in_view: false,
             holding_still: false,
             headless: false,
@@ -252,6 +263,24 @@ impl GameClient {
                     self.mirrored.insert(*id, *e);
                 }
             }
+            // `[game-12]`: other characters near the player, carried forward to the tick being
+            // predicted, so walking into one is predicted rather than corrected.
+            let ahead = self.next_seq.saturating_sub(1).saturating_sub(s.input_ack) as f32 * self.tick_s as f32;
+            let mut near = BTreeSet::new();
+            if let Some(me) = own.map(|o| dequantize_position(o.position)) {
+                for (id, e) in view.range(0..WORLD_ENTITY_ID_BASE).filter(|(id, _)| **id != self.me.0) {
+                    let (at, v) = (dequantize_position(e.position), dequantize_velocity(e.velocity));
+                    if at.distance(me) <= MIRROR_CHARACTERS_WITHIN_M
+                        && p.mirror_character(EntityId(*id), at + v * ahead, v)
+                    {
+                        near.insert(*id);
+                    }
+                }
+            }
+            for gone in self.near_characters.difference(&near) {
+                p.forget_character(EntityId(*gone));
+            }
+            self.near_characters = near;
         }
 
         // Two consecutive ticks that applied the same input while newer ones had been sent: the
@@ -369,6 +398,7 @@ impl GameClient {
             Ok(p) => {
                 self.predictor = Some(p);
                 self.holding_still = false;
+                self.near_characters.clear();
                 // The first burst has yet to reach the server and show in the reports.
                 self.pace.started(self.now_s);
             }

@@ -128,6 +128,19 @@ impl Predictor {
         self.sim.mirror_crate(id, position, rotation)
     }
 
+    /// Places another character of the predicted world where the server has it (see
+    /// `pwn_sim::Sim::mirror_character`).
+    pub fn mirror_character(&mut self, id: EntityId, position: Vec3, velocity: Vec3) -> bool {
+        id != self.me && self.sim.mirror_character(id, position, velocity)
+    }
+
+    /// Takes another character out of the predicted world.
+    pub fn forget_character(&mut self, id: EntityId) {
+        if id != self.me {
+            self.sim.remove_character(id);
+        }
+    }
+
     /// Eases the visual offset for `dt_s` seconds of rendering.
     pub fn advance_visual(&mut self, dt_s: f32) {
         let keep = (1.0 - SMOOTHING_PER_S * dt_s).clamp(0.0, 1.0);

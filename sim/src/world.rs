@@ -228,6 +228,27 @@ impl Sim {
         true
     }
 
+    /// Places another player's character where a server reported it, in a world a client
+    /// predicts against: the predicted character then keeps clear of it as the server's does.
+    /// It is never stepped there, and projectiles pass through it (its collider is off: hits
+    /// are the server's to decide). Returns false for an id or position the world refuses.
+    pub fn mirror_character(&mut self, id: EntityId, position: Vec3, velocity: Vec3) -> bool {
+        if let Some(ch) = self.characters.get_mut(&id) {
+            if !(position.is_finite() && velocity.is_finite()) {
+                return false;
+            }
+            ch.state.position_m = crate::quantize::snap_position(position);
+            ch.state.velocity_mps = crate::quantize::snap_velocity(velocity);
+            return true;
+        }
+        let state = CharacterState::spawned_at(position, &self.cfg);
+        let Ok(_) = self.insert_character(id, CharacterState { velocity_mps: velocity, ..state }) else { return false };
+        if let Some(ch) = self.characters.get(&id) {
+            self.physics.colliders[ch.collider].set_enabled(false);
+        }
+        true
+    }
+
     /// Adds a character at a spawn point chosen with the simulation's seeded randomness.
     pub fn spawn_character(&mut self, id: EntityId) -> Result<SimEvent, SimError> {
         let spawn = self.pick_spawn();

@@ -1,7 +1,9 @@
-//! A player who dies and respawns, client core against the zone core with no network between:
-//! while dead its own character is missing from its view and its inputs are still
+//! The client core against the zone core with no network between. A player who dies and
+//! respawns: while dead its own character is missing from its view and its inputs are still
 //! acknowledged; when it comes back at the spawn point, prediction starts over once it rests, so
 //! the move is counted as a respawn, not as a correction or a prediction error (`[game-11]`).
+//! A player who runs into another standing in its way is held back in its prediction as on the
+//! server (`[game-12]`), so the contact costs no correction.
 
 use pwn_client::{GameClient, Intent};
 use pwn_proto::{GameEvent, Message};
@@ -22,10 +24,10 @@ fn step(zone: &mut Zone, client: &mut GameClient, me: EntityId, joined: &mut boo
     }
     let out = zone.tick();
     let now = client.now_s();
-    for (_, snapshot) in out.snapshots {
+    for (_, snapshot) in out.snapshots.into_iter().filter(|(p, _)| *p == me) {
         client.on_message(now, Message::Snapshot(snapshot));
     }
-    for (_, event) in out.events {
+    for (_, event) in out.events.into_iter().filter(|(p, _)| *p == me) {
         if matches!(event, GameEvent::Joined { .. }) && std::mem::replace(joined, true) {
             continue;
         }
@@ -33,24 +35,35 @@ fn step(zone: &mut Zone, client: &mut GameClient, me: EntityId, joined: &mut boo
     }
 }
 
-#[test]
-fn a_respawn_is_not_a_misprediction() {
+/// A zone on flat ground spawning at `spawn`, with player 1 joined and `others` placed, and
+/// player 1's client core once it predicts.
+fn predicting(spawn: [f32; 3], others: &[(EntityId, glam::Vec3)]) -> (Zone, GameClient, bool) {
     let cfg = SimConfig::default();
     let mut world = WorldDesc::flat(400.0);
-    world.spawn_points = vec![[30.0, 1.0, 0.0]];
+    world.spawn_points = vec![spawn];
     let mut zone = Zone::new(Sim::new(world.clone(), cfg.clone(), 1).unwrap(), ZoneConfig::default());
-    let me = EntityId(1);
-    zone.join(me).unwrap();
-    let mut client = GameClient::new(world, cfg, me);
+    zone.join(ME).unwrap();
+    for (id, at) in others {
+        zone.join_at(*id, Some(pwn_sim::CharacterState::spawned_at(*at, &cfg))).unwrap();
+    }
+    let mut client = GameClient::new(world, cfg, ME);
     let mut joined = false;
-    let still = Intent::default();
     for _ in 0..120 {
-        step(&mut zone, &mut client, me, &mut joined, &still);
+        step(&mut zone, &mut client, ME, &mut joined, &Intent::default());
         if client.predicting() && client.counters().confirmations > 10 {
             break;
         }
     }
     assert!(client.predicting(), "prediction started");
+    (zone, client, joined)
+}
+
+const ME: EntityId = EntityId(1);
+
+#[test]
+fn a_respawn_is_not_a_misprediction() {
+    let (mut zone, mut client, mut joined) = predicting([30.0, 1.0, 0.0], &[]);
+    let me = ME;
 
     // The player runs; the character dies (staged: put back dead, respawning in 10 ticks) while
     // the player keeps running.
@@ -82,4 +95,23 @@ fn a_respawn_is_not_a_misprediction() {
     assert!((drawn.position_m.x - 30.0).abs() < 2.0, "drawn near the spawn point: {}", drawn.position_m);
     let server = zone.sim().character(me).unwrap().position_m;
     assert!(server.z > 3.0 && drawn.position_m.distance(server) < 1.0, "running on: {server} / {}", drawn.position_m);
+}
+
+#[test]
+fn running_into_a_standing_player_is_predicted() {
+    // Someone stands 4 m ahead (no client: the zone keeps it where it is).
+    let other = EntityId(2);
+    let (mut zone, mut client, mut joined) = predicting([0.0, 1.0, 0.0], &[(other, glam::Vec3::new(0.0, 1.0, 4.0))]);
+    let me = ME;
+    let run = Intent { move_z: 1.0, ..Intent::default() };
+    for _ in 0..60 {
+        step(&mut zone, &mut client, me, &mut joined, &run);
+    }
+    let (mine, theirs) =
+        (zone.sim().character(me).unwrap().position_m, zone.sim().character(other).unwrap().position_m);
+    let gap = glam::Vec2::new(theirs.x - mine.x, theirs.z - mine.z).length();
+    assert!(gap < 1.5, "the runner reached the one standing: {mine} / {theirs}");
+    let c = client.counters();
+    assert_eq!(c.corrections, 0, "the contact was predicted: {c:?}");
+    assert!(c.confirmations > 40 && c.snapshots_dropped == 0, "{c:?}");
 }
