@@ -46,15 +46,15 @@ use crate::counters::ClientCounters;
 use crate::frame::drawn;
 pub use crate::frame::{Drawn, DrawnProjectile, Frame, Intent};
 use crate::interp::Interpolator;
+use crate::mirror::Mirror;
 use crate::pacing::{PACE_WINDOW_SNAPSHOTS, Pacing};
 use crate::predict::{Predictor, Reconciled};
 use glam::Vec3;
 use pwn_proto::delta::{ApplyError, EntityState, ReceivedViews};
 use pwn_proto::{GameEvent, InputBatch, Message, Ping, Snapshot, SnapshotAck, WireInput};
-use pwn_sim::ids::{PROJECTILE_ID_BASE, WORLD_ENTITY_ID_BASE};
-use pwn_sim::quantize::{dequantize_position, dequantize_rotation, dequantize_velocity, dequantize_yaw};
+use pwn_sim::quantize::{dequantize_position, dequantize_velocity, dequantize_yaw};
 use pwn_sim::{CharacterState, EntityId, InputSeq, PlayerInput, Sim, SimConfig, SimError, WorldDesc};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Inputs repeated in every `Inputs` datagram.
 pub const INPUT_REDUNDANCY: usize = 3;
@@ -68,12 +68,7 @@ pub const EVENTS_KEPT_MAX: usize = 256;
 pub const REMOTE_PROJECTILES_MAX: usize = 1_024;
 /// Send times kept for measuring input acknowledgement.
 pub const SENT_TIMES_MAX: usize = 256;
-/// Crates whose last mirrored state is remembered (`[game-8]`).
-pub const MIRRORED_CRATES_MAX: usize = 100_000;
-/// Other characters within this distance of the player are placed in the world it predicts
-/// against (`[game-12]`): a character runs 0.2 m a tick, so this covers contacts for more than a
-/// round trip's worth of ticks.
-pub const MIRROR_CHARACTERS_WITHIN_M: f32 = 8.0;
+pub use crate::mirror::{MIRROR_CHARACTERS_WITHIN_M, MIRRORED_CRATES_MAX};
 /// Seconds between round-trip probes.
 pub const PING_INTERVAL_S: f64 = 1.0;
 #[derive(Clone, Debug)]
@@ -106,10 +101,9 @@ pub struct GameClient {
     ack_sent: u64,
     input_ack: u32,
     remote_projectiles: BTreeMap<u64, RemoteProjectile>,
-    mirrored: BTreeMap<u64, EntityState>,
+    /// What of the server's view the predicted world holds.
+    mirror: Mirror,
     inventory: BTreeMap<u64, u32>,
-    /// Other characters placed in the predicted world (`[game-12]`).
-    near_characters: BTreeSet<u64>,
     /// Whether the player's own character was in the last snapshot's view (it is not while
     /// dead).
     own_in_view: bool,
@@ -157,9 +151,8 @@ impl GameClient {
             ack_sent: 0,
             input_ack: 0,
             remote_projectiles: BTreeMap::new(),
-            mirrored: BTreeMap::new(),
+            mirror: Mirror::default(),
             inventory: BTreeMap::new(),
-            near_characters: BTreeSet::new(),
             own_in_view: false,
             holding_still: false,
             headless: false,
@@ -256,31 +249,10 @@ impl GameClient {
         self.acked_tick = s.tick;
         let own = view.get(&self.me.0).copied();
         if let Some(p) = self.predictor.as_mut() {
-            // `[game-8]`: the predicted world's crates follow the server's.
-            for (id, e) in view.range(WORLD_ENTITY_ID_BASE..PROJECTILE_ID_BASE) {
-                if self.mirrored.get(id) != Some(e) && self.mirrored.len() < MIRRORED_CRATES_MAX {
-                    p.mirror_crate(EntityId(*id), dequantize_position(e.position), dequantize_rotation(e.rotation));
-                    self.mirrored.insert(*id, *e);
-                }
-            }
-            // `[game-12]`: other characters near the player, carried forward to the tick being
-            // predicted, so walking into one is predicted rather than corrected.
+            // `[game-8]`, `[game-12]`: the predicted world follows the server's, carried forward
+            // to the tick being predicted.
             let ahead = self.next_seq.saturating_sub(1).saturating_sub(s.input_ack) as f32 * self.tick_s as f32;
-            let mut near = BTreeSet::new();
-            if let Some(me) = own.map(|o| dequantize_position(o.position)) {
-                for (id, e) in view.range(0..WORLD_ENTITY_ID_BASE).filter(|(id, _)| **id != self.me.0) {
-                    let (at, v) = (dequantize_position(e.position), dequantize_velocity(e.velocity));
-                    if at.distance(me) <= MIRROR_CHARACTERS_WITHIN_M
-                        && p.mirror_character(EntityId(*id), at + v * ahead, v)
-                    {
-                        near.insert(*id);
-                    }
-                }
-            }
-            for gone in self.near_characters.difference(&near) {
-                p.forget_character(EntityId(*gone));
-            }
-            self.near_characters = near;
+            self.mirror.follow(p, view, self.me, ahead);
         }
 
         // Two consecutive ticks that applied the same input while newer ones had been sent: the
@@ -380,7 +352,7 @@ impl GameClient {
         self.snapshots_since_join = 0;
         self.sent_at.clear();
         self.recent.clear();
-        self.mirrored.clear();
+        self.mirror = Mirror::default();
         self.remote_projectiles.clear();
         self.pace = Pacing::default();
         self.own_in_view = false;
@@ -398,7 +370,8 @@ impl GameClient {
             Ok(p) => {
                 self.predictor = Some(p);
                 self.holding_still = false;
-                self.near_characters.clear();
+                // A new predicted world starts from the world file: mirror everything again.
+                self.mirror = Mirror::default();
                 // The first burst has yet to reach the server and show in the reports.
                 self.pace.started(self.now_s);
             }

@@ -6,6 +6,8 @@
 //! - [`game`]: the core behind it, with no IO: fixed-rate inputs with redundancy, prediction,
 //!   interpolation, predicted projectiles, counters.
 //! - [`frame`]: the game loop's side of it: the player's intent in, what to draw out.
+//! - [`mirror`]: what of the server's view the predicted world holds: crates, and the other
+//!   characters near the player.
 //! - [`predict`]: the local player's prediction with pwn-sim, reconciliation against
 //!   authoritative snapshots (rollback and replay of unacknowledged inputs), and smoothing of
 //!   the remaining visual error.
@@ -18,6 +20,7 @@ pub mod counters;
 pub mod frame;
 pub mod game;
 pub mod interp;
+pub mod mirror;
 pub mod pacing;
 pub mod predict;
 
