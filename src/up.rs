@@ -133,7 +133,7 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
             c.arg("--metrics").arg(m.to_string());
         }
     })?;
-    println!("pwn up: zone node (pid {}) on {zone_addr} (gateways only)", zone.child.id());
+    say(format_args!("pwn up: zone node (pid {}) on {zone_addr} (gateways only)", zone.child.id()));
     let gateway = start_role(&exe, config, "gateway", |c| {
         c.args(["gateway", "--listen", &args.listen.to_string(), "--zone", &zone_addr, "--data"]).arg(&args.data);
         // A local world is where bot swarms run, all from this one address.
@@ -146,12 +146,10 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
             return Err(e);
         }
     };
-    println!(
-        "pwn up: clients connect to {gateway_addr}, trusting {}",
-        args.data.join(pwn_net::tls::DEV_CA_CERT).display()
-    );
-    println!("pwn up: gateway (pid {}) on {gateway_addr}; accounts: `pwn user`", gateway.child.id());
-    println!("pwn up: store at {}; Ctrl-C stops everything", args.data.join("pwn.sqlite").display());
+    let ca = args.data.join(pwn_net::tls::DEV_CA_CERT);
+    say(format_args!("pwn up: clients connect to {gateway_addr}, trusting {}", ca.display()));
+    say(format_args!("pwn up: gateway (pid {}) on {gateway_addr}; accounts: `pwn user`", gateway.child.id()));
+    say(format_args!("pwn up: store at {}; Ctrl-C stops everything", args.data.join("pwn.sqlite").display()));
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let exited = runtime.block_on(async {
@@ -172,7 +170,7 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
             status = watch => Ok(Some(status)),
         }
     })?;
-    println!("pwn up: stopping");
+    say(format_args!("pwn up: stopping"));
     // Players first, then the world they were in.
     gateway.stop();
     zone.stop();
@@ -180,4 +178,11 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
         bail!("the {name} exited on its own ({status})");
     }
     Ok(())
+}
+
+/// Prints a line to standard output, ignoring a reader that went away: the world must still
+/// stop cleanly when whoever watched its output (a pipe, a test) has closed it.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }

@@ -2,22 +2,14 @@
 //! QUIC, play for a few seconds with prediction on, and report no disconnects, every bot
 //! moving, and chat from other bots delivered; bots over a conditioned link see its latency.
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 #[test]
 fn twenty_bots_play_in_a_local_world_without_disconnects() {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = Command::new(env!("CARGO_BIN_EXE_pwn"))
-        .args(["up", "--listen", "127.0.0.1:0", "--data", dir.path().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
-    let _zone = lines.next().unwrap().unwrap();
-    let second = lines.next().unwrap().unwrap();
-    let addr = second.split("connect to ").nth(1).and_then(|s| s.split(',').next()).unwrap().to_owned();
+    let common::Up { child: mut up, addr, .. } = common::start_up(dir.path(), true);
 
     let bots = Command::new(env!("CARGO_BIN_EXE_pwn"))
         .args(["bots", "--addr", &addr, "--data", dir.path().to_str().unwrap()])

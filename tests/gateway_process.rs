@@ -245,7 +245,8 @@ async fn a_flood_of_bad_logins_leaves_players_playing_and_gateway_memory_bounded
         "flood {per_s:.0}/s ({limited} rate limited, {refused} hashed); gateway RSS {} -> {} KiB",
         rss_before, rss_max
     );
-    assert!(per_s > 200.0, "not a flood: {per_s:.0} attempts/s");
+    // Hundreds a second for four seconds at the least (the rate is printed above, not judged).
+    assert!(limited + refused > 800, "not a flood: {} attempts", limited + refused);
     assert!(limited > 10 * refused, "most attempts were turned away before hashing");
     for (i, (p, (snapshots, acks))) in players.iter().zip(before).enumerate() {
         let c = p.counters();

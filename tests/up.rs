@@ -6,26 +6,15 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use pwn_net::{ClientHello, NetClient, TransportConfig};
 use pwn_proto::{GameEvent, Message, PeerRole};
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::time::Duration;
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_serves_players_and_stops_every_process_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = Command::new(env!("CARGO_BIN_EXE_pwn"))
-        .args(["up", "--listen", "127.0.0.1:0", "--data", dir.path().to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(up.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let zone_pid: i32 = first.split("(pid ").nth(1).and_then(|s| s.split(')').next()).unwrap().parse().unwrap();
-    let second = lines.next().unwrap().unwrap();
-    let addr = second.split("connect to ").nth(1).and_then(|s| s.split(',').next()).unwrap().parse().unwrap();
-    let third = lines.next().unwrap().unwrap();
-    let gateway_pid: i32 = third.split("(pid ").nth(1).and_then(|s| s.split(')').next()).unwrap().parse().unwrap();
+    let common::Up { child: mut up, zone_pid, addr, gateway_pid } = common::start_up(dir.path(), true);
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
 
     let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
     let client = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
@@ -57,4 +46,14 @@ async fn up_serves_players_and_stops_every_process_on_sigterm() {
     let (b, e) = pwn_store::keys::subspace("entities").range();
     let n = store.for_each_page(&b, &e, 1000, |_| {}).unwrap();
     assert_eq!(n as usize, pwn_sim::WorldDesc::arena().crates.len());
+}
+
+/// Whoever watched `pwn up`'s output went away (a closed pipe): it still stops cleanly.
+#[test]
+fn up_stops_cleanly_when_its_output_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let common::Up { child: mut up, .. } = common::start_up(dir.path(), false);
+    kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).unwrap();
+    let status = up.wait().unwrap();
+    assert!(status.success(), "{status}");
 }

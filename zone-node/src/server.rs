@@ -166,8 +166,10 @@ impl ZoneStats {
     pub fn record_input_acks(&self, ms: impl Iterator<Item = f64>) {
         if let Ok(mut h) = self.input_ack_ms.lock() {
             h.resize(INPUT_ACK_BUCKETS, 0);
+            // One registry lookup per tick, not per input.
+            let metric = metrics::histogram!(metric::INPUT_ACK_MS);
             for m in ms {
-                metrics::histogram!(metric::INPUT_ACK_MS).record(m);
+                metric.record(m);
                 h[(m.max(0.0) as usize).min(INPUT_ACK_BUCKETS - 1)] += 1;
             }
         }

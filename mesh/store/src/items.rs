@@ -120,10 +120,12 @@ pub fn inventory(t: &mut dyn Transaction, owner: u64) -> Result<Vec<(u64, ItemRe
     let mut out = Vec::with_capacity(rows.len());
     for (k, _) in rows {
         let Ok((_, _, _, id)) = foundationdb_tuple::unpack::<(String, String, u64, u64)>(&k) else { continue };
-        if let Some(r) = get(t, id)?
-            && r.owner == owner
-        {
-            out.push((id, r));
+        match get(t, id) {
+            Ok(Some(r)) if r.owner == owner => out.push((id, r)),
+            Ok(_) => {}
+            // A record this build cannot read is left out, not the whole inventory with it.
+            Err(StoreError::Decode { key, why }) => tracing::warn!(%key, %why, "unreadable item record skipped"),
+            Err(e) => return Err(e),
         }
     }
     Ok(out)

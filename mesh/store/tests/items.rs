@@ -122,3 +122,20 @@ fn random_moves_agree_with_a_model() {
         }
     }
 }
+
+/// An item record this build cannot read is left out of its owner's inventory, and the rest
+/// is still listed.
+#[test]
+fn an_unreadable_record_does_not_hide_the_rest() {
+    for (store, _dir) in stores() {
+        let good = store.transact(|t| create(t, 5, 1)).unwrap();
+        store
+            .transact(|t| {
+                t.set(&pwn_store::keys::item_key(999), b"\xffnot a tuple")?;
+                t.set(&pwn_store::keys::inventory_key(5, 999), b"")
+            })
+            .unwrap();
+        assert_eq!(ids(&store, 5), vec![good]);
+        assert!(store.transact(|t| move_item(t, 999, 5, 6)).is_err(), "an unreadable item does not move");
+    }
+}
