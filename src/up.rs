@@ -126,6 +126,14 @@ fn start_role(
 pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
     let exe = std::env::current_exe().context("cannot find the pwn executable")?;
+    // Signals are caught from before the first role starts: a SIGTERM while they start still
+    // stops them all, instead of killing this process and orphaning its children.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut term, mut interrupt) = {
+        let _entered = runtime.enter();
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+    };
     // The zone node listens on a free loopback port and takes players only from gateways.
     let (mut zone, zone_addr) = start_role(&exe, config, "zone", |c| {
         c.args(["zone", "--listen", "127.0.0.1:0", "--gateway-only", "--data"]).arg(&args.data);
@@ -151,9 +159,7 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
     say(format_args!("pwn up: gateway (pid {}) on {gateway_addr}; accounts: `pwn user`", gateway.child.id()));
     say(format_args!("pwn up: store at {}; Ctrl-C stops everything", args.data.join("pwn.sqlite").display()));
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let exited = runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let watch = async {
             loop {
                 for role in [&mut zone, &mut gateway] {
@@ -165,11 +171,11 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => anyhow::Ok(None),
-            _ = term.recv() => Ok(None),
-            status = watch => Ok(Some(status)),
+            _ = interrupt.recv() => None,
+            _ = term.recv() => None,
+            status = watch => Some(status),
         }
-    })?;
+    });
     say(format_args!("pwn up: stopping"));
     // Players first, then the world they were in.
     gateway.stop();
