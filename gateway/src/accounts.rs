@@ -18,7 +18,7 @@
 
 use crate::rules::{RuleError, check_password, fold_username, hash_password, token_hash, verify_password};
 use foundationdb_tuple::{Bytes, pack, unpack};
-use pwn_store::keys::{account_key, counter_key, session_key, subspace};
+use pwn_store::keys::{account_key, session_key, subspace};
 use pwn_store::{AsStoreError, RangeOptions, Store, StoreError};
 use std::sync::OnceLock;
 
@@ -204,14 +204,10 @@ impl Accounts {
             if Self::read_account(t, &folded)?.is_some() {
                 return Err(AccountError::NameTaken);
             }
-            let counter = counter_key(PLAYER_ID_COUNTER);
-            let last = match t.get(&counter)? {
-                Some(v) if v.len() == 8 => i64::from_le_bytes(v[..8].try_into().unwrap_or([0; 8])),
-                Some(_) => return Err(AccountError::Corrupt("player id counter".into())),
-                None => 0,
-            };
-            let player_id = u64::try_from(last + 1).map_err(|_| AccountError::Corrupt("player id counter".into()))?;
-            t.set(&counter, &(last + 1).to_le_bytes())?;
+            let player_id = pwn_store::counters::next_id(t, PLAYER_ID_COUNTER).map_err(|e| match e {
+                pwn_store::StoreError::Decode { .. } => AccountError::Corrupt("player id counter".into()),
+                other => AccountError::Store(other),
+            })?;
             let record = AccountRecord {
                 player_id,
                 password_phc: password_phc.clone(),

@@ -17,7 +17,7 @@
 
 use crate::api::{AsStoreError, RangeOptions, Transaction};
 use crate::error::StoreError;
-use crate::keys::{ItemRecord, counter_key, inventory_key, inventory_range, item_key};
+use crate::keys::{ItemRecord, inventory_key, inventory_range, item_key};
 
 /// Most items one owner holds (`[item-4]`); the protocol's inventory event carries this many.
 pub const INVENTORY_ITEMS_MAX: usize = 64;
@@ -70,23 +70,7 @@ pub fn create(t: &mut dyn Transaction, owner: u64, kind: u32) -> Result<u64, Ite
     if held(t, owner)? >= INVENTORY_ITEMS_MAX {
         return Err(ItemError::Full);
     }
-    let counter = counter_key(ITEM_ID_COUNTER);
-    let last = match t.get(&counter)? {
-        None => 0,
-        Some(v) => match <[u8; 8]>::try_from(v.as_slice()) {
-            Ok(b) => i64::from_le_bytes(b),
-            Err(_) => {
-                return Err(
-                    StoreError::Decode { key: crate::keys::describe(&counter), why: "not an i64".into() }.into()
-                );
-            }
-        },
-    };
-    let id = last.checked_add(1).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| StoreError::Decode {
-        key: crate::keys::describe(&counter),
-        why: format!("counter at {last}"),
-    })?;
-    t.set(&counter, &(last + 1).to_le_bytes())?;
+    let id = crate::counters::next_id(t, ITEM_ID_COUNTER)?;
     t.set(&item_key(id), &ItemRecord { owner, kind }.encode())?;
     t.set(&inventory_key(owner, id), b"")?;
     Ok(id)

@@ -88,6 +88,48 @@ pub fn counter_key(name: &str) -> Vec<u8> {
     subspace("counters").pack(&name)
 }
 
+/// `("pwn", "world", name)`: the world server's own records (`"start"`: the world clock's start).
+pub fn world_key(name: &str) -> Vec<u8> {
+    subspace("world").pack(&name)
+}
+
+/// `("pwn", "world", "leaves", level, path)`: one key per leaf cell of the partition (empty value).
+pub fn leaf_key(cell: CellKey) -> Vec<u8> {
+    subspace("world").pack(&("leaves", u32::from(cell.level), cell.path))
+}
+
+/// The range of every leaf key.
+pub fn leaves_range() -> (Vec<u8>, Vec<u8>) {
+    subspace("world").subspace(&"leaves").range()
+}
+
+/// The range of every node record.
+pub fn nodes_range() -> (Vec<u8>, Vec<u8>) {
+    subspace("nodes").range()
+}
+
+/// `("pwn", "owners", entity_id)`: the cell that owns an entity (`OwnerRecord`).
+pub fn owner_key(entity_id: u64) -> Vec<u8> {
+    subspace("owners").pack(&entity_id)
+}
+
+/// `("pwn", "owned", level, path, entity_id)`: the index of the entities a cell owns (empty
+/// value), changed in the same transactions as the owner records.
+pub fn owned_key(cell: CellKey, entity_id: u64) -> Vec<u8> {
+    subspace("owned").pack(&(u32::from(cell.level), cell.path, entity_id))
+}
+
+/// The range of a cell's owned-entity index: loading a cell's entities is one range read.
+pub fn owned_range(cell: CellKey) -> (Vec<u8>, Vec<u8>) {
+    subspace("owned").subspace(&(u32::from(cell.level), cell.path)).range()
+}
+
+/// `("pwn", "handoffs", entity_id)`: the entity's last handoff (`HandoffRecord`), written in
+/// the handoff's transaction so a retry finds it done.
+pub fn handoff_key(entity_id: u64) -> Vec<u8> {
+    subspace("handoffs").pack(&entity_id)
+}
+
 /// A quadtree cell: its level (0 is the whole world) and its Morton path at that level (two
 /// bits per level, X in the low bit of each pair, Z in the high bit).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -219,6 +261,94 @@ impl ItemRecord {
         let (format, owner, kind): (i64, u64, u32) = decode(key, value)?;
         check_format(key, format, Self::FORMAT)?;
         Ok(Self { owner, kind })
+    }
+}
+
+/// A zone node as the world server registered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Where gateways and other zones reach it (`host:port`).
+    pub addr: String,
+    /// Relative capacity.
+    pub capacity: u32,
+}
+
+impl NodeRecord {
+    const FORMAT: i64 = 1;
+
+    /// The stored form: `(1, addr, capacity)`.
+    pub fn encode(&self) -> Vec<u8> {
+        pack(&(Self::FORMAT, self.addr.as_str(), self.capacity))
+    }
+
+    /// Reads the stored form.
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        let (format, addr, capacity): (i64, String, u32) = decode(key, value)?;
+        check_format(key, format, Self::FORMAT)?;
+        Ok(Self { addr, capacity })
+    }
+}
+
+/// The cell owning an entity: only a zone holding this cell's lease writes the entity.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OwnerRecord {
+    /// The owning cell.
+    pub cell: CellKey,
+}
+
+impl OwnerRecord {
+    const FORMAT: i64 = 1;
+
+    /// The stored form: `(1, level, path)`.
+    pub fn encode(&self) -> Vec<u8> {
+        pack(&(Self::FORMAT, u32::from(self.cell.level), self.cell.path))
+    }
+
+    /// Reads the stored form.
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        let (format, level, path): (i64, u32, u64) = decode(key, value)?;
+        check_format(key, format, Self::FORMAT)?;
+        let level = u8::try_from(level)
+            .ok()
+            .filter(|l| *l <= QUADKEY_LEVEL_MAX)
+            .ok_or_else(|| StoreError::Decode { key: describe(key), why: format!("cell level {level}") })?;
+        Ok(Self { cell: CellKey { level, path } })
+    }
+}
+
+/// An entity's last handoff: which tick, from which cell to which.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct HandoffRecord {
+    /// The world tick the entity's state was taken at.
+    pub tick: u64,
+    /// The cell that gave it.
+    pub from: CellKey,
+    /// The cell that took it.
+    pub to: CellKey,
+}
+
+impl HandoffRecord {
+    const FORMAT: i64 = 1;
+
+    /// The stored form: `(1, tick, (level, path), (level, path))`.
+    pub fn encode(&self) -> Vec<u8> {
+        let c = |k: CellKey| (u32::from(k.level), k.path);
+        pack(&(Self::FORMAT, self.tick, c(self.from), c(self.to)))
+    }
+
+    /// Reads the stored form.
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        type Stored = (i64, u64, (u32, u64), (u32, u64));
+        let (format, tick, from, to): Stored = decode(key, value)?;
+        check_format(key, format, Self::FORMAT)?;
+        let cell = |(level, path): (u32, u64)| {
+            u8::try_from(level)
+                .ok()
+                .filter(|l| *l <= QUADKEY_LEVEL_MAX)
+                .map(|level| CellKey { level, path })
+                .ok_or_else(|| StoreError::Decode { key: describe(key), why: format!("cell level {level}") })
+        };
+        Ok(Self { tick, from: cell(from)?, to: cell(to)? })
     }
 }
 

@@ -13,14 +13,17 @@
 //! - [`keys`]: the world-state key layout (tuple-encoded, documented in docs/STORAGE.md) and the
 //!   versioned value records.
 //! - [`fence`]: lease fencing: a write for a cell fails if the cell's lease epoch moved.
+//! - [`ownership`]: which cell owns each entity; fenced writes and exactly-once handoffs.
 //! - [`items`]: items of value: created, moved between owners and listed, each in one
 //!   transaction.
 //! - [`chunk`]: values larger than the value limit, split over several keys.
+//! - [`counters`]: id allocation from named counters.
 //! - `open`: choosing a backend from configuration.
 
 pub mod api;
 mod buffered;
 pub mod chunk;
+pub mod counters;
 pub mod error;
 #[cfg(feature = "fdb")]
 mod fdb;
@@ -30,6 +33,7 @@ pub mod keys;
 pub mod limits;
 mod memory;
 mod open;
+pub mod ownership;
 mod sqlite;
 
 pub use api::{AsStoreError, Backend, KeyValue, RangeOptions, RetryPolicy, Store, Transaction};
