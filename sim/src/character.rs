@@ -96,6 +96,9 @@ pub struct Character {
     pub collider: ColliderHandle,
     /// Simulated state.
     pub state: CharacterState,
+    /// A ghost: another zone owns and simulates it; this world only holds it where the owner
+    /// last reported it (see [`crate::Sim::upsert_ghost`]).
+    pub ghost: bool,
 }
 
 /// The input to apply this tick: the fresh one, or the last one repeated without its one-shot

@@ -45,7 +45,8 @@ impl Sim {
         self.tick.0 += 1;
         report.inputs_unknown = inputs.keys().filter(|id| !self.characters.contains_key(id)).count() as u32;
         self.respawn_due(&mut report.events);
-        let ids: Vec<EntityId> = self.characters.keys().copied().collect();
+        // Ghosts belong to other zones: they move only when their owner reports them.
+        let ids: Vec<EntityId> = self.characters.values().filter(|c| !c.ghost).map(|c| c.id).collect();
         let mut decided = Vec::with_capacity(ids.len());
         for id in ids {
             let accepted = match inputs.get(&id) {
@@ -223,7 +224,7 @@ impl Sim {
             let target = self.classify(collider);
             let mut damage = 0;
             match target {
-                HitTarget::Character(victim) if authoritative => {
+                HitTarget::Character(victim) if authoritative && !self.is_ghost(victim) => {
                     damage = self.damage(victim, p.damage, p.owner, events);
                 }
                 HitTarget::Crate(_) if authoritative => {
@@ -270,6 +271,22 @@ impl Sim {
         }
     }
 
+    /// Applies a hit another zone's projectile scored on this world's character `victim`
+    /// while it was a ghost there (the zone applies each projectile's hit once). Returns the
+    /// damage dealt; a death is reported in `events`.
+    pub fn apply_remote_hit(
+        &mut self,
+        victim: EntityId,
+        amount: u16,
+        shooter: EntityId,
+        events: &mut Vec<SimEvent>,
+    ) -> u16 {
+        if self.is_ghost(victim) {
+            return 0;
+        }
+        self.damage(victim, amount, shooter, events)
+    }
+
     /// Applies damage; a character reaching zero dies, stops colliding and starts its respawn timer.
     fn damage(&mut self, victim: EntityId, amount: u16, shooter: EntityId, events: &mut Vec<SimEvent>) -> u16 {
         let respawn_ticks = self.cfg.character.respawn_ticks.max(1);
@@ -293,7 +310,7 @@ impl Sim {
         let due: Vec<EntityId> = self
             .characters
             .values_mut()
-            .filter(|c| !c.state.alive())
+            .filter(|c| !c.state.alive() && !c.ghost)
             .filter_map(|c| {
                 c.state.respawn_ticks = c.state.respawn_ticks.saturating_sub(1);
                 (c.state.respawn_ticks == 0).then_some(c.id)

@@ -160,9 +160,17 @@ impl Sim {
         &self.desc
     }
 
-    /// Ticks stepped so far.
+    /// The tick of the world's state: ticks stepped so far, counted from where the world clock
+    /// stood when this simulation joined it ([`Sim::join_clock`]).
     pub fn tick(&self) -> Tick {
         self.tick
+    }
+
+    /// Sets the tick number the next step follows: a zone node joining the world clock takes
+    /// the clock's current tick, so every zone numbers ticks alike and a player's snapshots
+    /// and inputs keep their numbering when it changes zone.
+    pub fn join_clock(&mut self, tick: Tick) {
+        self.tick = tick;
     }
 
     /// A character's state.
@@ -249,6 +257,59 @@ impl Sim {
         true
     }
 
+    /// Holds another zone's character as a ghost at the state its owner reported: inserted on
+    /// first sight, moved (body and collider at once) after. A ghost is never stepped or
+    /// respawned here; local characters keep clear of it and projectiles hit it, but damage to
+    /// it is not applied here (its `Hit` reports no damage: the owner applies it). Returns
+    /// false for an id or state the world refuses, or an id this world simulates itself.
+    pub fn upsert_ghost(&mut self, id: EntityId, state: CharacterState) -> bool {
+        let p = state.position_m;
+        if !(p.is_finite()
+            && state.velocity_mps.is_finite()
+            && state.yaw_rad.is_finite()
+            && state.pitch_rad.is_finite())
+        {
+            return false;
+        }
+        if !self.desc.contains_xz(p.x, p.z) || p.y.abs() > 8192.0 {
+            return false;
+        }
+        match self.characters.get_mut(&id) {
+            Some(ch) if !ch.ghost => false,
+            Some(ch) => {
+                ch.state = CharacterState {
+                    position_m: crate::quantize::snap_position(p),
+                    velocity_mps: crate::quantize::snap_velocity(state.velocity_mps),
+                    ..state
+                };
+                let alive = ch.state.alive();
+                let (body, collider, at) = (ch.body, ch.collider, ch.state.position_m);
+                self.physics.colliders[collider].set_enabled(alive);
+                if let Some(b) = self.physics.bodies.get_mut(body) {
+                    b.set_translation(at, true);
+                    b.set_next_kinematic_translation(at);
+                }
+                self.physics.bodies.propagate_modified_body_positions_to_colliders(&mut self.physics.colliders);
+                true
+            }
+            None => {
+                if self.insert_character(id, state).is_err() {
+                    return false;
+                }
+                if let Some(ch) = self.characters.get_mut(&id) {
+                    ch.ghost = true;
+                }
+                self.physics.bodies.propagate_modified_body_positions_to_colliders(&mut self.physics.colliders);
+                true
+            }
+        }
+    }
+
+    /// Whether `id` is held as a ghost.
+    pub fn is_ghost(&self, id: EntityId) -> bool {
+        self.characters.get(&id).is_some_and(|c| c.ghost)
+    }
+
     /// Adds a character at a spawn point chosen with the simulation's seeded randomness.
     pub fn spawn_character(&mut self, id: EntityId) -> Result<SimEvent, SimError> {
         let spawn = self.pick_spawn();
@@ -285,7 +346,7 @@ impl Sim {
         if !state.alive() {
             self.physics.colliders[collider].set_enabled(false);
         }
-        self.characters.insert(id, Character { id, body, collider, state });
+        self.characters.insert(id, Character { id, body, collider, state, ghost: false });
         Ok(SimEvent::Spawned { entity: id, kind: EntityKind::Character })
     }
 

@@ -72,6 +72,23 @@ impl InputBuffer {
         Self::default()
     }
 
+    /// What another zone needs to continue this buffer (a handoff): the last sequence
+    /// released and the inputs waiting, oldest first.
+    pub fn handover(&self) -> (Option<u32>, Vec<PlayerInput>) {
+        (self.last_released, self.waiting.values().map(|(i, _)| *i).collect())
+    }
+
+    /// A buffer continuing one handed over: releases go on from the next sequence, so the
+    /// player's inputs are neither repeated nor skipped by the change of zone (inputs beyond
+    /// `BACKLOG_MAX` are dropped as a full backlog would).
+    pub fn resumed(last_released: Option<u32>, waiting: &[PlayerInput], arrived: u64) -> Self {
+        let mut b = Self { last_released, ..Self::default() };
+        for i in waiting.iter().filter(|i| last_released.is_none_or(|l| i.seq.0 > l)).take(BACKLOG_MAX) {
+            b.waiting.insert(i.seq.0, (*i, arrived));
+        }
+        b
+    }
+
     /// The counters so far.
     pub fn counters(&self) -> &InputCounters {
         &self.counters

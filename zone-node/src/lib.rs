@@ -16,6 +16,7 @@
 //! - [`links`]: the connections the shell serves: players connected directly (development,
 //!   tests) and gateway links carrying many players (`Attach`, `Detach`, `Routed`).
 
+pub mod border;
 pub mod input_buffer;
 pub mod interest;
 pub mod items;
@@ -23,4 +24,5 @@ pub mod links;
 pub mod persist;
 pub mod server;
 pub mod snapshots;
+pub mod territory;
 pub mod zone;

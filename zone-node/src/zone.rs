@@ -63,10 +63,13 @@ pub enum ChatRefused {
     UnknownPlayer,
 }
 
-struct PlayerSlot {
-    inputs: InputBuffer,
-    snapshots: ClientSnapshots,
-    chat_tokens: f32,
+pub(crate) struct PlayerSlot {
+    pub(crate) inputs: InputBuffer,
+    pub(crate) snapshots: ClientSnapshots,
+    pub(crate) chat_tokens: f32,
+    /// The cell owning the player in the store, when the zone serves part of a partitioned
+    /// world (`crate::border`).
+    pub(crate) cell: Option<pwn_store::keys::CellKey>,
 }
 
 /// What one tick produced for the shell to send.
@@ -88,13 +91,15 @@ pub struct TickOutput {
 
 /// A zone: its simulation and its players.
 pub struct Zone {
-    sim: Sim,
-    cfg: ZoneConfig,
-    players: BTreeMap<EntityId, PlayerSlot>,
+    pub(crate) sim: Sim,
+    pub(crate) cfg: ZoneConfig,
+    pub(crate) players: BTreeMap<EntityId, PlayerSlot>,
     pending_chat: Vec<(EntityId, ChatSend)>,
-    pending_events: Vec<(EntityId, GameEvent)>,
+    pub(crate) pending_events: Vec<(EntityId, GameEvent)>,
     /// Players placed since the last tick, announced to those near them.
     pending_spawns: Vec<EntityId>,
+    /// Departing players and ghosts (`crate::border`).
+    pub(crate) border: crate::border::BorderState,
 }
 
 impl std::fmt::Debug for Zone {
@@ -125,6 +130,7 @@ impl Zone {
             pending_chat: Vec::new(),
             pending_events: Vec::new(),
             pending_spawns: Vec::new(),
+            border: crate::border::BorderState::default(),
         }
     }
 
@@ -159,6 +165,7 @@ impl Zone {
                 inputs: InputBuffer::new(),
                 snapshots: ClientSnapshots::new(self.sim.config().tick_hz),
                 chat_tokens: self.cfg.chat_lines_per_s,
+                cell: None,
             },
         );
         self.pending_events.push((player, GameEvent::Joined { entity: player.0, tick: self.sim.tick().0 }));

@@ -12,7 +12,7 @@ use crate::messages::*;
 use speedy::{Readable, Writable};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 /// Bytes of the length prefix of a stream frame.
 pub const FRAME_HEADER_LEN: usize = 4;
 /// Largest frame body on a stream.
@@ -124,6 +124,11 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         60 | 61 => 1 + 8,                                             // Attach, Detach
         62 => 16 + DATAGRAM_SIZE_MAX,                                 // Routed
         63 => 1 + 32,                                                 // ServiceAuth
+        70 => FRAME_SIZE_MAX,                                         // Ghosts
+        71 => 256 + crate::mesh::HANDOFF_INPUTS_MAX * 32,             // HandoffPlayer
+        72 => 1 + 32,                                                 // GhostHit
+        73 => 32 + TEXT_LEN_MAX,                                      // BorderChat
+        74 => 32 + crate::mesh::ADDR_LEN_MAX,                         // Rehome
         _ => return None,
     })
 }
@@ -169,6 +174,10 @@ pub fn validate(m: &Message) -> Result<(), Violation> {
         Message::RpcResponse(RpcResponse::Ok(b)) => too_long("rpc.body", b.len(), RPC_BODY_LEN_MAX),
         Message::RpcResponse(RpcResponse::Err { message, .. }) => too_long("rpc.message", message.len(), TEXT_LEN_MAX),
         Message::Notify(n) => too_long("notify.body", n.body.len(), RPC_BODY_LEN_MAX),
+        Message::Ghosts(g) => too_long("ghosts.states", g.states.len(), crate::mesh::GHOSTS_PER_MESSAGE_MAX),
+        Message::HandoffPlayer(h) => too_long("handoff.waiting", h.waiting.len(), crate::mesh::HANDOFF_INPUTS_MAX),
+        Message::BorderChat(c) => too_long("border_chat.text", c.text.len(), TEXT_LEN_MAX),
+        Message::Rehome(r) => too_long("rehome.addr", r.addr.len(), crate::mesh::ADDR_LEN_MAX),
         Message::Routed(r) => too_long("routed.payload", r.payload.len(), DATAGRAM_SIZE_MAX - ROUTED_OVERHEAD_BYTES),
         _ => Ok(()),
     }

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`messages`]: every message, grouped by family (handshake, login/session, inputs,
 //!   snapshots and acks, reliable events, ping, service RPC).
+//! - [`mesh`]: messages between services: ghosts, handoffs, hits and chat across borders,
+//!   a player's new zone.
 //! - [`codec`]: frames (streams) and datagrams, per-kind size bounds checked before decoding,
 //!   field validation, typed decode errors that tell "incomplete" from "the peer broke the
 //!   protocol".
@@ -14,10 +16,12 @@
 pub mod codec;
 pub mod delta;
 pub mod handshake;
+pub mod mesh;
 pub mod messages;
 pub mod view;
 
 pub use codec::{
     DecodeError, PROTOCOL_VERSION, Violation, decode_datagram, decode_frame, encode_datagram, encode_frame,
 };
+pub use mesh::*;
 pub use messages::*;

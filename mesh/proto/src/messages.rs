@@ -327,6 +327,12 @@ pub enum GameEvent {
         /// The new owner.
         to: u64,
     },
+    /// Another zone node now simulates the player (it crossed a border). Ticks, input
+    /// sequences and prediction continue unchanged; the next snapshot is a full one.
+    AuthorityMoved {
+        /// The first tick the new zone simulates the player at.
+        tick: u64,
+    },
 }
 
 /// One item of value a player owns.
@@ -529,4 +535,19 @@ pub enum Message {
     /// A gateway proves it is a service (stream, first on a link).
     #[speedy(tag = 63)]
     ServiceAuth(ServiceAuth),
+    /// A zone's ghosts for a neighbour at a tick (zone link, stream).
+    #[speedy(tag = 70)]
+    Ghosts(crate::mesh::Ghosts),
+    /// A player handed to a neighbour after the store committed it (zone link, stream).
+    #[speedy(tag = 71)]
+    HandoffPlayer(crate::mesh::HandoffPlayer),
+    /// A hit on the receiver's character scored while it was a ghost (zone link, stream).
+    #[speedy(tag = 72)]
+    GhostHit(crate::mesh::GhostHit),
+    /// Proximity chat across a border (zone link, stream).
+    #[speedy(tag = 73)]
+    BorderChat(crate::mesh::BorderChat),
+    /// A player's new zone, for the gateway (gateway link, stream).
+    #[speedy(tag = 74)]
+    Rehome(crate::mesh::Rehome),
 }
