@@ -135,6 +135,11 @@ impl Zone {
         self.border.ghosts.len()
     }
 
+    /// Each ghost held and the zone it belongs to.
+    pub fn ghosts(&self) -> impl Iterator<Item = (EntityId, ZoneId)> + '_ {
+        self.border.ghosts.iter().map(|(id, (node, _))| (*id, *node))
+    }
+
     /// The cell owning `player` here, if the zone serves part of a partitioned world.
     pub fn player_cell(&self, player: EntityId) -> Option<CellKey> {
         self.players.get(&player).and_then(|p| p.cell)

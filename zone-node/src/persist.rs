@@ -14,10 +14,12 @@
 //!   a returning player is placed where the record says (a dead or invalid record: a spawn
 //!   point).
 
+use crate::border::Departure;
 use glam::{Quat, Vec3};
 use pwn_sim::{EntityId, Sim};
 use pwn_store::fence::{check_lease, grant_lease};
 use pwn_store::keys::{CellKey, EntityRecord, LeaseRecord, entity_at_key, entity_key, finest_quadkey, player_key};
+use pwn_store::ownership::{Handoff, OwnershipError, Side};
 use pwn_store::{Store, StoreError};
 
 /// Entity kind stored for crates.
@@ -88,6 +90,22 @@ pub fn save_players(store: &Store, cell: CellKey, epoch: u64, players: &[PlayerS
         }
         Ok(())
     })
+}
+
+/// Claims `player` for `cell` (`pwn_store::ownership` `[own-5]`): a player entering the world
+/// in a cell of this zone. Owning it already is fine; another cell owning it is refused.
+pub fn claim_player(store: &Store, player: EntityId, cell: CellKey, epoch: u64) -> Result<(), OwnershipError> {
+    store.transact(|t| pwn_store::ownership::claim(t, player.0, cell, epoch))
+}
+
+/// Commits a departure: the player's new owner and its record at the handoff tick, in one
+/// transaction fenced by both cells' leases (`pwn_store::ownership` `[own-3]`, `[own-4]`).
+pub fn commit_departure(store: &Store, d: &Departure, from_epoch: u64) -> Result<Handoff, OwnershipError> {
+    let key = player_key(d.player.0);
+    let record = PlayerState::of(d.player, &d.character).record().encode();
+    let from = Side { cell: d.from, epoch: from_epoch };
+    let to = Side { cell: d.to, epoch: d.to_epoch.0 };
+    store.transact(|t| pwn_store::ownership::hand_off(t, d.player.0, d.tick, from, to, (&key, &record)))
 }
 
 /// One crate's persisted motion.

@@ -144,6 +144,16 @@ impl Zone {
         self.players.len()
     }
 
+    /// The players this zone simulates (not ghosts, not departing ones).
+    pub fn players(&self) -> impl Iterator<Item = EntityId> + '_ {
+        self.players.keys().copied()
+    }
+
+    /// Whether this zone simulates `player`.
+    pub fn has_player(&self, player: EntityId) -> bool {
+        self.players.contains_key(&player)
+    }
+
     /// Adds a player's character at a spawn point.
     pub fn join(&mut self, player: EntityId) -> Result<(), SimError> {
         self.join_at(player, None)
