@@ -10,6 +10,7 @@
 //! - `user_cmd`: `pwn user`, account administration.
 //! - `stats`: percentiles for reports.
 //! - `metrics_http`: the Prometheus endpoint every long-running role can serve.
+//! - `world_cmd`: `pwn world`, the world server.
 //! - `zone_cmd`: `pwn zone`, a zone node.
 //! - `gateway_cmd`: `pwn gateway`, the players' endpoint.
 //! - `up`: `pwn up`, a whole local world as separate processes.
@@ -34,6 +35,7 @@ mod stats;
 mod swarm_cmd;
 mod up;
 mod user_cmd;
+mod world_cmd;
 mod zone_cmd;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +59,8 @@ enum Command {
     Sim(headless::SimArgs),
     /// Start a complete local world (each role its own process) until Ctrl-C.
     Up(up::UpArgs),
+    /// Run the world server: cells, leases, zone nodes, routing of players.
+    World(world_cmd::WorldArgs),
     /// Run a gateway: players log in here and are proxied to their zone node.
     Gateway(gateway_cmd::GatewayArgs),
     /// Run a zone node: the authoritative simulation, with players connecting over QUIC.
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::User(args) => user_cmd::run(&cfg, &args),
         Command::Zone(args) => zone_cmd::run_zone(&cfg, &args),
         Command::Gateway(args) => gateway_cmd::run_gateway(&cfg, &args),
+        Command::World(args) => world_cmd::run_world(&cfg, &args),
         Command::Bots(args) => swarm_cmd::run_bots(&cfg, &args),
         Command::Demo(args) => swarm_cmd::run_demo(config_path.as_deref(), &cfg, &args),
         Command::Bench(cmd) => bench::run(&cfg, &cmd),

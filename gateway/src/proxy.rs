@@ -81,7 +81,7 @@ impl Upstreams {
         }
         let conn = self.net.connect(zone, "localhost", &self.hello).await?;
         let pwn_net::Conn { tx, mut rx, mut datagrams, .. } = conn;
-        tx.send(&Message::ServiceAuth(pwn_proto::ServiceAuth { key: self.service_key })).await?;
+        pwn_net::service_auth::prove(&tx, self.service_key).await?;
         let routes = self.routes.clone();
         tokio::spawn(async move {
             while let Ok(Message::Routed(r)) = datagrams.recv().await {

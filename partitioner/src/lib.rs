@@ -11,12 +11,18 @@
 //! - [`lease`]: the leases a zone node holds, by its own clock (zone nodes use it to stop
 //!   serving a cell they cannot renew).
 //! - [`persist`]: what the world server keeps in the store (clock start, partition, nodes,
-//!   leases).
+//!   leases); [`route`]: where a player belongs, from its owner record or stored position.
+//! - [`wire`]: the world server's calls (register, heartbeat, route, owners) as RPC bodies.
+//! - [`server`]: the async shell (`pwn world`); [`client`]: calling it from zones and gateways.
 
+pub mod client;
 pub mod core;
 pub mod lease;
 pub mod persist;
 pub mod quadtree;
+pub mod route;
+pub mod server;
+pub mod wire;
 
 pub use crate::core::{CellOwner, Epoch, Grant, HeldLease, Load, WorldConfig, WorldCore, WorldError, ZoneId};
 pub use crate::quadtree::{Quadtree, QuadtreeError, Rect};

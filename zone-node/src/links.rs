@@ -154,14 +154,6 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
     let _ = inbox.send(ToZone::Left { player, link }).await;
 }
 
-/// How long a gateway link may take to prove the service key.
-const SERVICE_AUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Compares keys in time independent of where they differ.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// A number for each connection, so a player's departure from an old connection never
 /// removes the player from a newer one (`[link-4]`).
 fn next_link() -> u64 {
@@ -178,17 +170,8 @@ pub(crate) async fn serve_gateway(
 ) {
     let Conn { tx, mut rx, mut datagrams, peer, .. } = conn;
     // `[link-5]`: the link's first message proves it is one of our services.
-    let proof = match tokio::time::timeout(SERVICE_AUTH_TIMEOUT, rx.recv()).await {
-        Ok(Ok(Some(Message::ServiceAuth(a)))) => Some(a.key),
-        _ => None,
-    };
-    let proven = match (proof, service_key) {
-        (Some(given), Some(expected)) => constant_time_eq(&given, &expected),
-        _ => false,
-    };
-    if !proven {
+    if !pwn_net::service_auth::expect(&tx, &mut rx, service_key).await {
         tracing::warn!(remote = %peer.remote, "refused a gateway link without the service key");
-        tx.refuse(pwn_proto::RefuseCode::ProtocolViolation, "gateway links must prove the service key".into()).await;
         return;
     }
     let link = next_link();

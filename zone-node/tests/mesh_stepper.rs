@@ -149,7 +149,7 @@ impl Mesh {
         // the border, and legs of 4 to 16 m to either side of it.
         let along = (40 + r.below(60)) as f32 * if r.below(2) == 0 { 1.0 } else { -1.0 };
         let (a, b) = ((4 + r.below(12)) as f32, (4 + r.below(12)) as f32);
-        let (start, end) = if p % 2 == 0 { ([-a, along], [b, along]) } else { ([along, -a], [along, b]) };
+        let (start, end) = if p.is_multiple_of(2) { ([-a, along], [b, along]) } else { ([along, -a], [along, b]) };
         let owner = self.world.route(start[0], start[1], self.tick * TICK_MS).unwrap();
         let id = EntityId(p);
         let state = PlayerState { id, position: glam::Vec3::new(start[0], 1.0, start[1]), yaw_rad: 0.0, health: 100 };
@@ -320,12 +320,11 @@ impl Mesh {
                 ),
                 None => assert!(travelling, "seed {seed} tick {}: {p} is in no zone and not travelling", self.tick),
             }
-            if let Some(z) = simulating.first() {
-                if let Some(before) = self.seen_at.insert(p.0, *z)
-                    && before != *z
-                {
-                    *self.zone_changes.entry(p.0).or_default() += 1;
-                }
+            if let Some(z) = simulating.first()
+                && let Some(before) = self.seen_at.insert(p.0, *z)
+                && before != *z
+            {
+                *self.zone_changes.entry(p.0).or_default() += 1;
             }
         }
         // Every ghost mirrors an entity another zone owns, near this zone's cells.

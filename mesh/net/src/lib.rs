@@ -16,6 +16,7 @@
 //! - [`conditioner`]: a link conditioner (latency, jitter, loss, duplication, reordering) with
 //!   a pure, seeded core, for tests of prediction and handoff.
 //! - [`rpc`]: typed service calls as `tower::Service`s over QUIC streams.
+//! - [`service_auth`]: services proving the deployment's service key to each other.
 //! - [`metrics_names`]: metric names and the s2n-quic event subscriber that records packets,
 //!   bytes and RTT.
 
@@ -26,6 +27,7 @@ pub mod endpoint;
 pub mod error;
 pub mod metrics_names;
 pub mod rpc;
+pub mod service_auth;
 pub mod tls;
 
 pub use config::{ServerTls, ServiceIdentity, TransportConfig};
