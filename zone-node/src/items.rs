@@ -13,6 +13,9 @@
 //! - `[zitem-3]` operations wait in one bounded queue, in order, and a player has at most
 //!   [`PENDING_PER_PLAYER_MAX`] of its own waiting; beyond either, the request is refused with a
 //!   notice and counted;
+//! - `[zitem-5]` in a partitioned world a move is fenced by both players' owners instead: each
+//!   player's owner record must name the cell the zone holds it in, at that cell's lease
+//!   epoch, so a gift between two zones' players commits only while both zones own them;
 //! - `[zitem-4]` players hear of a move (`ItemMoved`, to both sides) only after it committed, and
 //!   of their inventory (`Inventory`) from the same worker, in the same order as the moves, so
 //!   a client applying events in order always ends with what the store holds.
@@ -105,11 +108,55 @@ impl ItemOp {
     }
 }
 
+/// In a partitioned world, what an item move is fenced by (`[zitem-5]`): the cell owning each
+/// player and its lease epoch.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OwnersFence {
+    /// The giving (or dead) player's cell and epoch.
+    pub from: (pwn_store::keys::CellKey, u64),
+    /// The receiving player's cell and epoch.
+    pub to: (pwn_store::keys::CellKey, u64),
+}
+
+fn check_owners(
+    t: &mut dyn pwn_store::Transaction,
+    f: &OwnersFence,
+    from: EntityId,
+    to: EntityId,
+) -> Result<(), ItemError> {
+    for (player, (cell, epoch)) in [(from, f.from), (to, f.to)] {
+        match pwn_store::ownership::check_owner(t, player.0, cell, epoch) {
+            Ok(()) => {}
+            Err(pwn_store::ownership::OwnershipError::Store(e)) => return Err(e.into()),
+            Err(pwn_store::ownership::OwnershipError::NotOwner { owner, .. }) => {
+                return Err(pwn_store::StoreError::Fenced {
+                    cell: cell.to_string(),
+                    expected: epoch,
+                    found: owner.map(|_| 0),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs one operation in its own transaction (`[zitem-2]`).
 pub fn run_op(p: &Persistence, op: ItemOp) -> ItemOutcome {
+    run_fenced(p, op, None)
+}
+
+/// Runs one operation, fenced by the players' owners when `owners` is given (`[zitem-5]`),
+/// else by the zone's lease (`[zitem-2]`).
+pub fn run_fenced(p: &Persistence, op: ItemOp, owners: Option<OwnersFence>) -> ItemOutcome {
     let fenced_move = |item: Option<u64>, from: EntityId, to: EntityId| {
         p.store.transact(|t| {
-            check_lease(t, p.cell, p.epoch)?;
+            match &owners {
+                Some(f) => check_owners(t, f, from, to)?,
+                None => {
+                    check_lease(t, p.cell, p.epoch)?;
+                }
+            }
             let item = match item {
                 Some(item) => item,
                 None => match inventory(t, from.0)?.first() {
@@ -150,7 +197,7 @@ pub fn run_op(p: &Persistence, op: ItemOp) -> ItemOutcome {
 /// The zone's side of items: the queue to the worker, the outcomes back, and each player's
 /// pending count (`[zitem-3]`).
 pub(crate) struct Items {
-    ops: mpsc::Sender<ItemOp>,
+    ops: mpsc::Sender<(ItemOp, Option<OwnersFence>)>,
     outcomes: mpsc::Receiver<ItemOutcome>,
     pending: HashMap<EntityId, u8>,
 }
@@ -158,13 +205,13 @@ pub(crate) struct Items {
 impl Items {
     /// Starts the worker for `p`.
     pub(crate) fn start(p: Persistence) -> Self {
-        let (ops, mut rx) = mpsc::channel::<ItemOp>(QUEUE_MAX);
+        let (ops, mut rx) = mpsc::channel::<(ItemOp, Option<OwnersFence>)>(QUEUE_MAX);
         let (done, outcomes) = mpsc::channel::<ItemOutcome>(QUEUE_MAX);
         tokio::spawn(async move {
-            while let Some(op) = rx.recv().await {
+            while let Some((op, owners)) = rx.recv().await {
                 let p = p.clone();
                 let started = std::time::Instant::now();
-                let Ok(outcome) = tokio::task::spawn_blocking(move || run_op(&p, op)).await else { return };
+                let Ok(outcome) = tokio::task::spawn_blocking(move || run_fenced(&p, op, owners)).await else { return };
                 metrics::histogram!(TXN_MS_METRIC).record(started.elapsed().as_secs_f64() * 1e3);
                 if done.send(outcome).await.is_err() {
                     return;
@@ -176,12 +223,17 @@ impl Items {
 
     /// Queues `op`; `Err` with words for the player when it is refused for load.
     pub(crate) fn submit(&mut self, op: ItemOp) -> Result<(), &'static str> {
+        self.submit_fenced(op, None)
+    }
+
+    /// Queues `op` fenced by the players' owners (`[zitem-5]`).
+    pub(crate) fn submit_fenced(&mut self, op: ItemOp, owners: Option<OwnersFence>) -> Result<(), &'static str> {
         let pending = self.pending.entry(op.requester()).or_default();
         if *pending >= PENDING_PER_PLAYER_MAX {
             metrics::counter!(REFUSED_METRIC, "reason" => "pending").increment(1);
             return Err("too many item requests at once");
         }
-        if self.ops.try_send(op).is_err() {
+        if self.ops.try_send((op, owners)).is_err() {
             metrics::counter!(REFUSED_METRIC, "reason" => "queue_full").increment(1);
             return Err("the world is busy; try again");
         }

@@ -21,6 +21,7 @@ pub mod input_buffer;
 pub mod interest;
 pub mod items;
 pub mod links;
+pub mod mesh_link;
 pub mod persist;
 pub mod server;
 pub mod snapshots;

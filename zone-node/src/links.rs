@@ -17,7 +17,7 @@
 //!   character stays as it is, its snapshots and events go to the new connection, and the old
 //!   connection's departure no longer removes it.
 
-use crate::persist::{PlayerState, load_player};
+use crate::persist::{PlayerState, load_owned_player};
 use pwn_net::{Conn, ConnError, ConnTx};
 use pwn_proto::{GameEvent, Message, Routed, decode_datagram, encode_datagram};
 use pwn_sim::EntityId;
@@ -36,6 +36,8 @@ pub(crate) enum ToZone {
         sink: Sink,
         events: mpsc::Sender<GameEvent>,
         saved: Option<PlayerState>,
+        /// The cell owning the player in the store (a partitioned world).
+        owner: Option<pwn_store::keys::CellKey>,
         link: u64,
     },
     Left {
@@ -48,6 +50,18 @@ pub(crate) enum ToZone {
         message: Message,
         arrived: std::time::Instant,
     },
+    /// The world server's answer to a heartbeat sent at `sent_ms` (`crate::mesh_link`).
+    Map {
+        sent_ms: u64,
+        answer: pwn_partitioner::wire::HeartbeatAnswer,
+    },
+    /// A neighbour zone's message (`crate::mesh_link` `[zlink-1]`).
+    Peer {
+        message: Message,
+        arrived: std::time::Instant,
+    },
+    /// A store job the committer finished.
+    Committed(Box<crate::mesh_link::Committed>),
 }
 
 /// Where a player's snapshots and events go.
@@ -101,12 +115,12 @@ pub(crate) fn forward(inbox: &mpsc::Sender<ToZone>, msg: ToZone) {
 async fn join(
     player: EntityId,
     sink: Sink,
-    saved: Option<PlayerState>,
+    (owner, saved): (Option<pwn_store::keys::CellKey>, Option<PlayerState>),
     link: u64,
     inbox: &mpsc::Sender<ToZone>,
 ) -> tokio::task::JoinHandle<()> {
     let (events_tx, mut events_rx) = mpsc::channel::<GameEvent>(EVENTS_QUEUE_MAX);
-    let _ = inbox.send(ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved, link }).await;
+    let _ = inbox.send(ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved, owner, link }).await;
     tokio::spawn(async move {
         while let Some(e) = events_rx.recv().await {
             if sink.send(&Message::Event(e)).await.is_err() {
@@ -135,7 +149,7 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
     let Conn { tx, mut rx, mut datagrams, .. } = conn;
     let sink = Sink::Direct(tx);
     let link = next_link();
-    let writer = join(player, sink.clone(), None, link, &inbox).await;
+    let writer = join(player, sink.clone(), (None, None), link, &inbox).await;
     let datagram_inbox = inbox.clone();
     let datagram_sink = sink.clone();
     let datagram_reader = tokio::spawn(async move {
@@ -197,17 +211,28 @@ pub(crate) async fn serve_gateway(
                     continue;
                 }
                 let sink = Sink::Routed { link: tx.clone(), player: a.player };
-                // A returning player comes back where it was saved (`[persist-4]`).
+                // A returning player comes back where it was saved (`[persist-4]`); in a
+                // partitioned world its owner record decides who may take it.
+                // A store that cannot be read places nobody: a spawn point now would overwrite
+                // the saved position at the next checkpoint. The gateway is asked to try again.
                 let saved = match &store {
                     Some(store) => {
                         let (store, id) = (store.clone(), EntityId(a.player));
-                        tokio::task::spawn_blocking(move || load_player(&store, id))
-                            .await
-                            .ok()
-                            .and_then(Result::ok)
-                            .flatten()
+                        match tokio::task::spawn_blocking(move || load_owned_player(&store, id)).await {
+                            Ok(Ok(found)) => found,
+                            failed => {
+                                tracing::warn!(
+                                    player = a.player,
+                                    ?failed,
+                                    "cannot read the player's record; not placed"
+                                );
+                                let retry = pwn_proto::Rehome { player: a.player, node: 0, addr: String::new() };
+                                let _ = tx.send(&Message::Rehome(retry)).await;
+                                continue;
+                            }
+                        }
                     }
-                    None => None,
+                    None => (None, None),
                 };
                 writers.insert(a.player, join(EntityId(a.player), sink, saved, link, &inbox).await);
             }

@@ -13,6 +13,8 @@
 //!   (position, heading, health) in every checkpoint and when they leave, fenced like the rest;
 //!   a returning player is placed where the record says (a dead or invalid record: a spawn
 //!   point).
+//! - `[persist-5]` in a partitioned world a player is written only in a transaction that reads
+//!   its owner record and finds the writing cell (`pwn_store::ownership` `[own-2]`).
 
 use crate::border::Departure;
 use glam::{Quat, Vec3};
@@ -171,20 +173,72 @@ pub fn checkpoint(
     players: &[PlayerState],
     sim: &SimBounds,
 ) -> Result<(), StoreError> {
+    let c = CellCheckpoint { cell, epoch, crates: crates.to_vec(), players: players.to_vec(), owners_checked: false };
+    checkpoint_cell(store, &c, sim).map(|_| ())
+}
+
+/// One cell's share of a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CellCheckpoint {
+    /// The cell.
+    pub cell: CellKey,
+    /// Its lease epoch.
+    pub epoch: u64,
+    /// The crates within it.
+    pub crates: Vec<CrateState>,
+    /// The players it owns.
+    pub players: Vec<PlayerState>,
+    /// Whether each player's owner record is checked (`[persist-5]`): a zone serving part of a
+    /// partitioned world writes a player only while its cell owns it.
+    pub owners_checked: bool,
+}
+
+/// Writes one cell's checkpoint (`[persist-1]`, `[persist-2]`, `[persist-5]`); returns the
+/// players skipped because another cell owns them now (handed off meanwhile: the handoff
+/// wrote their state).
+pub fn checkpoint_cell(store: &Store, c: &CellCheckpoint, sim: &SimBounds) -> Result<usize, StoreError> {
     store.transact(|t| {
-        check_lease(t, cell, epoch)?;
-        for p in players {
+        check_lease(t, c.cell, c.epoch)?;
+        let mut skipped = 0;
+        for p in &c.players {
+            if c.owners_checked && pwn_store::ownership::owner(t, p.id.0)? != Some(c.cell) {
+                skipped += 1;
+                continue;
+            }
             t.set(&player_key(p.id.0), &p.record().encode())?;
         }
-        let (b, e) = cell.entity_at_range();
+        let (b, e) = c.cell.entity_at_range();
         t.clear_range(&b, &e)?;
-        for c in crates {
-            let q = finest_quadkey(c.position.x, c.position.z, sim.origin_m, sim.size_m);
-            t.set(&entity_at_key(q, c.id.0), b"")?;
-            t.set(&entity_key(c.id.0), &c.record().encode())?;
+        for k in &c.crates {
+            let q = finest_quadkey(k.position.x, k.position.z, sim.origin_m, sim.size_m);
+            t.set(&entity_at_key(q, k.id.0), b"")?;
+            t.set(&entity_key(k.id.0), &k.record().encode())?;
+        }
+        Ok(skipped)
+    })
+}
+
+/// Saves players leaving a cell of a partitioned world, each only if the cell still owns it
+/// (`[persist-5]`).
+pub fn save_owned_players(store: &Store, cell: CellKey, epoch: u64, players: &[PlayerState]) -> Result<(), StoreError> {
+    let c =
+        CellCheckpoint { cell, epoch, players: players.to_vec(), owners_checked: true, ..CellCheckpoint::default() };
+    store.transact(|t| {
+        check_lease(t, c.cell, c.epoch)?;
+        for p in &c.players {
+            if pwn_store::ownership::owner(t, p.id.0)? == Some(c.cell) {
+                t.set(&player_key(p.id.0), &p.record().encode())?;
+            }
         }
         Ok(())
     })
+}
+
+/// The owner record of a player, with its saved state (what a zone reads when a gateway
+/// attaches the player).
+pub fn load_owned_player(store: &Store, id: EntityId) -> Result<(Option<CellKey>, Option<PlayerState>), StoreError> {
+    let owner = store.transact(|t| pwn_store::ownership::owner(t, id.0))?;
+    Ok((owner, load_player(store, id)?))
 }
 
 /// The world bounds quadkeys are computed over.

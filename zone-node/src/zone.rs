@@ -149,6 +149,26 @@ impl Zone {
         self.players.keys().copied()
     }
 
+    /// Joins the world clock: the next tick is `tick + 1`.
+    pub fn join_clock(&mut self, tick: u64) {
+        self.sim.join_clock(pwn_sim::Tick(tick));
+    }
+
+    /// A proximity chat line spoken in a neighbour zone at `at`: delivered with the next tick's
+    /// events to this zone's players within the chat radius.
+    pub fn border_chat(&mut self, from: EntityId, at: glam::Vec3, text: &str) {
+        if text.trim().is_empty() || text.len() > pwn_proto::codec::TEXT_LEN_MAX || !at.is_finite() {
+            return;
+        }
+        let r = self.cfg.chat_radius_m;
+        for (p, _) in self.players.iter() {
+            if self.sim.character(*p).is_some_and(|c| c.position_m.distance(at) <= r) {
+                let line = GameEvent::Chat { from: from.0, channel: ChatChannel::Proximity, text: text.to_owned() };
+                self.pending_events.push((*p, line));
+            }
+        }
+    }
+
     /// Whether this zone simulates `player`.
     pub fn has_player(&self, player: EntityId) -> bool {
         self.players.contains_key(&player)

@@ -132,7 +132,7 @@ pub fn handoff_key(entity_id: u64) -> Vec<u8> {
 
 /// A quadtree cell: its level (0 is the whole world) and its Morton path at that level (two
 /// bits per level, X in the low bit of each pair, Z in the high bit).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct CellKey {
     /// Depth, 0..=QUADKEY_LEVEL_MAX.
     pub level: u8,

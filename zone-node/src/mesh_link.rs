@@ -1,0 +1,271 @@
+//! A zone node's links within the mesh, beside the tick: heartbeats to the world server (their
+//! answers go to the tick as the new map of leases and owners), one outgoing link per
+//! neighbour zone (ghosts, handoffs, hits and chat go out on it, in order), the incoming links
+//! of neighbours (their messages go to the tick), and the handoff committer (one worker running
+//! the fenced store transactions of handoffs and claims, in order, off the tick).
+//!
+//! Rules:
+//! - `[zlink-1]` a zone link opens like a gateway link: mutual TLS with the service certificate,
+//!   then the service key (`pwn_net::service_auth`); only ghosts, handoffs, hits and chat are
+//!   taken on it (anything else is counted and ignored);
+//! - `[zlink-2]` each neighbour has one outgoing link with a bounded queue; a full queue drops
+//!   the message (counted): a lost ghost batch is replaced by the next tick's, and a lost
+//!   handoff message leaves the player to be loaded from the store when its gateway attaches it
+//!   (the store already names its new owner);
+//! - `[zlink-3]` a link that drops is made again (with a pause); messages meanwhile are dropped,
+//!   counted, as in `[zlink-2]`.
+
+use crate::border::Departure;
+use crate::links::{ToZone, forward};
+use pwn_net::{ClientHello, Conn, NetClient};
+use pwn_partitioner::ZoneId;
+use pwn_partitioner::client::WorldClient;
+use pwn_proto::Message;
+use pwn_sim::EntityId;
+use pwn_store::Store;
+use pwn_store::keys::CellKey;
+use pwn_store::ownership::{Handoff, OwnershipError};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Messages waiting per outgoing zone link.
+pub const PEER_QUEUE_MAX: usize = 4_096;
+/// Store jobs waiting for the committer.
+pub const COMMIT_QUEUE_MAX: usize = 4_096;
+/// How often a node beats.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+/// Pause before a dropped zone link is made again.
+pub const RELINK_PAUSE: Duration = Duration::from_millis(200);
+
+/// Metric names of the mesh links.
+pub mod metric {
+    /// Messages to neighbours dropped (full queue or broken link).
+    pub const PEER_DROPPED: &str = "pwn_zone_peer_messages_dropped_total";
+    /// Messages from neighbours refused (unknown sender, stale, not ours).
+    pub const PEER_REFUSED: &str = "pwn_zone_peer_messages_refused_total";
+    /// Handoffs committed, by direction (`dir` = out or in).
+    pub const HANDOFFS: &str = "pwn_zone_handoffs_total";
+    /// Handoffs that failed to commit (the player stayed).
+    pub const HANDOFFS_FAILED: &str = "pwn_zone_handoffs_failed_total";
+    /// Time from a departure to its commit (milliseconds).
+    pub const HANDOFF_COMMIT_MS: &str = "pwn_zone_handoff_commit_ms";
+    /// Ghosts held.
+    pub const GHOSTS: &str = "pwn_zone_ghosts";
+    /// Cells lost (lease lapsed or moved) while serving them.
+    pub const CELLS_LOST: &str = "pwn_zone_cells_lost_total";
+    /// Heartbeats the world server did not answer.
+    pub const HEARTBEATS_FAILED: &str = "pwn_zone_heartbeats_failed_total";
+}
+
+/// Beats to the world server every `HEARTBEAT_INTERVAL` until the inbox closes; each answer
+/// goes to the tick with the time (on `clock`) its heartbeat was sent.
+pub(crate) async fn heartbeats(
+    world: Arc<WorldClient>,
+    node: ZoneId,
+    clock: Instant,
+    stats: Arc<crate::server::ZoneStats>,
+    inbox: mpsc::Sender<ToZone>,
+) {
+    let mut every = tokio::time::interval(HEARTBEAT_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let beat = pwn_partitioner::wire::Heartbeat {
+            node: node.0,
+            players: stats.players.load(std::sync::atomic::Ordering::Relaxed).min(u64::from(u32::MAX)) as u32,
+            ..Default::default()
+        };
+        let sent_ms = clock.elapsed().as_millis() as u64;
+        match world.heartbeat(beat).await {
+            Ok(answer) => {
+                if inbox.send(ToZone::Map { sent_ms, answer }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                metrics::counter!(metric::HEARTBEATS_FAILED).increment(1);
+                tracing::warn!(node = %node, error = %e, "heartbeat not answered; leases lapse unless the next one is");
+            }
+        }
+    }
+}
+
+/// Outgoing links to neighbour zones (`[zlink-2]`, `[zlink-3]`).
+pub(crate) struct Peers {
+    net: Arc<NetClient>,
+    hello: ClientHello,
+    service_key: [u8; 32],
+    rt: tokio::runtime::Handle,
+    links: HashMap<ZoneId, (String, mpsc::Sender<Message>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Peers {
+    pub(crate) fn new(
+        net: Arc<NetClient>,
+        hello: ClientHello,
+        service_key: [u8; 32],
+        rt: tokio::runtime::Handle,
+    ) -> Self {
+        Self { net, hello, service_key, rt, links: HashMap::new() }
+    }
+
+    /// Keeps one link to each node in `addrs` other than `me` (new addresses, new links; gone
+    /// nodes, links closed).
+    pub(crate) fn sync(&mut self, me: ZoneId, addrs: &BTreeMap<ZoneId, String>) {
+        self.links.retain(|node, (addr, _, task)| {
+            let keep = addrs.get(node) == Some(addr);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (node, addr) in addrs {
+            if *node == me || self.links.contains_key(node) {
+                continue;
+            }
+            let Ok(sock) = addr.parse::<SocketAddr>() else {
+                tracing::warn!(node = %node, %addr, "neighbour address does not parse");
+                continue;
+            };
+            let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
+            let task = self.rt.spawn(peer_link(self.net.clone(), self.hello.clone(), self.service_key, sock, rx));
+            self.links.insert(*node, (addr.clone(), tx, task));
+        }
+    }
+
+    /// Queues `m` for `node` (`[zlink-2]`).
+    pub(crate) fn send(&self, node: ZoneId, m: Message) {
+        match self.links.get(&node) {
+            Some((_, tx, _)) if tx.try_send(m).is_ok() => {}
+            _ => metrics::counter!(metric::PEER_DROPPED).increment(1),
+        }
+    }
+}
+
+impl Drop for Peers {
+    fn drop(&mut self) {
+        for (_, _, task) in self.links.values() {
+            task.abort();
+        }
+    }
+}
+
+async fn peer_link(
+    net: Arc<NetClient>,
+    hello: ClientHello,
+    key: [u8; 32],
+    addr: SocketAddr,
+    mut queue: mpsc::Receiver<Message>,
+) {
+    loop {
+        let conn = match net.connect(addr, "localhost", &hello).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "cannot link to a neighbour yet");
+                // Whatever waits meanwhile is stale by the time the link is back.
+                while queue.try_recv().is_ok() {
+                    metrics::counter!(metric::PEER_DROPPED).increment(1);
+                }
+                tokio::time::sleep(RELINK_PAUSE).await;
+                continue;
+            }
+        };
+        if pwn_net::service_auth::prove(&conn.tx, key).await.is_err() {
+            tokio::time::sleep(RELINK_PAUSE).await;
+            continue;
+        }
+        tracing::info!(%addr, "linked to a neighbour zone");
+        let Conn { tx, mut rx, .. } = conn;
+        // The neighbour says nothing on this link; its end is the link's end.
+        let closed = tokio::spawn(async move { while let Ok(Some(_)) = rx.recv().await {} });
+        while let Some(m) = queue.recv().await {
+            if closed.is_finished() || tx.send(&m).await.is_err() {
+                metrics::counter!(metric::PEER_DROPPED).increment(1);
+                break;
+            }
+        }
+        closed.abort();
+        if queue.is_closed() {
+            return;
+        }
+        tokio::time::sleep(RELINK_PAUSE).await;
+    }
+}
+
+/// A neighbour's link (`[zlink-1]`): its messages go to the tick; a handoff waits for room.
+pub(crate) async fn serve_peer(conn: Conn, inbox: mpsc::Sender<ToZone>, service_key: Option<[u8; 32]>) {
+    let Conn { tx, mut rx, peer, .. } = conn;
+    if !pwn_net::service_auth::expect(&tx, &mut rx, service_key).await {
+        tracing::warn!(remote = %peer.remote, "refused a zone link without the service key");
+        return;
+    }
+    while let Ok(Some(message)) = rx.recv().await {
+        let arrived = Instant::now();
+        match message {
+            Message::HandoffPlayer(_) => {
+                if inbox.send(ToZone::Peer { message, arrived }).await.is_err() {
+                    return;
+                }
+            }
+            Message::Ghosts(_) | Message::GhostHit(_) | Message::BorderChat(_) => {
+                forward(&inbox, ToZone::Peer { message, arrived })
+            }
+            _ => metrics::counter!(metric::PEER_REFUSED).increment(1),
+        }
+    }
+    // Keep the connection's sending side until the end, so the neighbour sees a clean close.
+    drop(tx);
+}
+
+/// Work for the committer.
+pub(crate) enum Job {
+    /// Commit a departure, fenced by the giving cell's epoch.
+    Handoff { departure: Departure, from_epoch: u64, queued: Instant },
+    /// Claim a player nobody owns for a cell of this zone.
+    Claim { player: EntityId, cell: CellKey, epoch: u64 },
+}
+
+/// What the committer did.
+pub(crate) enum Committed {
+    Handoff { departure: Departure, result: Result<Handoff, OwnershipError> },
+    Claim { player: EntityId, cell: CellKey, result: Result<(), OwnershipError> },
+}
+
+/// The committer: one thread running store jobs in order (`std` thread: the store blocks).
+pub(crate) struct Committer {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+}
+
+impl Committer {
+    pub(crate) fn start(store: Store, inbox: mpsc::Sender<ToZone>) -> std::io::Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(COMMIT_QUEUE_MAX);
+        std::thread::Builder::new().name("pwn-zone-commit".into()).spawn(move || {
+            while let Ok(job) = rx.recv() {
+                let done = match job {
+                    Job::Handoff { departure, from_epoch, queued } => {
+                        let result = crate::persist::commit_departure(&store, &departure, from_epoch);
+                        metrics::histogram!(metric::HANDOFF_COMMIT_MS).record(queued.elapsed().as_secs_f64() * 1e3);
+                        Committed::Handoff { departure, result }
+                    }
+                    Job::Claim { player, cell, epoch } => {
+                        let result = crate::persist::claim_player(&store, player, cell, epoch);
+                        Committed::Claim { player, cell, result }
+                    }
+                };
+                // The tick must hear of every outcome: wait for room (this is not the tick).
+                if inbox.blocking_send(ToZone::Committed(Box::new(done))).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Self { jobs })
+    }
+
+    /// Queues a job; `false` if the queue is full (the caller puts things back as they were).
+    pub(crate) fn submit(&self, job: Job) -> bool {
+        self.jobs.try_send(job).is_ok()
+    }
+}
