@@ -1,12 +1,13 @@
 //! `pwn gateway`: the players' endpoint. Authenticates over the game connection (accounts in
-//! the store), then proxies each player to the zone node (`--zone`) over one link per zone.
+//! the store), then proxies each player to its zone node over one link per zone: the one zone
+//! (`--zone`), or wherever the world server says (`--world-server`).
 
 use crate::config::PwnConfig;
 use clap::Args;
 use pwn_gateway::accounts::Accounts;
 use pwn_gateway::limits::Rate;
 use pwn_gateway::proxy::Upstreams;
-use pwn_gateway::server::{GatewayConfig, run};
+use pwn_gateway::server::{GatewayConfig, Placement, run_placed};
 use pwn_net::{NetClient, ServerTls, ServiceIdentity, TransportConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,9 +22,12 @@ pub struct GatewayArgs {
     /// Data folder: the development CA and certificates (shared with the zone nodes).
     #[arg(long, default_value = "data")]
     data: PathBuf,
-    /// The zone node players are sent to (until the world server routes them).
+    /// The one zone node players are sent to (a world held by one zone).
+    #[arg(long, required_unless_present = "world_server", conflicts_with = "world_server")]
+    zone: Option<SocketAddr>,
+    /// The world server that says where each player belongs (a partitioned world).
     #[arg(long)]
-    zone: SocketAddr,
+    world_server: Option<SocketAddr>,
     /// The SQLite store file (default: `DATA/pwn.sqlite`; `[store]` in the config names
     /// another backend).
     #[arg(long)]
@@ -90,7 +94,23 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
             global: Rate { per_s: args.auth_global_per_s, burst: 2.0 * args.auth_global_per_s },
             ..GatewayConfig::default()
         };
-        run(net, accounts, limits, upstreams, args.zone, shutdown).await;
+        let placement = match (args.world_server, args.zone) {
+            (Some(world), _) => {
+                let world_net = NetClient::with_identity(
+                    SocketAddr::from(([127, 0, 0, 1], 0)),
+                    &ca,
+                    Some(&service),
+                    &TransportConfig::default(),
+                )?;
+                let agent = concat!("pwn-gateway/", env!("CARGO_PKG_VERSION"));
+                let hello = pwn_net::ClientHello::new(pwn_proto::PeerRole::Gateway, digest, agent);
+                let key = pwn_net::tls::service_key(&args.data)?;
+                Placement::World(Arc::new(pwn_partitioner::client::WorldClient::new(world_net, world, hello, key)))
+            }
+            (None, Some(zone)) => Placement::Zone(zone),
+            (None, None) => anyhow::bail!("name a zone (--zone) or a world server (--world-server)"),
+        };
+        run_placed(net, accounts, limits, upstreams, placement, shutdown).await;
         anyhow::Ok(())
     })
 }

@@ -1,8 +1,10 @@
 //! `pwn up`: a complete local world with no configuration. Starts each role as its own `pwn`
-//! process (a zone node taking players only from gateways, and a gateway where players log in;
-//! the world server joins them when it is built), with the store and certificates in one data
-//! folder, prints where clients connect, and on Ctrl-C or SIGTERM stops every process cleanly
-//! (SIGTERM, then SIGKILL after a grace period).
+//! process (a world server, zone nodes taking players only from gateways and serving the cells
+//! the world server grants them, and a gateway where players log in), with the store and
+//! certificates in one data folder, prints where clients connect, replaces a role that dies
+//! (a zone as a new node, whose cells the world server grants once the dead one's leases
+//! expired), and on Ctrl-C or SIGTERM stops every process cleanly (SIGTERM, then SIGKILL after
+//! a grace period).
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -26,10 +28,20 @@ pub struct UpArgs {
     /// The data folder: store, certificates.
     #[arg(long, default_value = "data")]
     data: PathBuf,
-    /// Serve the zone node's Prometheus metrics at this address (`/metrics`).
+    /// Serve Prometheus metrics (`/metrics`): zone node `i` (from 0) at this port plus `i`.
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Zone nodes sharing the world (the world server splits it into as many cells as a
+    /// quadtree level needs: four up to four zones, sixteen beyond). 1 runs one zone holding
+    /// the whole world, with no world server.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    zones: u32,
 }
+
+/// Restarts of one role allowed within `RESTART_WINDOW` before `pwn up` gives up on the world.
+const RESTARTS_MAX: usize = 5;
+/// The window `RESTARTS_MAX` counts in.
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 /// A role's process, stopped cleanly on request.
 pub struct Role {
@@ -122,7 +134,13 @@ fn start_role(
     Ok((role, addr))
 }
 
-/// Runs the local world until Ctrl-C or SIGTERM.
+/// How each role of a local world is started (again, when it dies).
+struct Spec {
+    name: &'static str,
+    args: Vec<String>,
+}
+
+/// Runs the local world until Ctrl-C or SIGTERM, replacing roles that die.
 pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create {}", args.data.display()))?;
     let exe = std::env::current_exe().context("cannot find the pwn executable")?;
@@ -134,54 +152,136 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
         use tokio::signal::unix::{SignalKind, signal};
         (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
     };
-    // The zone node listens on a free loopback port and takes players only from gateways.
-    let (mut zone, zone_addr) = start_role(&exe, config, "zone", |c| {
-        c.args(["zone", "--listen", "127.0.0.1:0", "--gateway-only", "--data"]).arg(&args.data);
-        if let Some(m) = args.metrics {
-            c.arg("--metrics").arg(m.to_string());
+    // The certificates and the service key exist before any role starts, so roles starting
+    // side by side never race to create them.
+    pwn_net::tls::service_cert(&args.data)?;
+    pwn_net::tls::service_key(&args.data)?;
+    let data = args.data.display().to_string();
+    let mut roles: Vec<(Spec, Role, String)> = Vec::new();
+    let stop_all = |roles: &mut Vec<(Spec, Role, String)>| {
+        // Players first, then the world they were in.
+        for (_, role, _) in roles.iter_mut().rev() {
+            role.stop();
         }
-    })?;
-    say(format_args!("pwn up: zone node (pid {}) on {zone_addr} (gateways only)", zone.child.id()));
-    let gateway = start_role(&exe, config, "gateway", |c| {
-        c.args(["gateway", "--listen", &args.listen.to_string(), "--zone", &zone_addr, "--data"]).arg(&args.data);
-        // A local world is where bot swarms run, all from this one address.
-        c.args(["--auth-per-address-per-s", "200"]);
-    });
-    let (mut gateway, gateway_addr) = match gateway {
-        Ok(g) => g,
+    };
+    let start = |spec: &Spec| {
+        start_role(&exe, config, spec.name, |c| {
+            c.args(&spec.args);
+        })
+    };
+    let mut specs = Vec::new();
+    let zone_target = if args.zones > 1 {
+        // A fixed port, so a restarted world server is where every role looks for it.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+        let level = if args.zones <= 4 { "1" } else { "2" };
+        specs.push(Spec {
+            name: "world server",
+            args: ["world", "--listen", &format!("127.0.0.1:{port}"), "--data", &data, "--split-levels", level]
+                .into_iter()
+                .map(String::from)
+                .chain(["--zones-expected".to_string(), args.zones.to_string()])
+                .collect(),
+        });
+        format!("127.0.0.1:{port}")
+    } else {
+        String::new()
+    };
+    for i in 0..args.zones {
+        let mut a: Vec<String> =
+            ["zone", "--listen", "127.0.0.1:0", "--gateway-only", "--data", &data].map(String::from).into();
+        if args.zones > 1 {
+            a.extend(["--world-server".to_string(), zone_target.clone()]);
+        }
+        if let Some(m) = args.metrics {
+            a.extend(["--metrics".to_string(), SocketAddr::new(m.ip(), m.port().saturating_add(i as u16)).to_string()]);
+        }
+        specs.push(Spec { name: "zone", args: a });
+    }
+    for spec in specs {
+        match start(&spec) {
+            Ok((role, addr)) => {
+                say(format_args!("pwn up: {} (pid {}) on {addr}", spec.name, role.pid()));
+                roles.push((spec, role, addr));
+            }
+            Err(e) => {
+                stop_all(&mut roles);
+                return Err(e);
+            }
+        }
+    }
+    let upstream = match args.zones {
+        1 => vec!["--zone".to_string(), roles[0].2.clone()],
+        _ => vec!["--world-server".to_string(), zone_target.clone()],
+    };
+    let gateway = Spec {
+        name: "gateway",
+        args: ["gateway", "--listen", &args.listen.to_string(), "--data", &data]
+            .map(String::from)
+            .into_iter()
+            .chain(upstream)
+            // A local world is where bot swarms run, all from this one address.
+            .chain(["--auth-per-address-per-s".to_string(), "200".to_string()])
+            .collect(),
+    };
+    let gateway_addr = match start(&gateway) {
+        Ok((role, addr)) => {
+            say(format_args!("pwn up: gateway (pid {}) on {addr}; accounts: `pwn user`", role.pid()));
+            // A replacement listens where clients were told to connect.
+            let mut gateway = gateway;
+            if let Some(i) = gateway.args.iter().position(|a| a == "--listen") {
+                gateway.args[i + 1] = addr.clone();
+            }
+            roles.push((gateway, role, addr.clone()));
+            addr
+        }
         Err(e) => {
-            zone.stop();
+            stop_all(&mut roles);
             return Err(e);
         }
     };
     let ca = args.data.join(pwn_net::tls::DEV_CA_CERT);
     say(format_args!("pwn up: clients connect to {gateway_addr}, trusting {}", ca.display()));
-    say(format_args!("pwn up: gateway (pid {}) on {gateway_addr}; accounts: `pwn user`", gateway.child.id()));
     say(format_args!("pwn up: store at {}; Ctrl-C stops everything", args.data.join("pwn.sqlite").display()));
 
-    let exited = runtime.block_on(async {
-        let watch = async {
-            loop {
-                for role in [&mut zone, &mut gateway] {
-                    if let Ok(Some(status)) = role.child.try_wait() {
-                        return (role.name, status);
-                    }
+    // Supervision: a role that dies is started again (a zone as a new node: the world server
+    // grants its cells to the living, or to it, once its lease expired), unless it keeps dying.
+    let mut restarts: Vec<(usize, Instant)> = Vec::new();
+    let failed = runtime.block_on(async {
+        loop {
+            let dead = roles.iter_mut().position(|(_, r, _)| matches!(r.child.try_wait(), Ok(Some(_))));
+            if let Some(i) = dead {
+                let status = roles[i].1.child.try_wait().ok().flatten();
+                let name = roles[i].0.name;
+                say(format_args!(
+                    "pwn up: the {name} (pid {}) exited ({status:?}); starting another",
+                    roles[i].1.pid()
+                ));
+                restarts.retain(|(_, at)| at.elapsed() < RESTART_WINDOW);
+                restarts.push((i, Instant::now()));
+                if restarts.iter().filter(|(r, _)| *r == i).count() > RESTARTS_MAX {
+                    return Some(format!("the {name} keeps exiting ({status:?})"));
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                match start(&roles[i].0) {
+                    Ok((role, addr)) => {
+                        say(format_args!("pwn up: {name} (pid {}) on {addr}", role.pid()));
+                        roles[i].1 = role;
+                        roles[i].2 = addr;
+                    }
+                    Err(e) => return Some(format!("cannot start another {name}: {e:#}")),
+                }
+                continue;
             }
-        };
-        tokio::select! {
-            _ = interrupt.recv() => None,
-            _ = term.recv() => None,
-            status = watch => Some(status),
+            tokio::select! {
+                _ = interrupt.recv() => return None,
+                _ = term.recv() => return None,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
         }
     });
     say(format_args!("pwn up: stopping"));
-    // Players first, then the world they were in.
-    gateway.stop();
-    zone.stop();
-    if let Some((name, status)) = exited {
-        bail!("the {name} exited on its own ({status})");
+    stop_all(&mut roles);
+    if let Some(why) = failed {
+        bail!("{why}");
     }
     Ok(())
 }

@@ -1,11 +1,12 @@
-//! `pwn zone`: runs a zone node holding the whole world (until the partitioner hands out
-//! cells), accepting players directly over QUIC.
+//! `pwn zone`: runs a zone node: holding the whole world (players connect directly, or through
+//! gateways), or serving the cells a world server grants it (`--world-server`).
 
 use crate::config::PwnConfig;
 use clap::Args;
 use pwn_net::{ServerTls, ServiceIdentity, TransportConfig};
 use pwn_sim::Sim;
-use pwn_zone_node::server::{ZoneStats, run};
+use pwn_zone_node::server::{MeshOptions, ZoneOptions, ZoneStats, run_with};
+use pwn_zone_node::territory::BorderConfig;
 use pwn_zone_node::zone::{Zone, ZoneConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +48,31 @@ pub struct ZoneArgs {
     /// (`pwn demo` reads these).
     #[arg(long)]
     stats: bool,
+    /// Serve part of a partitioned world: register with the world server at this address and
+    /// serve the cells it grants (implies `--gateway-only`; `--node` is then allocated).
+    #[arg(long)]
+    world_server: Option<SocketAddr>,
+}
+
+/// How long a starting zone node keeps trying to reach the world server.
+const REGISTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Registers with the world server, retrying while it starts.
+async fn register(
+    world: &pwn_partitioner::client::WorldClient,
+    addr: SocketAddr,
+) -> anyhow::Result<pwn_partitioner::wire::Registered> {
+    let deadline = std::time::Instant::now() + REGISTER_DEADLINE;
+    loop {
+        match world.register(&addr.to_string(), 1).await {
+            Ok(r) => return Ok(r),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "world server not reachable yet");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => anyhow::bail!("cannot register with the world server: {e}"),
+        }
+    }
 }
 
 /// Runs the zone node until Ctrl-C or SIGTERM.
@@ -58,13 +84,23 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
         store_cfg.path = args.db.clone().unwrap_or_else(|| args.data.join("pwn.sqlite"));
     }
     let store = pwn_store::open_store(&store_cfg)?;
-    let cell = pwn_store::keys::CellKey::ROOT;
-    let lease = pwn_zone_node::persist::acquire_lease(&store, cell, args.node)?;
-    let loaded = pwn_zone_node::persist::load_crates(&store, cell, &mut sim)?;
-    tracing::info!(cell = %cell, epoch = lease.epoch, restored = loaded.restored, skipped = loaded.skipped, "loaded the cell from the store");
-    let persistence =
-        pwn_zone_node::server::Persistence { store, cell, epoch: lease.epoch, interval_ticks: args.checkpoint_ticks };
-    let identity = ServiceIdentity { sim_digest: pwn_sim::build_digest(&cfg.sim), tick_hz: cfg.sim.tick_hz as u16 };
+    let persistence = match args.world_server {
+        Some(_) => None,
+        None => {
+            let cell = pwn_store::keys::CellKey::ROOT;
+            let lease = pwn_zone_node::persist::acquire_lease(&store, cell, args.node)?;
+            let loaded = pwn_zone_node::persist::load_crates(&store, cell, &mut sim)?;
+            tracing::info!(cell = %cell, epoch = lease.epoch, restored = loaded.restored, skipped = loaded.skipped, "loaded the cell from the store");
+            Some(pwn_zone_node::server::Persistence {
+                store: store.clone(),
+                cell,
+                epoch: lease.epoch,
+                interval_ticks: args.checkpoint_ticks,
+            })
+        }
+    };
+    let digest = pwn_sim::build_digest(&cfg.sim);
+    let identity = ServiceIdentity { sim_digest: digest, tick_hz: cfg.sim.tick_hz as u16 };
     let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: args.data.clone() })?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
@@ -74,14 +110,57 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
         }
         // Behind gateways, only services may connect at all: mutual TLS with the deployment's
         // service certificate (the service key is then proved inside, `[link-5]`).
-        let auth = match args.gateway_only {
+        let gateway_only = args.gateway_only || args.world_server.is_some();
+        let auth = match gateway_only {
             true => pwn_net::ClientAuth::Services { ca_pem: pwn_net::tls::dev_ca_cert(&args.data)? },
             false => pwn_net::ClientAuth::Anyone,
         };
         let net = pwn_net::NetServer::bind_with(args.listen, &cert, &auth, &TransportConfig::default(), identity)?;
         let addr = net.local_addr()?;
+        let service_key = pwn_net::tls::service_key(&args.data)?;
+        let mesh = match args.world_server {
+            None => None,
+            Some(world_addr) => {
+                let services = Arc::new(pwn_net::NetClient::with_identity(
+                    std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    &pwn_net::tls::dev_ca_cert(&args.data)?,
+                    Some(&pwn_net::tls::service_cert(&args.data)?),
+                    &TransportConfig::default(),
+                )?);
+                let agent = concat!("pwn-zone/", env!("CARGO_PKG_VERSION"));
+                let hello = pwn_net::ClientHello::new(pwn_proto::PeerRole::Zone, digest, agent);
+                let world_net = pwn_net::NetClient::with_identity(
+                    std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                    &pwn_net::tls::dev_ca_cert(&args.data)?,
+                    Some(&pwn_net::tls::service_cert(&args.data)?),
+                    &TransportConfig::default(),
+                )?;
+                let world = Arc::new(pwn_partitioner::client::WorldClient::new(
+                    world_net,
+                    world_addr,
+                    hello.clone(),
+                    service_key,
+                ));
+                let registered = register(&world, addr).await?;
+                tracing::info!(
+                    node = registered.node,
+                    cells = registered.leaves.len(),
+                    "registered with the world server"
+                );
+                Some(MeshOptions {
+                    registered,
+                    world,
+                    peers: services,
+                    hello,
+                    border: BorderConfig::default(),
+                    store: store.clone(),
+                    interval_ticks: args.checkpoint_ticks,
+                })
+            }
+        };
+        let node = mesh.as_ref().map_or(args.node, |m| m.registered.node);
         println!(
-            "pwn zone listening on {addr} (clients trust {})",
+            "pwn zone listening on {addr} (node {node}; clients trust {})",
             args.data.join(pwn_net::tls::DEV_CA_CERT).display()
         );
         let stats = Arc::new(ZoneStats::default());
@@ -110,10 +189,9 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
             });
         }
         let shutdown = crate::up::ctrl_c_or_sigterm();
-        let direct = (!args.gateway_only).then_some(1);
-        let service_key = pwn_net::tls::service_key(&args.data)?;
-        run(net, Zone::new(sim, ZoneConfig::default()), direct, Some(service_key), Some(persistence), stats, shutdown)
-            .await;
+        let direct = (!gateway_only).then_some(1);
+        let opts = ZoneOptions { direct_players: direct, service_key: Some(service_key), persistence, mesh };
+        run_with(net, Zone::new(sim, ZoneConfig::default()), opts, stats, shutdown).await;
         anyhow::Ok(())
     })
 }

@@ -13,6 +13,12 @@
 //! - `[proxy-4]` client game traffic is rate limited per connection (one governor limiter over
 //!   its datagrams and its chat and item messages, `crate::limits::MessageLimiter`): excess
 //!   messages are dropped and counted.
+//! - `[proxy-5]` a zone's `Rehome` moves the player's route under the same client connection:
+//!   to the node it names (a handoff), or, when it names none, wherever the world server says
+//!   the player belongs now (a cell that changed hands), retried until the cell is served;
+//! - `[proxy-6]` a zone link that ends is forgotten (the next use makes a new one) and every
+//!   player routed over it is re-routed as in `[proxy-5]`: a zone's death costs its players a
+//!   pause, not their connection.
 
 use crate::limits::Rate;
 use pwn_net::{ClientHello, ConnError, ConnTx, NetClient};
@@ -39,14 +45,25 @@ struct Route {
 }
 
 type Routes = Arc<Mutex<HashMap<u64, Route>>>;
+type Links = Arc<tokio::sync::Mutex<HashMap<SocketAddr, ConnTx>>>;
+
+/// Re-routes waiting to be resolved (`[proxy-5]`); more are dropped, counted (their players
+/// stay where they are until the next one).
+pub const REHOMES_QUEUE_MAX: usize = 16_384;
+/// Metric: re-routes dropped because the queue was full.
+pub const REHOMES_DROPPED_METRIC: &str = "pwn_gateway_rehomes_dropped_total";
+/// Metric: players moved to another zone (handoffs and re-routes).
+pub const SWITCHES_METRIC: &str = "pwn_gateway_zone_switches_total";
 
 /// The gateway's links to zone nodes and its players' routes.
 pub struct Upstreams {
     net: NetClient,
     hello: ClientHello,
     service_key: [u8; 32],
-    links: tokio::sync::Mutex<HashMap<SocketAddr, ConnTx>>,
+    links: Links,
     routes: Routes,
+    rehomes: tokio::sync::mpsc::Sender<pwn_proto::Rehome>,
+    rehomes_rx: Mutex<Option<tokio::sync::mpsc::Receiver<pwn_proto::Rehome>>>,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -59,13 +76,22 @@ impl Upstreams {
     /// Links made with `net` (which trusts the zones' certificates), announcing `sim_digest`
     /// and proving `service_key` (`pwn_net::tls::service_key`).
     pub fn new(net: NetClient, sim_digest: u64, service_key: [u8; 32]) -> Self {
+        let (rehomes, rx) = tokio::sync::mpsc::channel(REHOMES_QUEUE_MAX);
         Self {
             net,
             service_key,
             hello: ClientHello::new(PeerRole::Gateway, sim_digest, concat!("pwn-gateway/", env!("CARGO_PKG_VERSION"))),
-            links: tokio::sync::Mutex::new(HashMap::new()),
+            links: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             routes: Arc::new(Mutex::new(HashMap::new())),
+            rehomes,
+            rehomes_rx: Mutex::new(Some(rx)),
         }
+    }
+
+    /// The re-routes zones asked for (`[proxy-5]`, `[proxy-6]`); taken once, by whoever
+    /// resolves them ([`follow_rehomes`]).
+    pub fn take_rehomes(&self) -> Option<tokio::sync::mpsc::Receiver<pwn_proto::Rehome>> {
+        self.rehomes_rx.lock().ok()?.take()
     }
 
     /// The zone a player is routed to.
@@ -94,9 +120,20 @@ impl Upstreams {
             }
         });
         let routes = self.routes.clone();
+        let (link_map, rehomes) = (self.links.clone(), self.rehomes.clone());
+        let ended_tx = tx.clone();
         tokio::spawn(async move {
             while let Ok(Some(message)) = rx.recv().await {
-                let Message::Routed(r) = message else { continue };
+                let r = match message {
+                    Message::Routed(r) => r,
+                    Message::Rehome(r) => {
+                        if rehomes.try_send(r).is_err() {
+                            metrics::counter!(REHOMES_DROPPED_METRIC).increment(1);
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
                 let client = routes.lock().ok().and_then(|m| m.get(&r.player).map(|x| x.client.clone()));
                 match (client, decode_datagram(&r.payload)) {
                     (Some(client), Ok(inner)) => {
@@ -106,6 +143,21 @@ impl Upstreams {
                 }
             }
             tracing::warn!(%zone, "zone link ended");
+            // `[proxy-6]`: forget the link (unless a newer one replaced it) and re-route its players.
+            let mut map = link_map.lock().await;
+            if map.get(&zone).is_some_and(|l| l.handle().id() == ended_tx.handle().id()) {
+                map.remove(&zone);
+            }
+            drop(map);
+            let players: Vec<u64> = routes
+                .lock()
+                .map(|m| m.iter().filter(|(_, r)| r.zone == zone).map(|(p, _)| *p).collect())
+                .unwrap_or_default();
+            for player in players {
+                if rehomes.try_send(pwn_proto::Rehome { player, node: 0, addr: String::new() }).is_err() {
+                    metrics::counter!(REHOMES_DROPPED_METRIC).increment(1);
+                }
+            }
         });
         links.insert(zone, tx.clone());
         tracing::info!(%zone, "linked to zone");
@@ -117,9 +169,21 @@ impl Upstreams {
     pub async fn attach(&self, player: u64, client: ConnTx, conn: u64, zone: SocketAddr) -> Result<(), ConnError> {
         let old = self.routes.lock().ok().and_then(|mut m| m.insert(player, Route { zone, client, conn }));
         if let Some(old) = old {
-            let link = self.link(old.zone).await?;
-            link.send(&Message::Detach(Detach { player })).await?;
+            // Only over a link that exists: the old zone may be dead, and connecting to it would
+            // hold the player up for a handshake timeout.
+            let link = self.links.lock().await.get(&old.zone).cloned();
+            if let Some(link) = link {
+                let _ = link.send(&Message::Detach(Detach { player })).await;
+            }
         }
+        let link = self.link(zone).await?;
+        link.send(&Message::Attach(Attach { player })).await
+    }
+
+    /// Attaches `player` again to the zone it is routed to (that zone lost it, or asked to be
+    /// asked again and there is nowhere else to go).
+    pub async fn reattach(&self, player: u64) -> Result<(), ConnError> {
+        let Some(zone) = self.zone_of(player) else { return Ok(()) };
         let link = self.link(zone).await?;
         link.send(&Message::Attach(Attach { player })).await
     }
@@ -148,6 +212,11 @@ impl Upstreams {
         self.attach(player, route.client, route.conn, zone).await
     }
 
+    /// The client connection of `player`'s route, to tell it something.
+    pub fn client_of(&self, player: u64) -> Option<ConnTx> {
+        self.routes.lock().ok()?.get(&player).map(|r| r.client.clone())
+    }
+
     /// Forwards a client's datagram for `player` to its zone, stamped with the player (`[proxy-1]`).
     pub async fn forward_datagram(&self, player: u64, message: &Message) -> Result<(), ConnError> {
         let Some(zone) = self.zone_of(player) else { return Ok(()) };
@@ -160,5 +229,86 @@ impl Upstreams {
         let Some(zone) = self.zone_of(player) else { return Ok(()) };
         let link = self.link(zone).await?;
         link.send(&Message::Routed(Routed { player, payload: encode_datagram(message)? })).await
+    }
+}
+
+/// Where a player goes when its zone says it is not there any more (`[proxy-5]`).
+pub trait Router: Send + Sync + 'static {
+    /// The address of the zone serving `player`'s cell now, if any serves it.
+    fn route(&self, player: u64) -> impl std::future::Future<Output = Option<SocketAddr>> + Send;
+}
+
+/// How long a player whose cell nobody serves waits for a new owner before it is told the
+/// world is unavailable (a zone's lease plus its margin, and room to start a replacement).
+pub const REROUTE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Pause between asking where a player belongs.
+pub const REROUTE_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Resolves the re-routes zones ask for until `rehomes` closes (`[proxy-5]`, `[proxy-6]`).
+pub async fn follow_rehomes<R: Router>(
+    upstreams: Arc<Upstreams>,
+    router: Option<Arc<R>>,
+    mut rehomes: tokio::sync::mpsc::Receiver<pwn_proto::Rehome>,
+) {
+    // One re-route in flight per player: a newer request replaces an older one.
+    let pending: Arc<Mutex<HashMap<u64, u64>>> = Arc::new(Mutex::new(HashMap::new()));
+    let mut serial = 0u64;
+    while let Some(r) = rehomes.recv().await {
+        serial += 1;
+        if let Ok(mut p) = pending.lock() {
+            p.insert(r.player, serial);
+        }
+        let (upstreams, router, pending, mine) = (upstreams.clone(), router.clone(), pending.clone(), serial);
+        tokio::spawn(async move {
+            let current = || pending.lock().ok().and_then(|p| p.get(&r.player).copied()) == Some(mine);
+            let deadline = std::time::Instant::now() + REROUTE_DEADLINE;
+            let mut target = r.addr.parse::<SocketAddr>().ok();
+            loop {
+                if !current() || upstreams.zone_of(r.player).is_none() {
+                    return;
+                }
+                if target.is_none() {
+                    target = match &router {
+                        Some(router) => router.route(r.player).await,
+                        // A single zone: the same one, once it is back.
+                        None => upstreams.zone_of(r.player),
+                    };
+                }
+                if let Some(zone) = target {
+                    let done = if upstreams.zone_of(r.player) == Some(zone) {
+                        upstreams.reattach(r.player).await
+                    } else {
+                        upstreams.switch(r.player, zone).await
+                    };
+                    match done {
+                        Ok(()) => {
+                            metrics::counter!(SWITCHES_METRIC).increment(1);
+                            tracing::debug!(player = r.player, %zone, "player re-routed");
+                            break;
+                        }
+                        Err(e) => tracing::debug!(player = r.player, %zone, error = %e, "re-route failed; again"),
+                    }
+                    target = None;
+                }
+                if std::time::Instant::now() > deadline {
+                    tracing::warn!(player = r.player, "no zone serves the player's place; giving up");
+                    if let Some(client) = upstreams.client_of(r.player) {
+                        client
+                            .refuse(
+                                pwn_proto::RefuseCode::Unavailable,
+                                "the world is unavailable; try again shortly".into(),
+                            )
+                            .await;
+                    }
+                    break;
+                }
+                tokio::time::sleep(REROUTE_PAUSE).await;
+            }
+            if let Ok(mut p) = pending.lock()
+                && p.get(&r.player) == Some(&mine)
+            {
+                p.remove(&r.player);
+            }
+        });
     }
 }

@@ -61,12 +61,60 @@ impl Default for GatewayConfig {
     }
 }
 
+/// Where the gateway sends players who log in.
+#[derive(Clone, Debug)]
+pub enum Placement {
+    /// One zone holding the whole world.
+    Zone(SocketAddr),
+    /// Wherever the world server says each player belongs.
+    World(Arc<pwn_partitioner::client::WorldClient>),
+}
+
+impl crate::proxy::Router for pwn_partitioner::client::WorldClient {
+    async fn route(&self, player: u64) -> Option<SocketAddr> {
+        match WorldClient::route(self, player).await {
+            Ok(Some(owner)) => owner.addr.parse().ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(player, error = %e, "the world server did not route the player");
+                None
+            }
+        }
+    }
+}
+
+use pwn_partitioner::client::WorldClient;
+
+/// How long a login waits for the world server to name a zone for the player.
+pub const PLACE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Placement {
+    /// The zone `player` enters now, waiting a little for a cell nobody serves yet.
+    async fn zone_for(&self, player: u64) -> Option<SocketAddr> {
+        match self {
+            Self::Zone(z) => Some(*z),
+            Self::World(w) => {
+                let deadline = std::time::Instant::now() + PLACE_DEADLINE;
+                loop {
+                    if let Some(z) = crate::proxy::Router::route(w.as_ref(), player).await {
+                        return Some(z);
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return None;
+                    }
+                    tokio::time::sleep(crate::proxy::REROUTE_PAUSE).await;
+                }
+            }
+        }
+    }
+}
+
 struct Shared {
     game_rate: Rate,
     accounts: Accounts,
     upstreams: Arc<Upstreams>,
-    /// Where new players go (until the world server routes them).
-    zone: SocketAddr,
+    /// Where new players go.
+    placement: Placement,
     /// Authentication: the rate limits in front of the accounts (`[gw-1]`).
     auth: RateLimited<Authenticator>,
     /// The connection holding each player's session, to end it when another login replaces it.
@@ -163,7 +211,12 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
         }
         // Into the world: the zone's `Joined` follows the `AuthOk` on this connection.
         if let Some(player) = joined {
-            if let Err(e) = shared.upstreams.attach(player, tx.clone(), id, shared.zone).await {
+            let Some(zone) = shared.placement.zone_for(player).await else {
+                tracing::warn!(player, "no zone serves the player's place");
+                tx.refuse(RefuseCode::Unavailable, "the world is unavailable; try again shortly".into()).await;
+                break;
+            };
+            if let Err(e) = shared.upstreams.attach(player, tx.clone(), id, zone).await {
                 tracing::warn!(player, error = %e, "cannot reach the zone");
                 tx.refuse(RefuseCode::Unavailable, "the world is unavailable; try again shortly".into()).await;
                 break;
@@ -189,18 +242,37 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
 /// Runs the gateway on `net` until `shutdown` completes: authentication, then proxying each
 /// player to `zone` through `upstreams` (which the caller keeps, to switch players' zones).
 pub async fn run(
-    mut net: NetServer,
+    net: NetServer,
     accounts: Accounts,
     cfg: GatewayConfig,
     upstreams: Arc<Upstreams>,
     zone: SocketAddr,
     shutdown: impl Future<Output = ()>,
 ) {
+    run_placed(net, accounts, cfg, upstreams, Placement::Zone(zone), shutdown).await
+}
+
+/// Runs the gateway with players placed as `placement` says, following zones' re-routes
+/// (`crate::proxy` `[proxy-5]`, `[proxy-6]`).
+pub async fn run_placed(
+    mut net: NetServer,
+    accounts: Accounts,
+    cfg: GatewayConfig,
+    upstreams: Arc<Upstreams>,
+    placement: Placement,
+    shutdown: impl Future<Output = ()>,
+) {
+    let router = match &placement {
+        Placement::World(w) => Some(w.clone()),
+        Placement::Zone(_) => None,
+    };
+    let follower =
+        upstreams.take_rehomes().map(|rx| tokio::spawn(crate::proxy::follow_rehomes(upstreams.clone(), router, rx)));
     let shared = Arc::new(Shared {
         game_rate: cfg.game_rate,
         accounts: accounts.clone(),
         upstreams,
-        zone,
+        placement,
         auth: tower::ServiceBuilder::new()
             .layer(RateLimitLayer::new(Arc::new(AuthLimits::new(cfg.per_address, cfg.global))))
             .service(Authenticator::new(accounts.clone(), HashPool::new(cfg.hash_workers, cfg.hash_queue_max))),
@@ -222,5 +294,8 @@ pub async fn run(
                 });
             }
         }
+    }
+    if let Some(f) = follower {
+        f.abort();
     }
 }
