@@ -7,6 +7,7 @@
 //! - `bench`: `pwn bench ...`, benchmark commands (`bench/baseline.rs` is rapier's own character
 //!   controller, the baseline `pwn bench sim` compares against).
 //! - `kv`: `pwn kv`, reading and clearing world state in the store.
+//! - `audit_cmd`: `pwn audit`, the store's consistency check.
 //! - `user_cmd`: `pwn user`, account administration.
 //! - `stats`: percentiles for reports.
 //! - `metrics_http`: the Prometheus endpoint every long-running role can serve.
@@ -14,7 +15,8 @@
 //! - `zone_cmd`: `pwn zone`, a zone node.
 //! - `gateway_cmd`: `pwn gateway`, the players' endpoint.
 //! - `up`: `pwn up`, a whole local world as separate processes.
-//! - `swarm_cmd`: `pwn bots` (a bot swarm) and `pwn demo` (a local world, a swarm, a report).
+//! - `swarm_cmd`: `pwn bots` (a bot swarm); `demo`: `pwn demo` (a local world of one zone or
+//!   several, a swarm, a report, the store audit).
 //!
 //! Each subcommand parses its flags, starts tracing, and calls into the library crates; no
 //! game logic lives here.
@@ -24,8 +26,10 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod audit_cmd;
 mod bench;
 mod config;
+mod demo;
 mod gateway_cmd;
 mod headless;
 mod kv;
@@ -73,6 +77,8 @@ enum Command {
     User(user_cmd::UserArgs),
     /// Read world state in the store (decoded tuples), count, or clear with --yes.
     Kv(kv::KvArgs),
+    /// Check the store: one owner per entity, every item of value once, none lost.
+    Audit(audit_cmd::AuditArgs),
     /// Benchmarks (figures go to docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -93,12 +99,13 @@ fn main() -> ExitCode {
         Command::Up(args) => up::run_up(config_path.as_deref(), &args),
         Command::Sim(args) => headless::run_sim(&cfg, &args),
         Command::Kv(args) => kv::run(&cfg, &args),
+        Command::Audit(args) => audit_cmd::run(&cfg, &args),
         Command::User(args) => user_cmd::run(&cfg, &args),
         Command::Zone(args) => zone_cmd::run_zone(&cfg, &args),
         Command::Gateway(args) => gateway_cmd::run_gateway(&cfg, &args),
         Command::World(args) => world_cmd::run_world(&cfg, &args),
         Command::Bots(args) => swarm_cmd::run_bots(&cfg, &args),
-        Command::Demo(args) => swarm_cmd::run_demo(config_path.as_deref(), &cfg, &args),
+        Command::Demo(args) => demo::run_demo(config_path.as_deref(), &cfg, &args),
         Command::Bench(cmd) => bench::run(&cfg, &cmd),
     });
     match result {

@@ -103,7 +103,7 @@ pub async fn ctrl_c_or_sigterm() {
 
 /// Starts `pwn ROLE ...` with its stdout piped; returns it and the address its first line
 /// names (`pwn zone listening on ADDR ...`), and keeps draining its stdout.
-fn start_role(
+pub(crate) fn start_role(
     exe: &std::path::Path,
     config: Option<&std::path::Path>,
     name: &'static str,
@@ -173,7 +173,11 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
     let zone_target = if args.zones > 1 {
         // A fixed port, so a restarted world server is where every role looks for it.
         let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
-        let level = if args.zones <= 4 { "1" } else { "2" };
+        let level = match args.zones {
+            0..=4 => "1",
+            5..=16 => "2",
+            _ => "3",
+        };
         specs.push(Spec {
             name: "world server",
             args: ["world", "--listen", &format!("127.0.0.1:{port}"), "--data", &data, "--split-levels", level]
@@ -197,9 +201,15 @@ pub fn run_up(config: Option<&std::path::Path>, args: &UpArgs) -> anyhow::Result
         }
         specs.push(Spec { name: "zone", args: a });
     }
-    for spec in specs {
+    for mut spec in specs {
         match start(&spec) {
             Ok((role, addr)) => {
+                if args.zones == 1 {
+                    // The gateway knows the one zone by its address: a replacement takes it over.
+                    if let Some(i) = spec.args.iter().position(|a| a == "--listen") {
+                        spec.args[i + 1] = addr.clone();
+                    }
+                }
                 say(format_args!("pwn up: {} (pid {}) on {addr}", spec.name, role.pid()));
                 roles.push((spec, role, addr));
             }

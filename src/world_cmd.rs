@@ -27,8 +27,9 @@ pub struct WorldArgs {
     #[arg(long)]
     world: Option<PathBuf>,
     /// Depth of the initial partition on the first start: 1 is four cells in a 2x2 split, 2 is
-    /// sixteen. Later starts keep the partition the store holds.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=8))]
+    /// sixteen, at most 4 (256 cells: a heartbeat's answer lists every cell's owner in one
+    /// message). Later starts keep the partition the store holds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=4))]
     split_levels: u8,
     /// Cells are first assigned once this many zone nodes registered (or after the settle time).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]

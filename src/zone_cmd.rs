@@ -177,7 +177,13 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
                         .filter(|(_, n)| *n > 0)
                         .map(|(ms, n)| [ms, n])
                         .collect();
+                    let border = stats.border.lock().map(|b| b.clone()).unwrap_or_default();
                     let line = serde_json::json!({
+                        "handoffs_in": border.handoffs_in,
+                        "handoffs_out": border.handoffs_out,
+                        "handoffs_failed": border.handoffs_failed,
+                        "arrivals_refused": border.arrivals_refused,
+                        "ghost_lag_ticks": border.ghost_lag_ticks,
                         "tick_ms": stats.take_tick_ms(),
                         "input_ack_ms": acks,
                         "players": stats.players.load(std::sync::atomic::Ordering::Relaxed),

@@ -1,6 +1,6 @@
-//! `pwn up` starts the local world as separate processes (zone node and gateway), players log
-//! in at the gateway and are placed in the zone, and SIGTERM stops everything cleanly (the zone
-//! node writes its last checkpoint and exits).
+//! `pwn up` starts the local world as separate processes (a world server, zone nodes and a
+//! gateway), players log in at the gateway and are placed in the zone serving their cell, and
+//! SIGTERM stops everything cleanly (each zone node writes its last checkpoint and exits).
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -13,7 +13,11 @@ mod common;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_serves_players_and_stops_every_process_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let common::Up { child: mut up, zone_pid, addr, gateway_pid } = common::start_up(dir.path(), true);
+    let started = common::start_up(dir.path(), true);
+    let pids: Vec<(String, i32)> = started.roles.clone();
+    assert_eq!(started.zone_pids().len(), 4, "{pids:?}");
+    assert!(pids.iter().any(|(n, _)| n == "world server"), "{pids:?}");
+    let common::Up { child: mut up, addr, .. } = started;
     let addr: std::net::SocketAddr = addr.parse().unwrap();
 
     let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
@@ -31,21 +35,33 @@ async fn up_serves_players_and_stops_every_process_on_sigterm() {
         "{joined:?}"
     );
 
+    // Each zone checkpoints the crates in its cell once it has read what the store held for
+    // it: soon every crate of the arena is in the store, once.
+    let store = pwn_store::Store::new(std::sync::Arc::new(
+        pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap(),
+    ));
+    let (b, e) = pwn_store::keys::subspace("entities").range();
+    let crates = pwn_sim::WorldDesc::arena().crates.len() as u64;
+    for _ in 0..200 {
+        if store.for_each_page(&b, &e, 1000, |_| {}).unwrap() == crates {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).unwrap();
     let waiter = tokio::task::spawn_blocking(move || up.wait());
     let status =
         tokio::time::timeout(Duration::from_secs(15), waiter).await.expect("pwn up did not stop").unwrap().unwrap();
     assert!(status.success(), "{status}");
-    // The zone node is gone too (signal 0 only checks that the process exists).
-    assert!(kill(Pid::from_raw(zone_pid), None).is_err(), "the zone node outlived pwn up");
-    assert!(kill(Pid::from_raw(gateway_pid), None).is_err(), "the gateway outlived pwn up");
-    // It wrote its checkpoint on the way out: the crates are in the store.
-    let store = pwn_store::Store::new(std::sync::Arc::new(
-        pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap(),
-    ));
-    let (b, e) = pwn_store::keys::subspace("entities").range();
-    let n = store.for_each_page(&b, &e, 1000, |_| {}).unwrap();
-    assert_eq!(n as usize, pwn_sim::WorldDesc::arena().crates.len());
+    // Every role is gone too (signal 0 only checks that the process exists).
+    for (name, pid) in &pids {
+        assert!(kill(Pid::from_raw(*pid), None).is_err(), "the {name} outlived pwn up");
+    }
+    // Every crate is in the store, once, and the store is consistent.
+    assert_eq!(store.for_each_page(&b, &e, 1000, |_| {}).unwrap(), crates);
+    let audit = store.transact(|t| pwn_store::audit::audit(t)).unwrap();
+    assert!(audit.clean(), "{audit:?}");
+    assert_eq!(audit.owned_entities, 1, "the player is owned by one cell: {audit:?}");
 }
 
 /// Whoever watched `pwn up`'s output went away (a closed pipe): it still stops cleanly.

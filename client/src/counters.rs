@@ -87,6 +87,9 @@ impl Histogram {
     }
 }
 
+/// Handoffs whose stall is kept per client.
+pub const HANDOFFS_KEPT_MAX: usize = 4_096;
+
 /// A client's counters; see [`crate::game::GameClient::counters`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientCounters {
@@ -140,6 +143,16 @@ pub struct ClientCounters {
     pub bytes_in: u64,
     /// Payload bytes sent.
     pub bytes_out: u64,
+    /// Times another zone took the player over (`AuthorityMoved`, `[game-13]`).
+    pub handoffs: u64,
+    /// Per handoff (the newest `HANDOFFS_KEPT_MAX`), the ticks the player went without a
+    /// snapshot acknowledging a new input, beyond the one tick every snapshot takes
+    /// (`[game-13]`); whole ticks, kept exactly.
+    pub handoff_ticks: std::collections::VecDeque<u32>,
+    /// Prediction error (0 for a confirmation) within `CROSSING_WINDOW_TICKS` after a handoff.
+    pub prediction_error_crossing_m: Histogram,
+    /// Prediction error (0 for a confirmation) everywhere else.
+    pub prediction_error_elsewhere_m: Histogram,
 }
 
 impl Default for ClientCounters {
@@ -171,6 +184,10 @@ impl Default for ClientCounters {
             respawns: 0,
             bytes_in: 0,
             bytes_out: 0,
+            handoffs: 0,
+            handoff_ticks: std::collections::VecDeque::new(),
+            prediction_error_crossing_m: Histogram::new(0.005, 1_000),
+            prediction_error_elsewhere_m: Histogram::new(0.005, 1_000),
         }
     }
 }

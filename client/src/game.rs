@@ -39,6 +39,11 @@
 //!   in the predicted world at each snapshot, moved on by their velocity to the tick being
 //!   predicted, so the player's predicted movement keeps clear of them as the server's does;
 //!   they are never simulated on the client, and projectiles pass through them there.
+//! - `[game-13]` an `AuthorityMoved` (another zone took the player over at a border) changes
+//!   nothing the client keeps: ticks, input sequences and the prediction go on. It is counted,
+//!   with the ticks until a snapshot from the new zone acknowledges a new input (beyond the one
+//!   tick each snapshot takes), and prediction errors in the `CROSSING_WINDOW_TICKS` after it are
+//!   counted apart from the rest.
 //! - `[game-9]` headless mode (bots) skips what only a renderer needs: other entities come
 //!   straight from the newest snapshot, remote projectiles are not flown.
 
@@ -69,6 +74,8 @@ pub const REMOTE_PROJECTILES_MAX: usize = 1_024;
 /// Send times kept for measuring input acknowledgement.
 pub const SENT_TIMES_MAX: usize = 256;
 pub use crate::mirror::{MIRROR_CHARACTERS_WITHIN_M, MIRRORED_CRATES_MAX};
+/// Ticks after a handoff whose prediction errors count as the crossing's (`[game-13]`).
+pub const CROSSING_WINDOW_TICKS: u64 = 60;
 /// Seconds between round-trip probes.
 pub const PING_INTERVAL_S: f64 = 1.0;
 #[derive(Clone, Debug)]
@@ -118,6 +125,11 @@ pub struct GameClient {
     ping_seq: u64,
     pace: Pacing,
     counters: ClientCounters,
+    /// A handoff being measured (`[game-13]`): the first tick of the new zone, and the last
+    /// snapshot tick before it.
+    handoff: Option<(u64, u64)>,
+    /// Prediction errors until this tick count as the last crossing's.
+    crossing_until_tick: u64,
 }
 
 impl std::fmt::Debug for GameClient {
@@ -163,6 +175,8 @@ impl GameClient {
             ping_seq: 0,
             pace: Pacing::default(),
             counters: ClientCounters::default(),
+            handoff: None,
+            crossing_until_tick: 0,
         }
     }
 
@@ -266,6 +280,18 @@ impl GameClient {
             self.counters.inputs_missed += 1;
             self.pace.missed(self.now_s);
         }
+        if let Some((first, last_before)) = self.handoff {
+            if s.tick < first {
+                self.handoff = Some((first, last_before.max(s.tick)));
+            } else if s.input_ack > self.input_ack {
+                let stalled = s.tick.saturating_sub(last_before).saturating_sub(1).min(u64::from(u32::MAX)) as u32;
+                self.counters.handoff_ticks.push_back(stalled);
+                if self.counters.handoff_ticks.len() > crate::counters::HANDOFFS_KEPT_MAX {
+                    self.counters.handoff_ticks.pop_front();
+                }
+                self.handoff = None;
+            }
+        }
         self.last_snapshot_tick = s.tick;
         if s.input_ack > self.input_ack {
             self.input_ack = s.input_ack;
@@ -296,6 +322,10 @@ impl GameClient {
                 Reconciled::Confirmed => {
                     self.counters.confirmations += 1;
                     self.counters.prediction_error_m.record(0.0);
+                    match s.tick <= self.crossing_until_tick {
+                        true => self.counters.prediction_error_crossing_m.record(0.0),
+                        false => self.counters.prediction_error_elsewhere_m.record(0.0),
+                    }
                 }
                 Reconciled::Corrected { error_m } => {
                     let here = dequantize_position(state.position);
@@ -320,6 +350,10 @@ impl GameClient {
                     );
                     self.counters.corrections += 1;
                     self.counters.prediction_error_m.record(f64::from(error_m));
+                    match s.tick <= self.crossing_until_tick {
+                        true => self.counters.prediction_error_crossing_m.record(f64::from(error_m)),
+                        false => self.counters.prediction_error_elsewhere_m.record(f64::from(error_m)),
+                    }
                 }
             },
             None if state.velocity != [0, 0, 0] || self.snapshots_since_join < u64::from(PACE_WINDOW_SNAPSHOTS) => {}
@@ -416,6 +450,12 @@ impl GameClient {
             // player to another zone ([game-10]).
             GameEvent::Joined { .. } if self.placed => self.zone_switched(),
             GameEvent::Joined { .. } => self.placed = true,
+            // `[game-13]`: the prediction goes on; only the measurement starts.
+            GameEvent::AuthorityMoved { tick } => {
+                self.counters.handoffs += 1;
+                self.handoff = Some((*tick, self.last_snapshot_tick.min(tick.saturating_sub(1))));
+                self.crossing_until_tick = tick.saturating_add(CROSSING_WINDOW_TICKS);
+            }
             GameEvent::Inventory { items } => self.inventory = items.iter().map(|i| (i.id, i.kind)).collect(),
             GameEvent::ItemMoved { item, kind, to, .. } if *to == self.me.0 => {
                 self.counters.items_received += 1;

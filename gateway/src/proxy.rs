@@ -167,6 +167,18 @@ impl Upstreams {
     /// Routes `player` to `zone` for the client connection `conn` (sending its messages to
     /// `client`), replacing any older route of the player (whose zone is told it left).
     pub async fn attach(&self, player: u64, client: ConnTx, conn: u64, zone: SocketAddr) -> Result<(), ConnError> {
+        self.attach_as(player, client, conn, zone, false).await
+    }
+
+    /// [`Upstreams::attach`], telling the zone whether the player was handed over to it.
+    async fn attach_as(
+        &self,
+        player: u64,
+        client: ConnTx,
+        conn: u64,
+        zone: SocketAddr,
+        handoff: bool,
+    ) -> Result<(), ConnError> {
         let old = self.routes.lock().ok().and_then(|mut m| m.insert(player, Route { zone, client, conn }));
         if let Some(old) = old {
             // Only over a link that exists: the old zone may be dead, and connecting to it would
@@ -177,7 +189,7 @@ impl Upstreams {
             }
         }
         let link = self.link(zone).await?;
-        link.send(&Message::Attach(Attach { player })).await
+        link.send(&Message::Attach(Attach { player, handoff })).await
     }
 
     /// Attaches `player` again to the zone it is routed to (that zone lost it, or asked to be
@@ -185,7 +197,7 @@ impl Upstreams {
     pub async fn reattach(&self, player: u64) -> Result<(), ConnError> {
         let Some(zone) = self.zone_of(player) else { return Ok(()) };
         let link = self.link(zone).await?;
-        link.send(&Message::Attach(Attach { player })).await
+        link.send(&Message::Attach(Attach { player, handoff: false })).await
     }
 
     /// Ends `player`'s route if connection `conn` holds it (`[proxy-3]`).
@@ -204,12 +216,21 @@ impl Upstreams {
     /// Moves `player` to another zone under the same client connection: the old zone is told
     /// it left, the new one that it arrived; the client keeps its connection.
     pub async fn switch(&self, player: u64, zone: SocketAddr) -> Result<(), ConnError> {
+        self.switch_as(player, zone, false).await
+    }
+
+    /// [`Upstreams::switch`] for a player its zone handed to `zone` (`[proxy-5]`).
+    pub async fn switch_handed_over(&self, player: u64, zone: SocketAddr) -> Result<(), ConnError> {
+        self.switch_as(player, zone, true).await
+    }
+
+    async fn switch_as(&self, player: u64, zone: SocketAddr, handoff: bool) -> Result<(), ConnError> {
         let route = self.routes.lock().ok().and_then(|m| m.get(&player).cloned());
         let Some(route) = route else { return Err(ConnError::Datagram(format!("player {player} has no route"))) };
         if route.zone == zone {
             return Ok(());
         }
-        self.attach(player, route.client, route.conn, zone).await
+        self.attach_as(player, route.client, route.conn, zone, handoff).await
     }
 
     /// The client connection of `player`'s route, to tell it something.
@@ -263,6 +284,8 @@ pub async fn follow_rehomes<R: Router>(
             let current = || pending.lock().ok().and_then(|p| p.get(&r.player).copied()) == Some(mine);
             let deadline = std::time::Instant::now() + REROUTE_DEADLINE;
             let mut target = r.addr.parse::<SocketAddr>().ok();
+            // A zone naming its successor handed the player over (`Rehome` after a handoff).
+            let handed_over = target.is_some();
             loop {
                 if !current() || upstreams.zone_of(r.player).is_none() {
                     return;
@@ -277,6 +300,8 @@ pub async fn follow_rehomes<R: Router>(
                 if let Some(zone) = target {
                     let done = if upstreams.zone_of(r.player) == Some(zone) {
                         upstreams.reattach(r.player).await
+                    } else if handed_over {
+                        upstreams.switch_handed_over(r.player, zone).await
                     } else {
                         upstreams.switch(r.player, zone).await
                     };

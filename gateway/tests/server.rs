@@ -411,11 +411,11 @@ async fn a_zone_refuses_gateway_links_without_the_service_key() {
     let hello = ClientHello::new(PeerRole::Gateway, identity().sim_digest, "impostor");
     for first in [
         Message::ServiceAuth(pwn_proto::ServiceAuth { key: [0; 32] }),
-        Message::Attach(pwn_proto::Attach { player: 1 }),
+        Message::Attach(pwn_proto::Attach { player: 1, handoff: false }),
     ] {
         let mut link = f.client.connect(f.zones[0], "localhost", &hello).await.unwrap();
         link.tx.send(&first).await.unwrap();
-        let _ = link.tx.send(&Message::Attach(pwn_proto::Attach { player: 1 })).await;
+        let _ = link.tx.send(&Message::Attach(pwn_proto::Attach { player: 1, handoff: false })).await;
         let answer = tokio::time::timeout(WAIT, link.rx.recv()).await.expect("no answer");
         assert!(matches!(answer, Ok(Some(Message::Refused(_))) | Ok(None) | Err(_)), "{answer:?}");
         assert!(!matches!(answer, Ok(Some(Message::Routed(_)))), "an impostor was given a player");

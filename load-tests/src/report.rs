@@ -38,6 +38,19 @@ pub struct Summary {
     pub inputs_sent: u64,
     /// Items of value that changed owner (gifts, loot), as the receiving bots heard of them.
     pub items_moved: u64,
+    /// Handoffs between zones the bots were told of (`AuthorityMoved`).
+    pub handoffs: u64,
+    /// Ticks a crossing bot went without a snapshot acknowledging a new input, beyond the one
+    /// each snapshot takes, 99th percentile over handoffs.
+    pub handoff_ticks_p99: f64,
+    /// The largest of the same.
+    pub handoff_ticks_max: f64,
+    /// Prediction error within a couple of seconds after a handoff, 99th percentile.
+    pub prediction_error_crossing_m_p99: f64,
+    /// Prediction error everywhere else, 99th percentile.
+    pub prediction_error_elsewhere_m_p99: f64,
+    /// Times a bot was placed again by a new zone (`Joined` after the first: its zone died).
+    pub zone_switches: u64,
 }
 
 impl Summary {
@@ -45,6 +58,9 @@ impl Summary {
     pub fn of(results: &[BotResult]) -> Self {
         let mut ack = pwn_client::ClientCounters::default().input_ack_ticks;
         let mut err = pwn_client::ClientCounters::default().prediction_error_m;
+        let mut handoff: Vec<u32> = Vec::new();
+        let mut crossing = pwn_client::ClientCounters::default().prediction_error_crossing_m;
+        let mut elsewhere = pwn_client::ClientCounters::default().prediction_error_elsewhere_m;
         let (mut bytes, mut updates, mut corrections, mut minutes) = (0u64, 0u64, 0u64, 0f64);
         let mut s = Summary { bots: results.len(), ..Summary::default() };
         let mut kbps = Vec::new();
@@ -61,6 +77,11 @@ impl Summary {
             s.heard_chat += usize::from(c.chat_from_others > 0);
             merge(&mut ack, &c.input_ack_ticks);
             merge(&mut err, &c.prediction_error_m);
+            handoff.extend(c.handoff_ticks.iter().copied());
+            merge(&mut crossing, &c.prediction_error_crossing_m);
+            merge(&mut elsewhere, &c.prediction_error_elsewhere_m);
+            s.handoffs += c.handoffs;
+            s.zone_switches += c.zone_switches;
             bytes += c.update_bytes;
             updates += c.entity_updates;
             corrections += c.corrections;
@@ -80,6 +101,13 @@ impl Summary {
         s.input_ack_ticks_p99 = ack.quantile(0.99);
         s.input_ack_ticks_p50 = ack.quantile(0.5);
         s.prediction_error_m_p99 = err.quantile(0.99);
+        handoff.sort_unstable();
+        let n = handoff.len();
+        s.handoff_ticks_p99 =
+            if n == 0 { 0.0 } else { f64::from(handoff[((0.99 * n as f64).ceil() as usize).clamp(1, n) - 1]) };
+        s.handoff_ticks_max = handoff.last().copied().map_or(0.0, f64::from);
+        s.prediction_error_crossing_m_p99 = crossing.quantile(0.99);
+        s.prediction_error_elsewhere_m_p99 = elsewhere.quantile(0.99);
         s.corrections_per_bot_minute = if minutes > 0.0 { corrections as f64 / minutes } else { 0.0 };
         s.rtt_ms_mean = mean(&rtts);
         s.interpolation_delay_ticks_mean = mean(&delays);
@@ -88,7 +116,7 @@ impl Summary {
 
     /// The summary as a table, one figure per line.
     pub fn table(&self) -> String {
-        let rows: [(&str, String); 14] = [
+        let rows: [(&str, String); 19] = [
             ("bots joined / started", format!("{} / {}", self.joined, self.bots)),
             ("disconnects", self.disconnects.to_string()),
             ("bots that moved", self.moved.to_string()),
@@ -103,6 +131,11 @@ impl Summary {
             ("rtt ms (mean)", format!("{:.2}", self.rtt_ms_mean)),
             ("interpolation delay ticks (mean)", format!("{:.2}", self.interpolation_delay_ticks_mean)),
             ("items that changed owner", self.items_moved.to_string()),
+            ("handoffs", self.handoffs.to_string()),
+            ("handoff ticks p99", format!("{:.0}", self.handoff_ticks_p99)),
+            ("prediction error m p99 at crossings", format!("{:.3}", self.prediction_error_crossing_m_p99)),
+            ("prediction error m p99 elsewhere", format!("{:.3}", self.prediction_error_elsewhere_m_p99)),
+            ("placed again (zone died)", self.zone_switches.to_string()),
         ];
         let mut out = String::new();
         for (k, v) in rows {
@@ -128,6 +161,12 @@ impl Summary {
         m.insert("corrections_per_bot_minute".into(), r3(self.corrections_per_bot_minute).into());
         m.insert("rtt_ms_mean".into(), r3(self.rtt_ms_mean).into());
         m.insert("items_moved".into(), self.items_moved.into());
+        m.insert("handoffs".into(), self.handoffs.into());
+        m.insert("handoff_ticks_p99".into(), r3(self.handoff_ticks_p99).into());
+        m.insert("handoff_ticks_max".into(), r3(self.handoff_ticks_max).into());
+        m.insert("prediction_error_crossing_m_p99".into(), r3(self.prediction_error_crossing_m_p99).into());
+        m.insert("prediction_error_elsewhere_m_p99".into(), r3(self.prediction_error_elsewhere_m_p99).into());
+        m.insert("zone_switches".into(), self.zone_switches.into());
         m
     }
 }

@@ -15,6 +15,10 @@ pub enum Scenario {
     Hotspot,
     /// Wander, and shoot at whoever comes near.
     Shooters,
+    /// Cross the borders through the world's centre back and forth (where a 2x2 partition's
+    /// four cells meet): alone or in crowds at a few shared crossing points, half of them
+    /// shooting at whoever comes near, across the border or not.
+    Border,
 }
 
 impl std::str::FromStr for Scenario {
@@ -24,7 +28,8 @@ impl std::str::FromStr for Scenario {
             "wander" => Ok(Self::Wander),
             "hotspot" => Ok(Self::Hotspot),
             "shooters" => Ok(Self::Shooters),
-            other => Err(format!("unknown scenario {other:?} (wander, hotspot, shooters)")),
+            "border" => Ok(Self::Border),
+            other => Err(format!("unknown scenario {other:?} (wander, hotspot, shooters, border)")),
         }
     }
 }
@@ -35,6 +40,7 @@ impl std::fmt::Display for Scenario {
             Self::Wander => "wander",
             Self::Hotspot => "hotspot",
             Self::Shooters => "shooters",
+            Self::Border => "border",
         })
     }
 }
@@ -57,7 +63,16 @@ pub struct Mover {
     centre: Vec3,
     /// Where the bot was at the last stuck check.
     checkpoint: Option<Vec3>,
+    /// Fixed per bot: which border it dances across, whether in a crowd, whether it shoots.
+    traits: u64,
 }
+
+/// Border dancers cross at most this far along a border from the centre.
+pub const BORDER_REACH_M: f32 = 120.0;
+/// How far to either side of the border a dancer turns back (at least a quarter of this).
+pub const BORDER_SWING_M: f32 = 16.0;
+/// Crossing points shared by crowds of dancers.
+const BORDER_CROWDS: [f32; 3] = [45.0, -60.0, 80.0];
 
 /// Wanderers pick waypoints within this distance of the spawn points' centre.
 pub const WANDER_RADIUS_M: f32 = 200.0;
@@ -90,6 +105,7 @@ impl Mover {
             centre,
             checkpoint: None,
             updates: 0,
+            traits: seed.wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(17),
         }
     }
 
@@ -105,6 +121,29 @@ impl Mover {
     fn pick_waypoint(&mut self) -> Vec3 {
         let [x0, z0, x1, z1] = self.bounds;
         match self.scenario {
+            Scenario::Border => {
+                // A crossing point on the border x = c.x or z = c.z (the bot keeps its axis),
+                // then a point past it on the side the bot is not on.
+                let c = self.centre;
+                let along = match self.traits % 3 {
+                    0 => BORDER_CROWDS[(self.traits >> 8) as usize % BORDER_CROWDS.len()] + (self.unit() - 0.5) * 6.0,
+                    _ => (self.unit() * 2.0 - 1.0) * BORDER_REACH_M,
+                };
+                let swing = (0.25 + 0.75 * self.unit()) * BORDER_SWING_M;
+                let side = if self.updates.is_multiple_of(2) { 1.0 } else { -1.0 };
+                let across = match self.waypoint {
+                    // Alternate sides: past the border from wherever the last waypoint was.
+                    Some(w) if (self.traits >> 4) & 1 == 0 => -(w.x - c.x).signum() * swing,
+                    Some(w) => -(w.z - c.z).signum() * swing,
+                    None => side * swing,
+                };
+                let p = if (self.traits >> 4) & 1 == 0 {
+                    Vec3::new(c.x + across, 0.0, c.z + along)
+                } else {
+                    Vec3::new(c.x + along, 0.0, c.z + across)
+                };
+                Vec3::new(p.x.clamp(x0, x1), 0.0, p.z.clamp(z0, z1))
+            }
             Scenario::Hotspot if !self.hotspots.is_empty() => {
                 let i = self.next() as usize % self.hotspots.len();
                 let c = self.hotspots[i];
@@ -141,7 +180,7 @@ impl Mover {
                 self.waypoint = Some(Vec3::new(detour.x.clamp(x0, x1), 0.0, detour.z.clamp(z0, z1)));
             }
         }
-        if arrived || self.next().is_multiple_of(600) {
+        if arrived || (self.scenario != Scenario::Border && self.next().is_multiple_of(600)) {
             self.waypoint = Some(self.pick_waypoint());
         }
         let w = self.waypoint.unwrap_or(here);
@@ -155,7 +194,12 @@ impl Mover {
             buttons |= Buttons::JUMP;
         }
         let mut intent = Intent { move_z: 1.0, yaw_rad: yaw, buttons: Buttons(buttons), ..Intent::default() };
-        if self.scenario == Scenario::Shooters {
+        let shoots = match self.scenario {
+            Scenario::Shooters => true,
+            Scenario::Border => (self.traits >> 12) & 1 == 1,
+            _ => false,
+        };
+        if shoots {
             let target = frame
                 .others
                 .iter()
@@ -207,6 +251,21 @@ mod tests {
         assert_ne!(i.buttons.0 & Buttons::FIRE, 0);
         assert!((i.yaw_rad - std::f32::consts::FRAC_PI_2).abs() < 1e-5, "aims at +x: {}", i.yaw_rad);
         assert_eq!(Mover::new(Scenario::Wander, 1, bounds, &[]).intent(&Frame::default()), Intent::default());
+        // Border dancers alternate sides of their border, within reach of the centre.
+        let mut d = Mover::new(Scenario::Border, 5, [-500.0, -500.0, 500.0, 500.0], &[[0.0, 1.0, 0.0]]);
+        let mut sides = Vec::new();
+        for _ in 0..6 {
+            let w = d.pick_waypoint();
+            d.waypoint = Some(w);
+            assert!(
+                w.x.abs() <= BORDER_REACH_M + BORDER_SWING_M && w.z.abs() <= BORDER_REACH_M + BORDER_SWING_M,
+                "{w}"
+            );
+            let across = if (d.traits >> 4) & 1 == 0 { w.x } else { w.z };
+            assert!(across.abs() >= BORDER_SWING_M / 4.0 - 1e-3, "past the border: {w}");
+            sides.push(across.signum());
+        }
+        assert!(sides.windows(2).all(|p| p[0] != p[1]), "sides alternate: {sides:?}");
         assert!("nope".parse::<Scenario>().is_err());
         assert_eq!("shooters".parse::<Scenario>().unwrap(), Scenario::Shooters);
     }

@@ -61,6 +61,7 @@ impl WorldClient {
         &self,
         method: u16,
         body: Vec<u8>,
+        idempotent: bool,
     ) -> Result<T, WorldCallError> {
         let mut stack = {
             let mut link = self.link.lock().await;
@@ -84,7 +85,7 @@ impl WorldClient {
                 None => return Err(WorldCallError::Unreachable("no link".into())),
             }
         };
-        let answer = rpc::call(&mut stack, RpcCall { method, body, idempotent: true }).await;
+        let answer = rpc::call(&mut stack, RpcCall { method, body, idempotent }).await;
         match answer {
             Ok(bytes) => Ok(wire::decode(&bytes)?),
             Err(e) => match e.downcast_ref::<rpc::RpcError>() {
@@ -102,23 +103,25 @@ impl WorldClient {
     /// Registers a zone node reachable at `addr`.
     pub async fn register(&self, addr: &str, capacity: u32) -> Result<wire::Registered, WorldCallError> {
         let body = wire::encode(&wire::RegisterNode { addr: addr.to_owned(), capacity });
-        self.call(wire::METHOD_REGISTER, body).await
+        // Not retried: a registration that timed out may have happened, and another would leave
+        // a phantom node that could be granted cells.
+        self.call(wire::METHOD_REGISTER, body, false).await
     }
 
     /// A node's heartbeat.
     pub async fn heartbeat(&self, beat: wire::Heartbeat) -> Result<wire::HeartbeatAnswer, WorldCallError> {
-        self.call(wire::METHOD_HEARTBEAT, wire::encode(&beat)).await
+        self.call(wire::METHOD_HEARTBEAT, wire::encode(&beat), true).await
     }
 
     /// Where `player` belongs (`None`: its cell is not served now; try again shortly).
     pub async fn route(&self, player: u64) -> Result<Option<CellOwner>, WorldCallError> {
-        let r: wire::Routed = self.call(wire::METHOD_ROUTE, wire::encode(&wire::RoutePlayer { player })).await?;
+        let r: wire::Routed = self.call(wire::METHOD_ROUTE, wire::encode(&wire::RoutePlayer { player }), true).await?;
         Ok(r.owner.map(|o| o.owner()))
     }
 
     /// Who serves every cell.
     pub async fn owners(&self) -> Result<Vec<CellOwner>, WorldCallError> {
-        let r: wire::Owners = self.call(wire::METHOD_OWNERS, Vec::new()).await?;
+        let r: wire::Owners = self.call(wire::METHOD_OWNERS, Vec::new(), true).await?;
         Ok(r.owners.iter().map(wire::WireOwner::owner).collect())
     }
 }

@@ -19,6 +19,11 @@
 //! - `[ghost-1]` a ghost batch replaces what the sender holds here: ghosts of the sender not in
 //!   a complete batch are dropped; a ghost never replaces a character this zone simulates,
 //!   and a batch older than the last one applied from the same sender is ignored (counted);
+//! - `[handoff-5]` inputs that reach a departing player wait with it and travel with the
+//!   handoff; inputs that reach this zone after the handoff committed are forwarded to the taking
+//!   zone for a while (`crate::server`), so a crossing costs the player no input;
+//! - `[ghost-3]` a ghost no batch has named for `GHOST_STALE_TICKS` is dropped (its owner went
+//!   quiet), as are all of a zone's ghosts once the world server no longer lists that zone;
 //! - `[ghost-2]` a shot of this zone that hits a ghost deals no damage here: the hit goes to the
 //!   ghost's owner ([`GhostHitOut`]), which applies each projectile's hit once.
 
@@ -32,6 +37,8 @@ use pwn_sim::{CharacterState, EntityId, HitTarget, PlayerInput, SimEvent};
 use pwn_store::keys::CellKey;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
+/// Ticks without a batch naming a ghost before it is dropped (`[ghost-3]`).
+pub const GHOST_STALE_TICKS: u64 = 30;
 /// Projectile ids remembered to apply each remote hit once.
 pub const HITS_REMEMBERED_MAX: usize = 4_096;
 /// Ghosts one zone holds at most (a neighbour cannot make it hold more).
@@ -104,7 +111,14 @@ pub struct BorderCounters {
     pub ghosts_refused: u64,
     /// Remote hits ignored as repeated.
     pub hits_repeated: u64,
+    /// Ghost states applied, by lag in ticks (`GHOST_LAG_BUCKETS`, the last holding everything
+    /// beyond): the tick of the first snapshot that can carry the state minus the owner's tick
+    /// of it. 1 is a ghost shown one tick after its owner simulated it.
+    pub ghost_lag_ticks: [u64; GHOST_LAG_BUCKETS],
 }
+
+/// Buckets of [`BorderCounters::ghost_lag_ticks`].
+pub const GHOST_LAG_BUCKETS: usize = 16;
 
 struct Departing {
     slot: PlayerSlot,
@@ -195,15 +209,49 @@ impl Zone {
     }
 
     /// The shell committed `player`'s handoff: it is gone from this zone (or, for a move
-    /// between this zone's own cells, back in the simulation under its new cell).
-    pub fn departed(&mut self, player: EntityId, me: ZoneId) {
-        let Some(d) = self.border.departing.remove(&player) else { return };
+    /// between this zone's own cells, back in the simulation under its new cell). Returns the
+    /// inputs waiting for it now (those handed over plus any that came while it departed),
+    /// for the taking zone.
+    pub fn departed(&mut self, player: EntityId, me: ZoneId) -> Vec<PlayerInput> {
+        let Some(d) = self.border.departing.remove(&player) else { return Vec::new() };
         if d.departure.node == me {
             let to = d.departure.to;
             self.put_back(d, Some(to));
-            return;
+            return Vec::new();
         }
         self.border.counters.handoffs_out += 1;
+        d.slot.inputs.handover().1
+    }
+
+    /// Inputs for a departing player wait with it, so the taking zone gets them
+    /// (`[handoff-5]`). Returns false if the player is not departing.
+    pub(crate) fn departing_inputs(&mut self, player: EntityId, batch: &pwn_proto::InputBatch, arrived: u64) -> bool {
+        match self.border.departing.get_mut(&player) {
+            Some(d) => {
+                d.slot.inputs.receive_at(&batch.inputs, arrived);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops ghosts no batch has named for `max_age_ticks` (their owner went quiet: dead, or
+    /// cut off), `[ghost-3]`.
+    pub fn expire_ghosts(&mut self, max_age_ticks: u64) {
+        let now = self.sim.tick().0;
+        let stale: Vec<EntityId> = self
+            .border
+            .ghosts
+            .iter()
+            .filter(|(_, (_, t))| now.saturating_sub(*t) > max_age_ticks)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.border.ghosts.remove(&id);
+            if self.sim.is_ghost(id) {
+                self.sim.remove_character(id);
+            }
+        }
     }
 
     /// The handoff of `player` failed: it is put back as it was (`[handoff-1]`).
@@ -295,6 +343,8 @@ impl Zone {
             return;
         }
         self.border.batches.insert(from, tick);
+        let lag = (self.sim.tick().0 + 1).saturating_sub(tick).min(GHOST_LAG_BUCKETS as u64 - 1) as usize;
+        self.border.counters.ghost_lag_ticks[lag] += states.len() as u64;
         for g in states {
             let id = EntityId(g.id);
             let known = self.border.ghosts.contains_key(&id);

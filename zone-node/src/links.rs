@@ -38,6 +38,8 @@ pub(crate) enum ToZone {
         saved: Option<PlayerState>,
         /// The cell owning the player in the store (a partitioned world).
         owner: Option<pwn_store::keys::CellKey>,
+        /// The gateway says the player was handed over to this zone (`Attach::handoff`).
+        handoff: bool,
         link: u64,
     },
     Left {
@@ -116,11 +118,12 @@ async fn join(
     player: EntityId,
     sink: Sink,
     (owner, saved): (Option<pwn_store::keys::CellKey>, Option<PlayerState>),
-    link: u64,
+    (link, handoff): (u64, bool),
     inbox: &mpsc::Sender<ToZone>,
 ) -> tokio::task::JoinHandle<()> {
     let (events_tx, mut events_rx) = mpsc::channel::<GameEvent>(EVENTS_QUEUE_MAX);
-    let _ = inbox.send(ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved, owner, link }).await;
+    let joined = ToZone::Joined { player, sink: sink.clone(), events: events_tx, saved, owner, handoff, link };
+    let _ = inbox.send(joined).await;
     tokio::spawn(async move {
         while let Some(e) = events_rx.recv().await {
             if sink.send(&Message::Event(e)).await.is_err() {
@@ -149,7 +152,7 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
     let Conn { tx, mut rx, mut datagrams, .. } = conn;
     let sink = Sink::Direct(tx);
     let link = next_link();
-    let writer = join(player, sink.clone(), (None, None), link, &inbox).await;
+    let writer = join(player, sink.clone(), (None, None), (link, false), &inbox).await;
     let datagram_inbox = inbox.clone();
     let datagram_sink = sink.clone();
     let datagram_reader = tokio::spawn(async move {
@@ -207,8 +210,13 @@ pub(crate) async fn serve_gateway(
     while let Ok(Some(message)) = rx.recv().await {
         match message {
             Message::Attach(a) => {
-                if !EntityId(a.player).is_gameplay() || writers.contains_key(&a.player) {
+                if !EntityId(a.player).is_gameplay() {
                     continue;
+                }
+                // Attached again on the same link (the gateway retrying after this zone sent
+                // the player on, `crate::server`): the new attach replaces the old one.
+                if let Some(old) = writers.remove(&a.player) {
+                    old.abort();
                 }
                 let sink = Sink::Routed { link: tx.clone(), player: a.player };
                 // A returning player comes back where it was saved (`[persist-4]`); in a
@@ -234,7 +242,7 @@ pub(crate) async fn serve_gateway(
                     }
                     None => (None, None),
                 };
-                writers.insert(a.player, join(EntityId(a.player), sink, saved, link, &inbox).await);
+                writers.insert(a.player, join(EntityId(a.player), sink, saved, (link, a.handoff), &inbox).await);
             }
             Message::Detach(d) => {
                 if let Some(w) = writers.remove(&d.player) {

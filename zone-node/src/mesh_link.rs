@@ -213,6 +213,14 @@ pub(crate) async fn serve_peer(conn: Conn, inbox: mpsc::Sender<ToZone>, service_
             Message::Ghosts(_) | Message::GhostHit(_) | Message::BorderChat(_) => {
                 forward(&inbox, ToZone::Peer { message, arrived })
             }
+            // A player's inputs that reached its previous zone after the handoff
+            // (`[handoff-5]`): only inputs are taken this way.
+            Message::Routed(r) => match pwn_proto::decode_datagram(&r.payload) {
+                Ok(inner @ Message::Inputs(_)) => {
+                    forward(&inbox, ToZone::Message { player: EntityId(r.player), message: inner, arrived })
+                }
+                _ => metrics::counter!(metric::PEER_REFUSED).increment(1),
+            },
             _ => metrics::counter!(metric::PEER_REFUSED).increment(1),
         }
     }
@@ -226,12 +234,15 @@ pub(crate) enum Job {
     Handoff { departure: Departure, from_epoch: u64, queued: Instant },
     /// Claim a player nobody owns for a cell of this zone.
     Claim { player: EntityId, cell: CellKey, epoch: u64 },
+    /// Read the crates a cell this zone now serves left in the store.
+    LoadCrates { cell: CellKey, epoch: u64 },
 }
 
 /// What the committer did.
 pub(crate) enum Committed {
     Handoff { departure: Departure, result: Result<Handoff, OwnershipError> },
     Claim { player: EntityId, cell: CellKey, result: Result<(), OwnershipError> },
+    Crates { cell: CellKey, epoch: u64, result: Result<Vec<crate::persist::CrateState>, pwn_store::StoreError> },
 }
 
 /// The committer: one thread running store jobs in order (`std` thread: the store blocks).
@@ -253,6 +264,9 @@ impl Committer {
                     Job::Claim { player, cell, epoch } => {
                         let result = crate::persist::claim_player(&store, player, cell, epoch);
                         Committed::Claim { player, cell, result }
+                    }
+                    Job::LoadCrates { cell, epoch } => {
+                        Committed::Crates { cell, epoch, result: crate::persist::read_crates(&store, cell) }
                     }
                 };
                 // The tick must hear of every outcome: wait for room (this is not the tick).

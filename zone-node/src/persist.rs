@@ -268,6 +268,23 @@ pub struct LoadReport {
 
 /// Loads `cell`'s crates from the store into `sim` (`[persist-3]`).
 pub fn load_crates(store: &Store, cell: CellKey, sim: &mut Sim) -> Result<LoadReport, StoreError> {
+    let (states, mut report) = read_crates_counted(store, cell)?;
+    for c in states {
+        if sim.restore_crate(c.id, c.position, c.rotation, c.linvel, c.angvel) {
+            report.restored += 1;
+        } else {
+            report.skipped += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// The crates `cell` holds in the store (records that do not decode are skipped, `[persist-3]`).
+pub fn read_crates(store: &Store, cell: CellKey) -> Result<Vec<CrateState>, StoreError> {
+    read_crates_counted(store, cell).map(|(c, _)| c)
+}
+
+fn read_crates_counted(store: &Store, cell: CellKey) -> Result<(Vec<CrateState>, LoadReport), StoreError> {
     let (b, e) = cell.entity_at_range();
     let mut ids = Vec::new();
     store.for_each_page(&b, &e, 10_000, |page| {
@@ -278,6 +295,7 @@ pub fn load_crates(store: &Store, cell: CellKey, sim: &mut Sim) -> Result<LoadRe
         }
     })?;
     let mut report = LoadReport::default();
+    let mut out = Vec::new();
     for chunk in ids.chunks(1_000) {
         let records = store.transact(|t| {
             let mut out = Vec::with_capacity(chunk.len());
@@ -288,14 +306,11 @@ pub fn load_crates(store: &Store, cell: CellKey, sim: &mut Sim) -> Result<LoadRe
             Ok::<_, StoreError>(out)
         })?;
         for (id, record) in records {
-            let state = record.and_then(|r| r.ok()).and_then(|r| CrateState::from_record(EntityId(id), &r));
-            let restored = state.is_some_and(|c| sim.restore_crate(c.id, c.position, c.rotation, c.linvel, c.angvel));
-            if restored {
-                report.restored += 1;
-            } else {
-                report.skipped += 1;
+            match record.and_then(|r| r.ok()).and_then(|r| CrateState::from_record(EntityId(id), &r)) {
+                Some(c) => out.push(c),
+                None => report.skipped += 1,
             }
         }
     }
-    Ok(report)
+    Ok((out, report))
 }

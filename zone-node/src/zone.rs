@@ -149,6 +149,18 @@ impl Zone {
         self.players.keys().copied()
     }
 
+    /// Puts a crate where the store says it came to rest (a cell this zone took over).
+    pub fn restore_crate(
+        &mut self,
+        id: EntityId,
+        position: glam::Vec3,
+        rotation: glam::Quat,
+        linvel: glam::Vec3,
+        angvel: glam::Vec3,
+    ) -> bool {
+        self.sim.restore_crate(id, position, rotation, linvel, angvel)
+    }
+
     /// Joins the world clock: the next tick is `tick + 1`.
     pub fn join_clock(&mut self, tick: u64) {
         self.sim.join_clock(pwn_sim::Tick(tick));
@@ -230,6 +242,8 @@ impl Zone {
         if let Some(p) = self.players.get_mut(&player) {
             p.inputs.receive_at(&batch.inputs, arrived);
             p.snapshots.ack(batch.ack_tick);
+        } else {
+            self.departing_inputs(player, batch, arrived);
         }
     }
 

@@ -121,7 +121,8 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         32 => 1 + 16,                                                 // GiveItem
         40 | 41 => 1 + 16,                                            // Ping, Pong
         50..=52 => FRAME_SIZE_MAX,                                    // RPC
-        60 | 61 => 1 + 8,                                             // Attach, Detach
+        60 => 1 + 9,                                                  // Attach
+        61 => 1 + 8,                                                  // Detach
         62 => 16 + DATAGRAM_SIZE_MAX,                                 // Routed
         63 => 1 + 32,                                                 // ServiceAuth
         70 => FRAME_SIZE_MAX,                                         // Ghosts

@@ -426,6 +426,9 @@ pub struct Notify {
 pub struct Attach {
     /// The player's global id (the gateway authenticated it).
     pub player: u64,
+    /// The zone told the gateway the player was handed over here (`Rehome` naming this
+    /// zone): the zone waits a moment for the handoff instead of placing it from the store.
+    pub handoff: bool,
 }
 
 /// Gateway to zone: the player leaves the zone (logout, disconnect, or a switch of zone).

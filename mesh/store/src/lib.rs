@@ -14,6 +14,7 @@
 //!   versioned value records.
 //! - [`fence`]: lease fencing: a write for a cell fails if the cell's lease epoch moved.
 //! - [`ownership`]: which cell owns each entity; fenced writes and exactly-once handoffs.
+//! - [`audit`]: the store's consistency check (one owner per entity, every item once).
 //! - [`items`]: items of value: created, moved between owners and listed, each in one
 //!   transaction.
 //! - [`chunk`]: values larger than the value limit, split over several keys.
@@ -21,6 +22,7 @@
 //! - `open`: choosing a backend from configuration.
 
 pub mod api;
+pub mod audit;
 mod buffered;
 pub mod chunk;
 pub mod counters;

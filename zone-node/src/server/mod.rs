@@ -98,6 +98,9 @@ pub struct ZoneStats {
     /// 1 ms (the last holds everything beyond), since the last
     /// [`ZoneStats::take_input_ack_ms`].
     pub input_ack_ms: std::sync::Mutex<Vec<u64>>,
+    /// At the borders, since the start (a partitioned world; copied from the zone core once a
+    /// second).
+    pub border: std::sync::Mutex<crate::border::BorderCounters>,
 }
 
 /// Buckets of [`ZoneStats::input_ack_ms`] (1 ms each).
@@ -132,7 +135,7 @@ impl ZoneStats {
     }
 }
 
-/// What a zone node serving part of a partitioned world needs (`pwn zone --world ADDR`).
+/// What a zone node serving part of a partitioned world needs (`pwn zone --world-server ADDR`).
 pub struct MeshOptions {
     /// What the world server answered when this node registered.
     pub registered: pwn_partitioner::wire::Registered,
@@ -262,6 +265,10 @@ pub async fn run_with(
                 addrs: BTreeMap::new(),
                 peers: crate::mesh_link::Peers::new(m.peers.clone(), m.hello.clone(), key, rt),
                 committer,
+                parked: HashMap::new(),
+                forwarded: HashMap::new(),
+                unbound: HashMap::new(),
+                loaded: HashSet::new(),
             };
             (clock, Some(mesh_tick))
         }

@@ -44,13 +44,19 @@ pub(crate) async fn persist_loop(
                     continue;
                 }
                 let Some(cp) = states.borrow_and_update().clone() else { continue };
+                // Each cell on its own: one cell whose lease moved does not hold up the others.
                 let written = tokio::task::spawn_blocking(move || {
-                    let mut n = 0;
+                    let (mut n, mut first_error) = (0, None);
                     for c in &cp.cells {
-                        checkpoint_cell(&store, c, &bounds)?;
-                        n += c.crates.len() + c.players.len();
+                        match checkpoint_cell(&store, c, &bounds) {
+                            Ok(_) => n += c.crates.len() + c.players.len(),
+                            Err(e) => first_error = first_error.or(Some((e, c.owners_checked))),
+                        }
                     }
-                    Ok::<_, StoreError>((n, cp.cells.len()))
+                    match first_error {
+                        None => Ok((n, cp.cells.len())),
+                        Some((e, partitioned)) => Err((e, partitioned)),
+                    }
                 })
                 .await;
                 if let Ok(Ok((n, cells))) = &written {
@@ -58,7 +64,13 @@ pub(crate) async fn persist_loop(
                     metrics::histogram!(super::metric::CHECKPOINT_LAG_MS).record(cp.taken.elapsed().as_secs_f64() * 1e3);
                     tracing::info!(cells, entities = n, "checkpoint written");
                 }
-                written.map(|r| r.map(|_| ()))
+                match written {
+                    Ok(Err((StoreError::Fenced { cell, expected, found }, false))) => {
+                        tracing::error!(%cell, expected, ?found, "lease lost: this zone no longer writes its cell");
+                        return;
+                    }
+                    other => other.map(|r| r.map(|_| ()).map_err(|(e, _)| e)),
+                }
             }
             departure = departures.recv() => {
                 let Some(l) = departure else {
@@ -79,9 +91,6 @@ pub(crate) async fn persist_loop(
             Ok(Ok(())) => {}
             Ok(Err(StoreError::Fenced { cell, expected, found })) => {
                 tracing::warn!(%cell, expected, ?found, "a lease moved: this zone no longer writes that cell");
-                if cell == CellKey::ROOT.to_string() {
-                    return;
-                }
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "write failed; the next checkpoint will retry"),
             Err(e) => tracing::error!(error = %e, "persistence task failed"),

@@ -30,6 +30,23 @@ use tokio::sync::{mpsc, watch};
 
 /// Ticks a zone may fall behind the world clock before it skips ahead to it (counted).
 pub const CATCH_UP_TICKS_MAX: u64 = 5;
+/// Ticks a gateway's attach of a handed-over player waits for the handoff itself before the
+/// player is placed from the store instead.
+pub const HANDOFF_WAIT_TICKS: u64 = 15;
+/// Ticks inputs that reach this zone after a player's handoff are forwarded to its new zone.
+pub const FORWARD_INPUTS_TICKS: u64 = 60;
+/// Events kept for a player this zone simulates before its gateway's link arrives.
+pub const UNBOUND_EVENTS_MAX: usize = 64;
+
+/// A gateway's attach waiting for its handoff.
+pub(crate) struct Parked {
+    sink: Sink,
+    events: mpsc::Sender<GameEvent>,
+    saved: Option<PlayerState>,
+    owner: Option<CellKey>,
+    link: u64,
+    until_tick: u64,
+}
 
 /// The world clock as this process sees it: tick `n` starts at `origin + n * period`.
 #[derive(Copy, Clone, Debug)]
@@ -69,6 +86,14 @@ pub(crate) struct MeshTick {
     pub(crate) addrs: BTreeMap<ZoneId, String>,
     pub(crate) peers: Peers,
     pub(crate) committer: Committer,
+    /// Attaches of handed-over players waiting for their handoff.
+    pub(crate) parked: HashMap<EntityId, Parked>,
+    /// Players handed to another zone recently, where their late inputs go (`[handoff-5]`).
+    pub(crate) forwarded: HashMap<EntityId, (ZoneId, u64)>,
+    /// Events for players simulated here whose gateway link has not arrived yet.
+    pub(crate) unbound: HashMap<EntityId, Vec<GameEvent>>,
+    /// Cells whose stored crates are loaded (only these are checkpointed).
+    pub(crate) loaded: HashSet<CellKey>,
 }
 
 impl MeshTick {
@@ -167,8 +192,15 @@ impl TickLoop {
         for _ in 0..super::INBOX_PER_TICK_MAX {
             let Ok(msg) = self.inbox.try_recv() else { break };
             match msg {
-                ToZone::Joined { player, sink, events, saved, owner, link } => {
-                    self.on_joined(player, sink, events, saved, owner, link)
+                ToZone::Joined { player, sink, events, saved, owner, handoff, link } => {
+                    let wait = handoff && !self.zone.has_player(player) && !self.players.contains_key(&player);
+                    match (&mut self.mesh, wait) {
+                        (Some(mesh), true) => {
+                            let until_tick = self.zone.sim().tick().0 + HANDOFF_WAIT_TICKS;
+                            mesh.parked.insert(player, Parked { sink, events, saved, owner, link, until_tick });
+                        }
+                        _ => self.on_joined(player, sink, events, saved, owner, link),
+                    }
                 }
                 ToZone::Left { player, link } => self.on_left(player, link),
                 ToZone::Message { player, message, arrived } => self.on_message(player, message, arrived),
@@ -216,6 +248,11 @@ impl TickLoop {
             // Handed over by a neighbour before its gateway attached it here: it keeps its
             // state and its input sequence; the gateway's link is all that was missing.
             self.persistent.insert(player);
+            if let Some(waiting) = self.mesh.as_mut().and_then(|m| m.unbound.remove(&player)) {
+                for e in waiting {
+                    let _ = events.try_send(e);
+                }
+            }
             self.players.insert(player, (sink, events, link));
             return;
         }
@@ -312,6 +349,16 @@ impl TickLoop {
     }
 
     fn on_message(&mut self, player: EntityId, message: Message, arrived: Instant) {
+        if let (Some(mesh), Message::Inputs(_)) = (&self.mesh, &message)
+            && !self.zone.has_player(player)
+            && !self.zone.is_departing(player)
+            && let Some((node, _)) = mesh.forwarded.get(&player)
+            && let Ok(payload) = pwn_proto::encode_datagram(&message)
+        {
+            // `[handoff-5]`: late inputs follow the player to its new zone.
+            mesh.peers.send(*node, Message::Routed(pwn_proto::Routed { player: player.0, payload }));
+            return;
+        }
         match message {
             Message::Inputs(batch) => {
                 let at = self.arrived_us(arrived);
@@ -382,8 +429,22 @@ impl TickLoop {
         mesh.peers.sync(mesh.me, &mesh.addrs);
         for (cell, epoch) in &changes.gained {
             tracing::info!(cell = %cell, epoch = epoch.0, "serving a cell");
+            // Its crates as the store holds them; until they are in, it is not checkpointed.
+            mesh.loaded.remove(cell);
+            if !mesh.committer.submit(Job::LoadCrates { cell: *cell, epoch: epoch.0 }) {
+                tracing::warn!(cell = %cell, "cannot queue the cell's crates; it is not checkpointed");
+            }
         }
         let lost: Vec<CellKey> = changes.lost.iter().map(|(c, _)| *c).collect();
+        for c in &lost {
+            mesh.loaded.remove(c);
+        }
+        // `[ghost-3]`: a zone the world server no longer lists has no ghosts here.
+        let listed: Vec<ZoneId> = mesh.addrs.keys().copied().collect();
+        let holders: HashSet<ZoneId> = self.zone.ghosts().map(|(_, n)| n).collect();
+        for gone in holders.into_iter().filter(|n| !listed.contains(n)) {
+            self.zone.drop_ghosts_of(gone);
+        }
         self.lose_cells(&lost);
     }
 
@@ -438,7 +499,11 @@ impl TickLoop {
                 let at = self.arrived_us(arrived);
                 if self.zone.arrive(&h, at) {
                     metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in").increment(1);
-                    self.persistent.insert(EntityId(h.player));
+                    let id = EntityId(h.player);
+                    self.persistent.insert(id);
+                    if let Some(p) = self.mesh.as_mut().and_then(|m| m.parked.remove(&id)) {
+                        self.on_joined(id, p.sink, p.events, p.saved, p.owner, p.link);
+                    }
                 } else {
                     refused();
                 }
@@ -458,13 +523,20 @@ impl TickLoop {
                 let d = departure;
                 match result {
                     Ok(Handoff::Moved | Handoff::AlreadyDone) => {
-                        self.zone.departed(d.player, mesh.me);
+                        let waiting = self.zone.departed(d.player, mesh.me);
                         if d.node == mesh.me {
                             return;
                         }
                         metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "out").increment(1);
                         tracing::debug!(player = %d.player, to = %d.node, tick = d.tick, "handed off");
-                        mesh.peers.send(d.node, Message::HandoffPlayer(d.message()));
+                        let mut m = d.message();
+                        m.waiting =
+                            waiting.iter().take(pwn_proto::HANDOFF_INPUTS_MAX).map(pwn_proto::ExactInput::of).collect();
+                        mesh.peers.send(d.node, Message::HandoffPlayer(m));
+                        let until = self.zone.sim().tick().0 + FORWARD_INPUTS_TICKS;
+                        if let Some(mesh) = &mut self.mesh {
+                            mesh.forwarded.insert(d.player, (d.node, until));
+                        }
                         self.persistent.remove(&d.player);
                         self.bytes_sent.remove(&d.player);
                         if let Some((sink, _, _)) = self.players.remove(&d.player) {
@@ -490,6 +562,23 @@ impl TickLoop {
                     }
                 }
             }
+            Committed::Crates { cell, epoch, result } => match result {
+                Ok(crates) if mesh.serving(cell) == Some(Epoch(epoch)) => {
+                    let n = crates.len();
+                    for c in crates {
+                        self.zone.restore_crate(c.id, c.position, c.rotation, c.linvel, c.angvel);
+                    }
+                    tracing::info!(cell = %cell, crates = n, "crates of the cell loaded");
+                    if let Some(mesh) = &mut self.mesh {
+                        mesh.loaded.insert(cell);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(cell = %cell, error = %e, "cannot read the cell's crates; trying again");
+                    let _ = mesh.committer.submit(Job::LoadCrates { cell, epoch });
+                }
+            },
             Committed::Claim { player, cell, result } => {
                 if let Err(e) = result {
                     // Another cell owns it: it is not ours to simulate.
@@ -520,7 +609,7 @@ impl TickLoop {
                 let tree = mesh.territory.tree();
                 mesh.held
                     .cells()
-                    .filter(|(_, h)| now < h.valid_until_ms)
+                    .filter(|(c, h)| now < h.valid_until_ms && mesh.loaded.contains(c))
                     .map(|(cell, h)| {
                         let rect = tree.rect(cell);
                         CellCheckpoint {
@@ -550,6 +639,21 @@ impl TickLoop {
     }
 
     fn border(&mut self) {
+        let tick = self.zone.sim().tick().0;
+        let mut due = Vec::new();
+        if let Some(mesh) = &mut self.mesh {
+            mesh.forwarded.retain(|_, (_, until)| *until > tick);
+            let zone = &self.zone;
+            mesh.unbound.retain(|p, _| zone.has_player(*p));
+            let ids: Vec<EntityId> =
+                mesh.parked.iter().filter(|(_, p)| p.until_tick <= tick).map(|(id, _)| *id).collect();
+            due.extend(ids.into_iter().filter_map(|id| mesh.parked.remove(&id).map(|p| (id, p))));
+        }
+        for (id, p) in due {
+            tracing::info!(player = %id, "the handoff did not come; placing the player from the store");
+            self.on_joined(id, p.sink, p.events, p.saved, p.owner, p.link);
+        }
+        self.zone.expire_ghosts(crate::border::GHOST_STALE_TICKS);
         let Some(mesh) = &self.mesh else { return };
         for d in self.zone.border_pass(&mesh.territory) {
             let queued = Instant::now();
@@ -559,7 +663,6 @@ impl TickLoop {
                 _ => self.zone.departure_failed(d.player),
             }
         }
-        let tick = self.zone.sim().tick().0;
         let me = mesh.me;
         for (node, states) in self.zone.ghost_batches(&mesh.territory) {
             let chunks = states.chunks(pwn_proto::GHOSTS_PER_MESSAGE_MAX).count().max(1);
@@ -639,13 +742,33 @@ impl TickLoop {
             self.stats.record_input_acks(out.inputs_arrived.iter().map(|a| now_us.saturating_sub(*a) as f64 / 1e3));
         }
         for (player, event) in out.events {
-            if let Some((_, events, _)) = self.players.get(&player)
-                && events.try_send(event).is_err()
-            {
-                metrics::counter!(metric::EVENTS_DROPPED).increment(1);
+            match self.players.get(&player) {
+                Some((_, events, _)) => {
+                    if events.try_send(event).is_err() {
+                        metrics::counter!(metric::EVENTS_DROPPED).increment(1);
+                    }
+                }
+                // Handed over here, its gateway's link not in yet: kept until it is.
+                None => {
+                    if let Some(mesh) = &mut self.mesh
+                        && self.zone.has_player(player)
+                    {
+                        let q = mesh.unbound.entry(player).or_default();
+                        if q.len() < UNBOUND_EVENTS_MAX {
+                            q.push(event);
+                        } else {
+                            metrics::counter!(metric::EVENTS_DROPPED).increment(1);
+                        }
+                    }
+                }
             }
         }
         if self.zone.sim().tick().0.is_multiple_of(ticks_per_s) {
+            if self.mesh.is_some()
+                && let Ok(mut b) = self.stats.border.lock()
+            {
+                *b = self.zone.border_counters().clone();
+            }
             let sim = self.zone.sim();
             let entities = sim.characters().count() + sim.crates().count() + sim.projectiles().count();
             metrics::gauge!(metric::ENTITIES).set(entities as f64);

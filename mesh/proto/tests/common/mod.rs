@@ -112,7 +112,7 @@ pub fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(entity, position)| Message::Event(GameEvent::Spawned { entity, position })),
         text(codec::TEXT_LEN_MAX).prop_map(|t| Message::Chat(ChatSend { channel: ChatChannel::Proximity, text: t })),
         (any::<u64>(), any::<u64>()).prop_map(|(s, t)| Message::Ping(Ping { seq: s, sent_us: t })),
-        any::<u64>().prop_map(|p| Message::Attach(Attach { player: p })),
+        (any::<u64>(), any::<bool>()).prop_map(|(p, h)| Message::Attach(Attach { player: p, handoff: h })),
         any::<[u8; 32]>().prop_map(|key| Message::ServiceAuth(ServiceAuth { key })),
         any::<u64>().prop_map(|p| Message::Detach(Detach { player: p })),
         (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..1000))

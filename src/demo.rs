@@ -1,0 +1,337 @@
+//! `pwn demo`: a local world, a bot swarm against it, a summary, an HTML report and, with
+//! `--json`, one JSON line of figures. One zone: the zone process alone, bots connected to it
+//! directly. Several zones: a world server, the zones and a gateway, bots logging in through
+//! the gateway; the figures then add handoffs, ghost lag, every zone's tick time and the store
+//! audit after the run.
+
+use crate::config::PwnConfig;
+use crate::swarm_cmd::{DemoArgs, check_duration, print_failures, swarm};
+use crate::up::{Role, start_role};
+use anyhow::{Context, bail};
+use pwn_load_tests::report::{Summary, ZoneSeries, html};
+use pwn_load_tests::swarm::SwarmConfig;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// One second of a zone's `stats` line.
+#[derive(Clone, Debug, Default)]
+struct ZoneSecond {
+    tick_ms: Vec<f32>,
+    players: f64,
+    inputs_missed: u64,
+    overruns: u64,
+    input_ack_ms: Vec<(u64, u64)>,
+    /// Cumulative since the zone started.
+    ghost_lag_ticks: Vec<u64>,
+    handoffs_in: u64,
+}
+
+type Seconds = Arc<Mutex<Vec<ZoneSecond>>>;
+
+fn parse_second(v: &serde_json::Value) -> ZoneSecond {
+    let u64s = |key: &str| -> Vec<u64> {
+        v[key].as_array().map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect()).unwrap_or_default()
+    };
+    ZoneSecond {
+        tick_ms: v["tick_ms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
+            .unwrap_or_default(),
+        players: v["players"].as_f64().unwrap_or(0.0),
+        inputs_missed: v["inputs_missed"].as_u64().unwrap_or(0),
+        overruns: v["overruns"].as_u64().unwrap_or(0),
+        input_ack_ms: v["input_ack_ms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_u64()?))).collect())
+            .unwrap_or_default(),
+        ghost_lag_ticks: u64s("ghost_lag_ticks"),
+        handoffs_in: v["handoffs_in"].as_u64().unwrap_or(0),
+    }
+}
+
+/// Starts a zone with `--stats`; returns it, its address and its seconds as they come.
+fn start_zone(
+    exe: &std::path::Path,
+    config: Option<&std::path::Path>,
+    args: &[String],
+) -> anyhow::Result<(Role, SocketAddr, Seconds)> {
+    let mut zone = Command::new(exe);
+    if let Some(c) = config {
+        zone.arg("--config").arg(c);
+    }
+    zone.args(args).arg("--stats");
+    let mut child = zone.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().context("cannot start a zone node")?;
+    let stdout = child.stdout.take().context("zone stdout")?;
+    let mut zone = Role::new("zone", child);
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    let Some(addr) = first.split_whitespace().nth(4).and_then(|a| a.parse::<SocketAddr>().ok()) else {
+        zone.stop();
+        bail!("the zone node did not start (said {first:?})");
+    };
+    let seconds: Seconds = Arc::default();
+    let sink = seconds.clone();
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            let Some(json) = line.strip_prefix("stats ") else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else { continue };
+            if let Ok(mut s) = sink.lock() {
+                s.push(parse_second(&v));
+            }
+        }
+    });
+    Ok((zone, addr, seconds))
+}
+
+fn histogram_quantile(buckets: &std::collections::BTreeMap<u64, u64>, q: f64) -> f64 {
+    let total: u64 = buckets.values().sum();
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (ms, n) in buckets {
+        seen += n;
+        if seen >= rank {
+            return (*ms + 1) as f64;
+        }
+    }
+    0.0
+}
+
+/// The smallest lag `l` (ticks) with at least `q` of the states at or below it.
+fn lag_quantile(buckets: &[u64], q: f64) -> f64 {
+    let total: u64 = buckets.iter().sum();
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (lag, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return lag as f64;
+        }
+    }
+    0.0
+}
+
+fn quantile(sorted: &[f32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[i])
+}
+
+/// The local world of a demo: its roles (players' side last) and where bots connect.
+struct DemoWorld {
+    roles: Vec<Role>,
+    zones: Vec<Seconds>,
+    addr: SocketAddr,
+    login: bool,
+}
+
+impl DemoWorld {
+    fn stop(&mut self) {
+        for r in self.roles.iter_mut().rev() {
+            r.stop();
+        }
+    }
+}
+
+fn start_world(config: Option<&std::path::Path>, args: &DemoArgs, data: &std::path::Path) -> anyhow::Result<DemoWorld> {
+    let exe = std::env::current_exe().context("cannot find the pwn executable")?;
+    let d = data.display().to_string();
+    let mut world =
+        DemoWorld { roles: Vec::new(), zones: Vec::new(), addr: SocketAddr::from(([127, 0, 0, 1], 0)), login: false };
+    if args.zones == 1 {
+        let zone_args = ["zone", "--listen", "127.0.0.1:0", "--data", &d].map(String::from);
+        let (role, addr, seconds) = start_zone(&exe, config, &zone_args)?;
+        world.roles.push(role);
+        world.zones.push(seconds);
+        world.addr = addr;
+        return Ok(world);
+    }
+    pwn_net::tls::service_cert(data)?;
+    pwn_net::tls::service_key(data)?;
+    let level = match args.zones {
+        0..=4 => "1",
+        5..=16 => "2",
+        _ => "3",
+    };
+    let expected = args.zones.to_string();
+    let (role, world_addr) = start_role(&exe, config, "world server", |c| {
+        c.args([
+            "world",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            &d,
+            "--split-levels",
+            level,
+            "--zones-expected",
+            &expected,
+        ]);
+    })?;
+    world.roles.push(role);
+    for _ in 0..args.zones {
+        let zone_args =
+            ["zone", "--listen", "127.0.0.1:0", "--data", &d, "--world-server", &world_addr].map(String::from);
+        match start_zone(&exe, config, &zone_args) {
+            Ok((role, _, seconds)) => {
+                world.roles.push(role);
+                world.zones.push(seconds);
+            }
+            Err(e) => {
+                world.stop();
+                return Err(e);
+            }
+        }
+    }
+    let gateway = start_role(&exe, config, "gateway", |c| {
+        c.args(["gateway", "--listen", "127.0.0.1:0", "--data", &d, "--world-server", &world_addr]);
+        c.args(["--auth-per-address-per-s", "1000", "--auth-global-per-s", "1000"]);
+    });
+    match gateway {
+        Ok((role, addr)) => {
+            world.roles.push(role);
+            world.addr = addr.parse()?;
+            world.login = true;
+            Ok(world)
+        }
+        Err(e) => {
+            world.stop();
+            Err(e)
+        }
+    }
+}
+
+/// Runs the demo.
+pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoArgs) -> anyhow::Result<()> {
+    let duration = check_duration(args.duration)?;
+    let temp = tempfile::tempdir()?;
+    let data = args.data.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let mut world = start_world(config, args, &data)?;
+    eprintln!(
+        "pwn demo: {} zone(s), players at {}; {} bots for {:.0} s",
+        args.zones, world.addr, args.bots, args.duration
+    );
+    let desc = cfg.world(None)?;
+    let bounds = desc.xz_bounds();
+    let ca_pem = pwn_net::tls::dev_ca_cert(&data)?;
+    let outcome = swarm(SwarmConfig {
+        addr: world.addr,
+        server_name: "localhost".into(),
+        ca_pem,
+        world: desc,
+        sim: cfg.sim.clone(),
+        count: args.bots as usize,
+        duration,
+        scenario: args.scenario,
+        seed: 1,
+        joins_per_s: 100.0,
+        link: None,
+        login: world.login,
+    });
+    world.stop();
+    let results = outcome?;
+
+    let zones: Vec<Vec<ZoneSecond>> =
+        world.zones.iter().map(|z| z.lock().map(|s| s.clone()).unwrap_or_default()).collect();
+    // Only seconds with bots in a zone count towards its tick figures.
+    let mut all: Vec<f32> = Vec::new();
+    let mut per_zone_p99 = Vec::new();
+    for z in &zones {
+        let mut mine: Vec<f32> = z.iter().filter(|s| s.players > 0.0).flat_map(|s| s.tick_ms.iter().copied()).collect();
+        mine.sort_by(f32::total_cmp);
+        per_zone_p99.push((quantile(&mine, 0.99) * 1e3).round() / 1e3);
+        all.extend(mine);
+    }
+    all.sort_by(f32::total_cmp);
+    let mut series = ZoneSeries::default();
+    let seconds = zones.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..seconds {
+        // The busiest zone each second.
+        let (mut p99, mut max, mut players) = (0.0f64, 0.0f64, 0.0f64);
+        for z in &zones {
+            let Some(second) = z.get(i) else { continue };
+            let mut t = second.tick_ms.clone();
+            t.sort_by(f32::total_cmp);
+            p99 = p99.max(quantile(&t, 0.99));
+            max = max.max(t.last().copied().map_or(0.0, f64::from));
+            players += second.players;
+        }
+        series.tick_ms_p99.push(p99);
+        series.tick_ms_max.push(max);
+        series.players.push(players);
+    }
+    let last: Vec<ZoneSecond> = zones.iter().map(|z| z.last().cloned().unwrap_or_default()).collect();
+    let summary = Summary::of(&results);
+    let mut json = summary.json();
+    let r3 = |v: f64| (v * 1e3).round() / 1e3;
+    json.insert("scenario".into(), args.scenario.to_string().into());
+    json.insert("duration_s".into(), args.duration.into());
+    json.insert("zones".into(), args.zones.into());
+    json.insert("tick_ms_p50".into(), r3(quantile(&all, 0.5)).into());
+    json.insert("tick_ms_p99".into(), r3(quantile(&all, 0.99)).into());
+    json.insert("tick_ms_max".into(), r3(all.last().copied().map_or(0.0, f64::from)).into());
+    json.insert("zone_tick_ms_p99".into(), per_zone_p99.clone().into());
+    json.insert("ticks_measured".into(), all.len().into());
+    json.insert("tick_overruns".into(), last.iter().map(|s| s.overruns).sum::<u64>().into());
+    json.insert("zone_inputs_missed".into(), last.iter().map(|s| s.inputs_missed).sum::<u64>().into());
+    // The zones' own share of input acknowledgement: from an input reaching the zone process
+    // to the acknowledging snapshot being queued (the client-side figure adds both networks
+    // and the bots' own scheduling).
+    let mut acks = std::collections::BTreeMap::new();
+    for (ms, n) in zones.iter().flatten().filter(|s| s.players > 0.0).flat_map(|s| s.input_ack_ms.iter()) {
+        *acks.entry(*ms).or_insert(0u64) += n;
+    }
+    let tick_ms = f64::from(cfg.sim.dt_s()) * 1e3;
+    json.insert("zone_input_ack_ms_p50".into(), histogram_quantile(&acks, 0.5).into());
+    json.insert("zone_input_ack_ms_p99".into(), histogram_quantile(&acks, 0.99).into());
+    json.insert("zone_input_ack_ticks_p99".into(), r3(histogram_quantile(&acks, 0.99) / tick_ms).into());
+    let mut audit = None;
+    if args.zones > 1 {
+        let mut lag = vec![0u64; pwn_zone_node::border::GHOST_LAG_BUCKETS];
+        for s in &last {
+            for (i, n) in s.ghost_lag_ticks.iter().enumerate().take(lag.len()) {
+                lag[i] += n;
+            }
+        }
+        json.insert("ghost_lag_ticks_p99".into(), lag_quantile(&lag, 0.99).into());
+        json.insert("ghost_states".into(), lag.iter().sum::<u64>().into());
+        json.insert("zone_handoffs_in".into(), last.iter().map(|s| s.handoffs_in).sum::<u64>().into());
+        let store = pwn_store::open_store(&pwn_store::StoreConfig {
+            backend: pwn_store::BackendKind::Sqlite,
+            path: data.join("pwn.sqlite"),
+            ..pwn_store::StoreConfig::default()
+        })?;
+        let report = store.transact(|t| pwn_store::audit::audit(t))?;
+        json.insert("duplicates".into(), report.duplicates.into());
+        json.insert("losses".into(), report.losses.into());
+        json.insert("audit".into(), crate::audit_cmd::report_json(&report));
+        audit = Some(report);
+    }
+    let json = serde_json::Value::Object(json);
+    let page = html("PWN demo", &json, &series, &results, bounds);
+    std::fs::write(&args.report, page).with_context(|| format!("cannot write {}", args.report.display()))?;
+
+    println!(
+        "pwn demo: {} bots, {} scenario, {} zone(s), {:.0} s",
+        args.bots, args.scenario, args.zones, args.duration
+    );
+    println!("  {:<34} {:>12.2}", "zone tick ms p50", quantile(&all, 0.5));
+    println!("  {:<34} {:>12.2}", "zone tick ms p99", quantile(&all, 0.99));
+    println!("  {:<34} {:>12.2}", "zone input ack ms p99 (in zone)", histogram_quantile(&acks, 0.99));
+    if let Some(a) = &audit {
+        println!("  {:<34} {:>12?}", "zone tick ms p99, each zone", per_zone_p99);
+        println!("  {:<34} {:>12}", "ghost lag ticks p99", json["ghost_lag_ticks_p99"]);
+        println!("  {:<34} {:>12}", "store audit", if a.clean() { "clean" } else { "PROBLEMS" });
+    }
+    print!("{}", summary.table());
+    print_failures(&results);
+    println!("  report: {}", args.report.display());
+    if args.json {
+        println!("{json}");
+    }
+    Ok(())
+}
