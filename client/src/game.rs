@@ -283,8 +283,11 @@ impl GameClient {
         if let Some((first, last_before)) = self.handoff {
             if s.tick < first {
                 self.handoff = Some((first, last_before.max(s.tick)));
+            } else if s.input_ack <= self.input_ack {
+                tracing::trace!(player = %self.me, first, tick = s.tick, "after a handoff, no new input acknowledged yet");
             } else if s.input_ack > self.input_ack {
                 let stalled = s.tick.saturating_sub(last_before).saturating_sub(1).min(u64::from(u32::MAX)) as u32;
+                tracing::debug!(player = %self.me, first, last_before, tick = s.tick, stalled, input_ack = s.input_ack, "handoff measured");
                 self.counters.handoff_ticks.push_back(stalled);
                 if self.counters.handoff_ticks.len() > crate::counters::HANDOFFS_KEPT_MAX {
                     self.counters.handoff_ticks.pop_front();
@@ -453,7 +456,10 @@ impl GameClient {
             // `[game-13]`: the prediction goes on; only the measurement starts.
             GameEvent::AuthorityMoved { tick } => {
                 self.counters.handoffs += 1;
-                self.handoff = Some((*tick, self.last_snapshot_tick.min(tick.saturating_sub(1))));
+                // Measured only once inputs flow: before, no snapshot acknowledges any input.
+                if self.input_ack > 0 {
+                    self.handoff = Some((*tick, self.last_snapshot_tick.min(tick.saturating_sub(1))));
+                }
                 self.crossing_until_tick = tick.saturating_add(CROSSING_WINDOW_TICKS);
             }
             GameEvent::Inventory { items } => self.inventory = items.iter().map(|i| (i.id, i.kind)).collect(),

@@ -18,7 +18,10 @@
 //!   the player belongs now (a cell that changed hands), retried until the cell is served;
 //! - `[proxy-6]` a zone link that ends is forgotten (the next use makes a new one) and every
 //!   player routed over it is re-routed as in `[proxy-5]`: a zone's death costs its players a
-//!   pause, not their connection.
+//!   pause, not their connection;
+//! - `[proxy-7]` a killed zone's link may look alive until QUIC's idle timeout, so the gateway
+//!   also watches the world server's list of cell owners: players routed to a zone that serves
+//!   no cell any more are re-routed as in `[proxy-5]`.
 
 use crate::limits::Rate;
 use pwn_net::{ClientHello, ConnError, ConnTx, NetClient};
@@ -253,10 +256,48 @@ impl Upstreams {
     }
 }
 
+/// How often the gateway compares its routes with the world server's owners (`[proxy-7]`).
+pub const OWNERS_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Upstreams {
+    /// Re-routes the players of every zone not in `serving` (`[proxy-7]`); returns how many.
+    pub fn reroute_unserved(&self, serving: &std::collections::HashSet<SocketAddr>) -> usize {
+        let stranded: Vec<u64> = self
+            .routes
+            .lock()
+            .map(|m| m.iter().filter(|(_, r)| !serving.contains(&r.zone)).map(|(p, _)| *p).collect())
+            .unwrap_or_default();
+        for player in &stranded {
+            if self.rehomes.try_send(pwn_proto::Rehome { player: *player, node: 0, addr: String::new() }).is_err() {
+                metrics::counter!(REHOMES_DROPPED_METRIC).increment(1);
+            }
+        }
+        stranded.len()
+    }
+}
+
 /// Where a player goes when its zone says it is not there any more (`[proxy-5]`).
 pub trait Router: Send + Sync + 'static {
     /// The address of the zone serving `player`'s cell now, if any serves it.
     fn route(&self, player: u64) -> impl std::future::Future<Output = Option<SocketAddr>> + Send;
+    /// The addresses of every zone serving a cell now (`None`: not known right now).
+    fn serving(&self) -> impl std::future::Future<Output = Option<std::collections::HashSet<SocketAddr>>> + Send;
+}
+
+/// Re-routes players whose zone no longer serves any cell, every `OWNERS_WATCH_INTERVAL`
+/// (`[proxy-7]`).
+pub async fn watch_owners<R: Router>(upstreams: Arc<Upstreams>, router: Arc<R>) {
+    let mut every = tokio::time::interval(OWNERS_WATCH_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Some(serving) = router.serving().await {
+            let n = upstreams.reroute_unserved(&serving);
+            if n > 0 {
+                tracing::info!(players = n, "players of a zone that serves no cell any more: re-routing");
+            }
+        }
+    }
 }
 
 /// How long a player whose cell nobody serves waits for a new owner before it is told the

@@ -81,6 +81,11 @@ impl crate::proxy::Router for pwn_partitioner::client::WorldClient {
             }
         }
     }
+
+    async fn serving(&self) -> Option<std::collections::HashSet<SocketAddr>> {
+        let owners = self.owners().await.ok()?;
+        Some(owners.iter().filter_map(|o| o.addr.parse().ok()).collect())
+    }
 }
 
 use pwn_partitioner::client::WorldClient;
@@ -266,6 +271,7 @@ pub async fn run_placed(
         Placement::World(w) => Some(w.clone()),
         Placement::Zone(_) => None,
     };
+    let watcher = router.clone().map(|r| tokio::spawn(crate::proxy::watch_owners(upstreams.clone(), r)));
     let follower =
         upstreams.take_rehomes().map(|rx| tokio::spawn(crate::proxy::follow_rehomes(upstreams.clone(), router, rx)));
     let shared = Arc::new(Shared {
@@ -295,7 +301,7 @@ pub async fn run_placed(
             }
         }
     }
-    if let Some(f) = follower {
-        f.abort();
+    for task in [follower, watcher].into_iter().flatten() {
+        task.abort();
     }
 }

@@ -22,6 +22,9 @@
 //! - `[handoff-5]` inputs that reach a departing player wait with it and travel with the
 //!   handoff; inputs that reach this zone after the handoff committed are forwarded to the taking
 //!   zone for a while (`crate::server`), so a crossing costs the player no input;
+//! - `[handoff-6]` the taking zone and the player's gateway hear of a committed handoff from
+//!   the committer at once (`crate::mesh_link`), so the taking zone simulates the player from
+//!   the tick after the one it left at: no tick without it;
 //! - `[ghost-3]` a ghost no batch has named for `GHOST_STALE_TICKS` is dropped (its owner went
 //!   quiet), as are all of a zone's ghosts once the world server no longer lists that zone;
 //! - `[ghost-2]` a shot of this zone that hits a ghost deals no damage here: the hit goes to the

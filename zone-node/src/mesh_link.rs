@@ -136,6 +136,11 @@ impl Peers {
         }
     }
 
+    /// The queue of the link to `node`, for a sender off the tick (the committer).
+    pub(crate) fn queue(&self, node: ZoneId) -> Option<mpsc::Sender<Message>> {
+        self.links.get(&node).map(|(_, tx, _)| tx.clone())
+    }
+
     /// Queues `m` for `node` (`[zlink-2]`).
     pub(crate) fn send(&self, node: ZoneId, m: Message) {
         match self.links.get(&node) {
@@ -228,10 +233,20 @@ pub(crate) async fn serve_peer(conn: Conn, inbox: mpsc::Sender<ToZone>, service_
     drop(tx);
 }
 
+/// Who hears of a committed handoff straight from the committer, so the taking zone can
+/// simulate the player from the very next tick (`[handoff-6]`).
+pub(crate) struct Notify {
+    /// The link to the taking zone.
+    pub(crate) peer: Option<mpsc::Sender<Message>>,
+    /// The player's gateway link, and the taking zone's address for its `Rehome`.
+    pub(crate) gateway: Option<(pwn_net::ConnTx, String)>,
+    pub(crate) rt: tokio::runtime::Handle,
+}
+
 /// Work for the committer.
 pub(crate) enum Job {
     /// Commit a departure, fenced by the giving cell's epoch.
-    Handoff { departure: Departure, from_epoch: u64, queued: Instant },
+    Handoff { departure: Departure, from_epoch: u64, queued: Instant, notify: Option<Notify> },
     /// Claim a player nobody owns for a cell of this zone.
     Claim { player: EntityId, cell: CellKey, epoch: u64 },
     /// Read the crates a cell this zone now serves left in the store.
@@ -245,6 +260,22 @@ pub(crate) enum Committed {
     Crates { cell: CellKey, epoch: u64, result: Result<Vec<crate::persist::CrateState>, pwn_store::StoreError> },
 }
 
+/// `[handoff-6]`: the taking zone and the gateway hear of a committed handoff at once, not a
+/// tick later when the tick thread would read the outcome.
+fn tell(d: &Departure, n: Notify) {
+    if let Some(peer) = n.peer
+        && peer.try_send(Message::HandoffPlayer(d.message())).is_err()
+    {
+        metrics::counter!(metric::PEER_DROPPED).increment(1);
+    }
+    if let Some((link, addr)) = n.gateway {
+        let m = Message::Rehome(pwn_proto::Rehome { player: d.player.0, node: d.node.0, addr });
+        n.rt.spawn(async move {
+            let _ = link.send(&m).await;
+        });
+    }
+}
+
 /// The committer: one thread running store jobs in order (`std` thread: the store blocks).
 pub(crate) struct Committer {
     jobs: std::sync::mpsc::SyncSender<Job>,
@@ -256,9 +287,12 @@ impl Committer {
         std::thread::Builder::new().name("pwn-zone-commit".into()).spawn(move || {
             while let Ok(job) = rx.recv() {
                 let done = match job {
-                    Job::Handoff { departure, from_epoch, queued } => {
+                    Job::Handoff { departure, from_epoch, queued, notify } => {
                         let result = crate::persist::commit_departure(&store, &departure, from_epoch);
                         metrics::histogram!(metric::HANDOFF_COMMIT_MS).record(queued.elapsed().as_secs_f64() * 1e3);
+                        if let (Ok(_), Some(n)) = (&result, notify) {
+                            tell(&departure, n);
+                        }
                         Committed::Handoff { departure, result }
                     }
                     Job::Claim { player, cell, epoch } => {

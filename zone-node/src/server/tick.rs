@@ -247,6 +247,7 @@ impl TickLoop {
         if self.zone.has_player(player) {
             // Handed over by a neighbour before its gateway attached it here: it keeps its
             // state and its input sequence; the gateway's link is all that was missing.
+            tracing::debug!(player = %player, tick = self.zone.sim().tick().0, "handed-over player bound to its gateway");
             self.persistent.insert(player);
             if let Some(waiting) = self.mesh.as_mut().and_then(|m| m.unbound.remove(&player)) {
                 for e in waiting {
@@ -258,6 +259,7 @@ impl TickLoop {
         }
         let recent = self.departed.iter().rposition(|d| d.id == player).and_then(|i| self.departed.remove(i));
         let saved = recent.or(saved);
+        let saved = saved.or_else(|| self.spawn_here(player));
         let cell = match self.place_in_mesh(player, &sink, owner, saved.as_ref()) {
             Ok(cell) => cell,
             Err(()) => return,
@@ -287,6 +289,27 @@ impl TickLoop {
                     .spawn(async move { sink.refuse(RefuseCode::Unavailable, "cannot place you in the world").await });
             }
         }
+    }
+
+    /// A new player in a partitioned world enters at a spawn point inside this zone's cells
+    /// (chosen by its id), not at one the simulation would draw anywhere in the world, which
+    /// would hand it to another zone at once.
+    fn spawn_here(&self, player: EntityId) -> Option<PlayerState> {
+        let mesh = self.mesh.as_ref()?;
+        let now = mesh.now_ms();
+        let tree = mesh.territory.tree();
+        let here: Vec<[f32; 3]> = self
+            .zone
+            .sim()
+            .desc()
+            .spawn_points
+            .iter()
+            .copied()
+            .filter(|p| mesh.held.serving(tree.leaf_at(p[0], p[2]), now).is_some())
+            .collect();
+        let p = *here.get((player.0 % here.len().max(1) as u64) as usize)?;
+        let health = self.zone.sim().config().character.max_health;
+        Some(PlayerState { id: player, position: glam::Vec3::from(p), yaw_rad: 0.0, health })
     }
 
     /// Where a player attached in a partitioned world goes: `Ok(Some((cell, needs_claim)))` to
@@ -498,6 +521,12 @@ impl TickLoop {
                 }
                 let at = self.arrived_us(arrived);
                 if self.zone.arrive(&h, at) {
+                    tracing::debug!(
+                        player = h.player,
+                        tick = self.zone.sim().tick().0,
+                        from_tick = h.tick,
+                        "player arrived"
+                    );
                     metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in").increment(1);
                     let id = EntityId(h.player);
                     self.persistent.insert(id);
@@ -539,9 +568,7 @@ impl TickLoop {
                         }
                         self.persistent.remove(&d.player);
                         self.bytes_sent.remove(&d.player);
-                        if let Some((sink, _, _)) = self.players.remove(&d.player) {
-                            self.rehome(&sink, d.player, d.node);
-                        }
+                        self.players.remove(&d.player);
                     }
                     Err(OwnershipError::Store(pwn_store::StoreError::Fenced { .. }))
                     | Err(OwnershipError::NotOwner { .. }) => {
@@ -658,8 +685,24 @@ impl TickLoop {
         for d in self.zone.border_pass(&mesh.territory) {
             let queued = Instant::now();
             let from_epoch = mesh.serving(d.from);
+            let notify = (d.node != mesh.me).then(|| crate::mesh_link::Notify {
+                peer: mesh.peers.queue(d.node),
+                gateway: match self.players.get(&d.player) {
+                    Some((Sink::Routed { link, .. }, _, _)) => {
+                        Some((link.clone(), mesh.addrs.get(&d.node).cloned().unwrap_or_default()))
+                    }
+                    _ => None,
+                },
+                rt: self.rt.clone(),
+            });
             match from_epoch {
-                Some(e) if mesh.committer.submit(Job::Handoff { departure: d.clone(), from_epoch: e.0, queued }) => {}
+                Some(e)
+                    if mesh.committer.submit(Job::Handoff {
+                        departure: d.clone(),
+                        from_epoch: e.0,
+                        queued,
+                        notify,
+                    }) => {}
                 _ => self.zone.departure_failed(d.player),
             }
         }
