@@ -246,7 +246,7 @@ pub(crate) struct Notify {
 /// Work for the committer.
 pub(crate) enum Job {
     /// Commit a departure, fenced by the giving cell's epoch.
-    Handoff { departure: Departure, from_epoch: u64, queued: Instant, notify: Option<Notify> },
+    Handoff { departure: Box<Departure>, from_epoch: u64, queued: Instant, notify: Option<Notify> },
     /// Claim a player nobody owns for a cell of this zone.
     Claim { player: EntityId, cell: CellKey, epoch: u64 },
     /// Read the crates a cell this zone now serves left in the store.
@@ -293,7 +293,7 @@ impl Committer {
                         if let (Ok(_), Some(n)) = (&result, notify) {
                             tell(&departure, n);
                         }
-                        Committed::Handoff { departure, result }
+                        Committed::Handoff { departure: *departure, result }
                     }
                     Job::Claim { player, cell, epoch } => {
                         let result = crate::persist::claim_player(&store, player, cell, epoch);

@@ -698,7 +698,7 @@ impl TickLoop {
             match from_epoch {
                 Some(e)
                     if mesh.committer.submit(Job::Handoff {
-                        departure: d.clone(),
+                        departure: Box::new(d.clone()),
                         from_epoch: e.0,
                         queued,
                         notify,
