@@ -13,8 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Joins tried when the gateway says it is busy.
-const JOIN_ATTEMPTS_MAX: u32 = 5;
+/// Joins tried when the gateway says it is busy (a login storm of a few hundred bots keeps
+/// its hashing pool full for several seconds on a small machine).
+const JOIN_ATTEMPTS_MAX: u32 = 40;
+/// Longest pause between two tries.
+const JOIN_RETRY_PAUSE_MAX: Duration = Duration::from_secs(2);
 /// Trail points kept per bot (one a second).
 pub const TRAIL_POINTS_MAX: usize = 3_600;
 
@@ -133,7 +136,7 @@ async fn run_bot(
         // A busy gateway asks bots to come back, like any client would.
         match joined {
             Err(pwn_client::JoinError::Auth(pwn_proto::AuthError::RateLimited, _)) if attempt < JOIN_ATTEMPTS_MAX => {
-                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt)).min(JOIN_RETRY_PAUSE_MAX)).await;
             }
             other => break other,
         }
