@@ -85,3 +85,62 @@ fn bots_crossing_borders_survive_zone_kills_and_the_store_stays_consistent() {
     // Each bot's starter kit: three items each, all still there.
     assert_eq!(report["items"], 72, "{report}");
 }
+
+/// `[lease-1]`, `[world-2]`, `[proxy-7]`: a zone frozen (SIGSTOP) past its lease loses its cells
+/// to the living; its players stay connected and are placed again by the cells' new owners;
+/// woken up (SIGCONT) it serves nothing, and the store stays consistent.
+#[test]
+fn a_zone_frozen_past_its_lease_loses_its_cells_and_its_players_move_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = common::start_up_with(dir.path(), true, &["--zones", "4"]);
+    let frozen = up.roles.iter().position(|(n, _)| n == "zone").unwrap();
+    let (frozen_pid, frozen_addr) = (up.roles[frozen].1, up.role_addrs[frozen].clone());
+    let (addr, data) = (up.addr.clone(), dir.path().to_str().unwrap().to_owned());
+    let bots = std::thread::spawn(move || {
+        Command::new(env!("CARGO_BIN_EXE_pwn"))
+            .args(["bots", "--addr", &addr, "--data", &data, "--count", "16", "--scenario", "border", "--json"])
+            .args(["--duration", "16"])
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    kill(Pid::from_raw(frozen_pid), Signal::SIGSTOP).unwrap();
+    // Past the lease (3 s) and the world server's margin (1 s), with room to re-route.
+    std::thread::sleep(Duration::from_secs(6));
+    kill(Pid::from_raw(frozen_pid), Signal::SIGCONT).unwrap();
+    let out = bots.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pwn bots failed: {stdout}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    kill(Pid::from_raw(up.child.id() as i32), Signal::SIGTERM).unwrap();
+    let mut child = up.child;
+    assert!(child.wait().unwrap().success());
+    assert_eq!(summary["disconnects"], 0, "{summary}");
+    assert!(summary["zone_switches"].as_u64().unwrap() > 0, "the frozen zone's bots were placed again: {summary}");
+
+    // The frozen zone holds no lease any more: its cells went to the living.
+    let store = pwn_store::Store::new(std::sync::Arc::new(
+        pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap(),
+    ));
+    let (nodes, leases) = store
+        .transact(|t| {
+            let (b, e) = pwn_store::keys::nodes_range();
+            let nodes = t.get_range(&b, &e, pwn_store::RangeOptions::default())?;
+            Ok::<_, pwn_store::StoreError>((nodes, pwn_store::fence::all_leases(t)?))
+        })
+        .unwrap();
+    let frozen_node = nodes
+        .iter()
+        .find_map(|(k, v)| {
+            let r = pwn_store::keys::NodeRecord::decode(k, v).ok()?;
+            let (_, _, id) = foundationdb_tuple::unpack::<(String, String, u64)>(k).ok()?;
+            (r.addr == frozen_addr).then_some(id)
+        })
+        .expect("the frozen zone's node record");
+    assert_eq!(leases.len(), 4);
+    assert!(leases.iter().all(|(_, l)| l.node != frozen_node), "the frozen zone kept a cell: {leases:?}");
+    assert!(leases.iter().any(|(_, l)| l.epoch > 1), "its cell was granted again with a higher epoch: {leases:?}");
+    let audit = store.transact(|t| pwn_store::audit::audit(t)).unwrap();
+    assert!(audit.clean(), "{audit:?}");
+    assert_eq!(audit.owned_entities, 16, "{audit:?}");
+}

@@ -7,7 +7,8 @@
 //! - `[proxy-1]` the gateway stamps the player id on everything it forwards: a client can only
 //!   ever speak for the player its session authenticated;
 //! - `[proxy-2]` what a zone sends for a player goes to the client connection that holds the
-//!   player's route, datagrams forwarded as they came (no re-encoding);
+//!   player's route, datagrams forwarded as they came (no re-encoding), and only if the player
+//!   is routed to that zone: a zone that lost the player is not heard;
 //! - `[proxy-3]` a route belongs to one client connection: a connection that ends or loses its
 //!   session detaches only its own route, never a newer session's;
 //! - `[proxy-4]` client game traffic is rate limited per connection (one governor limiter over
@@ -114,7 +115,13 @@ impl Upstreams {
         let routes = self.routes.clone();
         tokio::spawn(async move {
             while let Ok(Message::Routed(r)) = datagrams.recv().await {
-                match routes.lock().ok().and_then(|m| m.get(&r.player).map(|x| x.client.clone())) {
+                // `[proxy-2]`: only the zone the player is routed to speaks to it; a zone that
+                // lost the player (a stale one, waking from a pause) is not heard.
+                match routes
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&r.player).filter(|x| x.zone == zone).map(|x| x.client.clone()))
+                {
                     Some(client) => {
                         let _ = client.send_datagram_encoded(r.payload.into());
                     }
@@ -137,7 +144,10 @@ impl Upstreams {
                     }
                     _ => continue,
                 };
-                let client = routes.lock().ok().and_then(|m| m.get(&r.player).map(|x| x.client.clone()));
+                let client = routes
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&r.player).filter(|x| x.zone == zone).map(|x| x.client.clone()));
                 match (client, decode_datagram(&r.payload)) {
                     (Some(client), Ok(inner)) => {
                         let _ = client.send(&inner).await;

@@ -12,6 +12,8 @@ pub struct Up {
     pub child: Child,
     /// Every role it started: its name ("world server", "zone", "gateway") and pid.
     pub roles: Vec<(String, i32)>,
+    /// Each role's address, in the order of `roles`.
+    pub role_addrs: Vec<String>,
     /// Where clients connect (the gateway).
     pub addr: String,
     /// The gateway's pid.
@@ -58,6 +60,7 @@ pub fn start_up_watched(
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut roles = Vec::new();
+    let mut role_addrs = Vec::new();
     let mut gateway_pid = 0;
     let addr = loop {
         let line = lines.next().expect("pwn up ended before it listened").unwrap();
@@ -71,6 +74,8 @@ pub fn start_up_watched(
                 gateway_pid = pid;
             }
             roles.push((name, pid));
+            role_addrs
+                .push(line.split(") on ").nth(1).and_then(|a| a.split(';').next()).unwrap_or_default().to_owned());
         }
     };
     if keep_reading {
@@ -80,5 +85,5 @@ pub fn start_up_watched(
             }
         });
     }
-    Up { child, roles, addr, gateway_pid }
+    Up { child, roles, role_addrs, addr, gateway_pid }
 }
