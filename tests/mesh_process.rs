@@ -12,6 +12,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Each test runs a four-zone world and a swarm: two at once would measure a machine with two
+/// cores overloaded, not the mesh. They take turns.
+static ONE_WORLD_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// Zone kills over the run.
 const KILLS: usize = 4;
 /// Seconds the bots play.
@@ -19,6 +23,7 @@ const PLAY_S: u64 = 20;
 
 #[test]
 fn bots_crossing_borders_survive_zone_kills_and_the_store_stays_consistent() {
+    let _turn = ONE_WORLD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     // Zones that come up later (replacements) are announced on pwn up's output.
     let zones: Arc<Mutex<Vec<i32>>> = Arc::default();
@@ -91,6 +96,7 @@ fn bots_crossing_borders_survive_zone_kills_and_the_store_stays_consistent() {
 /// woken up (SIGCONT) it serves nothing, and the store stays consistent.
 #[test]
 fn a_zone_frozen_past_its_lease_loses_its_cells_and_its_players_move_on() {
+    let _turn = ONE_WORLD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let up = common::start_up_with(dir.path(), true, &["--zones", "4"]);
     let frozen = up.roles.iter().position(|(n, _)| n == "zone").unwrap();

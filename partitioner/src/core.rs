@@ -13,7 +13,8 @@
 //! - `[world-3]` a grant is reported to nodes and used for routing only once the shell has
 //!   written it to the store ([`WorldCore::confirm`]): the store's lease record is the fence;
 //! - `[world-4]` cells are first assigned once `nodes_expected` nodes registered or
-//!   `settle_ms` passed since the first did, spread over live nodes by cells per unit of
+//!   `settle_ms` passed since the first did (after that, cells of nodes that died are granted
+//!   to the living however few they are), spread over live nodes by cells per unit of
 //!   capacity (ties to the lowest node id), so a world started with four nodes gets one cell
 //!   on each;
 //! - `[world-5]` a node is live while heard from within `lease_ms`; a node that is not live
@@ -159,6 +160,8 @@ pub struct WorldCore {
     /// epoch the store may or may not hold).
     epochs: BTreeMap<CellKey, Epoch>,
     first_registered_ms: Option<u64>,
+    /// Cells were assigned once: the wait for the expected nodes is over for good (`[world-4]`).
+    settled: bool,
 }
 
 impl WorldCore {
@@ -171,6 +174,7 @@ impl WorldCore {
             leases: BTreeMap::new(),
             epochs: BTreeMap::new(),
             first_registered_ms: None,
+            settled: false,
         }
     }
 
@@ -190,6 +194,7 @@ impl WorldCore {
             core.first_registered_ms.get_or_insert(now_ms);
         }
         for (cell, node, epoch) in leases {
+            core.settled = true;
             core.epochs.insert(cell, epoch);
             if core.tree.is_leaf(cell) && core.nodes.contains_key(&node) {
                 let expires_ms = now_ms + core.cfg.lease_ms;
@@ -255,11 +260,13 @@ impl WorldCore {
     /// nodes (`[world-4]`). The shell writes each grant to the store and confirms it.
     pub fn poll(&mut self, now_ms: u64) -> Vec<Grant> {
         let live = self.nodes.values().filter(|n| self.live(n, now_ms)).count();
-        let settled = live as u32 >= self.cfg.nodes_expected.max(1)
+        let settled = self.settled
+            || live as u32 >= self.cfg.nodes_expected.max(1)
             || self.first_registered_ms.is_some_and(|t| now_ms >= t + self.cfg.settle_ms);
         if live == 0 || !settled {
             return Vec::new();
         }
+        self.settled = true;
         let orphans: Vec<CellKey> = self
             .tree
             .leaves()
@@ -362,6 +369,23 @@ mod tests {
         assert_eq!(nodes, vec![1, 2, 3, 4]);
         assert!(grants.iter().all(|g| g.epoch == Epoch(1) && g.previous.is_none()));
         assert_eq!(core.route(100.0, 100.0, 20).map(|o| o.epoch), Some(Epoch(1)));
+    }
+
+    #[test]
+    fn world_4_once_assigned_a_dead_nodes_cells_go_to_the_living_however_few() {
+        let cfg = WorldConfig { nodes_expected: 2, settle_ms: 60_000, ..WorldConfig::default() };
+        let mut core = WorldCore::new(cfg.clone(), tree());
+        core.register(ZoneId(1), "a".into(), 1, 0).unwrap();
+        core.register(ZoneId(2), "b".into(), 1, 0).unwrap();
+        assert_eq!(confirm_all(&mut core, 0).len(), 4);
+        // Node 1 dies; node 2 alone is fewer than expected, and still takes its cells.
+        let t = cfg.lease_ms + cfg.reassign_margin_ms;
+        for beat in (0..=t).step_by(500) {
+            core.heartbeat(ZoneId(2), Load::default(), beat).unwrap();
+        }
+        let grants = confirm_all(&mut core, t);
+        assert_eq!(grants.len(), 2);
+        assert!(grants.iter().all(|g| g.node == ZoneId(2)));
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct StoredWorld {
     pub tree: Quadtree,
     /// Registered nodes: id, address, capacity.
     pub nodes: Vec<(ZoneId, String, u32)>,
+    /// Each node's heartbeat token hash.
+    pub token_hashes: Vec<(ZoneId, [u8; 32])>,
     /// Leases: cell, node, epoch.
     pub leases: Vec<(CellKey, ZoneId, Epoch)>,
 }
@@ -80,7 +82,7 @@ pub fn load_or_init(store: &Store, initial: &Quadtree, now_unix_ms: u64) -> Resu
         let mut nodes = Vec::new();
         for (k, v) in t.get_range(&b, &e, RangeOptions { limit: NODES_READ_MAX, reverse: false })? {
             if let (Ok((_, _, id)), Ok(r)) = (unpack::<(String, String, u64)>(&k), NodeRecord::decode(&k, &v)) {
-                nodes.push((ZoneId(id), r.addr, r.capacity));
+                nodes.push((ZoneId(id), r.addr, r.capacity, r.token_hash));
             }
         }
         let leases = pwn_store::fence::all_leases(t)?;
@@ -88,14 +90,24 @@ pub fn load_or_init(store: &Store, initial: &Quadtree, now_unix_ms: u64) -> Resu
     })?;
     let tree = Quadtree::new(origin, size, leaves)?;
     let leases = leases.into_iter().map(|(c, l)| (c, ZoneId(l.node), Epoch(l.epoch))).collect();
-    Ok(StoredWorld { start_unix_ms: start, tree, nodes, leases })
+    let token_hashes = nodes.iter().map(|(id, _, _, h)| (*id, *h)).collect();
+    let nodes = nodes.into_iter().map(|(id, addr, capacity, _)| (id, addr, capacity)).collect();
+    Ok(StoredWorld { start_unix_ms: start, tree, nodes, leases, token_hashes })
 }
 
-/// Registers a node: allocates its id and writes its record.
-pub fn register_node(store: &Store, addr: &str, capacity: u32) -> Result<ZoneId, StoreError> {
+/// SHA-256 of a node's heartbeat token.
+pub fn token_hash(token: &[u8; 16]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token).into()
+}
+
+/// Registers a node: allocates its id and writes its record with the hash of `token`, which
+/// its heartbeats must prove (`[world-6]`).
+pub fn register_node(store: &Store, addr: &str, capacity: u32, token: &[u8; 16]) -> Result<ZoneId, StoreError> {
+    let token_hash = token_hash(token);
     store.transact(|t| {
         let id = pwn_store::counters::next_id(t, "node_id")?;
-        t.set(&node_key(id), &NodeRecord { addr: addr.to_owned(), capacity }.encode())?;
+        t.set(&node_key(id), &NodeRecord { addr: addr.to_owned(), capacity, token_hash }.encode())?;
         Ok(ZoneId(id))
     })
 }
@@ -117,8 +129,8 @@ mod tests {
         let first = load_or_init(&store, &initial, 1_000).unwrap();
         assert_eq!(first.start_unix_ms, 1_000);
         let mut core = WorldCore::restore(WorldConfig::default(), first.tree, first.nodes, first.leases, 0);
-        let a = register_node(&store, "127.0.0.1:9001", 1).unwrap();
-        let b = register_node(&store, "127.0.0.1:9002", 2).unwrap();
+        let a = register_node(&store, "127.0.0.1:9001", 1, &[1; 16]).unwrap();
+        let b = register_node(&store, "127.0.0.1:9002", 2, &[2; 16]).unwrap();
         assert_ne!(a, b);
         core.register(a, "127.0.0.1:9001".into(), 1, 0).unwrap();
         core.register(b, "127.0.0.1:9002".into(), 2, 0).unwrap();
@@ -132,6 +144,7 @@ mod tests {
         assert_eq!(again.start_unix_ms, 1_000);
         assert_eq!(again.tree.len(), 4);
         assert_eq!(again.nodes.len(), 2);
+        assert!(again.token_hashes.contains(&(a, token_hash(&[1; 16]))));
         let mut leases = again.leases.clone();
         leases.sort();
         let mut expected: Vec<_> = core.leases().map(|l| (l.cell, l.node, l.epoch)).collect();

@@ -1,6 +1,8 @@
 //! The world server's async shell (`pwn world`): accepts zone nodes and gateways over pwn-net
 //! (services only: mutual TLS with the service certificate, then the service key), answers
-//! their calls from the pure core, and every `POLL_INTERVAL` grants the cells that need an
+//! their calls from the pure core (`[world-6]`: only zone links register and beat, a node's
+//! heartbeats prove the token its registration gave it, whose hash the store keeps, and at most
+//! `NODES_MAX` nodes register), and every `POLL_INTERVAL` grants the cells that need an
 //! owner, writing each grant to the store before anyone hears of it (`crate::core`
 //! `[world-3]`). Its clock is its own monotonic time since it started; the world clock's start
 //! lives in the store.
@@ -44,8 +46,13 @@ pub struct WorldServerConfig {
     pub service_key: Option<[u8; 32]>,
 }
 
+/// Zone nodes registered at most (a misbehaving service cannot register without end).
+pub const NODES_MAX: usize = 4_096;
+
 struct Shared {
     core: Mutex<WorldCore>,
+    /// Each node's heartbeat token hash (`[world-6]`).
+    tokens: Mutex<std::collections::HashMap<ZoneId, [u8; 32]>>,
     store: Store,
     start_unix_ms: u64,
     clock: Instant,
@@ -73,16 +80,31 @@ fn body<T: for<'a> speedy::Readable<'a, speedy::LittleEndian> + Bounded>(b: &[u8
     wire::decode(b).map_err(|e| refuse(wire::ERR_BAD_REQUEST, e))
 }
 
-async fn handle(shared: Arc<Shared>, method: u16, b: Vec<u8>) -> HandlerResult {
+async fn handle(shared: Arc<Shared>, role: PeerRole, method: u16, b: Vec<u8>) -> HandlerResult {
+    // `[world-6]`: only zone nodes register and beat.
+    if matches!(method, wire::METHOD_REGISTER | wire::METHOD_HEARTBEAT) && role != PeerRole::Zone {
+        return Err(refuse(wire::ERR_FORBIDDEN, "only zone nodes register and beat"));
+    }
     match method {
         wire::METHOD_REGISTER => {
             let req: wire::RegisterNode = body(&b)?;
+            if req.addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(refuse(wire::ERR_BAD_REQUEST, format!("{:?} is not an address", req.addr)));
+            }
+            if shared.core().nodes().count() >= NODES_MAX {
+                return Err(refuse(wire::ERR_FORBIDDEN, format!("{NODES_MAX} nodes are registered already")));
+            }
+            let mut token = [0u8; 16];
+            getrandom::fill(&mut token).map_err(|e| refuse(wire::ERR_STORE, e))?;
             let store = shared.store.clone();
             let (addr, capacity) = (req.addr.clone(), req.capacity.max(1));
-            let id = tokio::task::spawn_blocking(move || register_node(&store, &addr, capacity))
+            let id = tokio::task::spawn_blocking(move || register_node(&store, &addr, capacity, &token))
                 .await
                 .map_err(|e| refuse(wire::ERR_STORE, e))?
                 .map_err(|e| refuse(wire::ERR_STORE, e))?;
+            if let Ok(mut tokens) = shared.tokens.lock() {
+                tokens.insert(id, crate::persist::token_hash(&token));
+            }
             let mut core = shared.core();
             core.register(id, req.addr.clone(), capacity, shared.now_ms()).map_err(|e| refuse(wire::ERR_STORE, e))?;
             tracing::info!(node = %id, addr = %req.addr, capacity, "zone node registered");
@@ -94,10 +116,20 @@ async fn handle(shared: Arc<Shared>, method: u16, b: Vec<u8>) -> HandlerResult {
                 origin_m,
                 size_m,
                 leaves: core.tree().leaves().map(wire::WireCell::from).collect(),
+                token,
             }))
         }
         wire::METHOD_HEARTBEAT => {
             let req: wire::Heartbeat = body(&b)?;
+            let known = shared.tokens.lock().ok().and_then(|t| t.get(&ZoneId(req.node)).copied());
+            let proven =
+                known.is_some_and(|h| pwn_net::service_auth::hashes_match(&h, &crate::persist::token_hash(&req.token)));
+            if !proven {
+                return Err(refuse(
+                    wire::ERR_FORBIDDEN,
+                    format!("no heartbeat for node {} without its token", req.node),
+                ));
+            }
             let now = shared.now_ms();
             let mut core = shared.core();
             let leases =
@@ -172,8 +204,10 @@ pub async fn run(
 ) {
     let clock = Instant::now();
     let core = WorldCore::restore(cfg.world.clone(), stored.tree, stored.nodes, stored.leases, 0);
+    let tokens = stored.token_hashes.iter().copied().collect();
     let shared = Arc::new(Shared {
         core: Mutex::new(core),
+        tokens: Mutex::new(tokens),
         store,
         start_unix_ms: stored.start_unix_ms,
         clock,
@@ -202,9 +236,10 @@ pub async fn run(
                 }
                 tracing::debug!(remote = %peer.remote, role = ?peer.role, "service linked");
                 let (notify_tx, _notify_rx) = tokio::sync::mpsc::channel(1);
+                let role = peer.role;
                 let calls = tokio::spawn(pwn_net::rpc::serve(
                     streams,
-                    move |method, body| handle(shared.clone(), method, body),
+                    move |method, body| handle(shared.clone(), role, method, body),
                     notify_tx,
                 ));
                 // The control stream carries nothing more; its end is the link's end.

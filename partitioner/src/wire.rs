@@ -21,6 +21,9 @@ pub const ERR_UNKNOWN_NODE: u16 = 1;
 pub const ERR_BAD_REQUEST: u16 = 2;
 /// Error code: the store failed.
 pub const ERR_STORE: u16 = 3;
+/// Error code: the caller may not make this call (its role, or a heartbeat without the node's
+/// token).
+pub const ERR_FORBIDDEN: u16 = 4;
 
 /// Most cells in one answer (the deepest partition the world server allows).
 pub const CELLS_MAX: usize = crate::quadtree::LEAVES_MAX;
@@ -70,6 +73,8 @@ pub struct Registered {
     pub size_m: [f32; 2],
     /// The leaf cells.
     pub leaves: Vec<WireCell>,
+    /// The token the node proves in every heartbeat (`[world-6]`).
+    pub token: [u8; 16],
 }
 
 /// A node's load, every second.
@@ -77,6 +82,8 @@ pub struct Registered {
 pub struct Heartbeat {
     /// The node.
     pub node: u64,
+    /// The token its registration gave it.
+    pub token: [u8; 16],
     /// Players it serves.
     pub players: u32,
     /// Entities it simulates.

@@ -54,9 +54,14 @@ fn client(dir: &Path, addr: SocketAddr, role: PeerRole, key: [u8; 32]) -> WorldC
 }
 
 /// Beats until the node holds `n` leases (the server grants every 100 ms).
-async fn beat_until(c: &WorldClient, node: u64, n: usize) -> pwn_partitioner::wire::HeartbeatAnswer {
+async fn beat_until(
+    c: &WorldClient,
+    r: &pwn_partitioner::wire::Registered,
+    n: usize,
+) -> pwn_partitioner::wire::HeartbeatAnswer {
+    let node = r.node;
     for _ in 0..100 {
-        let a = c.heartbeat(Heartbeat { node, ..Heartbeat::default() }).await.unwrap();
+        let a = c.heartbeat(Heartbeat { node, token: r.token, ..Heartbeat::default() }).await.unwrap();
         if a.leases.len() == n {
             return a;
         }
@@ -75,11 +80,17 @@ async fn nodes_register_get_cells_and_keep_them_across_a_world_server_restart() 
     let ra = a.register("127.0.0.1:7101", 1).await.unwrap();
     assert_eq!((ra.leaves.len(), ra.world_start_unix_ms), (4, 1_000));
     // One node of the two expected: nothing is granted yet.
-    assert!(a.heartbeat(Heartbeat { node: ra.node, ..Heartbeat::default() }).await.unwrap().leases.is_empty());
+    assert!(
+        a.heartbeat(Heartbeat { node: ra.node, token: ra.token, ..Heartbeat::default() })
+            .await
+            .unwrap()
+            .leases
+            .is_empty()
+    );
     let rb = b.register("127.0.0.1:7102", 1).await.unwrap();
     assert_ne!(ra.node, rb.node);
-    let la = beat_until(&a, ra.node, 2).await;
-    let lb = beat_until(&b, rb.node, 2).await;
+    let la = beat_until(&a, &ra, 2).await;
+    let lb = beat_until(&b, &rb, 2).await;
     let gateway = client(dir.path(), addr, PeerRole::Gateway, key);
     let owners = gateway.owners().await.unwrap();
     assert_eq!(owners.len(), 4);
@@ -96,7 +107,7 @@ async fn nodes_register_get_cells_and_keep_them_across_a_world_server_restart() 
     let (a, b) = (client(dir.path(), again, PeerRole::Zone, key), client(dir.path(), again, PeerRole::Zone, key));
     let mut after = None;
     for _ in 0..50 {
-        if let Ok(x) = a.heartbeat(Heartbeat { node: ra.node, ..Heartbeat::default() }).await {
+        if let Ok(x) = a.heartbeat(Heartbeat { node: ra.node, token: ra.token, ..Heartbeat::default() }).await {
             after = Some(x);
             break;
         }
@@ -106,7 +117,7 @@ async fn nodes_register_get_cells_and_keep_them_across_a_world_server_restart() 
         after.unwrap().leases.iter().map(|l| (l.cell, l.epoch)).collect::<Vec<_>>(),
         la.leases.iter().map(|l| (l.cell, l.epoch)).collect::<Vec<_>>()
     );
-    let lb2 = b.heartbeat(Heartbeat { node: rb.node, ..Heartbeat::default() }).await.unwrap();
+    let lb2 = b.heartbeat(Heartbeat { node: rb.node, token: rb.token, ..Heartbeat::default() }).await.unwrap();
     assert_eq!(
         lb2.leases.iter().map(|l| l.epoch).collect::<Vec<_>>(),
         lb.leases.iter().map(|l| l.epoch).collect::<Vec<_>>()
@@ -120,10 +131,13 @@ async fn unknown_nodes_wrong_keys_and_players_are_refused() {
     let (addr, _stop) = start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
     let a = client(dir.path(), addr, PeerRole::Zone, key);
     let unknown = a.heartbeat(Heartbeat { node: 999, ..Heartbeat::default() }).await;
-    assert!(
-        matches!(unknown, Err(WorldCallError::Refused { code: pwn_partitioner::wire::ERR_UNKNOWN_NODE, .. })),
-        "{unknown:?}"
-    );
+    let forbidden = pwn_partitioner::wire::ERR_FORBIDDEN;
+    assert!(matches!(unknown, Err(WorldCallError::Refused { code, .. }) if code == forbidden), "{unknown:?}");
+    // `[world-6]`: a registered node's heartbeat without its token is refused too.
+    let r = a.register("127.0.0.1:7101", 1).await.unwrap();
+    let forged = a.heartbeat(Heartbeat { node: r.node, token: [0; 16], ..Heartbeat::default() }).await;
+    assert!(matches!(forged, Err(WorldCallError::Refused { code, .. }) if code == forbidden), "{forged:?}");
+    assert!(a.heartbeat(Heartbeat { node: r.node, token: r.token, ..Heartbeat::default() }).await.is_ok());
     let forger = client(dir.path(), addr, PeerRole::Zone, [7; 32]);
     assert!(matches!(forger.owners().await, Err(WorldCallError::Unreachable(_))));
     let player = client(dir.path(), addr, PeerRole::Client, key);

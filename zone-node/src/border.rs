@@ -15,10 +15,13 @@
 //!   its input sequence (the buffer resumes after the last released input) and is told its
 //!   authority moved (`AuthorityMoved`), never `Joined`: the client's prediction goes on;
 //! - `[handoff-4]` an arrival for a player this zone already simulates is a duplicate and is
-//!   refused (counted): the first one in wins, the store says it is the same one;
+//!   refused (counted), as is a replay: a handoff no newer than the one the player last left
+//!   this zone with, one older than `HANDOFF_AGE_MAX_TICKS`, or a state the simulation could
+//!   not have produced (non-finite, faster than `SPEED_MAX_MPS`);
 //! - `[ghost-1]` a ghost batch replaces what the sender holds here: ghosts of the sender not in
 //!   a complete batch are dropped; a ghost never replaces a character this zone simulates,
-//!   and a batch older than the last one applied from the same sender is ignored (counted);
+//!   and a batch older than the last one applied from the same sender, or stamped more than
+//!   `GHOST_FUTURE_TICKS_MAX` ahead of this zone's tick, is ignored (counted);
 //! - `[handoff-5]` inputs that reach a departing player wait with it and travel with the
 //!   handoff; inputs that reach this zone after the handoff committed are forwarded to the taking
 //!   zone for a while (`crate::server`), so a crossing costs the player no input;
@@ -40,6 +43,15 @@ use pwn_sim::{CharacterState, EntityId, HitTarget, PlayerInput, SimEvent};
 use pwn_store::keys::CellKey;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
+/// A handoff older than this (by the tick of its state) is refused as a replay (`[handoff-4]`).
+pub const HANDOFF_AGE_MAX_TICKS: u64 = 300;
+/// Players whose departure tick is remembered, to refuse replays of older handoffs.
+pub const DEPARTED_REMEMBERED_MAX: usize = 16_384;
+/// A ghost batch stamped further ahead of this zone's tick than this is refused (`[ghost-1]`).
+pub const GHOST_FUTURE_TICKS_MAX: u64 = 30;
+/// Fastest a handed-over or ghost character may move (falling included): anything faster is
+/// not a state the simulation produces.
+pub const SPEED_MAX_MPS: f32 = 100.0;
 /// Ticks without a batch naming a ghost before it is dropped (`[ghost-3]`).
 pub const GHOST_STALE_TICKS: u64 = 30;
 /// Projectile ids remembered to apply each remote hit once.
@@ -138,7 +150,21 @@ pub struct BorderState {
     batches: BTreeMap<ZoneId, u64>,
     hits_seen: HashSet<u64>,
     hits_order: VecDeque<u64>,
+    /// The tick each recently departed player left at, oldest first (`[handoff-4]`).
+    left_at: std::collections::HashMap<EntityId, u64>,
+    left_order: VecDeque<EntityId>,
     counters: BorderCounters,
+}
+
+/// Whether a character state from a neighbour is one the simulation could have produced:
+/// finite everywhere and no faster than `SPEED_MAX_MPS` (the rest, the simulation checks when
+/// it takes it).
+fn plausible(c: &pwn_proto::WireCharacter) -> bool {
+    let finite = c.position_m.iter().chain(&c.velocity_mps).all(|v| v.is_finite())
+        && c.yaw_rad.is_finite()
+        && c.pitch_rad.is_finite();
+    let speed2: f32 = c.velocity_mps.iter().map(|v| v * v).sum();
+    finite && speed2 <= SPEED_MAX_MPS * SPEED_MAX_MPS
 }
 
 impl Zone {
@@ -223,6 +249,16 @@ impl Zone {
             return Vec::new();
         }
         self.border.counters.handoffs_out += 1;
+        // `[handoff-4]`: a copy of an older handoff of this player arriving later is a replay.
+        self.border.left_at.insert(player, d.departure.tick);
+        self.border.left_order.push_back(player);
+        while self.border.left_order.len() > DEPARTED_REMEMBERED_MAX {
+            if let Some(old) = self.border.left_order.pop_front()
+                && !self.border.left_order.contains(&old)
+            {
+                self.border.left_at.remove(&old);
+            }
+        }
         d.slot.inputs.handover().1
     }
 
@@ -285,7 +321,16 @@ impl Zone {
     /// message reached the zone (the input buffer's clock). Returns false if refused.
     pub fn arrive(&mut self, h: &pwn_proto::HandoffPlayer, arrived: u64) -> bool {
         let id = EntityId(h.player);
-        if !id.is_gameplay() || self.players.contains_key(&id) || self.border.departing.contains_key(&id) {
+        let now = self.sim.tick().0;
+        let replayed = self.border.left_at.get(&id).is_some_and(|t| h.tick <= *t)
+            || h.tick.saturating_add(HANDOFF_AGE_MAX_TICKS) < now
+            || h.tick > now.saturating_add(GHOST_FUTURE_TICKS_MAX);
+        if !id.is_gameplay()
+            || self.players.contains_key(&id)
+            || self.border.departing.contains_key(&id)
+            || replayed
+            || !plausible(&h.character)
+        {
             self.border.counters.arrivals_refused += 1;
             return false;
         }
@@ -293,7 +338,10 @@ impl Zone {
             self.sim.remove_character(id);
         }
         self.border.ghosts.remove(&id);
-        if self.sim.insert_character(id, h.character.state()).is_err() {
+        let mut state = h.character.state();
+        // The input the character repeats is sanitized like any input (`[input]` rules).
+        state.last_input = state.last_input.sanitized();
+        if self.sim.insert_character(id, state).is_err() {
             self.border.counters.arrivals_refused += 1;
             return false;
         }
@@ -341,7 +389,8 @@ impl Zone {
 
     /// A batch of ghosts from `from` at `tick` (`[ghost-1]`).
     pub fn apply_ghosts(&mut self, from: ZoneId, tick: u64, complete: bool, states: &[GhostState]) {
-        if self.border.batches.get(&from).is_some_and(|t| tick < *t) {
+        let future = tick > self.sim.tick().0.saturating_add(GHOST_FUTURE_TICKS_MAX);
+        if future || self.border.batches.get(&from).is_some_and(|t| tick < *t) {
             self.border.counters.ghost_batches_stale += 1;
             return;
         }
@@ -354,6 +403,7 @@ impl Zone {
             if self.players.contains_key(&id)
                 || self.border.departing.contains_key(&id)
                 || (!known && self.border.ghosts.len() >= GHOSTS_MAX)
+                || !plausible(&g.character)
                 || !self.sim.upsert_ghost(id, g.character.state())
             {
                 self.border.counters.ghosts_refused += 1;
@@ -370,6 +420,13 @@ impl Zone {
                     self.sim.remove_character(id);
                 }
             }
+        }
+    }
+
+    /// Drops the ghost of `id`, if this zone holds one.
+    pub(crate) fn drop_ghost(&mut self, id: EntityId) {
+        if self.border.ghosts.remove(&id).is_some() && self.sim.is_ghost(id) {
+            self.sim.remove_character(id);
         }
     }
 
@@ -423,7 +480,9 @@ impl Zone {
             return 0;
         }
         let mut events = Vec::new();
-        let dealt = self.sim.apply_remote_hit(target, hit.damage, EntityId(hit.shooter), &mut events);
+        // A hit deals what a projectile deals, whatever the message says.
+        let damage = hit.damage.min(self.sim.config().projectile.damage);
+        let dealt = self.sim.apply_remote_hit(target, damage, EntityId(hit.shooter), &mut events);
         for e in events {
             if let SimEvent::Death { entity, killer } = e {
                 let death = GameEvent::Death { entity: entity.0, killer: killer.map_or(0, |k| k.0) };

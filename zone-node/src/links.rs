@@ -57,8 +57,9 @@ pub(crate) enum ToZone {
         sent_ms: u64,
         answer: pwn_partitioner::wire::HeartbeatAnswer,
     },
-    /// A neighbour zone's message (`crate::mesh_link` `[zlink-1]`).
+    /// A neighbour zone's message (`crate::mesh_link` `[zlink-1]`, `[zlink-4]`).
     Peer {
+        from: pwn_partitioner::ZoneId,
         message: Message,
         arrived: std::time::Instant,
     },
@@ -135,11 +136,19 @@ async fn join(
 
 /// A player's datagram (`[link-3]`): pings are answered here, not by the tick, so the round
 /// trip measures the network.
-fn on_datagram(player: EntityId, message: Message, sink: &Sink, inbox: &mpsc::Sender<ToZone>) {
+fn on_datagram(
+    player: EntityId,
+    message: Message,
+    sink: &Sink,
+    inbox: &mpsc::Sender<ToZone>,
+    relays: &crate::mesh_link::Relays,
+) {
     match message {
         Message::Ping(ping) => {
             let _ = sink.send_datagram(&Message::Pong(ping));
         }
+        // A player crossing a border: its inputs are relayed (`crate::mesh_link` `[handoff-7]`).
+        Message::Inputs(ref batch) if crate::mesh_link::relay_inputs(relays, player.0, batch) => {}
         Message::Inputs(_) | Message::SnapshotAck(_) => {
             forward(inbox, ToZone::Message { player, message, arrived: std::time::Instant::now() })
         }
@@ -148,7 +157,12 @@ fn on_datagram(player: EntityId, message: Message, sink: &Sink, inbox: &mpsc::Se
 }
 
 /// A player connected directly.
-pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Sender<ToZone>) {
+pub(crate) async fn serve_direct(
+    conn: Conn,
+    player: EntityId,
+    inbox: mpsc::Sender<ToZone>,
+    relays: crate::mesh_link::Relays,
+) {
     let Conn { tx, mut rx, mut datagrams, .. } = conn;
     let sink = Sink::Direct(tx);
     let link = next_link();
@@ -157,7 +171,7 @@ pub(crate) async fn serve_direct(conn: Conn, player: EntityId, inbox: mpsc::Send
     let datagram_sink = sink.clone();
     let datagram_reader = tokio::spawn(async move {
         while let Ok(message) = datagrams.recv().await {
-            on_datagram(player, message, &datagram_sink, &datagram_inbox);
+            on_datagram(player, message, &datagram_sink, &datagram_inbox, &relays);
         }
     });
     while let Ok(Some(message)) = rx.recv().await {
@@ -184,6 +198,7 @@ pub(crate) async fn serve_gateway(
     inbox: mpsc::Sender<ToZone>,
     store: Option<pwn_store::Store>,
     service_key: Option<[u8; 32]>,
+    relays: crate::mesh_link::Relays,
 ) {
     let Conn { tx, mut rx, mut datagrams, peer, .. } = conn;
     // `[link-5]`: the link's first message proves it is one of our services.
@@ -203,7 +218,7 @@ pub(crate) async fn serve_gateway(
                 continue;
             };
             let sink = Sink::Routed { link: datagram_link.clone(), player: r.player };
-            on_datagram(EntityId(r.player), inner, &sink, &datagram_inbox);
+            on_datagram(EntityId(r.player), inner, &sink, &datagram_inbox, &relays);
         }
     });
     let mut writers: HashMap<u64, tokio::task::JoinHandle<()>> = HashMap::new();

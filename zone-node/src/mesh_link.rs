@@ -6,14 +6,22 @@
 //!
 //! Rules:
 //! - `[zlink-1]` a zone link opens like a gateway link: mutual TLS with the service certificate,
-//!   then the service key (`pwn_net::service_auth`); only ghosts, handoffs, hits and chat are
-//!   taken on it (anything else is counted and ignored);
+//!   then the service key (`pwn_net::service_auth`); only ghosts, handoffs, hits, chat and the
+//!   inputs of players it handed over are taken on it (anything else is counted and ignored);
+//! - `[zlink-4]` the connecting zone says which node it is right after the key; everything on
+//!   the link is then taken as that node's and checked against the world server's map: ghosts
+//!   only under its own id, handoffs only from cells it serves, hits and chat only near its
+//!   cells, inputs only for players it handed over in the last `FORWARD_INPUTS_TICKS`;
 //! - `[zlink-2]` each neighbour has one outgoing link with a bounded queue; a full queue drops
 //!   the message (counted): a lost ghost batch is replaced by the next tick's, and a lost
 //!   handoff message leaves the player to be loaded from the store when its gateway attaches it
 //!   (the store already names its new owner);
 //! - `[zlink-3]` a link that drops is made again (with a pause); messages meanwhile are dropped,
-//!   counted, as in `[zlink-2]`.
+//!   counted, as in `[zlink-2]`;
+//! - `[handoff-7]` a crossing player's inputs do not wait for this zone's ticks: from its
+//!   departure the link tasks hold them, the committer sends them after the handoff on the same
+//!   link, and for `RELAY_FOR` after it the link tasks send later ones straight to the new
+//!   zone; a handoff that fails gives the held inputs back to the player.
 
 use crate::border::Departure;
 use crate::links::{ToZone, forward};
@@ -30,6 +38,56 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// Inputs a departing player's relay holds until its handoff commits.
+pub const RELAY_HELD_MAX: usize = 32;
+/// How long inputs that reach this zone after a player's handoff are relayed to its new zone.
+pub const RELAY_FOR: Duration = Duration::from_secs(2);
+
+/// What happens to a player's inputs arriving on a link while it crosses a border
+/// (`[handoff-7]`): held while its handoff commits, then sent straight to its new zone by the
+/// link task that received them, without waiting for a tick of this zone.
+pub(crate) enum Relay {
+    /// The handoff is being committed: inputs wait here.
+    Hold(Vec<pwn_proto::WireInput>),
+    /// Committed: inputs go to the new zone's link queue until the deadline.
+    To(mpsc::Sender<Message>, Instant),
+}
+
+/// Players whose inputs are relayed, shared by the link tasks, the tick and the committer.
+pub(crate) type Relays = Arc<std::sync::Mutex<HashMap<u64, Relay>>>;
+
+fn relay_batch(peer: &mpsc::Sender<Message>, player: u64, inputs: &[pwn_proto::WireInput]) {
+    for chunk in inputs.chunks(pwn_proto::codec::INPUT_REDUNDANCY_MAX) {
+        let batch = pwn_proto::InputBatch { ack_tick: 0, inputs: chunk.to_vec() };
+        if let Ok(payload) = pwn_proto::encode_datagram(&Message::Inputs(batch))
+            && peer.try_send(Message::Routed(pwn_proto::Routed { player, payload })).is_err()
+        {
+            metrics::counter!(metric::PEER_DROPPED).increment(1);
+        }
+    }
+}
+
+/// A link task's inputs for `player`: `true` if the relay took them (`[handoff-7]`).
+pub(crate) fn relay_inputs(relays: &Relays, player: u64, batch: &pwn_proto::InputBatch) -> bool {
+    let Ok(mut map) = relays.lock() else { return false };
+    match map.get_mut(&player) {
+        Some(Relay::Hold(held)) => {
+            let room = RELAY_HELD_MAX.saturating_sub(held.len());
+            held.extend(batch.inputs.iter().take(room).copied());
+            true
+        }
+        Some(Relay::To(peer, until)) if Instant::now() < *until => {
+            relay_batch(peer, player, &batch.inputs);
+            true
+        }
+        Some(Relay::To(..)) => {
+            map.remove(&player);
+            false
+        }
+        None => false,
+    }
+}
 
 /// Messages waiting per outgoing zone link.
 pub const PEER_QUEUE_MAX: usize = 4_096;
@@ -64,7 +122,7 @@ pub mod metric {
 /// goes to the tick with the time (on `clock`) its heartbeat was sent.
 pub(crate) async fn heartbeats(
     world: Arc<WorldClient>,
-    node: ZoneId,
+    (node, token): (ZoneId, [u8; 16]),
     clock: Instant,
     stats: Arc<crate::server::ZoneStats>,
     inbox: mpsc::Sender<ToZone>,
@@ -75,6 +133,7 @@ pub(crate) async fn heartbeats(
         every.tick().await;
         let beat = pwn_partitioner::wire::Heartbeat {
             node: node.0,
+            token,
             players: stats.players.load(std::sync::atomic::Ordering::Relaxed).min(u64::from(u32::MAX)) as u32,
             ..Default::default()
         };
@@ -95,6 +154,7 @@ pub(crate) async fn heartbeats(
 
 /// Outgoing links to neighbour zones (`[zlink-2]`, `[zlink-3]`).
 pub(crate) struct Peers {
+    me: ZoneId,
     net: Arc<NetClient>,
     hello: ClientHello,
     service_key: [u8; 32],
@@ -104,12 +164,13 @@ pub(crate) struct Peers {
 
 impl Peers {
     pub(crate) fn new(
+        me: ZoneId,
         net: Arc<NetClient>,
         hello: ClientHello,
         service_key: [u8; 32],
         rt: tokio::runtime::Handle,
     ) -> Self {
-        Self { net, hello, service_key, rt, links: HashMap::new() }
+        Self { me, net, hello, service_key, rt, links: HashMap::new() }
     }
 
     /// Keeps one link to each node in `addrs` other than `me` (new addresses, new links; gone
@@ -131,7 +192,8 @@ impl Peers {
                 continue;
             };
             let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
-            let task = self.rt.spawn(peer_link(self.net.clone(), self.hello.clone(), self.service_key, sock, rx));
+            let who = (self.me, self.service_key);
+            let task = self.rt.spawn(peer_link(self.net.clone(), self.hello.clone(), who, sock, rx));
             self.links.insert(*node, (addr.clone(), tx, task));
         }
     }
@@ -161,7 +223,7 @@ impl Drop for Peers {
 async fn peer_link(
     net: Arc<NetClient>,
     hello: ClientHello,
-    key: [u8; 32],
+    (me, key): (ZoneId, [u8; 32]),
     addr: SocketAddr,
     mut queue: mpsc::Receiver<Message>,
 ) {
@@ -178,7 +240,9 @@ async fn peer_link(
                 continue;
             }
         };
-        if pwn_net::service_auth::prove(&conn.tx, key).await.is_err() {
+        let introduced =
+            pwn_net::service_auth::prove(&conn.tx, key).await.is_ok() && conn.tx.send(&introduction(me)).await.is_ok();
+        if !introduced {
             tokio::time::sleep(RELINK_PAUSE).await;
             continue;
         }
@@ -200,32 +264,46 @@ async fn peer_link(
     }
 }
 
-/// A neighbour's link (`[zlink-1]`): its messages go to the tick; a handoff waits for room.
+/// The topic of the `Notify` a zone introduces itself with on its links (its node id, 8 bytes
+/// little-endian), right after the service key (`[zlink-4]`).
+pub const PEER_NODE_TOPIC: u16 = 1;
+
+fn introduction(me: ZoneId) -> Message {
+    Message::Notify(pwn_proto::Notify { topic: PEER_NODE_TOPIC, body: me.0.to_le_bytes().to_vec() })
+}
+
+/// A neighbour's link (`[zlink-1]`, `[zlink-4]`): its messages go to the tick with the node it
+/// said it is; a handoff waits for room.
 pub(crate) async fn serve_peer(conn: Conn, inbox: mpsc::Sender<ToZone>, service_key: Option<[u8; 32]>) {
     let Conn { tx, mut rx, peer, .. } = conn;
     if !pwn_net::service_auth::expect(&tx, &mut rx, service_key).await {
         tracing::warn!(remote = %peer.remote, "refused a zone link without the service key");
         return;
     }
+    let node = match tokio::time::timeout(pwn_net::service_auth::SERVICE_AUTH_TIMEOUT, rx.recv()).await {
+        Ok(Ok(Some(Message::Notify(n)))) if n.topic == PEER_NODE_TOPIC => {
+            <[u8; 8]>::try_from(n.body.as_slice()).ok().map(|b| ZoneId(u64::from_le_bytes(b)))
+        }
+        _ => None,
+    };
+    let Some(from) = node else {
+        tracing::warn!(remote = %peer.remote, "refused a zone link that did not say which node it is");
+        tx.refuse(pwn_proto::RefuseCode::ProtocolViolation, "a zone link starts with its node id".into()).await;
+        return;
+    };
     while let Ok(Some(message)) = rx.recv().await {
         let arrived = Instant::now();
         match message {
             Message::HandoffPlayer(_) => {
-                if inbox.send(ToZone::Peer { message, arrived }).await.is_err() {
+                if inbox.send(ToZone::Peer { from, message, arrived }).await.is_err() {
                     return;
                 }
             }
-            Message::Ghosts(_) | Message::GhostHit(_) | Message::BorderChat(_) => {
-                forward(&inbox, ToZone::Peer { message, arrived })
+            // Inputs of a player this link's zone handed over (`[handoff-5]`, checked by the
+            // tick).
+            Message::Ghosts(_) | Message::GhostHit(_) | Message::BorderChat(_) | Message::Routed(_) => {
+                forward(&inbox, ToZone::Peer { from, message, arrived })
             }
-            // A player's inputs that reached its previous zone after the handoff
-            // (`[handoff-5]`): only inputs are taken this way.
-            Message::Routed(r) => match pwn_proto::decode_datagram(&r.payload) {
-                Ok(inner @ Message::Inputs(_)) => {
-                    forward(&inbox, ToZone::Message { player: EntityId(r.player), message: inner, arrived })
-                }
-                _ => metrics::counter!(metric::PEER_REFUSED).increment(1),
-            },
             _ => metrics::counter!(metric::PEER_REFUSED).increment(1),
         }
     }
@@ -241,6 +319,8 @@ pub(crate) struct Notify {
     /// The player's gateway link, and the taking zone's address for its `Rehome`.
     pub(crate) gateway: Option<(pwn_net::ConnTx, String)>,
     pub(crate) rt: tokio::runtime::Handle,
+    /// The inputs relay (`[handoff-7]`).
+    pub(crate) relays: Relays,
 }
 
 /// Work for the committer.
@@ -263,10 +343,18 @@ pub(crate) enum Committed {
 /// `[handoff-6]`: the taking zone and the gateway hear of a committed handoff at once, not a
 /// tick later when the tick thread would read the outcome.
 fn tell(d: &Departure, n: Notify) {
-    if let Some(peer) = n.peer
-        && peer.try_send(Message::HandoffPlayer(d.message())).is_err()
-    {
-        metrics::counter!(metric::PEER_DROPPED).increment(1);
+    if let Some(peer) = &n.peer {
+        if peer.try_send(Message::HandoffPlayer(d.message())).is_err() {
+            metrics::counter!(metric::PEER_DROPPED).increment(1);
+        }
+        // `[handoff-7]`: what the relay held follows the handoff on the same link, and from now
+        // on inputs go straight there.
+        if let Ok(mut map) = n.relays.lock() {
+            let to = Relay::To(peer.clone(), Instant::now() + RELAY_FOR);
+            if let Some(Relay::Hold(held)) = map.insert(d.player.0, to) {
+                relay_batch(peer, d.player.0, &held);
+            }
+        }
     }
     if let Some((link, addr)) = n.gateway {
         let m = Message::Rehome(pwn_proto::Rehome { player: d.player.0, node: d.node.0, addr });
@@ -290,6 +378,8 @@ impl Committer {
                     Job::Handoff { departure, from_epoch, queued, notify } => {
                         let result = crate::persist::commit_departure(&store, &departure, from_epoch);
                         metrics::histogram!(metric::HANDOFF_COMMIT_MS).record(queued.elapsed().as_secs_f64() * 1e3);
+                        // Not handed over: the tick puts the player back and takes what the
+                        // relay held (`[handoff-7]`).
                         if let (Ok(_), Some(n)) = (&result, notify) {
                             tell(&departure, n);
                         }

@@ -194,6 +194,9 @@ impl Zone {
     /// Adds a player's character where `saved` says (a returning player), or at a spawn point
     /// if there is none or the simulation refuses it (outside the world).
     pub fn join_at(&mut self, player: EntityId, saved: Option<pwn_sim::CharacterState>) -> Result<(), SimError> {
+        // Held here as another zone's ghost (its handoff was lost, its zone died): the player
+        // itself takes the ghost's place.
+        self.drop_ghost(player);
         match saved.map(|c| self.sim.insert_character(player, c)) {
             Some(Ok(_)) => {}
             Some(Err(SimError::Duplicate(id))) => return Err(SimError::Duplicate(id)),

@@ -74,6 +74,8 @@ fn handoff(x: f32, west: CellKey, east: CellKey) -> HandoffPlayer {
 fn attack_a_replayed_handoff_after_the_player_left_again_is_refused() {
     let (t_b, west, east) = territory(B);
     let mut b = zone();
+    // Zones tick on the world clock: this one is where the handoff's tick is.
+    b.join_clock(100);
     let h = handoff(5.0, west, east);
     assert!(b.arrive(&h, 0), "the first handoff is taken");
     // The player runs back west and B hands it to A.
@@ -102,6 +104,7 @@ fn attack_a_replayed_handoff_after_the_player_left_again_is_refused() {
 fn attack_a_handoff_with_a_non_finite_last_input_is_refused_or_sanitized() {
     let (_, west, east) = territory(B);
     let mut b = zone();
+    b.join_clock(100);
     let mut h = handoff(20.0, west, east);
     h.character.last_input = ExactInput { seq: 10, move_x: f32::NAN, move_z: 1.0, ..h.character.last_input };
     if b.arrive(&h, 0) {
@@ -119,6 +122,7 @@ fn attack_a_handoff_with_a_non_finite_last_input_is_refused_or_sanitized() {
 fn attack_a_handoff_with_a_huge_velocity_keeps_the_character_in_the_world() {
     let (_, west, east) = territory(B);
     let mut b = zone();
+    b.join_clock(100);
     let mut h = handoff(20.0, west, east);
     h.character.velocity_mps = [0.0, -1.0e30, 0.0];
     h.character.grounded = false;

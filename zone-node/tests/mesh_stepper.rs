@@ -98,7 +98,7 @@ impl Mesh {
         let mut world = WorldCore::restore(cfg, stored.tree.clone(), stored.nodes, stored.leases, 0);
         let mut nodes = Vec::new();
         for i in 0..ZONES {
-            let id = register_node(&store, &format!("127.0.0.1:{}", 9000 + i), 1).unwrap();
+            let id = register_node(&store, &format!("127.0.0.1:{}", 9000 + i), 1, &[i as u8; 16]).unwrap();
             world.register(id, format!("127.0.0.1:{}", 9000 + i), 1, 0).unwrap();
             let sim = Sim::new(desc.clone(), SimConfig::default(), seed).unwrap();
             let territory = Territory::new(stored.tree.clone(), id, BorderConfig::default());

@@ -17,6 +17,11 @@ pub fn keys_match(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Compares two 32-byte hashes in constant time (the same comparison as [`keys_match`]).
+pub fn hashes_match(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    keys_match(a, b)
+}
+
 /// The connecting side: proves `key`.
 pub async fn prove(tx: &ConnTx, key: [u8; 32]) -> Result<(), ConnError> {
     tx.send(&Message::ServiceAuth(ServiceAuth { key })).await

@@ -271,21 +271,26 @@ pub struct NodeRecord {
     pub addr: String,
     /// Relative capacity.
     pub capacity: u32,
+    /// SHA-256 of the token the node proves in its heartbeats (the token itself is never
+    /// stored).
+    pub token_hash: [u8; 32],
 }
 
 impl NodeRecord {
     const FORMAT: i64 = 1;
 
-    /// The stored form: `(1, addr, capacity)`.
+    /// The stored form: `(1, addr, capacity, token_hash)`.
     pub fn encode(&self) -> Vec<u8> {
-        pack(&(Self::FORMAT, self.addr.as_str(), self.capacity))
+        pack(&(Self::FORMAT, self.addr.as_str(), self.capacity, foundationdb_tuple::Bytes::from(&self.token_hash[..])))
     }
 
     /// Reads the stored form.
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
-        let (format, addr, capacity): (i64, String, u32) = decode(key, value)?;
+        let (format, addr, capacity, hash): (i64, String, u32, foundationdb_tuple::Bytes<'_>) = decode(key, value)?;
         check_format(key, format, Self::FORMAT)?;
-        Ok(Self { addr, capacity })
+        let token_hash = <[u8; 32]>::try_from(hash.0.as_ref())
+            .map_err(|_| StoreError::Decode { key: describe(key), why: "token hash is not 32 bytes".into() })?;
+        Ok(Self { addr, capacity, token_hash })
     }
 }
 

@@ -243,7 +243,7 @@ pub async fn run_with(
             let lease_clock = Instant::now();
             heartbeat = Some(tokio::spawn(crate::mesh_link::heartbeats(
                 m.world.clone(),
-                me,
+                (me, m.registered.token),
                 lease_clock,
                 stats.clone(),
                 inbox_tx.clone(),
@@ -263,10 +263,11 @@ pub async fn run_with(
                 held: HeldLeases::default(),
                 lease_clock,
                 addrs: BTreeMap::new(),
-                peers: crate::mesh_link::Peers::new(m.peers.clone(), m.hello.clone(), key, rt),
+                peers: crate::mesh_link::Peers::new(me, m.peers.clone(), m.hello.clone(), key, rt),
                 committer,
                 parked: HashMap::new(),
                 forwarded: HashMap::new(),
+                arrived_from: HashMap::new(),
                 unbound: HashMap::new(),
                 loaded: HashSet::new(),
             };
@@ -276,6 +277,8 @@ pub async fn run_with(
     };
     let meshed = mesh_tick.is_some();
 
+    let relays: crate::mesh_link::Relays = Arc::default();
+    let accept_relays = relays.clone();
     let next_id = Arc::new(AtomicU64::new(direct_players.unwrap_or(0)));
     let accept_inbox = inbox_tx.clone();
     let accept_store = store.clone();
@@ -284,10 +287,11 @@ pub async fn run_with(
             let inbox = accept_inbox.clone();
             let next_id = next_id.clone();
             let store = accept_store.clone();
+            let relays = accept_relays.clone();
             tokio::spawn(async move {
                 match incoming.handshake().await {
                     Ok(conn) if conn.peer.role == PeerRole::Gateway => {
-                        serve_gateway(conn, inbox, store, service_key).await
+                        serve_gateway(conn, inbox, store, service_key, relays).await
                     }
                     Ok(conn) if conn.peer.role == PeerRole::Zone && meshed => {
                         crate::mesh_link::serve_peer(conn, inbox, service_key).await
@@ -298,7 +302,7 @@ pub async fn run_with(
                     Ok(conn) => {
                         let player = EntityId(next_id.fetch_add(1, Ordering::Relaxed));
                         tracing::info!(player = %player, remote = %conn.peer.remote, "player connected");
-                        serve_direct(conn, player, inbox).await;
+                        serve_direct(conn, player, inbox, relays).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "handshake failed"),
                 }
@@ -324,6 +328,7 @@ pub async fn run_with(
         single: persistence.as_ref().map(|p| (p.cell, p.epoch)),
         mesh: mesh_tick,
         inputs_epoch: Instant::now(),
+        relays,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();

@@ -90,6 +90,9 @@ pub(crate) struct MeshTick {
     pub(crate) parked: HashMap<EntityId, Parked>,
     /// Players handed to another zone recently, where their late inputs go (`[handoff-5]`).
     pub(crate) forwarded: HashMap<EntityId, (ZoneId, u64)>,
+    /// Players handed here recently, by whom and until which tick their inputs may come from
+    /// that zone (`[zlink-4]`).
+    pub(crate) arrived_from: HashMap<EntityId, (ZoneId, u64)>,
     /// Events for players simulated here whose gateway link has not arrived yet.
     pub(crate) unbound: HashMap<EntityId, Vec<GameEvent>>,
     /// Cells whose stored crates are loaded (only these are checkpointed).
@@ -129,6 +132,8 @@ pub(crate) struct TickLoop {
     pub(crate) mesh: Option<MeshTick>,
     /// Input arrival times are given to the core as microseconds since this instant.
     pub(crate) inputs_epoch: Instant,
+    /// Inputs of players crossing a border (`crate::mesh_link` `[handoff-7]`).
+    pub(crate) relays: crate::mesh_link::Relays,
 }
 
 impl TickLoop {
@@ -205,7 +210,7 @@ impl TickLoop {
                 ToZone::Left { player, link } => self.on_left(player, link),
                 ToZone::Message { player, message, arrived } => self.on_message(player, message, arrived),
                 ToZone::Map { sent_ms, answer } => self.on_map(sent_ms, &answer),
-                ToZone::Peer { message, arrived } => self.on_peer(message, arrived),
+                ToZone::Peer { from, message, arrived } => self.on_peer(from, message, arrived),
                 ToZone::Committed(done) => self.on_committed(*done),
             }
         }
@@ -500,23 +505,38 @@ impl TickLoop {
         }
     }
 
-    fn on_peer(&mut self, message: Message, arrived: Instant) {
+    /// Whether `(x, z)` lies within the ghost margin of a cell `node` serves (`[zlink-4]`).
+    fn near_cells_of(mesh: &MeshTick, node: ZoneId, x: f32, z: f32) -> bool {
+        let margin = mesh.territory.config().ghost_margin_m;
+        mesh.territory.tree().leaves().any(|c| {
+            mesh.territory.owner(c).is_some_and(|(n, _)| n == node)
+                && mesh.territory.tree().rect(c).distance(x, z) <= margin
+        })
+    }
+
+    fn on_peer(&mut self, from: ZoneId, message: Message, arrived: Instant) {
         let Some(mesh) = &self.mesh else { return };
         let refused = || metrics::counter!(crate::mesh_link::metric::PEER_REFUSED).increment(1);
+        // `[zlink-4]`: only zones the world server lists speak here.
+        if from == mesh.me || !mesh.addrs.contains_key(&from) {
+            return refused();
+        }
         match message {
             Message::Ghosts(g) => {
-                let from = ZoneId(g.from_node);
-                if from == mesh.me || !mesh.addrs.contains_key(&from) {
+                if ZoneId(g.from_node) != from {
                     return refused();
                 }
                 self.zone.apply_ghosts(from, g.tick, g.complete, &g.states);
             }
             Message::HandoffPlayer(h) => {
                 let cell = CellKey { level: h.to_cell.level, path: h.to_cell.path };
-                if mesh.serving(cell) != Some(Epoch(h.to_epoch)) {
-                    // Not this zone's (any more): the store names the owner, which loads the
-                    // player when its gateway attaches it there.
-                    tracing::warn!(player = h.player, cell = %cell, "handoff for a cell this zone does not serve");
+                let from_cell = CellKey { level: h.from_cell.level, path: h.from_cell.path };
+                if mesh.serving(cell) != Some(Epoch(h.to_epoch))
+                    || mesh.territory.owner(from_cell).is_none_or(|(n, _)| n != from)
+                {
+                    // Not this zone's (any more), or not the sender's to give: the store names
+                    // the owner, which loads the player when its gateway attaches it there.
+                    tracing::warn!(player = h.player, cell = %cell, from = %from, "handoff refused: wrong cell or sender");
                     return refused();
                 }
                 let at = self.arrived_us(arrived);
@@ -530,6 +550,10 @@ impl TickLoop {
                     metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in").increment(1);
                     let id = EntityId(h.player);
                     self.persistent.insert(id);
+                    let until = self.zone.sim().tick().0 + FORWARD_INPUTS_TICKS;
+                    if let Some(mesh) = &mut self.mesh {
+                        mesh.arrived_from.insert(id, (from, until));
+                    }
                     if let Some(p) = self.mesh.as_mut().and_then(|m| m.parked.remove(&id)) {
                         self.on_joined(id, p.sink, p.events, p.saved, p.owner, p.link);
                     }
@@ -538,9 +562,37 @@ impl TickLoop {
                 }
             }
             Message::GhostHit(hit) => {
+                let target = EntityId(hit.target);
+                let near = self
+                    .zone
+                    .sim()
+                    .character(target)
+                    .is_some_and(|c| Self::near_cells_of(mesh, from, c.position_m.x, c.position_m.z));
+                if !self.zone.has_player(target) || !near {
+                    return refused();
+                }
                 let _ = self.zone.apply_ghost_hit(&hit);
             }
-            Message::BorderChat(chat) => self.zone.border_chat(EntityId(chat.from), chat.position_m.into(), &chat.text),
+            Message::BorderChat(chat) => {
+                let [x, _, z] = chat.position_m;
+                if !Self::near_cells_of(mesh, from, x, z) {
+                    return refused();
+                }
+                self.zone.border_chat(EntityId(chat.from), chat.position_m.into(), &chat.text)
+            }
+            Message::Routed(r) => {
+                let player = EntityId(r.player);
+                let tick = self.zone.sim().tick().0;
+                let handed_by_sender =
+                    mesh.arrived_from.get(&player).is_some_and(|(n, until)| *n == from && tick <= *until);
+                match pwn_proto::decode_datagram(&r.payload) {
+                    Ok(Message::Inputs(batch)) if handed_by_sender => {
+                        let at = self.arrived_us(arrived);
+                        self.zone.on_inputs(player, &batch, at);
+                    }
+                    _ => refused(),
+                }
+            }
             _ => refused(),
         }
     }
@@ -558,10 +610,22 @@ impl TickLoop {
                         }
                         metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "out").increment(1);
                         tracing::debug!(player = %d.player, to = %d.node, tick = d.tick, "handed off");
-                        let mut m = d.message();
-                        m.waiting =
-                            waiting.iter().take(pwn_proto::HANDOFF_INPUTS_MAX).map(pwn_proto::ExactInput::of).collect();
-                        mesh.peers.send(d.node, Message::HandoffPlayer(m));
+                        // The committer told the taking zone and the gateway (`[handoff-6]`);
+                        // inputs that reached the departing player in the tick's inbox follow it
+                        // (`[handoff-5]`).
+                        let fresh: Vec<pwn_proto::WireInput> = waiting
+                            .iter()
+                            .filter(|i| !d.waiting.iter().any(|w| w.seq == i.seq))
+                            .map(pwn_proto::WireInput::from_input)
+                            .collect();
+                        for chunk in fresh.chunks(pwn_proto::codec::INPUT_REDUNDANCY_MAX) {
+                            let batch =
+                                pwn_proto::InputBatch { ack_tick: 0, inputs: chunk.iter().rev().copied().collect() };
+                            if let Ok(payload) = pwn_proto::encode_datagram(&Message::Inputs(batch)) {
+                                mesh.peers
+                                    .send(d.node, Message::Routed(pwn_proto::Routed { player: d.player.0, payload }));
+                            }
+                        }
                         let until = self.zone.sim().tick().0 + FORWARD_INPUTS_TICKS;
                         if let Some(mesh) = &mut self.mesh {
                             mesh.forwarded.insert(d.player, (d.node, until));
@@ -576,6 +640,9 @@ impl TickLoop {
                         tracing::warn!(player = %d.player, "handoff fenced: dropping the player here");
                         metrics::counter!(crate::mesh_link::metric::HANDOFFS_FAILED).increment(1);
                         self.zone.departure_failed(d.player);
+                        if let Ok(mut map) = self.relays.lock() {
+                            map.remove(&d.player.0);
+                        }
                         self.zone.leave(d.player);
                         self.persistent.remove(&d.player);
                         if let Some((sink, _, _)) = self.players.remove(&d.player) {
@@ -586,6 +653,7 @@ impl TickLoop {
                         tracing::warn!(player = %d.player, error = %e, "handoff not committed; the player stays");
                         metrics::counter!(crate::mesh_link::metric::HANDOFFS_FAILED).increment(1);
                         self.zone.departure_failed(d.player);
+                        self.release_relay(d.player);
                     }
                 }
             }
@@ -665,11 +733,31 @@ impl TickLoop {
         Checkpoint { taken: Instant::now(), cells }
     }
 
+    /// A player that stays: what its relay held goes to it, and the relay ends (`[handoff-7]`).
+    fn release_relay(&mut self, player: EntityId) {
+        let held = self.relays.lock().ok().and_then(|mut m| m.remove(&player.0));
+        if let Some(crate::mesh_link::Relay::Hold(inputs)) = held
+            && !inputs.is_empty()
+        {
+            let at = self.arrived_us(Instant::now());
+            for chunk in inputs.chunks(pwn_proto::codec::INPUT_REDUNDANCY_MAX) {
+                self.zone.on_inputs(player, &pwn_proto::InputBatch { ack_tick: 0, inputs: chunk.to_vec() }, at);
+            }
+        }
+    }
+
     fn border(&mut self) {
         let tick = self.zone.sim().tick().0;
+        if tick.is_multiple_of(30)
+            && let Ok(mut map) = self.relays.lock()
+        {
+            let now = Instant::now();
+            map.retain(|_, r| !matches!(r, crate::mesh_link::Relay::To(_, until) if *until <= now));
+        }
         let mut due = Vec::new();
         if let Some(mesh) = &mut self.mesh {
             mesh.forwarded.retain(|_, (_, until)| *until > tick);
+            mesh.arrived_from.retain(|_, (_, until)| *until >= tick);
             let zone = &self.zone;
             mesh.unbound.retain(|p, _| zone.has_player(*p));
             let ids: Vec<EntityId> =
@@ -694,7 +782,13 @@ impl TickLoop {
                     _ => None,
                 },
                 rt: self.rt.clone(),
+                relays: self.relays.clone(),
             });
+            if notify.is_some()
+                && let Ok(mut map) = self.relays.lock()
+            {
+                map.insert(d.player.0, crate::mesh_link::Relay::Hold(Vec::new()));
+            }
             match from_epoch {
                 Some(e)
                     if mesh.committer.submit(Job::Handoff {
