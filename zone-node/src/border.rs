@@ -262,6 +262,12 @@ impl Zone {
         d.slot.inputs.handover().1
     }
 
+    /// The inputs waiting for a departing player now (those handed over at its departure and
+    /// any received since).
+    pub fn departing_waiting(&self, player: EntityId) -> Option<Vec<PlayerInput>> {
+        self.border.departing.get(&player).map(|d| d.slot.inputs.handover().1)
+    }
+
     /// Inputs for a departing player wait with it, so the taking zone gets them
     /// (`[handoff-5]`). Returns false if the player is not departing.
     pub(crate) fn departing_inputs(&mut self, player: EntityId, batch: &pwn_proto::InputBatch, arrived: u64) -> bool {

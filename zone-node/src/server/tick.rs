@@ -770,7 +770,25 @@ impl TickLoop {
         }
         self.zone.expire_ghosts(crate::border::GHOST_STALE_TICKS);
         let Some(mesh) = &self.mesh else { return };
-        for d in self.zone.border_pass(&mesh.territory) {
+        let me = mesh.me;
+        let departures = self.zone.border_pass(&mesh.territory);
+        if !departures.is_empty() {
+            // `[handoff-7]`: from now on the link tasks hold the departing players' inputs;
+            // what already waits in the inbox is taken in now, so every input that reached this
+            // zone travels with the handoff.
+            if let Ok(mut map) = self.relays.lock() {
+                for d in departures.iter().filter(|d| d.node != me) {
+                    map.insert(d.player.0, crate::mesh_link::Relay::Hold(Vec::new()));
+                }
+            }
+            self.drain_inbox();
+        }
+        let mut failed = Vec::new();
+        let Some(mesh) = &self.mesh else { return };
+        for mut d in departures {
+            if let Some(waiting) = self.zone.departing_waiting(d.player) {
+                d.waiting = waiting;
+            }
             let queued = Instant::now();
             let from_epoch = mesh.serving(d.from);
             let notify = (d.node != mesh.me).then(|| crate::mesh_link::Notify {
@@ -784,23 +802,19 @@ impl TickLoop {
                 rt: self.rt.clone(),
                 relays: self.relays.clone(),
             });
-            if notify.is_some()
-                && let Ok(mut map) = self.relays.lock()
-            {
-                map.insert(d.player.0, crate::mesh_link::Relay::Hold(Vec::new()));
-            }
-            match from_epoch {
-                Some(e)
-                    if mesh.committer.submit(Job::Handoff {
-                        departure: Box::new(d.clone()),
-                        from_epoch: e.0,
-                        queued,
-                        notify,
-                    }) => {}
-                _ => self.zone.departure_failed(d.player),
+            let player = d.player;
+            let submitted = from_epoch.is_some_and(|e| {
+                mesh.committer.submit(Job::Handoff { departure: Box::new(d), from_epoch: e.0, queued, notify })
+            });
+            if !submitted {
+                failed.push(player);
             }
         }
-        let me = mesh.me;
+        for player in failed {
+            self.zone.departure_failed(player);
+            self.release_relay(player);
+        }
+        let Some(mesh) = &self.mesh else { return };
         for (node, states) in self.zone.ghost_batches(&mesh.territory) {
             let chunks = states.chunks(pwn_proto::GHOSTS_PER_MESSAGE_MAX).count().max(1);
             let mut sent = 0;
