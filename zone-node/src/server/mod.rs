@@ -7,6 +7,7 @@
 //! bounded inbox (full means dropped and counted), snapshots go out as datagrams (queued, never
 //! awaited), and reliable events go through a bounded per-player queue drained by a writer task.
 
+mod mesh_tick;
 mod persister;
 mod tick;
 
@@ -257,7 +258,7 @@ pub async fn run_with(
             };
             let key = service_key.unwrap_or([0; 32]);
             let rt = tokio::runtime::Handle::current();
-            let mesh_tick = tick::MeshTick {
+            let mesh_tick = mesh_tick::MeshTick {
                 me,
                 territory: Territory::new(tree, me, m.border),
                 held: HeldLeases::default(),
