@@ -1,7 +1,8 @@
 //! The world server over real QUIC on loopback with the embedded store: zone nodes register
 //! and beat, cells are granted once the expected nodes are there, gateways are told where a
 //! player belongs, a restart of the world server changes no lease, and a peer without the
-//! service key or of the wrong role is refused.
+//! service key or of the wrong role is refused; hostile services (a gateway beating for a dead
+//! node, a gateway registering as a zone) get nothing (`[world-6]`).
 
 use pwn_net::{ClientHello, NetClient, NetServer, ServerTls, ServiceIdentity, TransportConfig};
 use pwn_partitioner::client::{WorldCallError, WorldClient};
@@ -142,4 +143,49 @@ async fn unknown_nodes_wrong_keys_and_players_are_refused() {
     assert!(matches!(forger.owners().await, Err(WorldCallError::Unreachable(_))));
     let player = client(dir.path(), addr, PeerRole::Client, key);
     assert!(matches!(player.owners().await, Err(WorldCallError::Unreachable(_))));
+}
+
+/// `[world-2]`, `[world-5]`: a node's leases are renewed by that node's heartbeats only. A
+/// gateway (or any other service holding the key) beating with a silent node's id must not keep
+/// that node's cells from being granted to a live node: otherwise a dead zone's cells stay
+/// served by nobody, for as long as someone beats for it.
+#[tokio::test]
+async fn attack_a_gateway_beating_for_a_dead_node_keeps_its_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = pwn_net::tls::service_key(dir.path()).unwrap();
+    let (addr, _stop) = start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let a = client(dir.path(), addr, PeerRole::Zone, key);
+    let b = client(dir.path(), addr, PeerRole::Zone, key);
+    let ra = a.register("127.0.0.1:7101", 1).await.unwrap();
+    let rb = b.register("127.0.0.1:7102", 1).await.unwrap();
+    beat_until(&a, &ra, 2).await;
+    beat_until(&b, &rb, 2).await;
+    // Node A dies. A gateway keeps sending heartbeats in A's name; B beats for itself.
+    drop(a);
+    let gateway = client(dir.path(), addr, PeerRole::Gateway, key);
+    let mut b_leases = 0;
+    for _ in 0..16 {
+        // lease 2 s + margin 0.5 s: after 4 s A's cells must be B's.
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let _ = gateway.heartbeat(Heartbeat { node: ra.node, ..Heartbeat::default() }).await;
+        b_leases = b
+            .heartbeat(Heartbeat { node: rb.node, token: rb.token, ..Heartbeat::default() })
+            .await
+            .unwrap()
+            .leases
+            .len();
+    }
+    assert_eq!(b_leases, 4, "the dead node A still holds its cells: a gateway's heartbeats in its name renewed them");
+}
+
+/// A gateway is not a zone node: it must not be able to register as one and be granted cells
+/// (it would then hold cells no zone serves).
+#[tokio::test]
+async fn attack_a_gateway_cannot_register_as_a_zone_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = pwn_net::tls::service_key(dir.path()).unwrap();
+    let (addr, _stop) = start(dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let gateway = client(dir.path(), addr, PeerRole::Gateway, key);
+    let registered = gateway.register("not an address", 1).await;
+    assert!(registered.is_err(), "a gateway registered as zone node {:?}", registered.map(|r| r.node));
 }
