@@ -8,7 +8,7 @@ use pwn_gateway::accounts::Accounts;
 use pwn_gateway::limits::Rate;
 use pwn_gateway::proxy::Upstreams;
 use pwn_gateway::server::{GatewayConfig, Placement, run_placed};
-use pwn_net::{NetClient, ServerTls, ServiceIdentity, TransportConfig};
+use pwn_net::{ServerTls, ServiceIdentity, TransportConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,7 +65,6 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
     };
     let accounts = Accounts::new(store, args.session_ttl_s);
     let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: args.data.clone() })?;
-    let ca = pwn_net::tls::dev_ca_cert(&args.data)?;
     let digest = pwn_sim::build_digest(&cfg.sim);
     let identity = ServiceIdentity { sim_digest: digest, tick_hz: cfg.sim.tick_hz as u16 };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -76,13 +75,7 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
         let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
         let addr = net.local_addr()?;
         // Zones behind gateways admit only services: present the service certificate.
-        let service = pwn_net::tls::service_cert(&args.data)?;
-        let upstream = NetClient::with_identity(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            &ca,
-            Some(&service),
-            &TransportConfig::default(),
-        )?;
+        let upstream = crate::services::client(&args.data)?;
         let upstreams = Arc::new(Upstreams::new(upstream, digest, pwn_net::tls::service_key(&args.data)?));
         println!(
             "pwn gateway listening on {addr} (clients trust {})",
@@ -96,16 +89,9 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
         };
         let placement = match (args.world_server, args.zone) {
             (Some(world), _) => {
-                let world_net = NetClient::with_identity(
-                    SocketAddr::from(([127, 0, 0, 1], 0)),
-                    &ca,
-                    Some(&service),
-                    &TransportConfig::default(),
-                )?;
                 let agent = concat!("pwn-gateway/", env!("CARGO_PKG_VERSION"));
                 let hello = pwn_net::ClientHello::new(pwn_proto::PeerRole::Gateway, digest, agent);
-                let key = pwn_net::tls::service_key(&args.data)?;
-                Placement::World(Arc::new(pwn_partitioner::client::WorldClient::new(world_net, world, hello, key)))
+                Placement::World(Arc::new(crate::services::world_client(&args.data, world, hello)?))
             }
             (None, Some(zone)) => Placement::Zone(zone),
             (None, None) => anyhow::bail!("name a zone (--zone) or a world server (--world-server)"),

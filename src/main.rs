@@ -10,6 +10,7 @@
 //! - `audit_cmd`: `pwn audit`, the store's consistency check.
 //! - `user_cmd`: `pwn user`, account administration.
 //! - `stats`: percentiles for reports.
+//! - `services`: a service's client endpoint for links to the others, and its world server client.
 //! - `metrics_http`: the Prometheus endpoint every long-running role can serve.
 //! - `world_cmd`: `pwn world`, the world server.
 //! - `zone_cmd`: `pwn zone`, a zone node.
@@ -35,6 +36,7 @@ mod headless;
 mod kv;
 mod metrics_http;
 mod script;
+mod services;
 mod stats;
 mod swarm_cmd;
 mod up;

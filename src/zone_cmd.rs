@@ -121,26 +121,10 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
         let mesh = match args.world_server {
             None => None,
             Some(world_addr) => {
-                let services = Arc::new(pwn_net::NetClient::with_identity(
-                    std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                    &pwn_net::tls::dev_ca_cert(&args.data)?,
-                    Some(&pwn_net::tls::service_cert(&args.data)?),
-                    &TransportConfig::default(),
-                )?);
+                let services = Arc::new(crate::services::client(&args.data)?);
                 let agent = concat!("pwn-zone/", env!("CARGO_PKG_VERSION"));
                 let hello = pwn_net::ClientHello::new(pwn_proto::PeerRole::Zone, digest, agent);
-                let world_net = pwn_net::NetClient::with_identity(
-                    std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                    &pwn_net::tls::dev_ca_cert(&args.data)?,
-                    Some(&pwn_net::tls::service_cert(&args.data)?),
-                    &TransportConfig::default(),
-                )?;
-                let world = Arc::new(pwn_partitioner::client::WorldClient::new(
-                    world_net,
-                    world_addr,
-                    hello.clone(),
-                    service_key,
-                ));
+                let world = Arc::new(crate::services::world_client(&args.data, world_addr, hello.clone())?);
                 let registered = register(&world, addr).await?;
                 tracing::info!(
                     node = registered.node,
