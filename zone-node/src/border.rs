@@ -178,6 +178,11 @@ impl Zone {
         self.border.ghosts.len()
     }
 
+    /// The zone `id` belongs to, if this zone holds it as a ghost.
+    pub fn ghost_owner(&self, id: EntityId) -> Option<ZoneId> {
+        self.border.ghosts.get(&id).map(|(node, _)| *node)
+    }
+
     /// Each ghost held and the zone it belongs to.
     pub fn ghosts(&self) -> impl Iterator<Item = (EntityId, ZoneId)> + '_ {
         self.border.ghosts.iter().map(|(id, (node, _))| (*id, *node))

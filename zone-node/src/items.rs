@@ -16,6 +16,10 @@
 //! - `[zitem-5]` in a partitioned world a move is fenced by both players' owners instead: each
 //!   player's owner record must name the cell the zone holds it in, at that cell's lease
 //!   epoch, so a gift between two zones' players commits only while both zones own them;
+//! - `[zitem-6]` a gift to a player across a border (a ghost here, within reach) is fenced the
+//!   same way, the receiver's side by its owner record and the lease its zone holds, so the
+//!   move commits only while both zones own their players; the receiver hears of it from its own
+//!   zone;
 //! - `[zitem-4]` players hear of a move (`ItemMoved`, to both sides) only after it committed, and
 //!   of their inventory (`Inventory`) from the same worker, in the same order as the moves, so
 //!   a client applying events in order always ends with what the store holds.

@@ -140,3 +140,50 @@ fn item_moves_are_fenced_by_the_lease() {
     let listed = run_op(&at(new.epoch), ItemOp::Load { player: b });
     assert!(matches!(listed, ItemOutcome::Inventory { items, .. } if items.len() == 2));
 }
+
+/// `[zitem-5]`, `[zitem-6]`: a gift between players of two zones is one transaction fenced by
+/// both: each player's owner record must name the cell its zone holds it in, at that cell's
+/// epoch. When the receiver's cell changes hands, or the receiver moves on to another cell,
+/// the gift is refused and nothing moves.
+#[test]
+fn a_gift_across_a_border_is_fenced_by_both_zones() {
+    use pwn_zone_node::items::{ItemOp, ItemOutcome, OwnersFence, run_fenced};
+    use pwn_zone_node::server::Persistence;
+    let store = Store::new(Arc::new(MemoryBackend::new()));
+    let (west, east, north) =
+        (CellKey { level: 1, path: 0 }, CellKey { level: 1, path: 1 }, CellKey { level: 1, path: 2 });
+    let lw = acquire_lease(&store, west, 1).unwrap();
+    let le = acquire_lease(&store, east, 2).unwrap();
+    let ln = acquire_lease(&store, north, 3).unwrap();
+    let (giver, receiver) = (EntityId(21), EntityId(22));
+    pwn_zone_node::persist::claim_player(&store, giver, west, lw.epoch).unwrap();
+    pwn_zone_node::persist::claim_player(&store, receiver, east, le.epoch).unwrap();
+    let items: Vec<u64> =
+        (0..3).map(|k| store.transact(|t| pwn_store::items::create(t, giver.0, k)).unwrap()).collect();
+    let p = Persistence { store: store.clone(), cell: CellKey::ROOT, epoch: 0, interval_ticks: 30 };
+    let owner = |item| store.transact(|t| pwn_store::items::get(t, item)).unwrap().unwrap().owner;
+    let give = |item| ItemOp::Give { item, from: giver, to: receiver };
+
+    let fence = OwnersFence { from: (west, lw.epoch), to: (east, le.epoch) };
+    assert!(matches!(run_fenced(&p, give(items[0]), Some(fence)), ItemOutcome::Moved { .. }));
+    assert_eq!(owner(items[0]), receiver.0);
+
+    // The east cell changes hands: the giver's zone still names the old epoch.
+    let le2 = acquire_lease(&store, east, 4).unwrap();
+    assert!(matches!(run_fenced(&p, give(items[1]), Some(fence)), ItemOutcome::Refused { .. }));
+    assert_eq!(owner(items[1]), giver.0, "a stale fence moved nothing");
+
+    // The receiver was handed on to the north cell: the east cell no longer owns it.
+    let key = pwn_store::keys::player_key(receiver.0);
+    let (from, to) = (
+        pwn_store::ownership::Side { cell: east, epoch: le2.epoch },
+        pwn_store::ownership::Side { cell: north, epoch: ln.epoch },
+    );
+    store.transact(|t| pwn_store::ownership::hand_off(t, receiver.0, 9, from, to, (&key, b"r"))).unwrap();
+    let fresh = OwnersFence { from: (west, lw.epoch), to: (east, le2.epoch) };
+    assert!(matches!(run_fenced(&p, give(items[2]), Some(fresh)), ItemOutcome::Refused { .. }));
+    assert_eq!(owner(items[2]), giver.0);
+    let right = OwnersFence { from: (west, lw.epoch), to: (north, ln.epoch) };
+    assert!(matches!(run_fenced(&p, give(items[2]), Some(right)), ItemOutcome::Moved { .. }));
+    assert_eq!(owner(items[2]), receiver.0);
+}

@@ -129,7 +129,22 @@ impl TickLoop {
             let cell = self.zone.player_cell(p)?;
             Some((cell, mesh.serving(cell)?.0))
         };
-        match (side(from), side(to)) {
+        // A receiver across a border (`[zitem-6]`): the cell of its zone nearest to where it
+        // stands (its leaf, or the one it is still within the hysteresis of), at the epoch the
+        // map names; the transaction checks its owner record against that.
+        let across = |p: EntityId| {
+            let node = self.zone.ghost_owner(p)?;
+            let at = self.zone.sim().character(p)?.position_m;
+            let t = &mesh.territory;
+            t.tree()
+                .leaves()
+                .filter_map(|c| t.owner(c).filter(|(n, _)| *n == node).map(|(_, e)| (c, e)))
+                .min_by(|a, b| {
+                    t.tree().rect(a.0).distance(at.x, at.z).total_cmp(&t.tree().rect(b.0).distance(at.x, at.z))
+                })
+                .map(|(c, e)| (c, e.0))
+        };
+        match (side(from), side(to).or_else(|| across(to))) {
             (Some(from), Some(to)) => Ok(Some(OwnersFence { from, to })),
             _ => Err("the world is changing hands here; try again"),
         }

@@ -302,7 +302,11 @@ impl TickLoop {
             Message::GiveItem(give) => {
                 let to = EntityId(give.to);
                 let persistent = &self.persistent;
-                let checked = check_give(self.zone.sim(), |id| persistent.contains(&id), player, to);
+                // A receiver across a border is a ghost here: a gift to it is fenced by both
+                // zones' leases (`[zitem-6]`).
+                let across = self.mesh.is_some() && self.zone.sim().is_ghost(to);
+                let has_account = |id: EntityId| persistent.contains(&id) || (across && id == to);
+                let checked = check_give(self.zone.sim(), has_account, player, to);
                 let fence = self.owners_fence(player, to);
                 let submitted = match (&mut self.items, fence) {
                     (Some(items), Ok(fence)) => checked
@@ -432,6 +436,14 @@ impl TickLoop {
                 }
                 // Handed over here, its gateway's link not in yet: kept until it is.
                 None => {
+                    if let (Some(mesh), GameEvent::ItemMoved { .. }) = (&self.mesh, &event)
+                        && let Some(node) = self.zone.ghost_owner(player)
+                        && let Ok(payload) = pwn_proto::encode_datagram(&Message::Event(event.clone()))
+                    {
+                        // A gift to a player across a border (`[zitem-6]`): its zone tells it.
+                        mesh.peers.send(node, Message::Routed(pwn_proto::Routed { player: player.0, payload }));
+                        continue;
+                    }
                     if let Some(mesh) = &mut self.mesh
                         && self.zone.has_player(player)
                     {
