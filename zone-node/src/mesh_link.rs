@@ -6,12 +6,14 @@
 //!
 //! Rules:
 //! - `[zlink-1]` a zone link opens like a gateway link: mutual TLS with the service certificate,
-//!   then the service key (`pwn_net::service_auth`); only ghosts, handoffs, hits, chat and the
-//!   inputs of players it handed over are taken on it (anything else is counted and ignored);
+//!   then the service key (`pwn_net::service_auth`); only ghosts, handoffs, hits, chat, the
+//!   inputs of players it handed over and notices of gifts to this zone's players are taken on
+//!   it (anything else is counted and ignored);
 //! - `[zlink-4]` the connecting zone says which node it is right after the key; everything on
 //!   the link is then taken as that node's and checked against the world server's map: ghosts
 //!   only under its own id, handoffs only from cells it serves, hits and chat only near its
-//!   cells, inputs only for players it handed over in the last `FORWARD_INPUTS_TICKS`;
+//!   cells, inputs only for players it handed over in the last `FORWARD_INPUTS_TICKS`, gift
+//!   notices only for players near its cells;
 //! - `[zlink-2]` each neighbour has one outgoing link with a bounded queue; a full queue drops
 //!   the message (counted): a lost ghost batch is replaced by the next tick's, and a lost
 //!   handoff message leaves the player to be loaded from the store when its gateway attaches it
