@@ -145,6 +145,10 @@ fn too_long(field: &'static str, len: usize, max: usize) -> Result<(), Violation
     Ok(())
 }
 
+fn finite(field: &'static str, ok: bool) -> Result<(), Violation> {
+    if ok { Ok(()) } else { Err(Violation::OutOfRange { field, why: "not a finite number".into() }) }
+}
+
 /// Checks every bounded field of a decoded message.
 pub fn validate(m: &Message) -> Result<(), Violation> {
     match m {
@@ -175,9 +179,20 @@ pub fn validate(m: &Message) -> Result<(), Violation> {
         Message::RpcResponse(RpcResponse::Ok(b)) => too_long("rpc.body", b.len(), RPC_BODY_LEN_MAX),
         Message::RpcResponse(RpcResponse::Err { message, .. }) => too_long("rpc.message", message.len(), TEXT_LEN_MAX),
         Message::Notify(n) => too_long("notify.body", n.body.len(), RPC_BODY_LEN_MAX),
-        Message::Ghosts(g) => too_long("ghosts.states", g.states.len(), crate::mesh::GHOSTS_PER_MESSAGE_MAX),
-        Message::HandoffPlayer(h) => too_long("handoff.waiting", h.waiting.len(), crate::mesh::HANDOFF_INPUTS_MAX),
-        Message::BorderChat(c) => too_long("border_chat.text", c.text.len(), TEXT_LEN_MAX),
+        // Character states and positions cross with their exact bits: a non-finite one is no
+        // state any simulation produces, and is refused here.
+        Message::Ghosts(g) => {
+            too_long("ghosts.states", g.states.len(), crate::mesh::GHOSTS_PER_MESSAGE_MAX)?;
+            finite("ghosts.states", g.states.iter().all(|s| s.character.is_finite()))
+        }
+        Message::HandoffPlayer(h) => {
+            too_long("handoff.waiting", h.waiting.len(), crate::mesh::HANDOFF_INPUTS_MAX)?;
+            finite("handoff.character", h.character.is_finite() && h.waiting.iter().all(|i| i.is_finite()))
+        }
+        Message::BorderChat(c) => {
+            too_long("border_chat.text", c.text.len(), TEXT_LEN_MAX)?;
+            finite("border_chat.position_m", c.position_m.iter().all(|v| v.is_finite()))
+        }
         Message::Rehome(r) => too_long("rehome.addr", r.addr.len(), crate::mesh::ADDR_LEN_MAX),
         Message::Routed(r) => too_long("routed.payload", r.payload.len(), DATAGRAM_SIZE_MAX - ROUTED_OVERHEAD_BYTES),
         _ => Ok(()),

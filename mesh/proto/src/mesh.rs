@@ -43,6 +43,11 @@ impl ExactInput {
         }
     }
 
+    /// Whether every float is finite (the codec refuses anything else, `codec::validate`).
+    pub fn is_finite(&self) -> bool {
+        [self.move_x, self.move_z, self.yaw_rad, self.pitch_rad].iter().all(|v| v.is_finite())
+    }
+
     /// The input.
     pub fn input(&self) -> PlayerInput {
         PlayerInput {
@@ -96,6 +101,14 @@ impl WireCharacter {
             last_input: ExactInput::of(&c.last_input),
             last_seq: c.last_seq.map(|s| s.0),
         }
+    }
+
+    /// Whether every float is finite (the codec refuses anything else, `codec::validate`).
+    pub fn is_finite(&self) -> bool {
+        self.position_m.iter().chain(&self.velocity_mps).all(|v| v.is_finite())
+            && self.yaw_rad.is_finite()
+            && self.pitch_rad.is_finite()
+            && self.last_input.is_finite()
     }
 
     /// The character's state (the simulation checks it again when it takes it).

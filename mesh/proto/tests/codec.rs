@@ -126,3 +126,39 @@ fn credentials_and_tokens_never_print_their_secrets() {
     let printed = format!("{c:?} {t:?} {:?}", Message::Login(c.clone()));
     assert!(!printed.contains("hunter22") && !printed.contains("7, 7"), "{printed}");
 }
+
+/// Character states cross zone links with their exact bits: a non-finite one (which no
+/// simulation produces) is refused by the decoder, so a decoded message always re-encodes to
+/// itself (the frame fuzzer found a `HandoffPlayer` carrying NaN, which does not equal itself).
+#[test]
+fn non_finite_character_states_and_positions_are_refused() {
+    use pwn_proto::{BorderChat, GhostState, Ghosts, HandoffPlayer, WireCell, WireCharacter};
+    use speedy::Writable;
+    let mut c = WireCharacter::default();
+    c.last_input.yaw_rad = f32::NAN;
+    let cell = WireCell { level: 1, path: 0 };
+    let handoff = Message::HandoffPlayer(HandoffPlayer {
+        player: 1,
+        tick: 1,
+        from_cell: cell,
+        to_cell: cell,
+        to_epoch: 1,
+        character: c,
+        last_released: None,
+        waiting: vec![],
+    });
+    let ghosts = Message::Ghosts(Ghosts {
+        from_node: 1,
+        tick: 1,
+        complete: true,
+        states: vec![GhostState {
+            id: 1,
+            character: WireCharacter { velocity_mps: [f32::INFINITY, 0.0, 0.0], ..WireCharacter::default() },
+        }],
+    });
+    let chat = Message::BorderChat(BorderChat { from: 1, position_m: [f32::NAN, 0.0, 0.0], text: "hi".into() });
+    for m in [handoff, ghosts, chat] {
+        assert!(encode_frame(&m).is_err(), "{m:?}");
+        assert!(matches!(decode(&m.write_to_vec().unwrap()), Err(Violation::OutOfRange { .. })), "{m:?}");
+    }
+}
