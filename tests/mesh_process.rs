@@ -86,7 +86,8 @@ fn bots_crossing_borders_survive_zone_kills_and_the_store_stays_consistent() {
     assert!(audit.status.success(), "{report}");
     assert_eq!(report["duplicates"], 0, "{report}");
     assert_eq!(report["losses"], 0, "{report}");
-    assert_eq!(report["owned_entities"], 24, "every bot has one owner: {report}");
+    let crates = pwn_sim::WorldDesc::arena().crates.len();
+    assert_eq!(report["owned_entities"], 24 + crates, "every bot and every crate has one owner: {report}");
     // Each bot's starter kit: three items each, all still there.
     assert_eq!(report["items"], 72, "{report}");
 }
@@ -148,5 +149,5 @@ fn a_zone_frozen_past_its_lease_loses_its_cells_and_its_players_move_on() {
     assert!(leases.iter().any(|(_, l)| l.epoch > 1), "its cell was granted again with a higher epoch: {leases:?}");
     let audit = store.transact(|t| pwn_store::audit::audit(t)).unwrap();
     assert!(audit.clean(), "{audit:?}");
-    assert_eq!(audit.owned_entities, 16, "{audit:?}");
+    assert_eq!(audit.owned_entities, 16 + pwn_sim::WorldDesc::arena().crates.len() as u64, "{audit:?}");
 }

@@ -61,7 +61,12 @@ async fn up_serves_players_and_stops_every_process_on_sigterm() {
     assert_eq!(store.for_each_page(&b, &e, 1000, |_| {}).unwrap(), crates);
     let audit = store.transact(|t| pwn_store::audit::audit(t)).unwrap();
     assert!(audit.clean(), "{audit:?}");
-    assert_eq!(audit.owned_entities, 1, "the player is owned by one cell: {audit:?}");
+    // `[persist-6]`: the player and every crate, each owned by one cell.
+    assert_eq!(audit.owned_entities, 1 + crates, "the player and the crates: {audit:?}");
+    for i in 0..crates as u32 {
+        let id = pwn_sim::EntityId::world_entity(i).0;
+        assert!(store.transact(|t| pwn_store::ownership::owner(t, id)).unwrap().is_some(), "crate {i} has no owner");
+    }
 }
 
 /// Whoever watched `pwn up`'s output went away (a closed pipe): it still stops cleanly.

@@ -16,6 +16,8 @@
 //!   other characters kept apart through a grid of start-of-tick positions (`neighbors`).
 //! - [`Sim`] (in `world` and `step`): building a world, stepping it, predicting one character.
 //! - [`snapshot`]: whole-world and predicted-state snapshots, and the state hash.
+//! - [`handover`]: what crosses between simulations in a partitioned world: projectiles taken
+//!   out and flown on elsewhere, crates simulated here, held as another zone's ghosts, or left out.
 //!
 //! # Example
 //! ```
@@ -36,6 +38,7 @@ pub mod config;
 mod controller;
 pub mod desc;
 pub mod events;
+pub mod handover;
 pub mod hash;
 pub mod ids;
 pub mod input;
@@ -52,6 +55,7 @@ pub use character::CharacterState;
 pub use config::{CharacterConfig, ConfigError, ProjectileConfig, SimConfig};
 pub use desc::{BoxDesc, CrateDesc, DescError, WorldDesc};
 pub use events::{DespawnReason, EntityKind, HitTarget, SimEvent};
+pub use handover::CrateMode;
 pub use ids::{EntityId, InputSeq, Tick};
 pub use input::{Buttons, PlayerInput};
 pub use projectile::Projectile;

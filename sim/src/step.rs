@@ -119,7 +119,8 @@ impl Sim {
         events: &mut Vec<SimEvent>,
     ) {
         self.rebuild_neighbors(predicting);
-        let crate_colliders: Vec<ColliderHandle> = self.crates.iter().map(|c| c.collider).collect();
+        let crate_colliders: Vec<ColliderHandle> =
+            self.crates.iter().filter(|c| c.mode != crate::handover::CrateMode::Away).map(|c| c.collider).collect();
         self.scene.refresh_crates(&self.physics.colliders, &crate_colliders);
         let Sim { physics, characters, neighbors, pushes, cfg, bounds, scene, .. } = self;
         pushes.clear();

@@ -51,6 +51,9 @@ pub struct CrateBody {
     pub body: RigidBodyHandle,
     /// Its collider.
     pub collider: ColliderHandle,
+    /// Whether this world simulates it, holds it for another, or leaves it out
+    /// (`crate::handover`).
+    pub mode: crate::handover::CrateMode,
 }
 
 /// One simulated world.
@@ -120,7 +123,7 @@ impl Sim {
                 RigidBodyBuilder::dynamic().translation(Vec3::from(c.center_m)).user_data(u128::from(id.0)),
                 ColliderBuilder::cuboid(h[0], h[1], h[2]).density(c.density_kgpm3).user_data(u128::from(id.0)),
             );
-            crates.push(CrateBody { id, body, collider });
+            crates.push(CrateBody { id, body, collider, mode: crate::handover::CrateMode::Simulated });
         }
         let r = cfg.character.radius_m;
         let bounds = Bounds {
@@ -193,9 +196,10 @@ impl Sim {
         self.projectiles.get(&id)
     }
 
-    /// All crates with their pose and velocity: (id, position, rotation, linear velocity).
+    /// All crates this world simulates or holds as ghosts (not those it leaves out), with
+    /// their pose and velocity: (id, position, rotation, linear velocity).
     pub fn crates(&self) -> impl Iterator<Item = (EntityId, Vec3, Quat, Vec3)> + '_ {
-        self.crates.iter().filter_map(|c| {
+        self.crates.iter().filter(|c| c.mode != crate::handover::CrateMode::Away).filter_map(|c| {
             let b = self.physics.bodies.get(c.body)?;
             Some((c.id, b.translation(), *b.rotation(), b.linvel()))
         })

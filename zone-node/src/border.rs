@@ -375,17 +375,7 @@ impl Zone {
     /// This zone's players and departing players near other zones, per zone (`[border-3]`,
     /// `[handoff-2]`).
     pub fn ghost_batches(&self, territory: &Territory) -> BTreeMap<ZoneId, Vec<GhostState>> {
-        let mut out: BTreeMap<ZoneId, Vec<GhostState>> = BTreeMap::new();
-        // Every neighbour gets a batch each tick, empty or not, so it drops what left.
-        for (cell, _) in territory.mine() {
-            for n in territory.tree().neighbours(cell, territory.config().ghost_margin_m) {
-                if let Some((node, _)) = territory.owner(n)
-                    && node != territory.me()
-                {
-                    out.entry(node).or_default();
-                }
-            }
-        }
+        let mut out: BTreeMap<ZoneId, Vec<GhostState>> = territory.neighbour_batches();
         let mut targets = Vec::new();
         let local = self.players.keys().filter_map(|id| self.sim.character(*id).map(|c| (*id, c)));
         let frozen = self.border.departing.values().map(|d| (d.departure.player, &d.departure.character));

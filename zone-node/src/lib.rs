@@ -17,6 +17,8 @@
 //!   tests) and gateway links carrying many players (`Attach`, `Detach`, `Routed`).
 
 pub mod border;
+pub mod border_crates;
+pub mod border_shots;
 pub mod input_buffer;
 pub mod interest;
 pub mod items;

@@ -26,6 +26,7 @@
 //!   zone; a handoff that fails gives the held inputs back to the player.
 
 use crate::border::Departure;
+use crate::border_crates::CrateDeparture;
 use crate::links::{ToZone, forward};
 use pwn_net::{ClientHello, Conn, NetClient};
 use pwn_partitioner::ZoneId;
@@ -296,16 +297,21 @@ pub(crate) async fn serve_peer(conn: Conn, inbox: mpsc::Sender<ToZone>, service_
     while let Ok(Some(message)) = rx.recv().await {
         let arrived = Instant::now();
         match message {
-            Message::HandoffPlayer(_) => {
+            // Handoffs wait for room: one dropped would leave its entity to the store (a player,
+            // a crate) or lose it (a projectile).
+            Message::HandoffPlayer(_) | Message::HandoffCrate(_) | Message::HandoffProjectile(_) => {
                 if inbox.send(ToZone::Peer { from, message, arrived }).await.is_err() {
                     return;
                 }
             }
             // Inputs of a player this link's zone handed over (`[handoff-5]`, checked by the
             // tick).
-            Message::Ghosts(_) | Message::GhostHit(_) | Message::BorderChat(_) | Message::Routed(_) => {
-                forward(&inbox, ToZone::Peer { from, message, arrived })
-            }
+            Message::Ghosts(_)
+            | Message::CrateGhosts(_)
+            | Message::GhostHit(_)
+            | Message::BorderChat(_)
+            | Message::BorderEvent(_)
+            | Message::Routed(_) => forward(&inbox, ToZone::Peer { from, message, arrived }),
             _ => metrics::counter!(metric::PEER_REFUSED).increment(1),
         }
     }
@@ -331,16 +337,27 @@ pub(crate) enum Job {
     Handoff { departure: Box<Departure>, from_epoch: u64, queued: Instant, notify: Option<Notify> },
     /// Claim a player nobody owns for a cell of this zone.
     Claim { player: EntityId, cell: CellKey, epoch: u64 },
-    /// Read the crates a cell this zone now serves left in the store.
-    LoadCrates { cell: CellKey, epoch: u64 },
+    /// Read (and claim) the crates of a cell this zone now serves (`crate::persist::load_cell_crates`).
+    LoadCrates { cell: CellKey, epoch: u64, rect: pwn_partitioner::Rect, placed: Arc<Vec<(EntityId, glam::Vec3)>> },
+    /// Commit a crate's departure, fenced by the giving cell's epoch.
+    CrateHandoff {
+        departure: CrateDeparture,
+        from_epoch: u64,
+        from_rect: pwn_partitioner::Rect,
+        bounds: crate::persist::SimBounds,
+    },
 }
 
 /// What the committer did.
 pub(crate) enum Committed {
     Handoff { departure: Departure, result: Result<Handoff, OwnershipError> },
     Claim { player: EntityId, cell: CellKey, result: Result<(), OwnershipError> },
-    Crates { cell: CellKey, epoch: u64, result: Result<Vec<crate::persist::CrateState>, pwn_store::StoreError> },
+    Crates { cell: CellKey, epoch: u64, result: Result<CellCrates, OwnershipError> },
+    CrateHandoff { departure: CrateDeparture, result: Result<Handoff, OwnershipError> },
 }
+
+/// A cell's crates as the store holds them, each with its state if it was ever stored.
+pub(crate) type CellCrates = Vec<(EntityId, Option<crate::persist::CrateState>)>;
 
 /// `[handoff-6]`: the taking zone and the gateway hear of a committed handoff at once, not a
 /// tick later when the tick thread would read the outcome.
@@ -391,8 +408,14 @@ impl Committer {
                         let result = crate::persist::claim_player(&store, player, cell, epoch);
                         Committed::Claim { player, cell, result }
                     }
-                    Job::LoadCrates { cell, epoch } => {
-                        Committed::Crates { cell, epoch, result: crate::persist::read_crates(&store, cell) }
+                    Job::LoadCrates { cell, epoch, rect, placed } => {
+                        let result = crate::persist::load_cell_crates(&store, cell, epoch, rect, &placed);
+                        Committed::Crates { cell, epoch, result }
+                    }
+                    Job::CrateHandoff { departure, from_epoch, from_rect, bounds } => {
+                        let result =
+                            crate::persist::commit_crate_departure(&store, &departure, from_epoch, from_rect, &bounds);
+                        Committed::CrateHandoff { departure, result }
                     }
                 };
                 // The tick must hear of every outcome: wait for room (this is not the tick).

@@ -15,6 +15,12 @@
 //!   point).
 //! - `[persist-5]` in a partitioned world a player is written only in a transaction that reads
 //!   its owner record and finds the writing cell (`pwn_store::ownership` `[own-2]`).
+//! - `[persist-6]` in a partitioned world crates are owned like players: a cell's crates are the
+//!   ones its owner records name (claimed when the cell is first loaded: crates in its position
+//!   index with no owner, and crates of the world file placed in it that were never stored);
+//!   a checkpoint writes a crate only while its cell owns it, and indexes it inside that cell
+//!   (a crate within the hysteresis past the border is indexed at the nearest point of the
+//!   cell), so two cells never both list one crate.
 
 use crate::border::Departure;
 use glam::{Quat, Vec3};
@@ -159,6 +165,114 @@ pub fn crate_states(sim: &Sim) -> Vec<CrateState> {
         .collect()
 }
 
+/// `cell`'s crates in a partitioned world (`[persist-6]`), read in one transaction fenced by its
+/// lease: the crates it owns, after claiming those in its position index with no owner and
+/// those of `placed` (the world file's crates and where it puts them) inside `rect` that were
+/// never stored nor owned. A crate without a stored record comes back without a state.
+pub fn load_cell_crates(
+    store: &Store,
+    cell: CellKey,
+    epoch: u64,
+    rect: pwn_partitioner::Rect,
+    placed: &[(EntityId, Vec3)],
+) -> Result<Vec<(EntityId, Option<CrateState>)>, OwnershipError> {
+    store.transact(|t| {
+        check_lease(t, cell, epoch)?;
+        let mut ids = std::collections::BTreeSet::new();
+        let (b, e) = pwn_store::keys::owned_range(cell);
+        for k in range_keys(t, &b, &e)? {
+            if let Ok((_, _, _, _, id)) = foundationdb_tuple::unpack::<(String, String, u32, u64, u64)>(&k)
+                && !EntityId(id).is_gameplay()
+            {
+                ids.insert(id);
+            }
+        }
+        let (b, e) = cell.entity_at_range();
+        for k in range_keys(t, &b, &e)? {
+            if let Ok((_, _, _, id)) = foundationdb_tuple::unpack::<(String, String, u64, u64)>(&k)
+                && !EntityId(id).is_gameplay()
+                && pwn_store::ownership::owner(t, id)?.is_none()
+            {
+                pwn_store::ownership::claim(t, id, cell, epoch)?;
+                ids.insert(id);
+            }
+        }
+        for (id, at) in placed {
+            if rect.contains(at.x, at.z, 0.0)
+                && pwn_store::ownership::owner(t, id.0)?.is_none()
+                && t.get(&entity_key(id.0))?.is_none()
+            {
+                pwn_store::ownership::claim(t, id.0, cell, epoch)?;
+                ids.insert(id.0);
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let key = entity_key(id);
+            let state = t
+                .get(&key)?
+                .and_then(|v| EntityRecord::decode(&key, &v).ok())
+                .and_then(|r| CrateState::from_record(EntityId(id), &r));
+            out.push((EntityId(id), state));
+        }
+        Ok(out)
+    })
+}
+
+/// Every key in `[b, e)`, page by page.
+fn range_keys(t: &mut dyn pwn_store::Transaction, b: &[u8], e: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut out = Vec::new();
+    let mut from = b.to_vec();
+    loop {
+        let page = t.get_range(&from, e, pwn_store::RangeOptions::default())?;
+        let Some((last, _)) = page.last() else { break };
+        from = last.clone();
+        from.push(0);
+        let full = page.len() >= pwn_store::limits::RANGE_LIMIT_MAX;
+        out.extend(page.into_iter().map(|(k, _)| k));
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Commits a crate's departure (`[persist-6]`): its owner record moves, its record is written at
+/// the handoff tick and its position index entry moves into the taking cell, in one transaction
+/// fenced by both cells' leases (`pwn_store::ownership` `[own-3]`, `[own-4]`).
+pub fn commit_crate_departure(
+    store: &Store,
+    d: &crate::border_crates::CrateDeparture,
+    from_epoch: u64,
+    from_rect: pwn_partitioner::Rect,
+    bounds: &SimBounds,
+) -> Result<Handoff, OwnershipError> {
+    let id = d.state.id.0;
+    let key = entity_key(id);
+    let record = d.state.record().encode();
+    let from = Side { cell: d.from, epoch: from_epoch };
+    let to = Side { cell: d.to, epoch: d.to_epoch.0 };
+    store.transact(|t| {
+        let old = t.get(&key)?.and_then(|v| EntityRecord::decode(&key, &v).ok());
+        let done = pwn_store::ownership::hand_off(t, id, d.tick, from, to, (&key, &record))?;
+        if done == Handoff::Moved {
+            // Its old entry: where it was, or (indexed by a checkpoint of `from`) the nearest
+            // point of `from` to it.
+            if let Some(old) = old {
+                let [x, _, z] = old.position_m;
+                let (cx, cz) =
+                    (x.clamp(from_rect.min[0], from_rect.max[0]), z.clamp(from_rect.min[1], from_rect.max[1]));
+                for (x, z) in [(x, z), (cx, cz)] {
+                    t.clear(&entity_at_key(finest_quadkey(x, z, bounds.origin_m, bounds.size_m), id))?;
+                }
+            }
+            let p = d.state.position;
+            t.set(&entity_at_key(finest_quadkey(p.x, p.z, bounds.origin_m, bounds.size_m), id), b"")?;
+        }
+        Ok(done)
+    })
+}
+
 /// Takes the lease of `cell` for `node` (the next epoch).
 pub fn acquire_lease(store: &Store, cell: CellKey, node: u64) -> Result<LeaseRecord, StoreError> {
     store.transact(|t| grant_lease(t, cell, node))
@@ -173,7 +287,14 @@ pub fn checkpoint(
     players: &[PlayerState],
     sim: &SimBounds,
 ) -> Result<(), StoreError> {
-    let c = CellCheckpoint { cell, epoch, crates: crates.to_vec(), players: players.to_vec(), owners_checked: false };
+    let c = CellCheckpoint {
+        cell,
+        epoch,
+        crates: crates.to_vec(),
+        players: players.to_vec(),
+        owners_checked: false,
+        rect_m: None,
+    };
     checkpoint_cell(store, &c, sim).map(|_| ())
 }
 
@@ -188,9 +309,13 @@ pub struct CellCheckpoint {
     pub crates: Vec<CrateState>,
     /// The players it owns.
     pub players: Vec<PlayerState>,
-    /// Whether each player's owner record is checked (`[persist-5]`): a zone serving part of a
-    /// partitioned world writes a player only while its cell owns it.
+    /// Whether each player's and crate's owner record is checked (`[persist-5]`,
+    /// `[persist-6]`): a zone serving part of a partitioned world writes an entity only while
+    /// its cell owns it.
     pub owners_checked: bool,
+    /// The cell's rectangle (min x, min z, max x, max z): crates are indexed at the nearest
+    /// point inside it (`[persist-6]`). `None`: where they are.
+    pub rect_m: Option<[f32; 4]>,
 }
 
 /// Writes one cell's checkpoint (`[persist-1]`, `[persist-2]`, `[persist-5]`); returns the
@@ -210,7 +335,15 @@ pub fn checkpoint_cell(store: &Store, c: &CellCheckpoint, sim: &SimBounds) -> Re
         let (b, e) = c.cell.entity_at_range();
         t.clear_range(&b, &e)?;
         for k in &c.crates {
-            let q = finest_quadkey(k.position.x, k.position.z, sim.origin_m, sim.size_m);
+            if c.owners_checked && pwn_store::ownership::owner(t, k.id.0)? != Some(c.cell) {
+                skipped += 1;
+                continue;
+            }
+            let (x, z) = match c.rect_m {
+                Some([x0, z0, x1, z1]) => (k.position.x.clamp(x0, x1), k.position.z.clamp(z0, z1)),
+                None => (k.position.x, k.position.z),
+            };
+            let q = finest_quadkey(x, z, sim.origin_m, sim.size_m);
             t.set(&entity_at_key(q, k.id.0), b"")?;
             t.set(&entity_key(k.id.0), &k.record().encode())?;
         }

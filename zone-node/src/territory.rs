@@ -123,6 +123,22 @@ impl Territory {
         }
     }
 
+    /// An empty batch for every other zone serving a cell within the ghost margin of this
+    /// zone's cells: each gets one every tick, empty or not, so it drops what went away.
+    pub fn neighbour_batches<T>(&self) -> std::collections::BTreeMap<ZoneId, Vec<T>> {
+        let mut out = std::collections::BTreeMap::new();
+        for (cell, _) in self.mine() {
+            for n in self.tree.neighbours(cell, self.cfg.ghost_margin_m) {
+                if let Some((node, _)) = self.owner(n)
+                    && node != self.me
+                {
+                    out.entry(node).or_insert_with(Vec::new);
+                }
+            }
+        }
+        out
+    }
+
     /// The other zones an entity at `(x, z)` is ghosted to (`[border-3]`), each once.
     pub fn ghost_targets(&self, x: f32, z: f32, out: &mut Vec<ZoneId>) {
         out.clear();

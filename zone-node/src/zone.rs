@@ -100,6 +100,10 @@ pub struct Zone {
     pending_spawns: Vec<EntityId>,
     /// Departing players and ghosts (`crate::border`).
     pub(crate) border: crate::border::BorderState,
+    /// Projectiles that crossed borders (`crate::border_shots`).
+    pub(crate) shots: crate::border_shots::ShotBook,
+    /// Crates owned, held as ghosts and departing (`crate::border_crates`).
+    pub(crate) crates: crate::border_crates::CrateBook,
 }
 
 impl std::fmt::Debug for Zone {
@@ -131,6 +135,8 @@ impl Zone {
             pending_events: Vec::new(),
             pending_spawns: Vec::new(),
             border: crate::border::BorderState::default(),
+            shots: crate::border_shots::ShotBook::default(),
+            crates: crate::border_crates::CrateBook::default(),
         }
     }
 

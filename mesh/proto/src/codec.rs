@@ -130,6 +130,10 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         72 => 1 + 32,                                                 // GhostHit
         73 => 32 + TEXT_LEN_MAX,                                      // BorderChat
         74 => 32 + crate::mesh::ADDR_LEN_MAX,                         // Rehome
+        75 => 1 + 64,                                                 // HandoffProjectile
+        76 => 16 + 64,                                                // BorderEvent
+        77 => 16 + crate::mesh::CRATE_GHOSTS_PER_MESSAGE_MAX * 64,    // CrateGhosts
+        78 => 64 + 64,                                                // HandoffCrate
         _ => return None,
     })
 }
@@ -193,6 +197,19 @@ pub fn validate(m: &Message) -> Result<(), Violation> {
             too_long("border_chat.text", c.text.len(), TEXT_LEN_MAX)?;
             finite("border_chat.position_m", c.position_m.iter().all(|v| v.is_finite()))
         }
+        Message::HandoffProjectile(h) => finite("handoff_projectile", h.projectile.is_finite()),
+        Message::BorderEvent(e) => {
+            finite("border_event.position_m", e.position_m.iter().all(|v| v.is_finite()))?;
+            match e.event {
+                GameEvent::Fired { .. } | GameEvent::Hit { .. } => Ok(()),
+                _ => Err(Violation::OutOfRange { field: "border_event.event", why: "only Fired and Hit cross".into() }),
+            }
+        }
+        Message::CrateGhosts(g) => {
+            too_long("crate_ghosts.crates", g.crates.len(), crate::mesh::CRATE_GHOSTS_PER_MESSAGE_MAX)?;
+            finite("crate_ghosts.crates", g.crates.iter().all(|c| c.is_finite()))
+        }
+        Message::HandoffCrate(h) => finite("handoff_crate.state", h.state.is_finite()),
         Message::Rehome(r) => too_long("rehome.addr", r.addr.len(), crate::mesh::ADDR_LEN_MAX),
         Message::Routed(r) => too_long("routed.payload", r.payload.len(), DATAGRAM_SIZE_MAX - ROUTED_OVERHEAD_BYTES),
         _ => Ok(()),

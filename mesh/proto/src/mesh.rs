@@ -12,6 +12,8 @@ pub const GHOSTS_PER_MESSAGE_MAX: usize = 768;
 pub const HANDOFF_INPUTS_MAX: usize = 16;
 /// Longest address in a `Rehome`.
 pub const ADDR_LEN_MAX: usize = 64;
+/// Most crate states in one `CrateGhosts` message (each about 60 bytes).
+pub const CRATE_GHOSTS_PER_MESSAGE_MAX: usize = 1_024;
 
 /// A player's input with its exact bits (the zone's copy after sanitizing).
 #[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Default)]
@@ -219,4 +221,129 @@ pub struct Rehome {
     pub node: u64,
     /// The node's address, at most `ADDR_LEN_MAX` bytes.
     pub addr: String,
+}
+
+/// A projectile's whole state, exact.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Default)]
+pub struct WireProjectile {
+    /// Its id (`pwn_sim::EntityId::projectile`).
+    pub id: u64,
+    /// Who fired it.
+    pub owner: u64,
+    /// Position.
+    pub position_m: [f32; 3],
+    /// Velocity.
+    pub velocity_mps: [f32; 3],
+    /// Ticks left before it expires.
+    pub ticks_left: u16,
+    /// Damage on a character hit.
+    pub damage: u16,
+}
+
+impl WireProjectile {
+    /// The wire form of a projectile.
+    pub fn of(p: &pwn_sim::Projectile) -> Self {
+        Self {
+            id: p.id.0,
+            owner: p.owner.0,
+            position_m: p.position_m.to_array(),
+            velocity_mps: p.velocity_mps.to_array(),
+            ticks_left: p.ticks_left,
+            damage: p.damage,
+        }
+    }
+
+    /// Whether every float is finite (the codec refuses anything else).
+    pub fn is_finite(&self) -> bool {
+        self.position_m.iter().chain(&self.velocity_mps).all(|v| v.is_finite())
+    }
+
+    /// The projectile (the simulation checks it again when it takes it).
+    pub fn projectile(&self) -> pwn_sim::Projectile {
+        pwn_sim::Projectile {
+            id: pwn_sim::EntityId(self.id),
+            owner: pwn_sim::EntityId(self.owner),
+            position_m: self.position_m.into(),
+            velocity_mps: self.velocity_mps.into(),
+            ticks_left: self.ticks_left,
+            damage: self.damage,
+        }
+    }
+}
+
+/// Zone to zone: a projectile of the sender flew into a cell the receiver serves; the sender
+/// no longer simulates it, the receiver flies it on from its state at `tick`.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq)]
+pub struct HandoffProjectile {
+    /// The world tick of the state.
+    pub tick: u64,
+    /// The projectile.
+    pub projectile: WireProjectile,
+}
+
+/// Zone to zone: a shot fired or a hit near the border, for the receiver's players within its
+/// interest radius of `position_m` (their clients fly and end projectiles from these events).
+/// Only `Fired` and `Hit` events cross.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct BorderEvent {
+    /// Where it happened.
+    pub position_m: [f32; 3],
+    /// The event.
+    pub event: crate::messages::GameEvent,
+}
+
+/// A crate's whole motion state, exact.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Default)]
+pub struct WireCrate {
+    /// Its id (the world-description range).
+    pub id: u64,
+    /// Position.
+    pub position_m: [f32; 3],
+    /// Orientation quaternion (x, y, z, w).
+    pub rotation: [f32; 4],
+    /// Linear velocity.
+    pub linvel_mps: [f32; 3],
+    /// Angular velocity.
+    pub angvel_rps: [f32; 3],
+}
+
+impl WireCrate {
+    /// Whether every float is finite (the codec refuses anything else).
+    pub fn is_finite(&self) -> bool {
+        self.position_m
+            .iter()
+            .chain(&self.rotation)
+            .chain(&self.linvel_mps)
+            .chain(&self.angvel_rps)
+            .all(|v| v.is_finite())
+    }
+}
+
+/// Zone to zone, every tick: the crates the sender owns near the receiver's cells, held there
+/// as kinematic ghosts. Like `Ghosts`, a tick's crates may take several messages, the last one
+/// `complete`; crate ghosts of the sender not named are released.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct CrateGhosts {
+    /// The world tick of these states.
+    pub tick: u64,
+    /// Whether this is the tick's last message.
+    pub complete: bool,
+    /// At most `CRATE_GHOSTS_PER_MESSAGE_MAX`.
+    pub crates: Vec<WireCrate>,
+}
+
+/// Zone to zone, after the store committed it: the crate is now the receiver's, in this state
+/// at `tick`.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq)]
+pub struct HandoffCrate {
+    /// The world tick of the state.
+    pub tick: u64,
+    /// The cell that gave it.
+    pub from_cell: WireCell,
+    /// The cell that took it.
+    pub to_cell: WireCell,
+    /// The taking cell's lease epoch the handoff was fenced by.
+    pub to_epoch: u64,
+    /// The crate.
+    pub state: WireCrate,
 }

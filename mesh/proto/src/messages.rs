@@ -553,4 +553,16 @@ pub enum Message {
     /// A player's new zone, for the gateway (gateway link, stream).
     #[speedy(tag = 74)]
     Rehome(crate::mesh::Rehome),
+    /// A projectile flown on by the receiver (zone link, stream).
+    #[speedy(tag = 75)]
+    HandoffProjectile(crate::mesh::HandoffProjectile),
+    /// A shot or hit near the border, for the receiver's players (zone link, stream).
+    #[speedy(tag = 76)]
+    BorderEvent(crate::mesh::BorderEvent),
+    /// A zone's crates near a neighbour at a tick (zone link, stream).
+    #[speedy(tag = 77)]
+    CrateGhosts(crate::mesh::CrateGhosts),
+    /// A crate handed to a neighbour after the store committed it (zone link, stream).
+    #[speedy(tag = 78)]
+    HandoffCrate(crate::mesh::HandoffCrate),
 }

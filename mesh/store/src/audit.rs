@@ -149,6 +149,17 @@ pub fn audit(t: &mut dyn Transaction) -> Result<AuditReport, StoreError> {
         }
     }
 
+    // The position index: an entity listed at two places is in two cells' checkpoints at once.
+    let mut at: BTreeMap<u64, u32> = BTreeMap::new();
+    for (k, _) in all(t, "entity_at")? {
+        if let Ok((_, _, _, id)) = unpack::<(String, String, u64, u64)>(&k) {
+            *at.entry(id).or_default() += 1;
+        }
+    }
+    for (id, n) in at.iter().filter(|(_, n)| **n > 1) {
+        r.problem(duplicates, format!("entity {id} is in the position index {n} times"));
+    }
+
     // Items of value: each once, in its owner's inventory only; none missing.
     let mut items: BTreeMap<u64, u64> = BTreeMap::new();
     for (k, v) in all(t, "items")? {

@@ -58,6 +58,8 @@ pub(crate) struct MeshTick {
     pub(crate) unbound: HashMap<EntityId, Vec<GameEvent>>,
     /// Cells whose stored crates are loaded (only these are checkpointed).
     pub(crate) loaded: HashSet<CellKey>,
+    /// The world file's crates and where it places them (claimed by the cell they start in).
+    pub(crate) placed_crates: std::sync::Arc<Vec<(EntityId, glam::Vec3)>>,
 }
 
 impl MeshTick {
@@ -174,7 +176,13 @@ impl TickLoop {
             tracing::info!(cell = %cell, epoch = epoch.0, "serving a cell");
             // Its crates as the store holds them; until they are in, it is not checkpointed.
             mesh.loaded.remove(cell);
-            if !mesh.committer.submit(Job::LoadCrates { cell: *cell, epoch: epoch.0 }) {
+            let job = Job::LoadCrates {
+                cell: *cell,
+                epoch: epoch.0,
+                rect: mesh.territory.tree().rect(*cell),
+                placed: mesh.placed_crates.clone(),
+            };
+            if !mesh.committer.submit(job) {
                 tracing::warn!(cell = %cell, "cannot queue the cell's crates; it is not checkpointed");
             }
         }
@@ -187,6 +195,7 @@ impl TickLoop {
         let holders: HashSet<ZoneId> = self.zone.ghosts().map(|(_, n)| n).collect();
         for gone in holders.into_iter().filter(|n| !listed.contains(n)) {
             self.zone.drop_ghosts_of(gone);
+            self.zone.drop_crate_ghosts_of(gone);
         }
         self.lose_cells(&lost);
     }
@@ -209,6 +218,7 @@ impl TickLoop {
             return;
         }
         metrics::counter!(crate::mesh_link::metric::CELLS_LOST).increment(cells.len() as u64);
+        self.zone.leave_crates_of(cells);
         let gone: Vec<EntityId> =
             self.zone.players().filter(|p| self.zone.player_cell(*p).is_some_and(|c| cells.contains(&c))).collect();
         for p in gone {
@@ -308,6 +318,10 @@ impl TickLoop {
                     _ => refused(),
                 }
             }
+            m @ (Message::HandoffProjectile(_)
+            | Message::BorderEvent(_)
+            | Message::CrateGhosts(_)
+            | Message::HandoffCrate(_)) => self.on_peer_entity(from, m),
             _ => refused(),
         }
     }
@@ -372,23 +386,7 @@ impl TickLoop {
                     }
                 }
             }
-            Committed::Crates { cell, epoch, result } => match result {
-                Ok(crates) if mesh.serving(cell) == Some(Epoch(epoch)) => {
-                    let n = crates.len();
-                    for c in crates {
-                        self.zone.restore_crate(c.id, c.position, c.rotation, c.linvel, c.angvel);
-                    }
-                    tracing::info!(cell = %cell, crates = n, "crates of the cell loaded");
-                    if let Some(mesh) = &mut self.mesh {
-                        mesh.loaded.insert(cell);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(cell = %cell, error = %e, "cannot read the cell's crates; trying again");
-                    let _ = mesh.committer.submit(Job::LoadCrates { cell, epoch });
-                }
-            },
+            done @ (Committed::Crates { .. } | Committed::CrateHandoff { .. }) => self.on_crates_committed(done),
             Committed::Claim { player, cell, result } => {
                 if let Err(e) = result {
                     // Another cell owns it: it is not ours to simulate.
@@ -439,6 +437,8 @@ impl TickLoop {
             self.on_joined(id, p.sink, p.events, p.saved, p.owner, p.link);
         }
         self.zone.expire_ghosts(crate::border::GHOST_STALE_TICKS);
+        self.zone.expire_crate_ghosts(crate::border::GHOST_STALE_TICKS);
+        self.crates_and_shots_border();
         let Some(mesh) = &self.mesh else { return };
         let me = mesh.me;
         let departures = self.zone.border_pass(&mesh.territory);

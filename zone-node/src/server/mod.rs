@@ -7,6 +7,7 @@
 //! bounded inbox (full means dropped and counted), snapshots go out as datagrams (queued, never
 //! awaited), and reliable events go through a bounded per-player queue drained by a writer task.
 
+mod mesh_entities;
 mod mesh_tick;
 mod persister;
 mod tick;
@@ -232,6 +233,16 @@ pub async fn run_with(
         Some(m) => {
             let clock = tick::WorldClock::from_unix_start(m.registered.world_start_unix_ms, period);
             zone.join_clock(clock.current());
+            // `[crate-1]`: crates are simulated only once their cell's owner loads them.
+            zone.partition_crates();
+            let placed: Vec<(EntityId, glam::Vec3)> = zone
+                .sim()
+                .desc()
+                .crates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (EntityId::world_entity(i as u32), glam::Vec3::from(c.center_m)))
+                .collect();
             let me = ZoneId(m.registered.node);
             let leaves = m.registered.leaves.iter().map(|c| (*c).into());
             let tree = match Quadtree::new(m.registered.origin_m, m.registered.size_m, leaves) {
@@ -271,6 +282,7 @@ pub async fn run_with(
                 arrived_from: HashMap::new(),
                 unbound: HashMap::new(),
                 loaded: HashSet::new(),
+                placed_crates: Arc::new(placed),
             };
             (clock, Some(mesh_tick))
         }

@@ -325,7 +325,6 @@ impl TickLoop {
 
     /// This tick's checkpoint: every cell served, with its crates and players.
     pub(super) fn checkpoint(&self) -> Checkpoint {
-        let crates = crate_states(self.zone.sim());
         let players: Vec<(PlayerState, Option<CellKey>)> = self
             .persistent
             .iter()
@@ -345,13 +344,10 @@ impl TickLoop {
                         CellCheckpoint {
                             cell,
                             epoch: h.epoch.0,
-                            crates: crates
-                                .iter()
-                                .filter(|k| rect.contains(k.position.x, k.position.z, 0.0))
-                                .copied()
-                                .collect(),
+                            crates: self.zone.crates_of(cell),
                             players: players.iter().filter(|(_, c)| *c == Some(cell)).map(|(p, _)| *p).collect(),
                             owners_checked: true,
+                            rect_m: Some([rect.min[0], rect.min[1], rect.max[0], rect.max[1]]),
                         }
                     })
                     .collect()
@@ -359,9 +355,10 @@ impl TickLoop {
             (None, Some((cell, epoch))) => vec![CellCheckpoint {
                 cell,
                 epoch,
-                crates,
+                crates: crate_states(self.zone.sim()),
                 players: players.into_iter().map(|(p, _)| p).collect(),
                 owners_checked: false,
+                rect_m: None,
             }],
             (None, None) => Vec::new(),
         };
@@ -373,6 +370,10 @@ impl TickLoop {
         if let Some(mesh) = &self.mesh {
             for h in self.zone.ghost_hits(&out.report) {
                 mesh.peers.send(h.node, Message::GhostHit(h.hit));
+            }
+            // `[shot-3]`: before the border pass takes leaving projectiles out.
+            for (node, e) in self.zone.border_events(&out.report, &mesh.territory) {
+                mesh.peers.send(node, Message::BorderEvent(e));
             }
         }
         self.border();

@@ -1,0 +1,151 @@
+//! The tick thread's share of crates and projectiles in a partitioned world: after each tick,
+//! projectiles that flew into a neighbour's cell go to it (`crate::border_shots`), crates that
+//! moved into another cell go to the committer and then to their new zone, and crates near
+//! neighbours are ghosted to them (`crate::border_crates`); neighbours' projectiles, shots,
+//! crate ghosts and crate handoffs are checked against the world server's map before the zone
+//! core takes them (`[zlink-4]`).
+
+use super::tick::TickLoop;
+use crate::mesh_link::{Committed, Job};
+use crate::persist::SimBounds;
+use pwn_partitioner::{Epoch, ZoneId};
+use pwn_proto::Message;
+use pwn_store::keys::CellKey;
+use pwn_store::ownership::{Handoff, OwnershipError};
+
+impl TickLoop {
+    /// Projectiles and crates after the border pass: handed on, committed, ghosted.
+    pub(super) fn crates_and_shots_border(&mut self) {
+        let Some(mesh) = &self.mesh else { return };
+        for (node, h) in self.zone.projectiles_leaving(&mesh.territory) {
+            mesh.peers.send(node, Message::HandoffProjectile(h));
+        }
+        let departures = self.zone.crate_border_pass(&mesh.territory);
+        let bounds = SimBounds::of(self.zone.sim());
+        let mut failed = Vec::new();
+        for d in departures {
+            let submitted = mesh.serving(d.from).is_some_and(|e| {
+                let from_rect = mesh.territory.tree().rect(d.from);
+                mesh.committer.submit(Job::CrateHandoff { departure: d, from_epoch: e.0, from_rect, bounds })
+            });
+            if !submitted {
+                failed.push(d.state.id);
+            }
+        }
+        for id in failed {
+            self.zone.crate_departure_failed(id);
+        }
+        let Some(mesh) = &self.mesh else { return };
+        let tick = self.zone.sim().tick().0;
+        for (node, crates) in self.zone.crate_ghost_batches(&mesh.territory) {
+            let chunks: Vec<&[pwn_proto::WireCrate]> = if crates.is_empty() {
+                vec![&[]]
+            } else {
+                crates.chunks(pwn_proto::CRATE_GHOSTS_PER_MESSAGE_MAX).collect()
+            };
+            let n = chunks.len();
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                let g = pwn_proto::CrateGhosts { tick, complete: i + 1 == n, crates: chunk.to_vec() };
+                mesh.peers.send(node, Message::CrateGhosts(g));
+            }
+        }
+    }
+
+    /// A neighbour's projectile, shot, crate ghosts or crate handoff (`[zlink-4]`).
+    pub(super) fn on_peer_entity(&mut self, from: ZoneId, message: Message) {
+        let Some(mesh) = &self.mesh else { return };
+        let refused = || metrics::counter!(crate::mesh_link::metric::PEER_REFUSED).increment(1);
+        match message {
+            Message::HandoffProjectile(h) => {
+                // `[shot-2]`: only into a cell this zone serves.
+                let [x, _, z] = h.projectile.position_m;
+                let leaf = mesh.territory.tree().leaf_at(x, z);
+                if mesh.serving(leaf).is_none() || !self.zone.arrive_projectile(&h) {
+                    refused();
+                }
+            }
+            Message::BorderEvent(e) => {
+                let [x, _, z] = e.position_m;
+                if !Self::near_cells_of(mesh, from, x, z) {
+                    return refused();
+                }
+                self.zone.apply_border_event(&e);
+            }
+            Message::CrateGhosts(g) => self.zone.apply_crate_ghosts(from, g.tick, g.complete, &g.crates),
+            Message::HandoffCrate(h) => {
+                let cell = CellKey { level: h.to_cell.level, path: h.to_cell.path };
+                let from_cell = CellKey { level: h.from_cell.level, path: h.from_cell.path };
+                if mesh.serving(cell) != Some(Epoch(h.to_epoch))
+                    || mesh.territory.owner(from_cell).is_none_or(|(n, _)| n != from)
+                    || !self.zone.arrive_crate(&h)
+                {
+                    // The store names its owner, which loads it with the cell.
+                    tracing::warn!(entity = h.state.id, cell = %cell, from = %from, "crate handoff refused");
+                    return refused();
+                }
+                metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in", "kind" => "crate").increment(1);
+            }
+            _ => refused(),
+        }
+    }
+
+    /// The committer read a cell's crates, or committed a crate's departure.
+    pub(super) fn on_crates_committed(&mut self, done: Committed) {
+        let Some(mesh) = &self.mesh else { return };
+        match done {
+            Committed::Crates { cell, epoch, result } => match result {
+                Ok(crates) if mesh.serving(cell) == Some(Epoch(epoch)) => {
+                    let n = self.zone.own_crates(cell, &crates);
+                    tracing::info!(cell = %cell, crates = n, "crates of the cell loaded");
+                    if let Some(mesh) = &mut self.mesh {
+                        mesh.loaded.insert(cell);
+                    }
+                }
+                Ok(_) => {}
+                Err(OwnershipError::Store(pwn_store::StoreError::Fenced { .. })) => {
+                    tracing::warn!(cell = %cell, "the cell's lease moved before its crates were read");
+                }
+                Err(e) => {
+                    tracing::warn!(cell = %cell, error = %e, "cannot read the cell's crates; trying again");
+                    let job = Job::LoadCrates {
+                        cell,
+                        epoch,
+                        rect: mesh.territory.tree().rect(cell),
+                        placed: mesh.placed_crates.clone(),
+                    };
+                    let _ = mesh.committer.submit(job);
+                }
+            },
+            Committed::CrateHandoff { departure: d, result } => {
+                let id = d.state.id;
+                match result {
+                    Ok(Handoff::Moved | Handoff::AlreadyDone) => {
+                        self.zone.crate_departed(id, mesh.me);
+                        if d.node != mesh.me {
+                            mesh.peers.send(d.node, Message::HandoffCrate(d.message()));
+                            metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "out", "kind" => "crate")
+                                .increment(1);
+                        }
+                    }
+                    // This zone's own lease or owner record failed: the crate is not its to
+                    // simulate. (The taking cell's lease moving leaves it here.)
+                    Err(OwnershipError::Store(pwn_store::StoreError::Fenced { cell, .. }))
+                        if cell == d.from.to_string() =>
+                    {
+                        tracing::warn!(entity = %id, "crate handoff fenced: this zone's lease moved");
+                        self.zone.crate_departure_lost(id);
+                    }
+                    Err(OwnershipError::NotOwner { .. }) => {
+                        tracing::warn!(entity = %id, "crate handoff refused: another cell owns it");
+                        self.zone.crate_departure_lost(id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(entity = %id, error = %e, "crate handoff not committed; it stays");
+                        self.zone.crate_departure_failed(id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
