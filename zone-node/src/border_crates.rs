@@ -143,6 +143,16 @@ impl Zone {
         self.crates.ghosts.get(&id).map(|(n, _)| *n)
     }
 
+    /// Whether crate `id` is departing (its handoff not yet committed).
+    pub fn is_crate_departing(&self, id: EntityId) -> bool {
+        self.crates.departing.contains_key(&id)
+    }
+
+    /// Each crate ghost held and the zone it belongs to.
+    pub fn crate_ghosts(&self) -> impl Iterator<Item = (EntityId, ZoneId)> + '_ {
+        self.crates.ghosts.iter().map(|(id, (n, _))| (*id, *n))
+    }
+
     /// `cell`'s crates as the store holds them: simulated here from now on (`[crate-1]`). A
     /// crate without a stored state keeps its pose here.
     pub fn own_crates(&mut self, cell: CellKey, crates: &[(EntityId, Option<CrateState>)]) -> usize {

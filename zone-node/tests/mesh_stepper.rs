@@ -1,19 +1,22 @@
 //! The mesh, deterministically: a world server core, four zone cores (real pwn-sim worlds),
 //! the store (in memory), a gateway's route table and the links between them, stepped tick by
 //! tick from a seed. Players walk back and forth across the borders at the centre of the
-//! arena, where four cells meet; link messages are delayed, duplicated and reordered within
-//! what the transport allows (zone links are ordered streams; a gateway hears of a move late).
+//! arena, where four cells meet, and shoot along their way; crates lying on the borders are
+//! shoved across them; link messages are delayed, duplicated and reordered within what the
+//! transport allows (zone links are ordered streams; a gateway hears of a move late).
 //! After every tick the mesh's invariants are checked (DESIGN, "Invariants"). A failure prints
 //! its seed; `PWN_MESH_SEED=N` replays one.
 
 use pwn_partitioner::persist::{load_or_init, register_node, write_grant};
 use pwn_partitioner::{Epoch, Load, Quadtree, WorldConfig, WorldCore, ZoneId};
-use pwn_proto::{GhostState, HandoffPlayer, InputBatch, WireInput};
+use pwn_proto::{GhostState, HandoffCrate, HandoffPlayer, HandoffProjectile, InputBatch, WireCrate, WireInput};
 use pwn_sim::{Buttons, EntityId, InputSeq, PlayerInput, Sim, SimConfig, WorldDesc};
 use pwn_store::keys::CellKey;
 use pwn_store::ownership::Handoff;
 use pwn_store::{MemoryBackend, Store};
-use pwn_zone_node::persist::{PlayerState, claim_player, commit_departure, load_player};
+use pwn_zone_node::persist::{
+    PlayerState, SimBounds, claim_player, commit_crate_departure, commit_departure, load_cell_crates, load_player,
+};
 use pwn_zone_node::territory::{BorderConfig, Territory};
 use pwn_zone_node::zone::{Zone, ZoneConfig};
 use std::collections::{BTreeMap, VecDeque};
@@ -22,6 +25,8 @@ use std::sync::Arc;
 const TICK_MS: u64 = 33;
 const ZONES: u64 = 4;
 const PLAYERS: u64 = 12;
+/// Crates added on the borders, shoved across them now and then.
+const BORDER_CRATES: u32 = 6;
 
 struct Rng(u64);
 impl Rng {
@@ -43,6 +48,13 @@ enum Msg {
         states: Vec<GhostState>,
     },
     Handoff(HandoffPlayer),
+    CrateHandoff(HandoffCrate),
+    CrateGhosts {
+        from: ZoneId,
+        tick: u64,
+        crates: Vec<WireCrate>,
+    },
+    Shot(HandoffProjectile),
     /// To the gateway: the player's zone changed.
     Rehome {
         player: u64,
@@ -82,6 +94,9 @@ struct Mesh {
     seen_at: BTreeMap<u64, ZoneId>,
     zone_changes: BTreeMap<u64, u64>,
     duplicates_sent: u64,
+    crate_handoffs: u64,
+    shots_handed: u64,
+    crate_ids: Vec<EntityId>,
 }
 
 fn cell_owner(world: &WorldCore, cell: CellKey) -> Option<ZoneId> {
@@ -90,7 +105,13 @@ fn cell_owner(world: &WorldCore, cell: CellKey) -> Option<ZoneId> {
 
 impl Mesh {
     fn new(seed: u64) -> Self {
-        let desc = WorldDesc::arena();
+        let mut desc = WorldDesc::arena();
+        let first_border_crate = desc.crates.len() as u32;
+        for i in 0..BORDER_CRATES {
+            let along = 30.0 + 12.0 * i as f32;
+            let at = if i % 2 == 0 { [1.0, 0.5, along] } else { [along, 0.5, -1.0] };
+            desc.crates.push(pwn_sim::CrateDesc { center_m: at, half_extents_m: [0.5; 3], density_kgpm3: 100.0 });
+        }
         let store = Store::new(Arc::new(MemoryBackend::new()));
         let tree = Quadtree::uniform(desc.origin_m, desc.size_m, 1).unwrap();
         let stored = load_or_init(&store, &tree, 1_000).unwrap();
@@ -102,12 +123,25 @@ impl Mesh {
             world.register(id, format!("127.0.0.1:{}", 9000 + i), 1, 0).unwrap();
             let sim = Sim::new(desc.clone(), SimConfig::default(), seed).unwrap();
             let territory = Territory::new(stored.tree.clone(), id, BorderConfig::default());
-            nodes.push(Node { id, zone: Zone::new(sim, ZoneConfig::default()), territory });
+            let mut zone = Zone::new(sim, ZoneConfig::default());
+            zone.partition_crates();
+            nodes.push(Node { id, zone, territory });
         }
+        let placed: Vec<(EntityId, glam::Vec3)> = desc
+            .crates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (EntityId::world_entity(i as u32), glam::Vec3::from(c.center_m)))
+            .collect();
         for g in world.poll(0) {
             write_grant(&store, &g).unwrap();
             world.confirm(&g);
+            // The cell's new owner loads (and claims) its crates (`[crate-1]`).
+            let crates = load_cell_crates(&store, g.cell, g.epoch.0, stored.tree.rect(g.cell), &placed).unwrap();
+            let node = nodes.iter_mut().find(|n| n.id == g.node).unwrap();
+            node.zone.own_crates(g.cell, &crates);
         }
+        let crate_ids = (first_border_crate..first_border_crate + BORDER_CRATES).map(EntityId::world_entity).collect();
         let mut mesh = Mesh {
             rng: Rng(seed),
             world,
@@ -121,6 +155,9 @@ impl Mesh {
             seen_at: BTreeMap::new(),
             zone_changes: BTreeMap::new(),
             duplicates_sent: 0,
+            crate_handoffs: 0,
+            shots_handed: 0,
+            crate_ids,
         };
         mesh.share_map();
         for p in 1..=PLAYERS {
@@ -235,6 +272,7 @@ impl Mesh {
             for (to, states) in batches {
                 self.send(me.0, to.0, Msg::Ghosts { from: me, tick: self.tick, states }, 1);
             }
+            self.crates_and_shots(i);
         }
         // Deliveries due now.
         let keys: Vec<(u64, u64)> = self.links.keys().copied().collect();
@@ -255,6 +293,67 @@ impl Mesh {
         }
     }
 
+    /// Node `i`'s crates and projectiles after its tick: shoved now and then, handed over,
+    /// ghosted (`[crate-2]`, `[crate-4]`, `[shot-1]`).
+    fn crates_and_shots(&mut self, i: usize) {
+        let me = self.nodes[i].id;
+        if self.rng.below(10) == 0 {
+            let mine: Vec<EntityId> =
+                self.crate_ids.iter().copied().filter(|c| self.nodes[i].zone.crate_cell(*c).is_some()).collect();
+            let id = mine.get(self.rng.below(mine.len().max(1) as u64) as usize).copied().unwrap_or(EntityId(0));
+            // Across the nearer border line, at 3 to 9 m/s, a little askew.
+            let (speed, skew) = (3.0 + self.rng.below(7) as f32, self.rng.below(5) as f32 - 2.0);
+            let zone = &mut self.nodes[i].zone;
+            if zone.crate_cell(id).is_some()
+                && let Some((at, rot, _, _)) = zone.sim().crate_state(id)
+            {
+                let v = if at.x.abs() < at.z.abs() {
+                    glam::Vec3::new(-at.x.signum() * speed, 0.0, skew)
+                } else {
+                    glam::Vec3::new(skew, 0.0, -at.z.signum() * speed)
+                };
+                zone.restore_crate(id, at, rot, v, glam::Vec3::ZERO);
+            }
+        }
+        let shots = {
+            let n = &mut self.nodes[i];
+            n.zone.projectiles_leaving(&n.territory)
+        };
+        for (to, h) in shots {
+            self.shots_handed += 1;
+            self.send(me.0, to.0, Msg::Shot(h), 1);
+        }
+        let departures = {
+            let n = &mut self.nodes[i];
+            n.zone.crate_border_pass(&n.territory)
+        };
+        let bounds = SimBounds::of(self.nodes[i].zone.sim());
+        for d in departures {
+            let t = &self.nodes[i].territory;
+            let from_epoch = t.owner(d.from).map(|(_, e)| e.0).unwrap_or(0);
+            match commit_crate_departure(&self.store, &d, from_epoch, t.tree().rect(d.from), &bounds) {
+                Ok(Handoff::Moved) => {
+                    self.nodes[i].zone.crate_departed(d.state.id, me);
+                    if d.node != me {
+                        self.crate_handoffs += 1;
+                        self.send(me.0, d.node.0, Msg::CrateHandoff(d.message()), 2);
+                        if self.rng.below(5) == 0 {
+                            self.send(me.0, d.node.0, Msg::CrateHandoff(d.message()), 2);
+                        }
+                    }
+                }
+                other => panic!("crate handoff {other:?}"),
+            }
+        }
+        let batches = {
+            let n = &self.nodes[i];
+            n.zone.crate_ghost_batches(&n.territory)
+        };
+        for (to, crates) in batches {
+            self.send(me.0, to.0, Msg::CrateGhosts { from: me, tick: self.tick, crates }, 1);
+        }
+    }
+
     fn send_input(&mut self, w: usize, yaw: Option<f32>) {
         let walker = &mut self.walkers[w];
         walker.seq += 1;
@@ -264,7 +363,8 @@ impl Mesh {
             move_z: if yaw.is_some() { 1.0 } else { 0.0 },
             yaw_rad: yaw.unwrap_or(0.0),
             pitch_rad: 0.0,
-            buttons: Buttons(Buttons::RUN),
+            // A shot now and then, along the way: across the border half the time.
+            buttons: Buttons(Buttons::RUN | if walker.seq.is_multiple_of(20) { Buttons::FIRE } else { 0 }),
         };
         walker.recent.push_front(WireInput::from_input(&input));
         walker.recent.truncate(3);
@@ -285,6 +385,15 @@ impl Mesh {
             }
             Msg::Ghosts { from, tick, states } => {
                 self.node_mut(ZoneId(to)).zone.apply_ghosts(from, tick, true, &states);
+            }
+            Msg::CrateHandoff(h) => {
+                self.node_mut(ZoneId(to)).zone.arrive_crate(&h);
+            }
+            Msg::CrateGhosts { from, tick, crates } => {
+                self.node_mut(ZoneId(to)).zone.apply_crate_ghosts(from, tick, true, &crates);
+            }
+            Msg::Shot(h) => {
+                self.node_mut(ZoneId(to)).zone.arrive_projectile(&h);
             }
         }
     }
@@ -345,11 +454,67 @@ impl Mesh {
     }
 }
 
+impl Mesh {
+    /// The crates' and projectiles' invariants: each crate simulated by at most one zone, the
+    /// one its store owner record names (or, between zones, departing or travelling to it);
+    /// every crate ghost mirrors a crate its zone owns; each projectile flown by one zone.
+    fn check_crates_and_shots(&self, seed: u64) {
+        let tick = self.tick;
+        let travelling: Vec<(u64, u64)> = self
+            .links
+            .iter()
+            .flat_map(|((to, _), q)| q.iter().map(move |(_, m)| (*to, m)))
+            .filter_map(|(to, m)| match m {
+                Msg::CrateHandoff(h) => Some((h.state.id, to)),
+                _ => None,
+            })
+            .collect();
+        for i in 0..WorldDesc::arena().crates.len() as u32 + BORDER_CRATES {
+            let id = EntityId::world_entity(i);
+            let simulating: Vec<ZoneId> = self
+                .nodes
+                .iter()
+                .filter(|n| n.zone.sim().crate_mode(id) == Some(pwn_sim::CrateMode::Simulated))
+                .map(|n| n.id)
+                .collect();
+            assert!(simulating.len() <= 1, "seed {seed} tick {tick}: crate {id} simulated by {simulating:?}");
+            let cell = self.store.transact(|t| pwn_store::ownership::owner(t, id.0)).unwrap();
+            let owner = cell.and_then(|c| cell_owner(&self.world, c));
+            assert!(owner.is_some(), "seed {seed} tick {tick}: crate {id} has no owner");
+            match simulating.first() {
+                Some(z) => assert_eq!(Some(*z), owner, "seed {seed} tick {tick}: crate {id} simulated by a non-owner"),
+                None => {
+                    let departing = self.nodes.iter().any(|n| n.zone.is_crate_departing(id));
+                    let on_way = travelling.iter().any(|(c, to)| *c == id.0 && Some(ZoneId(*to)) == owner);
+                    assert!(departing || on_way, "seed {seed} tick {tick}: crate {id} is simulated nowhere");
+                }
+            }
+        }
+        for n in &self.nodes {
+            for (g, from) in n.zone.crate_ghosts() {
+                assert_ne!(n.zone.sim().crate_mode(g), Some(pwn_sim::CrateMode::Simulated));
+                let there = self.nodes.iter().find(|m| m.id == from).unwrap();
+                let owned_there = there.zone.crate_cell(g).is_some() || there.zone.is_crate_departing(g);
+                let moved_on = travelling.iter().any(|(c, _)| *c == g.0)
+                    || self.nodes.iter().any(|m| m.zone.crate_cell(g).is_some());
+                assert!(owned_there || moved_on, "seed {seed} tick {tick}: crate ghost {g} at {} of nobody", n.id);
+            }
+        }
+        let mut flown = std::collections::BTreeSet::new();
+        for n in &self.nodes {
+            for p in n.zone.sim().projectiles() {
+                assert!(flown.insert(p.id), "seed {seed} tick {tick}: projectile {} flown twice", p.id);
+            }
+        }
+    }
+}
+
 fn run(seed: u64, ticks: u64) -> Mesh {
     let mut mesh = Mesh::new(seed);
     for _ in 0..ticks {
         mesh.step();
         mesh.check(seed);
+        mesh.check_crates_and_shots(seed);
     }
     mesh
 }
@@ -387,6 +552,14 @@ fn players_crossing_borders_have_one_owner_and_every_crossing_one_handoff() {
         assert!(refused >= mesh.duplicates_sent, "seed {seed}: duplicated handoffs must be refused");
         let ghosts: usize = mesh.nodes.iter().map(|n| n.zone.ghost_count()).sum();
         assert!(ghosts > 0, "seed {seed}: players at the centre are ghosted to the other quadrants");
+        eprintln!(
+            "seed {seed}: {total} player handoffs, {} crate handoffs, {} shots handed over",
+            mesh.crate_handoffs, mesh.shots_handed
+        );
+        assert!(mesh.crate_handoffs > 0, "seed {seed}: no crate was shoved across a border");
+        assert!(mesh.shots_handed > 0, "seed {seed}: no shot flew across a border");
+        let audit = mesh.store.transact(|t| pwn_store::audit::audit(t)).unwrap();
+        assert_eq!(audit.duplicates + audit.losses, 0, "seed {seed}: {audit:?}");
     }
 }
 
