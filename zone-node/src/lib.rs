@@ -15,6 +15,10 @@
 //!   snapshots as datagrams and events on the control stream, never waiting on the network.
 //! - [`links`]: the connections the shell serves: players connected directly (development,
 //!   tests) and gateway links carrying many players (`Attach`, `Detach`, `Routed`).
+//! - In a partitioned world: [`territory`] (which cells this node serves, hysteresis, ghost
+//!   margin), [`border`] (players handed over and ghosted), [`border_crates`] (crates owned,
+//!   ghosted and handed over), [`border_shots`] (projectiles flown on by the neighbour, shots
+//!   and hits told across borders) and [`mesh_link`] (heartbeats, zone links, the committer).
 
 pub mod border;
 pub mod border_crates;
