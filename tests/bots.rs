@@ -9,7 +9,7 @@ use std::process::Command;
 #[test]
 fn twenty_bots_play_in_a_local_world_without_disconnects() {
     let dir = tempfile::tempdir().unwrap();
-    let common::Up { child: mut up, addr, .. } = common::start_up(dir.path(), true);
+    let common::Up { child: mut up, addr, guard: _guard, .. } = common::start_up(dir.path(), true);
 
     let bots = Command::new(env!("CARGO_BIN_EXE_pwn"))
         .args(["bots", "--addr", &addr, "--data", dir.path().to_str().unwrap()])

@@ -17,7 +17,7 @@ async fn up_serves_players_and_stops_every_process_on_sigterm() {
     let pids: Vec<(String, i32)> = started.roles.clone();
     assert_eq!(started.zone_pids().len(), 4, "{pids:?}");
     assert!(pids.iter().any(|(n, _)| n == "world server"), "{pids:?}");
-    let common::Up { child: mut up, addr, .. } = started;
+    let common::Up { child: mut up, addr, guard: _guard, .. } = started;
     let addr: std::net::SocketAddr = addr.parse().unwrap();
 
     let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
@@ -73,7 +73,7 @@ async fn up_serves_players_and_stops_every_process_on_sigterm() {
 #[test]
 fn up_stops_cleanly_when_its_output_is_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let common::Up { child: mut up, .. } = common::start_up(dir.path(), false);
+    let common::Up { child: mut up, guard: _guard, .. } = common::start_up(dir.path(), false);
     kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).unwrap();
     let status = up.wait().unwrap();
     assert!(status.success(), "{status}");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::BufRead;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
 /// A `pwn up` world running as real processes, and what its first lines said.
@@ -18,6 +19,19 @@ pub struct Up {
     pub addr: String,
     /// The gateway's pid.
     pub gateway_pid: i32,
+    /// Kills everything `pwn up` started when the test ends, passed or failed.
+    pub guard: GroupGuard,
+}
+
+/// `pwn up` runs in a process group of its own, which its roles (and their replacements)
+/// inherit: a test that fails half-way still leaves no process behind (SIGKILL to the group when
+/// this drops; after a clean stop, the group is gone already).
+pub struct GroupGuard(i32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.0), nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 impl Up {
@@ -54,10 +68,12 @@ pub fn start_up_watched(
     let mut child = Command::new(env!("CARGO_BIN_EXE_pwn"))
         .args(["up", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()])
         .args(flags)
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let guard = GroupGuard(child.id() as i32);
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut roles = Vec::new();
     let mut role_addrs = Vec::new();
@@ -85,5 +101,5 @@ pub fn start_up_watched(
             }
         });
     }
-    Up { child, roles, role_addrs, addr, gateway_pid }
+    Up { child, roles, role_addrs, addr, gateway_pid, guard }
 }
