@@ -125,9 +125,8 @@ pub struct GameClient {
     ping_seq: u64,
     pace: Pacing,
     counters: ClientCounters,
-    /// A handoff being measured (`[game-13]`): the first tick of the new zone, and the last
-    /// snapshot tick before it.
-    handoff: Option<(u64, u64)>,
+    /// Handoffs being measured (`[game-13]`).
+    handoff: crate::handoff_meter::HandoffMeter,
     /// Prediction errors until this tick count as the last crossing's.
     crossing_until_tick: u64,
 }
@@ -175,7 +174,7 @@ impl GameClient {
             ping_seq: 0,
             pace: Pacing::default(),
             counters: ClientCounters::default(),
-            handoff: None,
+            handoff: crate::handoff_meter::HandoffMeter::default(),
             crossing_until_tick: 0,
         }
     }
@@ -280,20 +279,8 @@ impl GameClient {
             self.counters.inputs_missed += 1;
             self.pace.missed(self.now_s);
         }
-        if let Some((first, last_before)) = self.handoff {
-            if s.tick < first {
-                self.handoff = Some((first, last_before.max(s.tick)));
-            } else if s.input_ack <= self.input_ack {
-                tracing::trace!(player = %self.me, first, tick = s.tick, "after a handoff, no new input acknowledged yet");
-            } else if s.input_ack > self.input_ack {
-                let stalled = s.tick.saturating_sub(last_before).saturating_sub(1).min(u64::from(u32::MAX)) as u32;
-                tracing::debug!(player = %self.me, first, last_before, tick = s.tick, stalled, input_ack = s.input_ack, "handoff measured");
-                self.counters.handoff_ticks.push_back(stalled);
-                if self.counters.handoff_ticks.len() > crate::counters::HANDOFFS_KEPT_MAX {
-                    self.counters.handoff_ticks.pop_front();
-                }
-                self.handoff = None;
-            }
+        if let Some(stalled) = self.handoff.snapshot(s.tick, s.input_ack) {
+            self.record_handoff(stalled);
         }
         self.last_snapshot_tick = s.tick;
         if s.input_ack > self.input_ack {
@@ -361,6 +348,14 @@ impl GameClient {
             },
             None if state.velocity != [0, 0, 0] || self.snapshots_since_join < u64::from(PACE_WINDOW_SNAPSHOTS) => {}
             None => self.start_predicting(&state),
+        }
+    }
+
+    fn record_handoff(&mut self, stalled: u32) {
+        tracing::debug!(player = %self.me, stalled, "handoff measured");
+        self.counters.handoff_ticks.push_back(stalled);
+        if self.counters.handoff_ticks.len() > crate::counters::HANDOFFS_KEPT_MAX {
+            self.counters.handoff_ticks.pop_front();
         }
     }
 
@@ -457,8 +452,10 @@ impl GameClient {
             GameEvent::AuthorityMoved { tick } => {
                 self.counters.handoffs += 1;
                 // Measured only once inputs flow: before, no snapshot acknowledges any input.
-                if self.input_ack > 0 {
-                    self.handoff = Some((*tick, self.last_snapshot_tick.min(tick.saturating_sub(1))));
+                if self.input_ack > 0
+                    && let Some(stalled) = self.handoff.authority_moved(*tick)
+                {
+                    self.record_handoff(stalled);
                 }
                 self.crossing_until_tick = tick.saturating_add(CROSSING_WINDOW_TICKS);
             }

@@ -14,11 +14,13 @@
 //! - [`interp`]: remote entities drawn between snapshots with an adaptive delay.
 //! - [`pacing`]: how the client keeps the zone's queue of its inputs short.
 //! - [`counters`]: what a client measures, in mergeable histograms.
+//! - [`handoff_meter`]: how many ticks a crossing player went without progress.
 
 pub mod connection;
 pub mod counters;
 pub mod frame;
 pub mod game;
+pub mod handoff_meter;
 pub mod interp;
 pub mod mirror;
 pub mod pacing;

@@ -8,7 +8,9 @@
 //!   ever speak for the player its session authenticated;
 //! - `[proxy-2]` what a zone sends for a player goes to the client connection that holds the
 //!   player's route, datagrams forwarded as they came (no re-encoding), and only if the player
-//!   is routed to that zone: a zone that lost the player is not heard;
+//!   is routed to that zone: a zone that lost the player is not heard, except the zone that
+//!   handed it over, for `HANDED_OVER_HEARD_FOR` after the switch (its last snapshot and
+//!   events were sent before its `Rehome`, and may arrive after it);
 //! - `[proxy-3]` a route belongs to one client connection: a connection that ends or loses its
 //!   session detaches only its own route, never a newer session's;
 //! - `[proxy-4]` client game traffic is rate limited per connection (one governor limiter over
@@ -46,7 +48,31 @@ struct Route {
     client: ConnTx,
     /// The client connection holding the route (`[proxy-3]`).
     conn: u64,
+    /// The zone that handed the player over, still heard until then (`[proxy-2]`).
+    handed_by: Option<(SocketAddr, std::time::Instant)>,
 }
+
+impl Route {
+    /// Whether `zone` may speak to the player now (`[proxy-2]`).
+    fn heard(&self, zone: SocketAddr) -> bool {
+        heard(self.zone, self.handed_by, zone, std::time::Instant::now())
+    }
+}
+
+/// `[proxy-2]`: the zone a player is routed to is heard; the one that handed it over, until the
+/// instant it was given.
+fn heard(
+    routed: SocketAddr,
+    handed_by: Option<(SocketAddr, std::time::Instant)>,
+    zone: SocketAddr,
+    now: std::time::Instant,
+) -> bool {
+    routed == zone || handed_by.is_some_and(|(z, until)| z == zone && now < until)
+}
+
+/// How long the zone that handed a player over is still heard for it (`[proxy-2]`): a few
+/// ticks, enough for what it sent before its `Rehome` to arrive.
+pub const HANDED_OVER_HEARD_FOR: std::time::Duration = std::time::Duration::from_millis(250);
 
 type Routes = Arc<Mutex<HashMap<u64, Route>>>;
 type Links = Arc<tokio::sync::Mutex<HashMap<SocketAddr, ConnTx>>>;
@@ -120,7 +146,7 @@ impl Upstreams {
                 match routes
                     .lock()
                     .ok()
-                    .and_then(|m| m.get(&r.player).filter(|x| x.zone == zone).map(|x| x.client.clone()))
+                    .and_then(|m| m.get(&r.player).filter(|x| x.heard(zone)).map(|x| x.client.clone()))
                 {
                     Some(client) => {
                         let _ = client.send_datagram_encoded(r.payload.into());
@@ -147,7 +173,7 @@ impl Upstreams {
                 let client = routes
                     .lock()
                     .ok()
-                    .and_then(|m| m.get(&r.player).filter(|x| x.zone == zone).map(|x| x.client.clone()));
+                    .and_then(|m| m.get(&r.player).filter(|x| x.heard(zone)).map(|x| x.client.clone()));
                 match (client, decode_datagram(&r.payload)) {
                     (Some(client), Ok(inner)) => {
                         let _ = client.send(&inner).await;
@@ -192,7 +218,18 @@ impl Upstreams {
         zone: SocketAddr,
         handoff: bool,
     ) -> Result<(), ConnError> {
-        let old = self.routes.lock().ok().and_then(|mut m| m.insert(player, Route { zone, client, conn }));
+        let old = self.routes.lock().ok().and_then(|mut m| {
+            let previous = m.get(&player).map(|r| r.zone);
+            let handed_by =
+                previous.filter(|_| handoff).map(|z| (z, std::time::Instant::now() + HANDED_OVER_HEARD_FOR));
+            m.insert(player, Route { zone, client, conn, handed_by })
+        });
+        if handoff {
+            // The taking zone first: it simulates the player already and sends its snapshots
+            // only once the player is attached there.
+            let link = self.link(zone).await?;
+            link.send(&Message::Attach(Attach { player, handoff })).await?;
+        }
         if let Some(old) = old {
             // Only over a link that exists: the old zone may be dead, and connecting to it would
             // hold the player up for a handshake timeout.
@@ -200,6 +237,9 @@ impl Upstreams {
             if let Some(link) = link {
                 let _ = link.send(&Message::Detach(Detach { player })).await;
             }
+        }
+        if handoff {
+            return Ok(());
         }
         let link = self.link(zone).await?;
         link.send(&Message::Attach(Attach { player, handoff })).await
@@ -386,5 +426,24 @@ pub async fn follow_rehomes<R: Router>(
                 p.remove(&r.player);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn proxy_2_only_the_routed_zone_and_briefly_the_one_that_handed_over_are_heard() {
+        let (a, b, c): (SocketAddr, SocketAddr, SocketAddr) =
+            ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap(), "127.0.0.1:3".parse().unwrap());
+        let now = Instant::now();
+        assert!(heard(b, None, b, now));
+        assert!(!heard(b, None, a, now), "a zone that lost the player is not heard");
+        let handed = Some((a, now + HANDED_OVER_HEARD_FOR));
+        assert!(heard(b, handed, a, now), "the zone that handed it over, just after the switch");
+        assert!(!heard(b, handed, a, now + HANDED_OVER_HEARD_FOR), "and not after");
+        assert!(!heard(b, handed, c, now + Duration::from_millis(1)), "no other zone");
     }
 }

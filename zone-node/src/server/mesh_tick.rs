@@ -270,6 +270,7 @@ impl TickLoop {
                         player = h.player,
                         tick = self.zone.sim().tick().0,
                         from_tick = h.tick,
+                        waiting = h.waiting.len(),
                         "player arrived"
                     );
                     metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in").increment(1);
@@ -312,6 +313,12 @@ impl TickLoop {
                     mesh.arrived_from.get(&player).is_some_and(|(n, until)| *n == from && tick <= *until);
                 match pwn_proto::decode_datagram(&r.payload) {
                     Ok(Message::Inputs(batch)) if handed_by_sender => {
+                        tracing::debug!(
+                            player = %player,
+                            tick,
+                            newest = batch.inputs.first().map_or(0, |i| i.seq),
+                            "relayed inputs"
+                        );
                         let at = self.arrived_us(arrived);
                         self.zone.on_inputs(player, &batch, at);
                     }
