@@ -322,6 +322,20 @@ impl TickLoop {
                         let at = self.arrived_us(arrived);
                         self.zone.on_inputs(player, &batch, at);
                     }
+                    // `[zitem-6]`: a gift from the sender's player to one of this zone's near its
+                    // cells, committed there; this zone tells its player.
+                    Ok(Message::Event(event @ GameEvent::ItemMoved { .. })) => {
+                        let GameEvent::ItemMoved { to, .. } = event else { return refused() };
+                        let near = self
+                            .zone
+                            .sim()
+                            .character(player)
+                            .is_some_and(|c| Self::near_cells_of(mesh, from, c.position_m.x, c.position_m.z));
+                        if to != player.0 || !self.zone.has_player(player) || !near {
+                            return refused();
+                        }
+                        self.tell(player, event);
+                    }
                     _ => refused(),
                 }
             }
@@ -402,6 +416,28 @@ impl TickLoop {
                     self.persistent.remove(&player);
                     if let Some((sink, _, _)) = self.players.remove(&player) {
                         self.rehome(&sink, player, ZoneId(0));
+                    }
+                }
+            }
+        }
+    }
+
+    /// An event for `player` from outside the tick: to its gateway, or kept until its gateway's
+    /// link arrives (a player handed over just now).
+    pub(super) fn tell(&mut self, player: EntityId, event: GameEvent) {
+        match self.players.get(&player) {
+            Some((_, events, _)) => {
+                if events.try_send(event).is_err() {
+                    metrics::counter!(super::metric::EVENTS_DROPPED).increment(1);
+                }
+            }
+            None => {
+                if let Some(mesh) = &mut self.mesh {
+                    let q = mesh.unbound.entry(player).or_default();
+                    if q.len() < UNBOUND_EVENTS_MAX {
+                        q.push(event);
+                    } else {
+                        metrics::counter!(super::metric::EVENTS_DROPPED).increment(1);
                     }
                 }
             }
