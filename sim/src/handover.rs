@@ -94,11 +94,10 @@ impl Sim {
     /// [`Sim::restore_crate`] refuses.
     pub fn set_crate_mode(&mut self, id: EntityId, mode: CrateMode, state: Option<(Vec3, Quat, Vec3, Vec3)>) -> bool {
         let Some(i) = self.crates.iter().position(|c| c.id == id) else { return false };
-        if let Some((p, r, v, w)) = state {
-            let (v, w) = if mode == CrateMode::Simulated { (v, w) } else { (Vec3::ZERO, Vec3::ZERO) };
-            if !self.restore_crate(id, p, r, v, w) {
-                return false;
-            }
+        if let Some((p, r, v, w)) = state
+            && !crate_state_valid(&self.desc, p, r, v, w)
+        {
+            return false;
         }
         let c = &mut self.crates[i];
         let (body, collider) = (c.body, c.collider);
@@ -108,17 +107,25 @@ impl Sim {
             CrateMode::Simulated => RigidBodyType::Dynamic,
             CrateMode::Ghost | CrateMode::Away => RigidBodyType::KinematicPositionBased,
         };
-        if let Some(b) = self.physics.bodies.get_mut(body) {
-            if was != mode {
-                b.set_body_type(kind, true);
-            }
-            if mode != CrateMode::Simulated {
-                b.set_linvel(Vec3::ZERO, false);
-                b.set_angvel(Vec3::ZERO, false);
-                let (at, rot) = (b.translation(), *b.rotation());
-                b.set_next_kinematic_translation(at);
-                b.set_next_kinematic_rotation(rot);
-            }
+        // The body's kind first: rapier ignores velocities given to a kinematic body, so a crate
+        // made dynamic must be dynamic before it is handed its velocities.
+        if was != mode
+            && let Some(b) = self.physics.bodies.get_mut(body)
+        {
+            b.set_body_type(kind, true);
+        }
+        if let Some((p, r, v, w)) = state {
+            let (v, w) = if mode == CrateMode::Simulated { (v, w) } else { (Vec3::ZERO, Vec3::ZERO) };
+            self.restore_crate(id, p, r, v, w);
+        }
+        if mode != CrateMode::Simulated
+            && let Some(b) = self.physics.bodies.get_mut(body)
+        {
+            b.set_linvel(Vec3::ZERO, false);
+            b.set_angvel(Vec3::ZERO, false);
+            let (at, rot) = (b.translation(), *b.rotation());
+            b.set_next_kinematic_translation(at);
+            b.set_next_kinematic_rotation(rot);
         }
         if let Some(c) = self.physics.colliders.get_mut(collider) {
             c.set_enabled(mode != CrateMode::Away);
@@ -126,6 +133,26 @@ impl Sim {
         self.physics.bodies.propagate_modified_body_positions_to_colliders(&mut self.physics.colliders);
         true
     }
+}
+
+/// Fastest a crate from outside may move or spin: no shove or shot in this simulation comes near.
+pub const CRATE_SPEED_MAX_MPS: f32 = 100.0;
+/// Fastest spin of a crate from outside, radians per second.
+pub const CRATE_SPIN_MAX_RPS: f32 = 100.0;
+
+/// Whether a crate's motion state is one the simulation could have produced: finite, inside
+/// the world, a unit rotation (a zero quaternion normalizes to NaN), no faster than
+/// `CRATE_SPEED_MAX_MPS` nor spinning faster than `CRATE_SPIN_MAX_RPS`.
+pub fn crate_state_valid(desc: &crate::WorldDesc, p: Vec3, r: Quat, v: Vec3, w: Vec3) -> bool {
+    p.is_finite()
+        && r.is_finite()
+        && v.is_finite()
+        && w.is_finite()
+        && (r.length_squared() - 1.0).abs() <= 0.01
+        && v.length() <= CRATE_SPEED_MAX_MPS
+        && w.length() <= CRATE_SPIN_MAX_RPS
+        && desc.contains_xz(p.x, p.z)
+        && p.y.abs() <= 8192.0
 }
 
 #[cfg(test)]

@@ -214,10 +214,10 @@ impl Sim {
     }
 
     /// Puts a crate back where a checkpoint left it (a zone loading its cells). Refuses unknown
-    /// crates and non-finite or out-of-world states, returning false.
+    /// crates and states no simulation produces (`crate::handover::crate_state_valid`),
+    /// returning false.
     pub fn restore_crate(&mut self, id: EntityId, position: Vec3, rotation: Quat, linvel: Vec3, angvel: Vec3) -> bool {
-        let finite = position.is_finite() && rotation.is_finite() && linvel.is_finite() && angvel.is_finite();
-        if !finite || !self.desc.contains_xz(position.x, position.z) || position.y.abs() > 8192.0 {
+        if !crate::handover::crate_state_valid(&self.desc, position, rotation, linvel, angvel) {
             return false;
         }
         let Some(c) = self.crates.iter().find(|c| c.id == id) else { return false };

@@ -8,15 +8,21 @@
 //! Rules:
 //! - `[crate-1]` a zone of a partitioned world starts with every crate left out
 //!   (`CrateMode::Away`); a cell's crates are simulated once the shell has read them with their
-//!   owner records (`crate::persist::load_cell_crates`), and left out again when the cell is lost;
+//!   owner records (`crate::persist::load_cell_crates`), and left out again when the cell is lost
+//!   (departing ones too); the shell reads its cells again every few seconds and adopts crates
+//!   the store says are its own that it does not simulate (a handoff whose message was lost),
+//!   never one that left since the read was asked for;
 //! - `[crate-2]` after each tick, an owned crate that moved past the hysteresis into another
 //!   cell departs: it is frozen where it is (held like a ghost, still ghosted to neighbours) and
 //!   handed to the shell, which commits the move of its owner record with its state, fenced by
 //!   both cells' leases; then it is the taking zone's (`HandoffCrate`), or, on failure, simulated
 //!   here again as it was;
-//! - `[crate-3]` an arriving crate is simulated from the state it was handed at; one this zone
-//!   owns or is handing over already, a replay (no newer than when it last left this zone) or an
-//!   unknown crate is refused (counted); the shell also checks the cell and the sender;
+//! - `[crate-3]` an arriving crate is simulated from the state it was handed at, velocities
+//!   included; one this zone owns or is handing over already, a replay (no newer than when it
+//!   last left this zone), an unknown crate, or a state no simulation produces (not a unit
+//!   rotation, faster than 100 m/s or spinning faster than 100 rad/s,
+//!   `pwn_sim::handover::crate_state_valid`) is refused (counted), as are such crate ghosts; the
+//!   shell also checks the cell and the sender;
 //! - `[crate-4]` each tick, owned and departing crates within the ghost margin of another zone's
 //!   cells go to that zone, which holds them as kinematic ghosts at the reported pose; a
 //!   complete batch leaves out the sender's crate ghosts it does not name, as does
@@ -154,11 +160,18 @@ impl Zone {
     }
 
     /// `cell`'s crates as the store holds them: simulated here from now on (`[crate-1]`). A
-    /// crate without a stored state keeps its pose here.
-    pub fn own_crates(&mut self, cell: CellKey, crates: &[(EntityId, Option<CrateState>)]) -> usize {
+    /// crate without a stored state keeps its pose here. Crates this zone simulates or is
+    /// handing over already are left as they are (the store's state of them is older), so the
+    /// shell may read a cell again to adopt crates whose handoff message never came.
+    /// `read_at` is the tick the read was asked for: a crate that left this zone since then may
+    /// still be this cell's in that read, and is not taken back.
+    pub fn own_crates(&mut self, cell: CellKey, crates: &[(EntityId, Option<CrateState>)], read_at: u64) -> usize {
         let mut n = 0;
         for (id, state) in crates {
-            if self.crates.departing.contains_key(id) {
+            if self.crates.departing.contains_key(id)
+                || self.crates.owned.contains_key(id)
+                || self.crates.left_at.get(id).is_some_and(|t| *t >= read_at)
+            {
                 continue;
             }
             let s = state.map(|c| (c.position, c.rotation, c.linvel, c.angvel));
@@ -173,12 +186,21 @@ impl Zone {
         n
     }
 
-    /// The crates of `cells` (lost) are left out (`[crate-1]`).
+    /// The crates of `cells` (lost) are left out (`[crate-1]`), those departing from them too:
+    /// whatever their commit's outcome, they are not this zone's to simulate any more (a
+    /// committed one is told to its taker all the same).
     pub fn leave_crates_of(&mut self, cells: &[CellKey]) {
         let gone: Vec<EntityId> =
             self.crates.owned.iter().filter(|(_, c)| cells.contains(c)).map(|(id, _)| *id).collect();
         for id in gone {
             self.crates.owned.remove(&id);
+            self.sim.set_crate_mode(id, CrateMode::Away, None);
+        }
+        let leaving: Vec<EntityId> =
+            self.crates.departing.iter().filter(|(_, d)| cells.contains(&d.from)).map(|(id, _)| *id).collect();
+        for id in leaving {
+            self.crates.departing.remove(&id);
+            self.crates.ghosts.remove(&id);
             self.sim.set_crate_mode(id, CrateMode::Away, None);
         }
     }

@@ -13,8 +13,9 @@
 //!   simulation and is handed to that zone; one in a leaf nobody serves flies on here;
 //! - `[shot-2]` an arriving projectile is refused (counted) unless its tick is within
 //!   `SHOT_AGE_MAX_TICKS` of this zone's and newer than any state of it this zone had before
-//!   (a replay, or a copy of one that already flew here), and the simulation takes it
-//!   (`pwn_sim::Sim::insert_projectile`); the shell also refuses one outside this zone's cells;
+//!   (a replay, or a copy of one that already flew here), fewer than `ARRIVED_IN_FLIGHT_MAX`
+//!   arrived ones are in flight, and the simulation takes it (`pwn_sim::Sim::insert_projectile`);
+//!   the shell also refuses one outside this zone's cells;
 //! - `[shot-3]` a shot fired, and a hit, within the ghost margin of another zone's cells is
 //!   told to that zone (`BorderEvent`), which gives it to its players within the interest
 //!   radius; an arriving projectile is announced (`Fired`) to this zone's players within it.
@@ -29,8 +30,13 @@ use std::collections::{HashMap, VecDeque};
 
 /// A handed-over projectile whose state is older than this (in ticks) is refused (`[shot-2]`).
 pub const SHOT_AGE_MAX_TICKS: u64 = 30;
-/// Projectile ids whose last tick here is remembered, to refuse replays.
+/// Projectile ids whose last tick here is remembered, to refuse replays. An id is forgotten
+/// only once its tick is older than `SHOT_AGE_MAX_TICKS` (a replay of it is refused for its age
+/// then); while the memory is full of younger ones, arrivals are refused.
 pub const SHOTS_REMEMBERED_MAX: usize = 16_384;
+/// Projectiles handed over by neighbours that may be in flight here at once; more are refused
+/// (a neighbour cannot make this zone fly an unbounded number of shots).
+pub const ARRIVED_IN_FLIGHT_MAX: usize = 4_096;
 
 /// Counts of projectiles crossing borders.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,20 +54,34 @@ pub struct ShotCounters {
 pub struct ShotBook {
     /// The newest tick each recently crossing projectile had here (left or arrived).
     last_tick: HashMap<EntityId, u64>,
-    order: VecDeque<EntityId>,
+    /// Ids in the order first remembered, with that tick.
+    order: VecDeque<(EntityId, u64)>,
+    /// Projectiles from neighbours in flight here.
+    arrived: std::collections::HashSet<EntityId>,
     counters: ShotCounters,
 }
 
 impl ShotBook {
-    fn remember(&mut self, id: EntityId, tick: u64) {
-        if self.last_tick.insert(id, tick).is_none() {
-            self.order.push_back(id);
-        }
-        while self.order.len() > SHOTS_REMEMBERED_MAX {
-            if let Some(old) = self.order.pop_front() {
+    /// Remembers `id` at `tick`; `force` (a projectile leaving) makes room by forgetting the
+    /// oldest id, otherwise a full memory of ids still young enough to be replayed refuses.
+    fn remember(&mut self, id: EntityId, tick: u64, now: u64, force: bool) -> bool {
+        while let Some((old, t)) = self.order.front().copied() {
+            let expired = t.saturating_add(SHOT_AGE_MAX_TICKS) < now;
+            let make_room = force && self.order.len() >= SHOTS_REMEMBERED_MAX;
+            if !expired && !make_room {
+                break;
+            }
+            self.order.pop_front();
+            if self.last_tick.get(&old).is_some_and(|last| *last == t) {
                 self.last_tick.remove(&old);
             }
         }
+        if !self.last_tick.contains_key(&id) && self.order.len() >= SHOTS_REMEMBERED_MAX {
+            return false;
+        }
+        self.last_tick.insert(id, tick);
+        self.order.push_back((id, tick));
+        true
     }
 }
 
@@ -75,6 +95,8 @@ impl Zone {
     /// simulation, with the zone each goes to (`[shot-1]`).
     pub fn projectiles_leaving(&mut self, territory: &Territory) -> Vec<(ZoneId, HandoffProjectile)> {
         let tick = self.sim.tick().0;
+        let sim = &self.sim;
+        self.shots.arrived.retain(|id| sim.projectile(*id).is_some());
         let leaving: Vec<(EntityId, ZoneId)> = self
             .sim
             .projectiles()
@@ -87,7 +109,8 @@ impl Zone {
         let mut out = Vec::with_capacity(leaving.len());
         for (id, node) in leaving {
             if let Some(p) = self.sim.take_projectile(id) {
-                self.shots.remember(id, tick);
+                self.shots.arrived.remove(&id);
+                self.shots.remember(id, tick, tick, true);
                 self.shots.counters.out += 1;
                 out.push((node, HandoffProjectile { tick, projectile: WireProjectile::of(&p) }));
             }
@@ -102,11 +125,15 @@ impl Zone {
         let stale = h.tick.saturating_add(SHOT_AGE_MAX_TICKS) < now
             || h.tick > now.saturating_add(SHOT_AGE_MAX_TICKS)
             || self.shots.last_tick.get(&id).is_some_and(|t| h.tick <= *t);
-        if stale || self.sim.insert_projectile(h.projectile.projectile()).is_err() {
+        if stale
+            || self.shots.arrived.len() >= ARRIVED_IN_FLIGHT_MAX
+            || !self.shots.remember(id, h.tick, now, false)
+            || self.sim.insert_projectile(h.projectile.projectile()).is_err()
+        {
             self.shots.counters.refused += 1;
             return false;
         }
-        self.shots.remember(id, h.tick);
+        self.shots.arrived.insert(id);
         self.shots.counters.arrived += 1;
         let Some(p) = self.sim.projectile(id) else { return true };
         let fired = GameEvent::Fired {

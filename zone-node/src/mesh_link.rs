@@ -338,7 +338,14 @@ pub(crate) enum Job {
     /// Claim a player nobody owns for a cell of this zone.
     Claim { player: EntityId, cell: CellKey, epoch: u64 },
     /// Read (and claim) the crates of a cell this zone now serves (`crate::persist::load_cell_crates`).
-    LoadCrates { cell: CellKey, epoch: u64, rect: pwn_partitioner::Rect, placed: Arc<Vec<(EntityId, glam::Vec3)>> },
+    LoadCrates {
+        cell: CellKey,
+        epoch: u64,
+        rect: pwn_partitioner::Rect,
+        placed: Arc<Vec<(EntityId, glam::Vec3)>>,
+        /// The tick it was asked at.
+        tick: u64,
+    },
     /// Commit a crate's departure, fenced by the giving cell's epoch.
     CrateHandoff {
         departure: CrateDeparture,
@@ -352,7 +359,7 @@ pub(crate) enum Job {
 pub(crate) enum Committed {
     Handoff { departure: Departure, result: Result<Handoff, OwnershipError> },
     Claim { player: EntityId, cell: CellKey, result: Result<(), OwnershipError> },
-    Crates { cell: CellKey, epoch: u64, result: Result<CellCrates, OwnershipError> },
+    Crates { cell: CellKey, epoch: u64, tick: u64, result: Result<CellCrates, OwnershipError> },
     CrateHandoff { departure: CrateDeparture, result: Result<Handoff, OwnershipError> },
 }
 
@@ -408,9 +415,9 @@ impl Committer {
                         let result = crate::persist::claim_player(&store, player, cell, epoch);
                         Committed::Claim { player, cell, result }
                     }
-                    Job::LoadCrates { cell, epoch, rect, placed } => {
+                    Job::LoadCrates { cell, epoch, rect, placed, tick } => {
                         let result = crate::persist::load_cell_crates(&store, cell, epoch, rect, &placed);
-                        Committed::Crates { cell, epoch, result }
+                        Committed::Crates { cell, epoch, tick, result }
                     }
                     Job::CrateHandoff { departure, from_epoch, from_rect, bounds } => {
                         let result =

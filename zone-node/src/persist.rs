@@ -259,18 +259,31 @@ pub fn commit_crate_departure(
             // Its old entry: where it was, or (indexed by a checkpoint of `from`) the nearest
             // point of `from` to it.
             if let Some(old) = old {
-                let [x, _, z] = old.position_m;
-                let (cx, cz) =
-                    (x.clamp(from_rect.min[0], from_rect.max[0]), z.clamp(from_rect.min[1], from_rect.max[1]));
-                for (x, z) in [(x, z), (cx, cz)] {
-                    t.clear(&entity_at_key(finest_quadkey(x, z, bounds.origin_m, bounds.size_m), id))?;
-                }
+                let at = Vec3::from(old.position_m);
+                let from_m = [from_rect.min[0], from_rect.min[1], from_rect.max[0], from_rect.max[1]];
+                t.clear(&index_key(d.state.id, at, None, bounds))?;
+                t.clear(&index_key(d.state.id, at, Some(from_m), bounds))?;
             }
-            let p = d.state.position;
-            t.set(&entity_at_key(finest_quadkey(p.x, p.z, bounds.origin_m, bounds.size_m), id), b"")?;
+            t.set(&index_key(d.state.id, d.state.position, None, bounds), b"")?;
         }
         Ok(done)
     })
+}
+
+/// A crate's position index key: where it is, or, given its cell's rectangle (min x, min z,
+/// max x, max z), the nearest point inside the cell (`[persist-6]`). Rectangles are half-open
+/// (a cell's maximum edge is its neighbour's), so the point is kept half a finest quadkey cell
+/// short of the maximum edges.
+fn index_key(id: EntityId, p: Vec3, rect_m: Option<[f32; 4]>, b: &SimBounds) -> Vec<u8> {
+    let (x, z) = match rect_m {
+        Some([x0, z0, x1, z1]) => {
+            let finest = (1u32 << pwn_store::keys::QUADKEY_LEVEL_MAX) as f32;
+            let (hx, hz) = (0.5 * b.size_m[0] / finest, 0.5 * b.size_m[1] / finest);
+            (p.x.clamp(x0, (x1 - hx).max(x0)), p.z.clamp(z0, (z1 - hz).max(z0)))
+        }
+        None => (p.x, p.z),
+    };
+    entity_at_key(finest_quadkey(x, z, b.origin_m, b.size_m), id.0)
 }
 
 /// Takes the lease of `cell` for `node` (the next epoch).
@@ -339,12 +352,7 @@ pub fn checkpoint_cell(store: &Store, c: &CellCheckpoint, sim: &SimBounds) -> Re
                 skipped += 1;
                 continue;
             }
-            let (x, z) = match c.rect_m {
-                Some([x0, z0, x1, z1]) => (k.position.x.clamp(x0, x1), k.position.z.clamp(z0, z1)),
-                None => (k.position.x, k.position.z),
-            };
-            let q = finest_quadkey(x, z, sim.origin_m, sim.size_m);
-            t.set(&entity_at_key(q, k.id.0), b"")?;
+            t.set(&index_key(k.id, k.position, c.rect_m, sim), b"")?;
             t.set(&entity_key(k.id.0), &k.record().encode())?;
         }
         Ok(skipped)

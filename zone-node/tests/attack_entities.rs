@@ -3,7 +3,7 @@
 //! states what the design promises (one owner per entity, no duplication or loss, bad input
 //! refused and counted, never a panic) and fails while the change lets it break.
 
-use glam::{Quat, Vec3};
+use glam::Vec3;
 use pwn_partitioner::{Epoch, Quadtree, ZoneId};
 use pwn_proto::{HandoffProjectile, WireCrate, WireProjectile};
 use pwn_sim::{CrateDesc, CrateMode, EntityId, InputSeq, Projectile, Sim, SimConfig, WorldDesc};
@@ -67,7 +67,7 @@ fn pair(desc: WorldDesc) -> Pair {
         for (cell, node, epoch) in &epochs {
             if *node == me {
                 let crates = load_cell_crates(&store, *cell, epoch.0, tree.rect(*cell), &placed).unwrap();
-                z.own_crates(*cell, &crates);
+                z.own_crates(*cell, &crates, 0);
             }
         }
         (z, t)

@@ -60,7 +60,7 @@ fn pair(desc: WorldDesc) -> Pair {
         for (cell, node, epoch) in &epochs {
             if *node == me {
                 let crates = load_cell_crates(&store, *cell, epoch.0, tree.rect(*cell), &placed).unwrap();
-                z.own_crates(*cell, &crates);
+                z.own_crates(*cell, &crates, 0);
             }
         }
         (z, t)
@@ -254,4 +254,44 @@ fn crate_2_a_handoff_the_store_fences_leaves_the_crate_where_it_was() {
     w.crate_departure_lost(id);
     assert_eq!(w.sim().crate_mode(id), Some(CrateMode::Away), "not this zone's to simulate any more");
     assert_eq!(store.transact(|t| pwn_store::ownership::owner(t, id.0)).unwrap(), Some(d.from));
+}
+
+#[test]
+fn crate_1_a_crate_whose_handoff_message_was_lost_is_adopted_when_its_cell_is_read_again() {
+    let Pair { store, zones: mut pair, epochs } = pair(field());
+    let id = EntityId::world_entity(0);
+    let epoch_of = |c: CellKey| epochs.iter().find(|(k, _, _)| *k == c).map(|(_, _, e)| e.0).unwrap();
+    let bounds = SimBounds::of(pair[0].0.sim());
+    let (at, rot, _, _) = pair[0].0.sim().crate_state(id).unwrap();
+    assert!(pair[0].0.restore_crate(id, at, rot, Vec3::new(12.0, 0.0, 0.0), Vec3::ZERO));
+    let [(w, wt), (e, et)] = &mut pair;
+    // A read of the west's cell asked for before the crate leaves, answered after.
+    let read_at = w.sim().tick().0;
+    let home = wt.tree().leaf_at(at.x, at.z);
+    let stale = load_cell_crates(&store, home, epoch_of(home), wt.tree().rect(home), &[]).unwrap();
+    assert!(stale.iter().any(|(c, _)| *c == id), "the read lists the crate as its cell's");
+    let d = loop {
+        w.tick();
+        e.tick();
+        if let Some(d) = w.crate_border_pass(wt).pop() {
+            break d;
+        }
+    };
+    commit_crate_departure(&store, &d, epoch_of(d.from), wt.tree().rect(d.from), &bounds).unwrap();
+    w.crate_departed(id, WEST);
+    // The west's old read still lists the crate as its cell's: not taken back.
+    let stale: Vec<_> = stale.into_iter().filter(|(c, _)| *c == id).collect();
+    assert_eq!(w.own_crates(d.from, &stale, read_at), 0);
+    assert_ne!(w.sim().crate_mode(id), Some(CrateMode::Simulated));
+    // The `HandoffCrate` never reached the east (a link or a zone went down): its next read of
+    // the cell adopts what the store says is its own.
+    assert_eq!(e.sim().crate_mode(id), Some(CrateMode::Away));
+    let read_at = e.sim().tick().0;
+    let crates = load_cell_crates(&store, d.to, epoch_of(d.to), et.tree().rect(d.to), &[]).unwrap();
+    assert_eq!(e.own_crates(d.to, &crates, read_at), 1);
+    assert_eq!(e.sim().crate_mode(id), Some(CrateMode::Simulated));
+    assert_eq!(e.crate_cell(id), Some(d.to));
+    // Read again, nothing changes: what it simulates is newer than the store.
+    let crates = load_cell_crates(&store, d.to, epoch_of(d.to), et.tree().rect(d.to), &[]).unwrap();
+    assert_eq!(e.own_crates(d.to, &crates, e.sim().tick().0), 0);
 }

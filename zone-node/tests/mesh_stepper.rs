@@ -139,7 +139,7 @@ impl Mesh {
             // The cell's new owner loads (and claims) its crates (`[crate-1]`).
             let crates = load_cell_crates(&store, g.cell, g.epoch.0, stored.tree.rect(g.cell), &placed).unwrap();
             let node = nodes.iter_mut().find(|n| n.id == g.node).unwrap();
-            node.zone.own_crates(g.cell, &crates);
+            node.zone.own_crates(g.cell, &crates, 0);
         }
         let crate_ids = (first_border_crate..first_border_crate + BORDER_CRATES).map(EntityId::world_entity).collect();
         let mut mesh = Mesh {

@@ -13,10 +13,34 @@ use pwn_proto::Message;
 use pwn_store::keys::CellKey;
 use pwn_store::ownership::{Handoff, OwnershipError};
 
+/// Ticks between two reads of a served cell's crates (5 s at 30 Hz).
+pub const CRATES_REREAD_TICKS: u64 = 150;
+
 impl TickLoop {
-    /// Projectiles and crates after the border pass: handed on, committed, ghosted.
+    /// The committer's job reading (and claiming) `cell`'s crates, asked at `tick`.
+    pub(super) fn load_crates(mesh: &super::mesh_tick::MeshTick, cell: CellKey, epoch: u64, tick: u64) -> Job {
+        let rect = mesh.territory.tree().rect(cell);
+        Job::LoadCrates { cell, epoch, rect, placed: mesh.placed_crates.clone(), tick }
+    }
+
+    /// Projectiles and crates after the border pass: handed on, committed, ghosted; and now and
+    /// then each served cell's crates read again, to adopt any the store says are its own but
+    /// that never arrived (their handoff message lost with a link or a zone).
     pub(super) fn crates_and_shots_border(&mut self) {
         let Some(mesh) = &self.mesh else { return };
+        let tick = self.zone.sim().tick().0;
+        if tick.is_multiple_of(CRATES_REREAD_TICKS) {
+            let now = mesh.now_ms();
+            let cells: Vec<(CellKey, u64)> = mesh
+                .held
+                .cells()
+                .filter(|(c, h)| now < h.valid_until_ms && mesh.loaded.contains(c))
+                .map(|(c, h)| (c, h.epoch.0))
+                .collect();
+            for (cell, epoch) in cells {
+                let _ = mesh.committer.submit(Self::load_crates(mesh, cell, epoch, tick));
+            }
+        }
         for (node, h) in self.zone.projectiles_leaving(&mesh.territory) {
             mesh.peers.send(node, Message::HandoffProjectile(h));
         }
@@ -93,10 +117,12 @@ impl TickLoop {
     pub(super) fn on_crates_committed(&mut self, done: Committed) {
         let Some(mesh) = &self.mesh else { return };
         match done {
-            Committed::Crates { cell, epoch, result } => match result {
+            Committed::Crates { cell, epoch, tick, result } => match result {
                 Ok(crates) if mesh.serving(cell) == Some(Epoch(epoch)) => {
-                    let n = self.zone.own_crates(cell, &crates);
-                    tracing::info!(cell = %cell, crates = n, "crates of the cell loaded");
+                    let n = self.zone.own_crates(cell, &crates, tick);
+                    if n > 0 || !mesh.loaded.contains(&cell) {
+                        tracing::info!(cell = %cell, crates = n, "crates of the cell loaded");
+                    }
                     if let Some(mesh) = &mut self.mesh {
                         mesh.loaded.insert(cell);
                     }
@@ -107,18 +133,15 @@ impl TickLoop {
                 }
                 Err(e) => {
                     tracing::warn!(cell = %cell, error = %e, "cannot read the cell's crates; trying again");
-                    let job = Job::LoadCrates {
-                        cell,
-                        epoch,
-                        rect: mesh.territory.tree().rect(cell),
-                        placed: mesh.placed_crates.clone(),
-                    };
-                    let _ = mesh.committer.submit(job);
+                    let _ = mesh.committer.submit(Self::load_crates(mesh, cell, epoch, tick));
                 }
             },
             Committed::CrateHandoff { departure: d, result } => {
                 let id = d.state.id;
                 match result {
+                    // A move between this zone's cells into one it lost meanwhile: the cell's
+                    // new owner loads it.
+                    Ok(_) if d.node == mesh.me && mesh.serving(d.to).is_none() => self.zone.crate_departure_lost(id),
                     Ok(Handoff::Moved | Handoff::AlreadyDone) => {
                         self.zone.crate_departed(id, mesh.me);
                         if d.node != mesh.me {

@@ -176,12 +176,7 @@ impl TickLoop {
             tracing::info!(cell = %cell, epoch = epoch.0, "serving a cell");
             // Its crates as the store holds them; until they are in, it is not checkpointed.
             mesh.loaded.remove(cell);
-            let job = Job::LoadCrates {
-                cell: *cell,
-                epoch: epoch.0,
-                rect: mesh.territory.tree().rect(*cell),
-                placed: mesh.placed_crates.clone(),
-            };
+            let job = Self::load_crates(mesh, *cell, epoch.0, self.zone.sim().tick().0);
             if !mesh.committer.submit(job) {
                 tracing::warn!(cell = %cell, "cannot queue the cell's crates; it is not checkpointed");
             }
