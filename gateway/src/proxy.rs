@@ -24,7 +24,10 @@
 //!   pause, not their connection;
 //! - `[proxy-7]` a killed zone's link may look alive until QUIC's idle timeout, so the gateway
 //!   also watches the world server's list of cell owners: players routed to a zone that serves
-//!   no cell any more are re-routed as in `[proxy-5]`.
+//!   no cell any more are re-routed as in `[proxy-5]`; and it links to every zone serving a
+//!   cell before it hands anyone there (a handshake during a handoff stalls the player);
+//! - `[proxy-8]` no lock is held across a handshake with a zone: forwarding to every other zone
+//!   goes on while a link is made.
 
 use crate::limits::Rate;
 use pwn_net::{ClientHello, ConnError, ConnTx, NetClient};
@@ -131,13 +134,20 @@ impl Upstreams {
 
     /// The link to `zone`, made on first use; its reader forwards to clients (`[proxy-2]`).
     async fn link(&self, zone: SocketAddr) -> Result<ConnTx, ConnError> {
-        let mut links = self.links.lock().await;
-        if let Some(tx) = links.get(&zone) {
+        if let Some(tx) = self.links.lock().await.get(&zone) {
             return Ok(tx.clone());
         }
+        // The handshake runs without the map's lock: every forward to every zone takes that
+        // lock, and a handshake can take long (a zone that is starting, or gone).
         let conn = self.net.connect(zone, "localhost", &self.hello).await?;
         let pwn_net::Conn { tx, mut rx, mut datagrams, .. } = conn;
         pwn_net::service_auth::prove(&tx, self.service_key).await?;
+        let mut links = self.links.lock().await;
+        if let Some(made) = links.get(&zone) {
+            // Another task linked meanwhile: this connection is dropped before anything reads
+            // from it.
+            return Ok(made.clone());
+        }
         let routes = self.routes.clone();
         tokio::spawn(async move {
             while let Ok(Message::Routed(r)) = datagrams.recv().await {
@@ -345,6 +355,17 @@ pub async fn watch_owners<R: Router>(upstreams: Arc<Upstreams>, router: Arc<R>) 
             let n = upstreams.reroute_unserved(&serving);
             if n > 0 {
                 tracing::info!(players = n, "players of a zone that serves no cell any more: re-routing");
+            }
+            // Linked ahead of the first player handed there: a handshake in the middle of a
+            // handoff would stall the player for its duration.
+            let linked: std::collections::HashSet<SocketAddr> = upstreams.links.lock().await.keys().copied().collect();
+            for zone in serving.into_iter().filter(|z| !linked.contains(z)) {
+                let upstreams = upstreams.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = upstreams.link(zone).await {
+                        tracing::debug!(%zone, error = %e, "cannot link to a zone yet");
+                    }
+                });
             }
         }
     }

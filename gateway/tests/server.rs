@@ -421,3 +421,39 @@ async fn a_zone_refuses_gateway_links_without_the_service_key() {
         assert!(!matches!(answer, Ok(Some(Message::Routed(_)))), "an impostor was given a player");
     }
 }
+
+/// `[proxy-8]`: a link to a zone that never answers (its handshake runs until the timeout) does
+/// not hold up a player playing on another zone: its inputs keep being forwarded and
+/// acknowledged while the handshake is still pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_8_a_zone_that_never_answers_stalls_nobody_else() {
+    use pwn_client::{Client, Intent, JoinOptions, Login};
+    let f = start(GatewayConfig::default()).await;
+    let options = JoinOptions { login: Some(Login::LoginOrRegister(creds("player", PW))), ..JoinOptions::default() };
+    let mut client =
+        Client::connect(&f.client, f.addr, "localhost", world(-50.0), pwn_sim::SimConfig::default(), "t", &options)
+            .await
+            .unwrap();
+    let dt = 1.0 / 30.0;
+    let walk = Intent { move_z: 1.0, ..Intent::default() };
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        client.update(dt, &walk);
+    }
+    // A "zone" that takes UDP and never answers: linking to it waits for the handshake timeout.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let other = f.connect().await;
+    let upstreams = f.upstreams.clone();
+    let linking = tokio::spawn(async move { upstreams.attach(999_999, other.tx.clone(), 7, silent_addr).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let acked_before = client.counters().input_ack_ticks.count();
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        client.update(dt, &walk);
+    }
+    assert!(!linking.is_finished(), "the silent zone's handshake is still pending");
+    let acked = client.counters().input_ack_ticks.count() - acked_before;
+    assert!(acked >= 10, "only {acked} inputs acknowledged while another zone's link was being made");
+    assert!(linking.await.unwrap().is_err(), "the silent zone was never linked");
+}
