@@ -457,3 +457,47 @@ async fn proxy_8_a_zone_that_never_answers_stalls_nobody_else() {
     assert!(acked >= 10, "only {acked} inputs acknowledged while another zone's link was being made");
     assert!(linking.await.unwrap().is_err(), "the silent zone was never linked");
 }
+
+/// `[link-1]`: a gateway link (with the service key) that never attached a player cannot drive
+/// it with datagrams: the zone takes a player's datagrams only on the link that attached it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_1_a_link_that_did_not_attach_a_player_cannot_move_it() {
+    use pwn_client::{Client, Intent, JoinOptions, Login};
+    let f = start(GatewayConfig::default()).await;
+    let options = JoinOptions { login: Some(Login::LoginOrRegister(creds("victim", PW))), ..JoinOptions::default() };
+    let mut client =
+        Client::connect(&f.client, f.addr, "localhost", world(-50.0), pwn_sim::SimConfig::default(), "t", &options)
+            .await
+            .unwrap();
+    let player = client.me().0;
+    let dt = 1.0 / 30.0;
+    let mut start = None;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        start = client.update(dt, &Intent::default()).me.map(|m| m.position_m).or(start);
+    }
+    let start = start.expect("placed");
+    // A second link to the same zone, with the service key, that attaches nobody.
+    let hello = ClientHello::new(PeerRole::Gateway, identity().sim_digest, "other-gateway");
+    let link = f.client.connect(f.zones[0], "localhost", &hello).await.unwrap();
+    let key = pwn_net::tls::service_key(f._dir.path()).unwrap();
+    pwn_net::service_auth::prove(&link.tx, key).await.unwrap();
+    let mut at = start;
+    for i in 0..45u32 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        // Inputs just ahead of the player's own, running sideways.
+        let seq = client.counters().inputs_sent as u32 + 3 + i;
+        let input = pwn_sim::PlayerInput {
+            seq: pwn_sim::InputSeq(seq),
+            move_x: 1.0,
+            buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN),
+            ..Default::default()
+        };
+        let batch = pwn_proto::InputBatch { ack_tick: 0, inputs: vec![pwn_proto::WireInput::from_input(&input)] };
+        let payload = pwn_proto::encode_datagram(&Message::Inputs(batch)).unwrap();
+        let _ = link.tx.send_datagram(&Message::Routed(pwn_proto::Routed { player, payload }));
+        at = client.update(dt, &Intent::default()).me.map(|m| m.position_m).unwrap_or(at);
+    }
+    assert!(at.distance(start) < 0.5, "another link moved the player from {start} to {at}");
+    assert_eq!(client.counters().corrections, 0, "the server never disagreed with the standing client");
+}

@@ -6,7 +6,8 @@
 //! Rules:
 //! - `[link-1]` a gateway link's players are those it attached; it speaks for them (the gateway
 //!   authenticated them; gateways are services, authenticated by mutual TLS when the zone runs
-//!   behind gateways and by the service key always, `[link-5]`);
+//!   behind gateways and by the service key always, `[link-5]`), and for no one else: its
+//!   messages and datagrams for a player it did not attach are ignored (counted);
 //! - `[link-2]` when a link ends, every player it attached leaves;
 //! - `[link-3]` only inputs, acks, pings, chat and item gifts are taken from players; anything else is
 //!   ignored (counted).
@@ -21,7 +22,8 @@ use crate::persist::{PlayerState, load_owned_player};
 use pwn_net::{Conn, ConnError, ConnTx};
 use pwn_proto::{GameEvent, Message, Routed, decode_datagram, encode_datagram};
 use pwn_sim::EntityId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Reliable events queued per player; a player who cannot keep up loses the oldest (counted).
@@ -210,9 +212,16 @@ pub(crate) async fn serve_gateway(
     tracing::info!(remote = %peer.remote, link, "gateway linked");
     let datagram_inbox = inbox.clone();
     let datagram_link = tx.clone();
+    // `[link-1]`: the players this link attached, shared with its datagram reader.
+    let attached: Arc<std::sync::RwLock<HashSet<u64>>> = Arc::default();
+    let datagram_attached = attached.clone();
     let datagram_reader = tokio::spawn(async move {
         while let Ok(message) = datagrams.recv().await {
             let Message::Routed(r) = message else { continue };
+            if !datagram_attached.read().is_ok_and(|a| a.contains(&r.player)) {
+                metrics::counter!(IGNORED_METRIC).increment(1);
+                continue;
+            }
             let Ok(inner) = decode_datagram(&r.payload) else {
                 metrics::counter!(IGNORED_METRIC).increment(1);
                 continue;
@@ -258,8 +267,14 @@ pub(crate) async fn serve_gateway(
                     None => (None, None),
                 };
                 writers.insert(a.player, join(EntityId(a.player), sink, saved, (link, a.handoff), &inbox).await);
+                if let Ok(mut a2) = attached.write() {
+                    a2.insert(a.player);
+                }
             }
             Message::Detach(d) => {
+                if let Ok(mut a) = attached.write() {
+                    a.remove(&d.player);
+                }
                 if let Some(w) = writers.remove(&d.player) {
                     w.abort();
                     let _ = inbox.send(ToZone::Left { player: EntityId(d.player), link }).await;

@@ -264,7 +264,7 @@ impl TickLoop {
                 _ => None,
             };
             if let (Some(tx), Some((cell, epoch, owners_checked))) = (&self.leaving, fence)
-                && tx.try_send(Leaving { state, cell, epoch, owners_checked }).is_err()
+                && tx.try_send(Leaving { state, tick: self.zone.sim().tick().0, cell, epoch, owners_checked }).is_err()
             {
                 metrics::counter!(metric::DEPARTURES_DROPPED).increment(1);
             }
@@ -362,7 +362,7 @@ impl TickLoop {
             }],
             (None, None) => Vec::new(),
         };
-        Checkpoint { taken: Instant::now(), cells }
+        Checkpoint { taken: Instant::now(), tick: self.zone.sim().tick().0, cells }
     }
 
     fn tick(&mut self, ticks_per_s: u64) {
