@@ -12,7 +12,9 @@
 //!   handed it over, for `HANDED_OVER_HEARD_FOR` after the switch (its last snapshot and
 //!   events were sent before its `Rehome`, and may arrive after it);
 //! - `[proxy-3]` a route belongs to one client connection: a connection that ends or loses its
-//!   session detaches only its own route, never a newer session's;
+//!   session detaches only its own route, never a newer session's, and everything forwarded is
+//!   checked to come from the connection holding the route (a logged-out connection's late
+//!   datagrams never reach the player's new session);
 //! - `[proxy-4]` client game traffic is rate limited per connection (one governor limiter over
 //!   its datagrams and its chat and item messages, `crate::limits::MessageLimiter`): excess
 //!   messages are dropped and counted.
@@ -301,16 +303,23 @@ impl Upstreams {
         self.routes.lock().ok()?.get(&player).map(|r| r.client.clone())
     }
 
-    /// Forwards a client's datagram for `player` to its zone, stamped with the player (`[proxy-1]`).
-    pub async fn forward_datagram(&self, player: u64, message: &Message) -> Result<(), ConnError> {
-        let Some(zone) = self.zone_of(player) else { return Ok(()) };
+    /// The zone of `player`'s route if client connection `conn` holds it (`[proxy-3]`).
+    fn zone_for_conn(&self, player: u64, conn: u64) -> Option<SocketAddr> {
+        self.routes.lock().ok()?.get(&player).filter(|r| r.conn == conn).map(|r| r.zone)
+    }
+
+    /// Forwards a client's datagram for `player` to its zone, stamped with the player
+    /// (`[proxy-1]`), if client connection `conn` holds the player's route (`[proxy-3]`).
+    pub async fn forward_datagram(&self, player: u64, conn: u64, message: &Message) -> Result<(), ConnError> {
+        let Some(zone) = self.zone_for_conn(player, conn) else { return Ok(()) };
         let link = self.link(zone).await?;
         link.send_datagram(&Message::Routed(Routed { player, payload: encode_datagram(message)? }))
     }
 
-    /// Forwards a client's reliable message for `player` to its zone (`[proxy-1]`).
-    pub async fn forward_reliable(&self, player: u64, message: &Message) -> Result<(), ConnError> {
-        let Some(zone) = self.zone_of(player) else { return Ok(()) };
+    /// Forwards a client's reliable message for `player` to its zone (`[proxy-1]`), if client
+    /// connection `conn` holds the player's route (`[proxy-3]`).
+    pub async fn forward_reliable(&self, player: u64, conn: u64, message: &Message) -> Result<(), ConnError> {
+        let Some(zone) = self.zone_for_conn(player, conn) else { return Ok(()) };
         let link = self.link(zone).await?;
         link.send(&Message::Routed(Routed { player, payload: encode_datagram(message)? })).await
     }

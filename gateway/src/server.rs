@@ -127,10 +127,15 @@ struct Shared {
     next_conn: std::sync::atomic::AtomicU64,
 }
 
-/// Forwards a client's datagrams to its player's zone, rate limited (`crate::proxy`).
+/// The player a client connection is logged in as now, if any: its datagrams go to that
+/// player only while it is (a logout ends proxying; a later login starts it again).
+type Current = Arc<std::sync::Mutex<Option<u64>>>;
+
+/// Forwards a client's datagrams to its current player's zone, rate limited (`crate::proxy`).
 fn proxy_datagrams(
     shared: Arc<Shared>,
-    player: u64,
+    conn: u64,
+    current: Current,
     mut datagrams: DatagramRx,
     limiter: Arc<MessageLimiter>,
 ) -> tokio::task::JoinHandle<()> {
@@ -140,8 +145,12 @@ fn proxy_datagrams(
                 metrics::counter!(RATE_DROPPED_METRIC).increment(1);
                 continue;
             }
+            let Some(player) = current.lock().ok().and_then(|c| *c) else {
+                metrics::counter!(metric::UNAUTHENTICATED).increment(1);
+                continue;
+            };
             if matches!(message, Message::Inputs(_) | Message::SnapshotAck(_) | Message::Ping(_)) {
-                let _ = shared.upstreams.forward_datagram(player, &message).await;
+                let _ = shared.upstreams.forward_datagram(player, conn, &message).await;
             }
         }
     })
@@ -150,11 +159,11 @@ fn proxy_datagrams(
 async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
     let id = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Conn { tx, mut rx, datagrams, peer, .. } = conn;
-    let mut datagrams = Some(datagrams);
-    let mut proxying: Option<tokio::task::JoinHandle<()>> = None;
     let mut session: Option<(u64, [u8; 16])> = None;
     // `[proxy-4]`: one limit over the connection's game messages, datagrams and stream alike.
     let limiter = Arc::new(MessageLimiter::new(shared.game_rate));
+    let current: Current = Arc::default();
+    let proxying = proxy_datagrams(shared.clone(), id, current.clone(), datagrams, limiter.clone());
     loop {
         let message = match rx.recv().await {
             Ok(Some(m)) => m,
@@ -165,6 +174,9 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
             Message::Login(c) => Auth::Login(c),
             Message::Resume(t) => Auth::Resume(t),
             Message::Logout => {
+                if let Ok(mut c) = current.lock() {
+                    *c = None;
+                }
                 if let Some((player, token)) = session.take() {
                     shared.upstreams.detach(player, id).await;
                     let accounts = shared.accounts.clone();
@@ -180,7 +192,7 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                 if !limiter.allow() {
                     metrics::counter!(RATE_DROPPED_METRIC).increment(1);
                 } else if let Some((player, _)) = session {
-                    let _ = shared.upstreams.forward_reliable(player, &message).await;
+                    let _ = shared.upstreams.forward_reliable(player, id, &message).await;
                 }
                 continue;
             }
@@ -226,14 +238,12 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                 tx.refuse(RefuseCode::Unavailable, "the world is unavailable; try again shortly".into()).await;
                 break;
             }
-            if let Some(d) = datagrams.take() {
-                proxying = Some(proxy_datagrams(shared.clone(), player, d, limiter.clone()));
+            if let Ok(mut c) = current.lock() {
+                *c = Some(player);
             }
         }
     }
-    if let Some(p) = proxying {
-        p.abort();
-    }
+    proxying.abort();
     if let Some((player, _)) = session {
         shared.upstreams.detach(player, id).await;
     }

@@ -501,3 +501,75 @@ async fn link_1_a_link_that_did_not_attach_a_player_cannot_move_it() {
     assert!(at.distance(start) < 0.5, "another link moved the player from {start} to {at}");
     assert_eq!(client.counters().corrections, 0, "the server never disagreed with the standing client");
 }
+
+/// Sends running inputs from `conn` as datagrams for `ticks` ticks (sequence numbers from
+/// `first`) and returns the highest input acknowledgement its snapshots carried.
+async fn run_raw(conn: &mut Conn, first: u32, ticks: u32) -> u32 {
+    let mut acked = 0;
+    for i in 0..ticks {
+        let input = pwn_sim::PlayerInput {
+            seq: pwn_sim::InputSeq(first + i),
+            move_z: 1.0,
+            buttons: pwn_sim::Buttons(pwn_sim::Buttons::RUN),
+            ..Default::default()
+        };
+        let batch = pwn_proto::InputBatch { ack_tick: 0, inputs: vec![pwn_proto::WireInput::from_input(&input)] };
+        let _ = conn.tx.send_datagram(&Message::Inputs(batch));
+        let until = tokio::time::Instant::now() + Duration::from_millis(33);
+        while let Ok(Ok(m)) = tokio::time::timeout_at(until, conn.datagrams.recv()).await {
+            if let Message::Snapshot(s) = m {
+                acked = acked.max(s.input_ack);
+            }
+        }
+    }
+    acked
+}
+
+/// `[proxy-3]` (issue 11, item 1): after `Logout`, a connection's datagrams reach nobody, even once
+/// its account plays again from another connection; a later login on the same connection
+/// plays again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_3_a_logged_out_connection_drives_nobody_and_can_log_in_again() {
+    use pwn_client::{Client, Intent, JoinOptions, Login};
+    let f = start(GatewayConfig::default()).await;
+    let mut old = f.connect().await;
+    assert!(matches!(ask(&mut old, Message::Register(creds("mallory", PW))).await, Message::AuthOk(_)));
+    assert!(run_raw(&mut old, 1, 20).await > 0, "logged in, its inputs are applied");
+    let mut bye = ask(&mut old, Message::Logout).await;
+    while !matches!(&bye, Message::Event(pwn_proto::GameEvent::Notice { text }) if text == "logged out") {
+        bye = tokio::time::timeout(WAIT, old.rx.recv()).await.expect("no answer").unwrap().expect("ended");
+    }
+    // The account plays again from another connection, standing still.
+    let options = JoinOptions { login: Some(Login::Login(creds("mallory", PW))), ..JoinOptions::default() };
+    let mut client =
+        Client::connect(&f.client, f.addr, "localhost", world(-50.0), pwn_sim::SimConfig::default(), "t", &options)
+            .await
+            .unwrap();
+    let dt = 1.0 / 30.0;
+    let mut start = None;
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        start = client.update(dt, &Intent::default()).me.map(|m| m.position_m).or(start);
+    }
+    let start = start.expect("placed");
+    // The logged-out connection keeps sending inputs just ahead of the new session's.
+    let ahead = client.counters().inputs_sent as u32 + 3;
+    let sender = tokio::spawn(async move {
+        let acked = run_raw(&mut old, ahead, 45).await;
+        (old, acked)
+    });
+    let mut at = start;
+    for _ in 0..45 {
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        at = client.update(dt, &Intent::default()).me.map(|m| m.position_m).unwrap_or(at);
+    }
+    let (mut old, acked) = sender.await.unwrap();
+    assert_eq!(acked, 0, "the logged-out connection got no snapshots");
+    assert!(at.distance(start) < 0.5, "the logged-out connection moved the new session's player to {at}");
+    assert_eq!(client.counters().corrections, 0);
+    // That session ends; the old connection logs in again and plays.
+    client.logout().await;
+    client.close().await;
+    assert!(matches!(ask(&mut old, Message::Login(creds("mallory", PW))).await, Message::AuthOk(_)));
+    assert!(run_raw(&mut old, 10_000, 30).await > 0, "a later login on the same connection plays again");
+}
