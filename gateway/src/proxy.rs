@@ -29,7 +29,10 @@
 //!   no cell any more are re-routed as in `[proxy-5]`; and it links to every zone serving a
 //!   cell before it hands anyone there (a handshake during a handoff stalls the player);
 //! - `[proxy-8]` no lock is held across a handshake with a zone: forwarding to every other zone
-//!   goes on while a link is made.
+//!   goes on while a link is made;
+//! - `[proxy-9]` a zone link's reader never waits for a client: each client connection has a
+//!   writer with a queue of `CLIENT_QUEUE_MAX` reliable messages, and a client that lets it fill
+//!   (it stopped reading) is disconnected (counted), so it stalls no other player.
 
 use crate::limits::Rate;
 use pwn_net::{ClientHello, ConnError, ConnTx, NetClient};
@@ -51,6 +54,8 @@ pub const GAME_RATE: Rate = Rate { per_s: 120.0, burst: 240.0 };
 struct Route {
     zone: SocketAddr,
     client: ConnTx,
+    /// The client connection's queue of reliable messages (`[proxy-9]`).
+    out: tokio::sync::mpsc::Sender<Message>,
     /// The client connection holding the route (`[proxy-3]`).
     conn: u64,
     /// The zone that handed the player over, still heard until then (`[proxy-2]`).
@@ -73,6 +78,26 @@ fn heard(
     now: std::time::Instant,
 ) -> bool {
     routed == zone || handed_by.is_some_and(|(z, until)| z == zone && now < until)
+}
+
+/// Reliable messages from zones queued for one client connection (`[proxy-9]`): a client that
+/// lets this many wait is not reading, and is disconnected.
+pub const CLIENT_QUEUE_MAX: usize = 512;
+/// Metric: clients disconnected for not reading their messages.
+pub const SLOW_CLIENTS_METRIC: &str = "pwn_gateway_slow_clients_disconnected_total";
+
+/// The writer of a client connection's reliable messages: zone links hand messages to its
+/// queue without waiting, so one client that stops reading stalls nobody else (`[proxy-9]`).
+fn client_writer(client: ConnTx) -> tokio::sync::mpsc::Sender<Message> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(CLIENT_QUEUE_MAX);
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if client.send(&m).await.is_err() {
+                break;
+            }
+        }
+    });
+    tx
 }
 
 /// How long the zone that handed a player over is still heard for it (`[proxy-2]`): a few
@@ -182,13 +207,17 @@ impl Upstreams {
                     }
                     _ => continue,
                 };
-                let client = routes
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&r.player).filter(|x| x.heard(zone)).map(|x| x.client.clone()));
+                let client = routes.lock().ok().and_then(|m| {
+                    m.get(&r.player).filter(|x| x.heard(zone)).map(|x| (x.client.clone(), x.out.clone()))
+                });
                 match (client, decode_datagram(&r.payload)) {
-                    (Some(client), Ok(inner)) => {
-                        let _ = client.send(&inner).await;
+                    // `[proxy-9]`: queued, never awaited here.
+                    (Some((client, out)), Ok(inner)) => {
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = out.try_send(inner) {
+                            metrics::counter!(SLOW_CLIENTS_METRIC).increment(1);
+                            tracing::warn!(player = r.player, "a client does not read its messages: disconnected");
+                            client.close(pwn_proto::RefuseCode::RateLimited);
+                        }
                     }
                     _ => metrics::counter!(UNROUTED_METRIC).increment(1),
                 }
@@ -234,7 +263,12 @@ impl Upstreams {
             let previous = m.get(&player).map(|r| r.zone);
             let handed_by =
                 previous.filter(|_| handoff).map(|z| (z, std::time::Instant::now() + HANDED_OVER_HEARD_FOR));
-            m.insert(player, Route { zone, client, conn, handed_by })
+            // The same connection keeps its writer (its messages stay in order across a switch).
+            let out = match m.get(&player) {
+                Some(r) if r.conn == conn => r.out.clone(),
+                _ => client_writer(client.clone()),
+            };
+            m.insert(player, Route { zone, client, out, conn, handed_by })
         });
         if handoff {
             // The taking zone first: it simulates the player already and sends its snapshots
