@@ -32,7 +32,10 @@
 //!   goes on while a link is made;
 //! - `[proxy-9]` a zone link's reader never waits for a client: each client connection has a
 //!   writer with a queue of `CLIENT_QUEUE_MAX` reliable messages, and a client that lets it fill
-//!   (it stopped reading) is disconnected (counted), so it stalls no other player.
+//!   (it stopped reading) is disconnected (counted), so it stalls no other player;
+//! - `[proxy-10]` a zone's `Refused` for a player (it cannot place it) reaches the client, whose
+//!   connection then ends with that code; a zone that shuts down refuses nobody routed: its link
+//!   ends and `[proxy-6]` moves its players on.
 
 use crate::limits::Rate;
 use pwn_net::{ClientHello, ConnError, ConnTx, NetClient};
@@ -211,6 +214,12 @@ impl Upstreams {
                     m.get(&r.player).filter(|x| x.heard(zone)).map(|x| (x.client.clone(), x.out.clone()))
                 });
                 match (client, decode_datagram(&r.payload)) {
+                    // A zone that cannot take the player: the client is told why and its
+                    // connection ends (`[proxy-10]`).
+                    (Some((client, _)), Ok(Message::Refused(r))) => {
+                        tracing::warn!(%zone, why = %r.message, "a zone refused a player");
+                        tokio::spawn(async move { client.refuse(r.code, r.message).await });
+                    }
                     // `[proxy-9]`: queued, never awaited here.
                     (Some((client, out)), Ok(inner)) => {
                         if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = out.try_send(inner) {

@@ -100,10 +100,15 @@ impl Sink {
         }
     }
 
-    /// Ends the player's connection (a direct one; a gateway is told by the player leaving).
+    /// Ends the player's connection with a reason: a direct one here; a routed one through its
+    /// gateway, which passes the refusal on and closes the client's connection.
     pub(crate) async fn refuse(&self, code: pwn_proto::RefuseCode, why: &str) {
-        if let Self::Direct(tx) = self {
-            tx.refuse(code, why.to_owned()).await;
+        match self {
+            Self::Direct(tx) => tx.refuse(code, why.to_owned()).await,
+            Self::Routed { .. } => {
+                let refused = pwn_proto::Refused { code, message: why.chars().take(256).collect() };
+                let _ = self.send(&Message::Refused(refused)).await;
+            }
         }
     }
 }

@@ -133,7 +133,10 @@ impl TickLoop {
             tx.send_replace(Some(self.checkpoint()));
         }
         self.leaving = None;
-        let sinks: Vec<Sink> = self.players.drain().map(|(_, (s, _, _))| s).collect();
+        // Players of gateways are not refused: their gateway moves them on when the link ends
+        // (`pwn_gateway::proxy` `[proxy-6]`), to the cell's next owner or this zone's successor.
+        let sinks: Vec<Sink> =
+            self.players.drain().map(|(_, (s, _, _))| s).filter(|s| matches!(s, Sink::Direct(_))).collect();
         self.rt.block_on(async move {
             for sink in sinks {
                 sink.refuse(RefuseCode::Unavailable, "the zone is shutting down").await;

@@ -1,7 +1,9 @@
-//! `[proxy-9]` (issue 11, item 4): one client that stops reading its stream stalls no other
-//! player. A zone (a stand-in that speaks the gateway link) floods one player with large events
-//! and sends another player a numbered notice every hundred; the gateway in between must keep
-//! delivering the notices and disconnect the client that does not read.
+//! The gateway in front of a stand-in zone (a server speaking the gateway link, scripted by each
+//! test): `[proxy-9]` (issue 11, item 4) one client that stops reading its stream stalls no
+//! other player: the zone floods one player with large events and sends another a numbered
+//! notice every hundred, and the gateway must keep delivering the notices and disconnect the
+//! client that does not read; `[proxy-10]` (issue 11, item 3) a zone's refusal of a player
+//! reaches the client.
 
 use pwn_gateway::accounts::Accounts;
 use pwn_gateway::proxy::Upstreams;
@@ -91,4 +93,65 @@ async fn proxy_9_a_client_that_stops_reading_stalls_no_one_else() {
         }
     }
     drop(slow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_10_a_zones_refusal_reaches_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let identity = ServiceIdentity { sim_digest: pwn_sim::build_digest(&pwn_sim::SimConfig::default()), tick_hz: 30 };
+    let key = pwn_net::tls::service_key(dir.path()).unwrap();
+    let cert = pwn_net::tls::server_cert(&ServerTls::DevCa { dir: dir.path().to_path_buf() }).unwrap();
+    // The stand-in zone cannot place anyone.
+    let mut zone =
+        NetServer::bind("127.0.0.1:0".parse().unwrap(), &cert, &TransportConfig::default(), identity.clone()).unwrap();
+    let zone_addr = zone.local_addr().unwrap();
+    tokio::spawn(async move {
+        let incoming = zone.accept().await.unwrap();
+        let mut link = incoming.handshake().await.unwrap();
+        assert!(pwn_net::service_auth::expect(&link.tx, &mut link.rx, Some(key)).await);
+        while let Ok(Some(m)) = link.rx.recv().await {
+            if let Message::Attach(a) = m {
+                let refused = pwn_proto::Refused {
+                    code: pwn_proto::RefuseCode::Unavailable,
+                    message: "cannot place you in the world".into(),
+                };
+                let payload = pwn_proto::encode_datagram(&Message::Refused(refused)).unwrap();
+                let _ = link.tx.send(&Message::Routed(Routed { player: a.player, payload })).await;
+            }
+        }
+    });
+    let store = pwn_store::Store::new(Arc::new(pwn_store::SqliteBackend::open(dir.path().join("pwn.sqlite")).unwrap()));
+    let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
+    let upstream_net = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
+    let upstreams = Arc::new(Upstreams::new(upstream_net, identity.sim_digest, key));
+    let net =
+        NetServer::bind("127.0.0.1:0".parse().unwrap(), &cert, &TransportConfig::default(), identity.clone()).unwrap();
+    let addr = net.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run_placed(
+        net,
+        Accounts::new(store, 3_600),
+        GatewayConfig::default(),
+        upstreams,
+        Placement::Zone(zone_addr),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
+    let hello = ClientHello::new(PeerRole::Client, identity.sim_digest, "refused-test");
+    let mut conn = client.connect(addr, "localhost", &hello).await.unwrap();
+    let creds = Credentials { username: "nowhere".into(), password: "a long enough password".into() };
+    conn.tx.send(&Message::Register(creds)).await.unwrap();
+    let mut refused = None;
+    loop {
+        match tokio::time::timeout(WAIT, conn.rx.recv()).await.expect("the client was left hanging") {
+            Ok(Some(Message::Refused(r))) => refused = Some(r),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let r = refused.expect("the zone's refusal reached the client");
+    assert_eq!(r.code, pwn_proto::RefuseCode::Unavailable);
+    assert!(r.message.contains("cannot place you"), "{r:?}");
 }
