@@ -28,7 +28,7 @@ use crate::server::Persistence;
 use pwn_proto::{GameEvent, ItemEntry};
 use pwn_sim::EntityId;
 use pwn_store::fence::check_lease;
-use pwn_store::items::{ItemError, inventory, move_item};
+use pwn_store::items::{ItemError, inventory, move_once};
 use std::collections::HashMap;
 use tokio::sync::mpsc;
 
@@ -150,10 +150,25 @@ pub fn run_op(p: &Persistence, op: ItemOp) -> ItemOutcome {
     run_fenced(p, op, None)
 }
 
+/// A new item operation id: unique across the zone nodes of a world in practice (the process
+/// and the time it started, then a counter).
+fn next_op_id() -> u64 {
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let seed = (started as u64) ^ (u64::from(std::process::id()) << 40);
+        std::sync::atomic::AtomicU64::new(seed.rotate_left(17))
+    });
+    next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs one operation, fenced by the players' owners when `owners` is given (`[zitem-5]`),
 /// else by the zone's lease (`[zitem-2]`).
 pub fn run_fenced(p: &Persistence, op: ItemOp, owners: Option<OwnersFence>) -> ItemOutcome {
     let fenced_move = |item: Option<u64>, from: EntityId, to: EntityId| {
+        // One id per move, chosen before the transaction: its retries are the same move
+        // (`pwn_store::items` `[item-5]`).
+        let op = next_op_id();
         p.store.transact(|t| {
             match &owners {
                 Some(f) => check_owners(t, f, from, to)?,
@@ -161,14 +176,7 @@ pub fn run_fenced(p: &Persistence, op: ItemOp, owners: Option<OwnersFence>) -> I
                     check_lease(t, p.cell, p.epoch)?;
                 }
             }
-            let item = match item {
-                Some(item) => item,
-                None => match inventory(t, from.0)?.first() {
-                    Some((item, _)) => *item,
-                    None => return Ok(None),
-                },
-            };
-            move_item(t, item, from.0, to.0).map(|r| Some((item, r.kind)))
+            move_once(t, op, item, from.0, to.0).map(|m| m.map(|(item, r)| (item, r.kind)))
         })
     };
     let moved = match op {

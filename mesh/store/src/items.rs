@@ -13,7 +13,11 @@
 //!   concurrent moves of one item at most one commits (the other conflicts, retries, and finds
 //!   a new owner): no item exists twice;
 //! - `[item-4]` an owner holds at most [`INVENTORY_ITEMS_MAX`] items; a grant or move beyond
-//!   that fails with [`ItemError::Full`] and changes nothing.
+//!   that fails with [`ItemError::Full`] and changes nothing;
+//! - `[item-5]` a zone's move ([`move_once`]) is idempotent: it records its operation id as the
+//!   giver's last move in the same transaction, so running it again after a commit whose
+//!   outcome was unknown (FoundationDB's `commit_unknown_result`, which the store retries)
+//!   returns what it moved instead of moving another item or failing as "not yours".
 
 use crate::api::{AsStoreError, RangeOptions, Transaction};
 use crate::error::StoreError;
@@ -94,6 +98,37 @@ pub fn move_item(t: &mut dyn Transaction, item: u64, from: u64, to: u64) -> Resu
     t.clear(&inventory_key(from, item))?;
     t.set(&inventory_key(to, item), b"")?;
     Ok(moved)
+}
+
+/// Moves an item from `from` to `to` as operation `op`, at most once (`[item-5]`): `item`, or
+/// when `None` the first item `from` holds (a loot). The transaction also records `op` as
+/// `from`'s last move; run again with the same `op` (a retry after a commit whose outcome was
+/// unknown, which did commit), it finds that record and returns what was moved without moving
+/// anything else. Returns the item and its record as it now is, or `None` if `from` holds
+/// nothing to take.
+pub fn move_once(
+    t: &mut dyn Transaction,
+    op: u64,
+    item: Option<u64>,
+    from: u64,
+    to: u64,
+) -> Result<Option<(u64, ItemRecord)>, ItemError> {
+    let key = crate::keys::item_op_key(from);
+    if let Some(done) = t.get(&key)?.map(|v| crate::keys::ItemOpRecord::decode(&key, &v)).transpose()?
+        && done.op == op
+    {
+        return Ok(Some((done.item, ItemRecord { owner: to, kind: done.kind })));
+    }
+    let item = match item {
+        Some(item) => item,
+        None => match inventory(t, from)?.first() {
+            Some((item, _)) => *item,
+            None => return Ok(None),
+        },
+    };
+    let moved = move_item(t, item, from, to)?;
+    t.set(&key, &crate::keys::ItemOpRecord { op, item, kind: moved.kind }.encode())?;
+    Ok(Some((item, moved)))
 }
 
 /// `owner`'s items, by id. Index entries whose record names another owner are skipped (they

@@ -73,6 +73,13 @@ pub fn inventory_range(owner: u64) -> (Vec<u8>, Vec<u8>) {
     subspace("inventory").subspace(&owner).range()
 }
 
+/// `("pwn", "item_ops", player_id)`: the last item move taken from a player (`ItemOpRecord`),
+/// written in that move's transaction so a retry of it finds it done (`pwn_store::items`
+/// `[item-5]`).
+pub fn item_op_key(player_id: u64) -> Vec<u8> {
+    subspace("item_ops").pack(&player_id)
+}
+
 /// `("pwn", "cells", level, path, "lease")`.
 pub fn lease_key(cell: CellKey) -> Vec<u8> {
     subspace("cells").pack(&(u32::from(cell.level), cell.path, "lease"))
@@ -261,6 +268,33 @@ impl ItemRecord {
         let (format, owner, kind): (i64, u64, u32) = decode(key, value)?;
         check_format(key, format, Self::FORMAT)?;
         Ok(Self { owner, kind })
+    }
+}
+
+/// The last item move taken from a player: the operation's id and what it moved.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ItemOpRecord {
+    /// The operation (unique per move the zone asked for).
+    pub op: u64,
+    /// The item it moved.
+    pub item: u64,
+    /// Its kind.
+    pub kind: u32,
+}
+
+impl ItemOpRecord {
+    const FORMAT: i64 = 1;
+
+    /// The stored form: `(1, op, item, kind)`.
+    pub fn encode(&self) -> Vec<u8> {
+        pack(&(Self::FORMAT, self.op, self.item, self.kind))
+    }
+
+    /// Reads the stored form.
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        let (format, op, item, kind): (i64, u64, u64, u32) = decode(key, value)?;
+        check_format(key, format, Self::FORMAT)?;
+        Ok(Self { op, item, kind })
     }
 }
 

@@ -139,3 +139,89 @@ fn an_unreadable_record_does_not_hide_the_rest() {
         assert!(store.transact(|t| move_item(t, 999, 5, 6)).is_err(), "an unreadable item does not move");
     }
 }
+
+/// A backend whose next commit succeeds and then reports a retryable error, as FoundationDB's
+/// `commit_unknown_result` does when the commit in fact went through.
+struct UnknownCommit {
+    inner: Arc<MemoryBackend>,
+    lie_once: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct UnknownTxn {
+    inner: Box<dyn pwn_store::Transaction>,
+    lie_once: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl pwn_store::Transaction for UnknownTxn {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, pwn_store::StoreError> {
+        self.inner.get(key)
+    }
+    fn get_range(
+        &mut self,
+        b: &[u8],
+        e: &[u8],
+        o: pwn_store::RangeOptions,
+    ) -> Result<Vec<pwn_store::KeyValue>, pwn_store::StoreError> {
+        self.inner.get_range(b, e, o)
+    }
+    fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), pwn_store::StoreError> {
+        self.inner.set(key, value)
+    }
+    fn clear(&mut self, key: &[u8]) -> Result<(), pwn_store::StoreError> {
+        self.inner.clear(key)
+    }
+    fn clear_range(&mut self, b: &[u8], e: &[u8]) -> Result<(), pwn_store::StoreError> {
+        self.inner.clear_range(b, e)
+    }
+    fn atomic_add(&mut self, key: &[u8], delta: i64) -> Result<(), pwn_store::StoreError> {
+        self.inner.atomic_add(key, delta)
+    }
+    fn commit(self: Box<Self>) -> Result<(), pwn_store::StoreError> {
+        self.inner.commit()?;
+        match self.lie_once.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            true => Err(pwn_store::StoreError::Conflict),
+            false => Ok(()),
+        }
+    }
+}
+
+impl pwn_store::Backend for UnknownCommit {
+    fn name(&self) -> &'static str {
+        "unknown-commit"
+    }
+    fn begin(&self) -> Result<Box<dyn pwn_store::Transaction>, pwn_store::StoreError> {
+        Ok(Box::new(UnknownTxn { inner: self.inner.begin()?, lie_once: self.lie_once.clone() }))
+    }
+}
+
+/// `[item-5]`: a move whose commit went through but was reported as a retryable failure runs
+/// again and finds itself done: a loot takes one item, not two, and a gift is not reported as
+/// refused.
+#[test]
+fn item_5_a_move_retried_after_an_unknown_commit_moves_once() {
+    use pwn_store::items::move_once;
+    let lie_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store =
+        Store::new(Arc::new(UnknownCommit { inner: Arc::new(MemoryBackend::new()), lie_once: lie_once.clone() }));
+    let (victim, killer) = (1, 2);
+    for kind in [10, 11, 12] {
+        store.transact(|t| create(t, victim, kind)).unwrap();
+    }
+    // A loot whose commit is reported unknown: the retry returns the same item.
+    lie_once.store(true, std::sync::atomic::Ordering::SeqCst);
+    let looted = store.transact(|t| move_once(t, 77, None, victim, killer)).unwrap().unwrap();
+    assert!(!lie_once.load(std::sync::atomic::Ordering::SeqCst), "the commit was retried");
+    assert_eq!(ids(&store, killer), vec![looted.0], "one item taken, not two");
+    assert_eq!(ids(&store, victim).len(), 2);
+    // A gift the same way: reported as done, not as "not yours".
+    let gift = ids(&store, victim)[0];
+    lie_once.store(true, std::sync::atomic::Ordering::SeqCst);
+    let given = store.transact(|t| move_once(t, 78, Some(gift), victim, killer)).unwrap().unwrap();
+    assert_eq!((given.0, given.1.owner), (gift, killer));
+    assert_eq!(ids(&store, victim).len(), 1);
+    // A new operation moves again.
+    let next = store.transact(|t| move_once(t, 79, None, victim, killer)).unwrap().unwrap();
+    assert_ne!(next.0, looted.0);
+    assert!(ids(&store, victim).is_empty());
+    assert_eq!(ids(&store, killer).len(), 3);
+}
