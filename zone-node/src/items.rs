@@ -23,6 +23,9 @@
 //! - `[zitem-4]` players hear of a move (`ItemMoved`, to both sides) only after it committed, and
 //!   of their inventory (`Inventory`) from the same worker, in the same order as the moves, so
 //!   a client applying events in order always ends with what the store holds.
+//! - `[zitem-7]` neither is ever lost silently: a player whose `ItemMoved` or `Inventory` did not
+//!   fit its event queue, or whose inventory load did not fit the worker's, has its inventory
+//!   read and sent again as soon as there is room, so its client ends with what the store holds.
 
 use crate::server::Persistence;
 use pwn_proto::{GameEvent, ItemEntry};
@@ -212,7 +215,13 @@ pub(crate) struct Items {
     ops: mpsc::Sender<(ItemOp, Option<OwnersFence>)>,
     outcomes: mpsc::Receiver<ItemOutcome>,
     pending: HashMap<EntityId, u8>,
+    /// Players whose inventory must be sent again (`[zitem-7]`).
+    resync: std::collections::BTreeSet<EntityId>,
 }
+
+/// Players waiting for their inventory to be sent again; beyond this the oldest requests wait
+/// for room (a player's own later load sends it anyway).
+pub const RESYNC_MAX: usize = 16_384;
 
 impl Items {
     /// Starts the worker for `p`.
@@ -230,7 +239,36 @@ impl Items {
                 }
             }
         });
-        Self { ops, outcomes, pending: HashMap::new() }
+        Self { ops, outcomes, pending: HashMap::new(), resync: std::collections::BTreeSet::new() }
+    }
+
+    /// `player`'s inventory is sent again as soon as the worker has room (`[zitem-7]`): an
+    /// inventory event or an item move it was not told of (its queue was full), or a load the
+    /// worker had no room for.
+    pub(crate) fn resync(&mut self, player: EntityId) {
+        if self.resync.len() < RESYNC_MAX {
+            self.resync.insert(player);
+        }
+    }
+
+    /// Loads the inventories waiting to be sent again, as far as the worker has room, for
+    /// players `ready` says can take them now (`Some(false)`: not yet; `None`: gone, forgotten).
+    pub(crate) fn retry_resyncs(&mut self, ready: impl Fn(EntityId) -> Option<bool>) {
+        let waiting: Vec<EntityId> = self.resync.iter().copied().collect();
+        for player in waiting {
+            match ready(player) {
+                None => {
+                    self.resync.remove(&player);
+                }
+                Some(false) => {}
+                Some(true) => {
+                    if self.submit(ItemOp::Load { player }).is_err() {
+                        break;
+                    }
+                    self.resync.remove(&player);
+                }
+            }
+        }
     }
 
     /// Queues `op`; `Err` with words for the player when it is refused for load.
@@ -318,4 +356,49 @@ pub fn check_give(
         return Err("too far away");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// `[zitem-7]`: a player marked for a resync is sent its whole inventory once its queue has
+    /// room, and forgotten once it is gone.
+    #[tokio::test]
+    async fn zitem_7_an_inventory_that_did_not_fit_is_sent_again_when_there_is_room() {
+        let store = pwn_store::Store::new(Arc::new(pwn_store::MemoryBackend::new()));
+        let cell = pwn_store::keys::CellKey::ROOT;
+        let epoch = store.transact(|t| pwn_store::fence::grant_lease(t, cell, 1)).unwrap().epoch;
+        let player = EntityId(5);
+        for kind in [1, 2, 3] {
+            store.transact(|t| pwn_store::items::create(t, player.0, kind)).unwrap();
+        }
+        let mut items = Items::start(Persistence { store, cell, epoch, interval_ticks: 30 });
+        items.resync(player);
+        items.resync(EntityId(6));
+        // Not yet: its queue is still full. The other player left: forgotten.
+        items.retry_resyncs(|p| if p == player { Some(false) } else { None });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut out = Vec::new();
+        items.drain(&mut out);
+        assert!(out.is_empty(), "{out:?}");
+        items.retry_resyncs(|_| Some(true));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while out.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "the inventory was never sent again");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            items.drain(&mut out);
+        }
+        assert!(
+            matches!(&out[..], [(p, GameEvent::Inventory { items })] if *p == player && items.len() == 3),
+            "{out:?}"
+        );
+        // Sent once: nothing more waits.
+        items.retry_resyncs(|_| Some(true));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        out.clear();
+        items.drain(&mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
 }

@@ -195,8 +195,10 @@ impl TickLoop {
             tracing::info!(player = %player, "player taken over by a newer connection");
             *entry = (sink, events, link);
             self.zone.announce(player);
-            if let (Some(items), true) = (&mut self.items, self.persistent.contains(&player)) {
-                let _ = items.submit(ItemOp::Load { player });
+            if let (Some(items), true) = (&mut self.items, self.persistent.contains(&player))
+                && items.submit(ItemOp::Load { player }).is_err()
+            {
+                items.resync(player);
             }
             return;
         }
@@ -232,8 +234,10 @@ impl TickLoop {
                 }
                 if matches!(sink, Sink::Routed { .. }) {
                     self.persistent.insert(player);
-                    if let Some(items) = &mut self.items {
-                        let _ = items.submit(ItemOp::Load { player });
+                    if let Some(items) = &mut self.items
+                        && items.submit(ItemOp::Load { player }).is_err()
+                    {
+                        items.resync(player);
                     }
                 }
                 self.players.insert(player, (sink, events, link));
@@ -406,6 +410,11 @@ impl TickLoop {
                     }
                 }
             }
+            // `[zitem-7]`: inventories to send again, to players whose queue has room now.
+            let players = &self.players;
+            items.retry_resyncs(|p| {
+                players.get(&p).map(|(_, events, _)| events.capacity() > crate::links::EVENTS_QUEUE_MAX / 2)
+            });
             items.drain(&mut out.events);
         }
         if self.interval_ticks > 0
@@ -434,8 +443,13 @@ impl TickLoop {
         for (player, event) in out.events {
             match self.players.get(&player) {
                 Some((_, events, _)) => {
+                    let inventory = matches!(event, GameEvent::ItemMoved { .. } | GameEvent::Inventory { .. });
                     if events.try_send(event).is_err() {
                         metrics::counter!(metric::EVENTS_DROPPED).increment(1);
+                        // `[zitem-7]`: what it holds is sent again once there is room.
+                        if let (true, Some(items)) = (inventory, &mut self.items) {
+                            items.resync(player);
+                        }
                     }
                 }
                 // Handed over here, its gateway's link not in yet: kept until it is.
