@@ -14,13 +14,20 @@
 //! - `[sess-4]` player ids come from a counter in the store, allocated in the registering
 //!   transaction: a name and its player id are created together or not at all;
 //! - `[sess-5]` a new account receives the starter kit ([`STARTER_KIT`]) in the registering
-//!   transaction: items of value only ever come into being inside a store transaction.
+//!   transaction: items of value only ever come into being inside a store transaction;
+//! - `[sess-6]` a live connection's session is re-checked against the store every
+//!   `crate::server::SESSION_CHECK_INTERVAL` (2 s) by the gateway holding it
+//!   ([`Accounts::still_valid`]): logging out, logging in at any gateway, disabling the account
+//!   or resetting its password ends the old connection within that bound, wherever it is.
 
 use crate::rules::{RuleError, check_password, fold_username, hash_password, token_hash, verify_password};
 use foundationdb_tuple::{Bytes, pack, unpack};
 use pwn_store::keys::{account_key, session_key, subspace};
 use pwn_store::{AsStoreError, RangeOptions, Store, StoreError};
 use std::sync::OnceLock;
+
+/// Sessions read per transaction when a gateway re-checks its live ones.
+pub const SESSIONS_PER_CHECK_TXN: usize = 1_000;
 
 /// Why an account operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +319,34 @@ impl Accounts {
                 replaced: None,
             })
         })
+    }
+
+    /// Which of `tokens` still name valid sessions (`[sess-2]`), read in transactions of at
+    /// most `SESSIONS_PER_CHECK_TXN` (a gateway re-checks its live sessions with this,
+    /// `crate::server` `[sess-6]`).
+    pub fn still_valid(&self, tokens: &[[u8; 16]], now_unix_s: u64) -> Result<Vec<bool>, AccountError> {
+        let mut out = Vec::with_capacity(tokens.len());
+        for chunk in tokens.chunks(SESSIONS_PER_CHECK_TXN) {
+            let valid = self.store.transact(|t| {
+                let mut valid = Vec::with_capacity(chunk.len());
+                for token in chunk {
+                    let hash = token_hash(token);
+                    let ok = match t.get(&session_key(&hash))? {
+                        None => false,
+                        Some(v) => {
+                            let s = SessionRecord::decode(&v)?;
+                            let account = Self::read_account(t, &s.username)?;
+                            s.expires_unix_s > now_unix_s
+                                && account.as_ref().is_some_and(|a| a.session_hash == Some(hash) && !a.disabled)
+                        }
+                    };
+                    valid.push(ok);
+                }
+                Ok::<_, AccountError>(valid)
+            })?;
+            out.extend(valid);
+        }
+        Ok(out)
     }
 
     /// Ends the session `token` names (idempotent).

@@ -32,6 +32,8 @@ pub mod metric {
     pub const AUTH: &str = "pwn_gateway_auth_total";
     /// Messages ignored because the connection had no session.
     pub const UNAUTHENTICATED: &str = "pwn_gateway_unauthenticated_messages_total";
+    /// Live connections ended because their session was revoked elsewhere (`[sess-6]`).
+    pub const SESSIONS_ENDED: &str = "pwn_gateway_sessions_revoked_total";
 }
 
 /// Gateway settings.
@@ -114,6 +116,9 @@ impl Placement {
     }
 }
 
+/// A live session: the client connection holding it (its id and sender) and its token.
+type LiveSession = (u64, ConnTx, [u8; 16]);
+
 struct Shared {
     game_rate: Rate,
     accounts: Accounts,
@@ -123,7 +128,7 @@ struct Shared {
     /// Authentication: the rate limits in front of the accounts (`[gw-1]`).
     auth: RateLimited<Authenticator>,
     /// The connection holding each player's session, to end it when another login replaces it.
-    live: Mutex<HashMap<u64, (u64, ConnTx)>>,
+    live: Mutex<HashMap<u64, LiveSession>>,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
@@ -182,7 +187,7 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                     let accounts = shared.accounts.clone();
                     let _ = tokio::task::spawn_blocking(move || accounts.logout(&token)).await;
                     if let Ok(mut live) = shared.live.lock() {
-                        live.retain(|p, (c, _)| !(*p == player && *c == id));
+                        live.retain(|p, (c, _, _)| !(*p == player && *c == id));
                     }
                 }
                 let _ = tx.send(&Message::Event(GameEvent::Notice { text: "logged out".into() })).await;
@@ -212,8 +217,9 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
         let joined = opened.as_ref().map(|(s, _)| s.player_id);
         if let Some((s, token)) = opened {
             // `[gw-3]`: one session per connection and per account.
-            let previous = shared.live.lock().ok().and_then(|mut live| live.insert(s.player_id, (id, tx.clone())));
-            if let Some((other, tx)) = previous
+            let previous =
+                shared.live.lock().ok().and_then(|mut live| live.insert(s.player_id, (id, tx.clone(), token)));
+            if let Some((other, tx, _)) = previous
                 && other != id
             {
                 tracing::info!(player = s.player_id, "a new login replaces the previous session");
@@ -250,7 +256,61 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
     if let Some((player, _)) = session
         && let Ok(mut live) = shared.live.lock()
     {
-        live.retain(|p, (c, _)| !(*p == player && *c == id));
+        live.retain(|p, (c, _, _)| !(*p == player && *c == id));
+    }
+}
+
+/// How often a gateway re-checks every live session against the store (`[sess-6]`): a session
+/// revoked anywhere (logout, a login at another gateway, a disabled account, a password reset)
+/// ends its connection within this plus the store read.
+pub const SESSION_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `[sess-6]`: ends the connections whose session the store no longer holds valid.
+async fn watch_sessions(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(SESSION_CHECK_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let live: Vec<(u64, u64, ConnTx, [u8; 16])> = shared
+            .live
+            .lock()
+            .map(|m| m.iter().map(|(p, (c, tx, token))| (*p, *c, tx.clone(), *token)).collect())
+            .unwrap_or_default();
+        if live.is_empty() {
+            continue;
+        }
+        let tokens: Vec<[u8; 16]> = live.iter().map(|(_, _, _, t)| *t).collect();
+        let accounts = shared.accounts.clone();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let valid = match tokio::task::spawn_blocking(move || accounts.still_valid(&tokens, now)).await {
+            Ok(Ok(v)) => v,
+            other => {
+                // A store that cannot be read ends nobody's session.
+                tracing::warn!(?other, "cannot re-check the live sessions");
+                continue;
+            }
+        };
+        for ((player, conn, tx, _), ok) in live.into_iter().zip(valid) {
+            if ok {
+                continue;
+            }
+            let removed = shared
+                .live
+                .lock()
+                .map(|mut m| match m.get(&player) {
+                    Some((c, _, _)) if *c == conn => m.remove(&player).is_some(),
+                    _ => false,
+                })
+                .unwrap_or(false);
+            if removed {
+                metrics::counter!(metric::SESSIONS_ENDED).increment(1);
+                tracing::info!(player, "session revoked elsewhere: ending its connection");
+                tokio::spawn(async move {
+                    let why = "your session ended (logged out, logged in elsewhere, or the account changed)";
+                    tx.refuse(RefuseCode::Unavailable, why.into()).await;
+                });
+            }
+        }
     }
 }
 
@@ -295,6 +355,7 @@ pub async fn run_placed(
         live: Mutex::new(HashMap::new()),
         next_conn: std::sync::atomic::AtomicU64::new(1),
     });
+    let sessions = tokio::spawn(watch_sessions(shared.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -311,6 +372,7 @@ pub async fn run_placed(
             }
         }
     }
+    sessions.abort();
     for task in [follower, watcher].into_iter().flatten() {
         task.abort();
     }

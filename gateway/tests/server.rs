@@ -573,3 +573,53 @@ async fn proxy_3_a_logged_out_connection_drives_nobody_and_can_log_in_again() {
     assert!(matches!(ask(&mut old, Message::Login(creds("mallory", PW))).await, Message::AuthOk(_)));
     assert!(run_raw(&mut old, 10_000, 30).await > 0, "a later login on the same connection plays again");
 }
+
+/// Plays `client` standing still until its connection ends (or fails after `WAIT`).
+async fn until_ended(client: &mut pwn_client::Client) -> String {
+    let dt = 1.0 / 30.0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(why) = client.ended() {
+            return why.to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the connection outlived its session");
+        tokio::time::sleep(Duration::from_secs_f32(dt)).await;
+        client.update(dt, &pwn_client::Intent::default());
+    }
+}
+
+/// `[sess-6]` (issue 11, item 2): a session revoked in the store by anyone (an admin disabling
+/// the account, a login at another gateway) ends the live connection holding it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sess_6_a_session_revoked_elsewhere_ends_the_live_connection() {
+    use pwn_client::{Client, JoinOptions, Login};
+    let f = start(GatewayConfig::default()).await;
+    // Another process on the same store: an admin's `pwn user`, or another gateway.
+    let other = pwn_gateway::accounts::Accounts::new(
+        pwn_store::Store::new(Arc::new(pwn_store::SqliteBackend::open(f._dir.path().join("pwn.sqlite")).unwrap())),
+        3_600,
+    );
+    let mut clients = Vec::new();
+    for name in ["disabled", "moved-on", "stays"] {
+        let options = JoinOptions { login: Some(Login::LoginOrRegister(creds(name, PW))), ..JoinOptions::default() };
+        let c =
+            Client::connect(&f.client, f.addr, "localhost", world(-50.0), pwn_sim::SimConfig::default(), "t", &options)
+                .await
+                .unwrap();
+        clients.push(c);
+    }
+    let [mut disabled, mut moved_on, mut stays]: [Client; 3] = clients.try_into().unwrap();
+    other.set_disabled("disabled", true).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    other.start_session("moved-on", [9; 16], now).unwrap();
+    let why = until_ended(&mut disabled).await;
+    assert!(why.contains("session ended"), "{why}");
+    let why = until_ended(&mut moved_on).await;
+    assert!(why.contains("session ended"), "{why}");
+    // The third player's session was not touched: it plays on through another check.
+    for _ in 0..90 {
+        tokio::time::sleep(Duration::from_secs_f32(1.0 / 30.0)).await;
+        stays.update(1.0 / 30.0, &pwn_client::Intent::default());
+    }
+    assert!(stays.ended().is_none(), "{:?}", stays.ended());
+}
