@@ -29,6 +29,13 @@ fn limits(cfg: &TransportConfig) -> Result<s2n_quic::provider::limits::Limits, S
         .map_err(start_err)
 }
 
+/// The protocol's ALPN identifier, `pwn/` and the protocol version: QUIC requires one, and a
+/// peer offering anything else is refused in the TLS handshake (`no_application_protocol`)
+/// instead of being answered in a protocol it did not ask for.
+pub fn alpn() -> String {
+    format!("pwn/{PROTOCOL_VERSION}")
+}
+
 /// Who may open connections to a server.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -57,6 +64,7 @@ impl s2n_quic::provider::tls::default::callbacks::VerifyHostNameCallback for Ser
 fn server_tls(cert: &ServerCert, auth: &ClientAuth) -> Result<s2n_quic::provider::tls::default::Server, StartError> {
     let builder = s2n_quic::provider::tls::default::Server::builder()
         .with_certificate(cert.cert_pem.as_str(), cert.key_pem.as_str())
+        .and_then(|b| b.with_application_protocols([alpn()]))
         .map_err(start_err)?;
     let builder = match auth {
         ClientAuth::Anyone => builder,
@@ -273,8 +281,10 @@ impl NetClient {
         identity: Option<&ServerCert>,
         cfg: &TransportConfig,
     ) -> Result<Self, StartError> {
-        let mut tls =
-            s2n_quic::provider::tls::default::Client::builder().with_certificate(ca_pem).map_err(start_err)?;
+        let mut tls = s2n_quic::provider::tls::default::Client::builder()
+            .with_certificate(ca_pem)
+            .and_then(|b| b.with_application_protocols([alpn()]))
+            .map_err(start_err)?;
         if let Some(id) = identity {
             tls = tls.with_client_identity(id.cert_pem.as_str(), id.key_pem.as_str()).map_err(start_err)?;
         }

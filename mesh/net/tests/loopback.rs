@@ -250,3 +250,36 @@ async fn a_services_only_server_requires_a_service_certificate() {
         assert_eq!(mode & 0o077, 0, "{key} is readable by others: {mode:o}");
     }
 }
+
+/// The server speaks only PWN's ALPN (`pwn/<protocol version>`): a QUIC client offering another
+/// (`h3` here) is never admitted (s2n-quic drops its handshake without a word: it finds out by
+/// its own handshake timeout, which this test sets to 2 s), and our own client gets in.
+#[tokio::test]
+async fn a_client_offering_another_alpn_is_not_admitted() {
+    let s = setup(TransportConfig::default());
+    let (addr, _reports) = spawn_echo_server(s.server);
+    let ca = pwn_net::tls::dev_ca_cert(s._dir.path()).unwrap();
+    let tls = s2n_quic::provider::tls::default::Client::builder()
+        .with_certificate(ca.as_str())
+        .unwrap()
+        .with_application_protocols(["h3"])
+        .unwrap()
+        .build()
+        .unwrap();
+    let limits = s2n_quic::provider::limits::Limits::new().with_max_handshake_duration(Duration::from_secs(2)).unwrap();
+    let client = s2n_quic::Client::builder()
+        .with_tls(tls)
+        .unwrap()
+        .with_io("127.0.0.1:0")
+        .unwrap()
+        .with_limits(limits)
+        .unwrap()
+        .start()
+        .unwrap();
+    let connect = s2n_quic::client::Connect::new(addr).with_server_name("localhost");
+    let result = tokio::time::timeout(Duration::from_secs(10), client.connect(connect)).await;
+    assert!(!matches!(result, Ok(Ok(_))), "a client speaking h3 was let in");
+    let ok = s.client.connect(addr, "localhost", &hello()).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!(pwn_net::endpoint::alpn(), format!("pwn/{}", pwn_proto::PROTOCOL_VERSION));
+}
