@@ -72,7 +72,7 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
         if let Some(addr) = args.metrics {
             crate::metrics_http::install(addr)?;
         }
-        let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::default(), identity)?;
+        let net = pwn_net::NetServer::bind(args.listen, &cert, &TransportConfig::players(), identity)?;
         let addr = net.local_addr()?;
         // Zones behind gateways admit only services: present the service certificate.
         let upstream = crate::services::client(&args.data)?;

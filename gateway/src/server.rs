@@ -11,7 +11,13 @@
 //!   closes it with a `Refused` explaining why;
 //! - `[gw-4]` messages other than authentication before a session exists are counted and
 //!   ignored; after it, game messages are proxied to the player's zone (`crate::proxy`):
-//!   inputs, acks and pings as datagrams, chat reliably.
+//!   inputs, acks and pings as datagrams, chat reliably;
+//! - `[gw-5]` a connection that has not logged in within `GatewayConfig::login_deadline` (30 s;
+//!   counted again from a logout) is refused and closed: a connection cannot sit in the gateway
+//!   for free;
+//! - `[gw-6]` one source address (an IPv6 /64) holds at most
+//!   `GatewayConfig::connections_per_address` connections (64) at once; beyond, a connection is
+//!   refused (`RateLimited`) right after its handshake.
 
 use crate::accounts::Accounts;
 use crate::auth::{Auth, AuthRequest, Authenticator, RateLimitLayer, RateLimited, failed};
@@ -32,6 +38,8 @@ pub mod metric {
     pub const AUTH: &str = "pwn_gateway_auth_total";
     /// Messages ignored because the connection had no session.
     pub const UNAUTHENTICATED: &str = "pwn_gateway_unauthenticated_messages_total";
+    /// Connections refused (`reason`: per_address, login_deadline), `[gw-5]`, `[gw-6]`.
+    pub const CONNECTIONS_REFUSED: &str = "pwn_gateway_connections_refused_total";
     /// Live connections ended because their session was revoked elsewhere (`[sess-6]`).
     pub const SESSIONS_ENDED: &str = "pwn_gateway_sessions_revoked_total";
 }
@@ -49,6 +57,10 @@ pub struct GatewayConfig {
     pub hash_queue_max: usize,
     /// Game messages per connection (`crate::proxy` `[proxy-4]`).
     pub game_rate: Rate,
+    /// How long a connection may stay without logging in (`[gw-5]`).
+    pub login_deadline: std::time::Duration,
+    /// Connections one source address (an IPv6 /64) may hold at once (`[gw-6]`).
+    pub connections_per_address: u32,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +71,8 @@ impl Default for GatewayConfig {
             hash_workers: std::thread::available_parallelism().map_or(2, usize::from),
             hash_queue_max: 64,
             game_rate: GAME_RATE,
+            login_deadline: std::time::Duration::from_secs(30),
+            connections_per_address: 64,
         }
     }
 }
@@ -121,6 +135,10 @@ type LiveSession = (u64, ConnTx, [u8; 16]);
 
 struct Shared {
     game_rate: Rate,
+    login_deadline: std::time::Duration,
+    connections_per_address: u32,
+    /// Connections held per source address (an IPv6 /64), `[gw-6]`.
+    connections: Mutex<HashMap<std::net::IpAddr, u32>>,
     accounts: Accounts,
     upstreams: Arc<Upstreams>,
     /// Where new players go.
@@ -161,16 +179,78 @@ fn proxy_datagrams(
     })
 }
 
+/// The address a connection counts against (`[gw-6]`): IPv4 as is, IPv6 by its /64 (one
+/// host's share of a network).
+fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// A connection's place in its address's count, given back when it ends (`[gw-6]`).
+struct AddressSlot {
+    shared: Arc<Shared>,
+    key: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<Self> {
+        let key = address_key(ip);
+        let mut m = shared.connections.lock().ok()?;
+        let n = m.entry(key).or_default();
+        if *n >= shared.connections_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(Self { shared: shared.clone(), key })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.connections.lock()
+            && let Some(n) = m.get_mut(&self.key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
 async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
     let id = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Conn { tx, mut rx, datagrams, peer, .. } = conn;
+    let Some(_slot) = AddressSlot::take(&shared, peer.remote.ip()) else {
+        metrics::counter!(metric::CONNECTIONS_REFUSED, "reason" => "per_address").increment(1);
+        tx.refuse(RefuseCode::RateLimited, "too many connections from your address".into()).await;
+        return;
+    };
+    // `[gw-5]`: a connection has this long to log in.
+    let mut login_by = tokio::time::Instant::now() + shared.login_deadline;
     let mut session: Option<(u64, [u8; 16])> = None;
     // `[proxy-4]`: one limit over the connection's game messages, datagrams and stream alike.
     let limiter = Arc::new(MessageLimiter::new(shared.game_rate));
     let current: Current = Arc::default();
     let proxying = proxy_datagrams(shared.clone(), id, current.clone(), datagrams, limiter.clone());
     loop {
-        let message = match rx.recv().await {
+        let received = match session {
+            Some(_) => rx.recv().await,
+            None => match tokio::time::timeout_at(login_by, rx.recv()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    metrics::counter!(metric::CONNECTIONS_REFUSED, "reason" => "login_deadline").increment(1);
+                    tx.refuse(RefuseCode::Unavailable, "log in sooner: this connection waited too long".into()).await;
+                    break;
+                }
+            },
+        };
+        let message = match received {
             Ok(Some(m)) => m,
             Ok(None) | Err(_) => break,
         };
@@ -182,6 +262,7 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                 if let Ok(mut c) = current.lock() {
                     *c = None;
                 }
+                login_by = tokio::time::Instant::now() + shared.login_deadline;
                 if let Some((player, token)) = session.take() {
                     shared.upstreams.detach(player, id).await;
                     let accounts = shared.accounts.clone();
@@ -346,6 +427,9 @@ pub async fn run_placed(
         upstreams.take_rehomes().map(|rx| tokio::spawn(crate::proxy::follow_rehomes(upstreams.clone(), router, rx)));
     let shared = Arc::new(Shared {
         game_rate: cfg.game_rate,
+        login_deadline: cfg.login_deadline,
+        connections_per_address: cfg.connections_per_address,
+        connections: Mutex::new(HashMap::new()),
         accounts: accounts.clone(),
         upstreams,
         placement,

@@ -623,3 +623,64 @@ async fn sess_6_a_session_revoked_elsewhere_ends_the_live_connection() {
     }
     assert!(stays.ended().is_none(), "{:?}", stays.ended());
 }
+
+/// `[gw-5]`, `[gw-6]` (issue 11, item 10): a connection that never logs in is closed at the
+/// deadline; one address holds only so many connections at once, and a slot is given back when
+/// a connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gw_5_and_6_idle_connections_are_closed_and_one_address_holds_only_so_many() {
+    let cfg = GatewayConfig {
+        login_deadline: Duration::from_millis(500),
+        connections_per_address: 3,
+        ..GatewayConfig::default()
+    };
+    let f = start(cfg).await;
+    let mut idle = f.connect().await;
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match idle.rx.recv().await {
+                Ok(Some(Message::Refused(r))) => break Some(r),
+                Ok(Some(_)) => continue,
+                _ => break None,
+            }
+        }
+    })
+    .await
+    .expect("an idle connection stayed open");
+    assert!(ended.is_some_and(|r| r.message.contains("log in sooner")), "told why");
+    drop(idle);
+    // Three at once from 127.0.0.1; the fourth is refused.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = f.connect().await;
+        assert!(matches!(ask(&mut c, Message::Login(creds("nobody", PW))).await, Message::AuthFailed(_)));
+        held.push(c);
+    }
+    let hello = ClientHello::new(PeerRole::Client, identity().sim_digest, "gw-test");
+    let refused = |r: &Result<Conn, pwn_net::ConnError>| matches!(r, Err(pwn_net::ConnError::ClosedWithCode(c)) if *c == pwn_proto::RefuseCode::RateLimited as u64);
+    // Refused right after the handshake: as the handshake ends, or as the first message.
+    let fourth = f.client.connect(f.addr, "localhost", &hello).await;
+    if !refused(&fourth) {
+        let mut c = fourth.expect("connected");
+        let first = tokio::time::timeout(WAIT, c.rx.recv()).await.expect("no answer");
+        let limited = match &first {
+            Ok(Some(Message::Refused(r))) => r.code == pwn_proto::RefuseCode::RateLimited,
+            Err(pwn_net::ConnError::ClosedWithCode(c)) => *c == pwn_proto::RefuseCode::RateLimited as u64,
+            _ => false,
+        };
+        assert!(limited, "{first:?}");
+    }
+    // One ends: its slot is free again.
+    drop(held.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Ok(mut c) = f.client.connect(f.addr, "localhost", &hello).await else { continue };
+        c.tx.send(&Message::Login(creds("nobody", PW))).await.unwrap_or(());
+        if let Ok(Ok(Some(Message::AuthFailed(_)))) = tokio::time::timeout(WAIT, c.rx.recv()).await {
+            again = Some(c);
+            break;
+        }
+    }
+    assert!(again.is_some(), "the slot of a closed connection was never given back");
+}

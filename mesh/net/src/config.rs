@@ -44,6 +44,14 @@ pub struct TransportConfig {
     pub connections_max: usize,
 }
 
+impl TransportConfig {
+    /// For a server players connect to: as the default, but a player may open only the control
+    /// stream (`streams_max` 1), so a client cannot park data in streams nothing reads.
+    pub fn players() -> Self {
+        Self { streams_max: 1, ..Self::default() }
+    }
+}
+
 impl Default for TransportConfig {
     fn default() -> Self {
         Self {
