@@ -108,12 +108,14 @@ pub type AuthFuture = Pin<Box<dyn Future<Output = Result<AuthAnswer, Infallible>
 pub struct Authenticator {
     accounts: Accounts,
     pool: HashPool,
+    /// Failed logins per account (`crate::throttle`, `[gw-7]`).
+    throttle: Arc<std::sync::Mutex<crate::throttle::AccountThrottle>>,
 }
 
 impl Authenticator {
     /// Accounts in the store, hashing on `pool`.
     pub fn new(accounts: Accounts, pool: HashPool) -> Self {
-        Self { accounts, pool }
+        Self { accounts, pool, throttle: Arc::default() }
     }
 }
 
@@ -128,8 +130,34 @@ impl tower::Service<AuthRequest> for Authenticator {
     }
 
     fn call(&mut self, request: AuthRequest) -> Self::Future {
-        let (accounts, pool) = (self.accounts.clone(), self.pool.clone());
-        Box::pin(async move { Ok(authenticate(accounts, pool, request.auth).await) })
+        let (accounts, pool, throttle) = (self.accounts.clone(), self.pool.clone(), self.throttle.clone());
+        // `[gw-7]`: a login on an account slowed down by failures is refused before hashing.
+        let account = match &request.auth {
+            Auth::Login(c) => crate::rules::fold_username(&c.username).ok(),
+            _ => None,
+        };
+        if let Some(a) = &account
+            && let Ok(t) = throttle.lock()
+            && let Err(wait) = t.check(a, std::time::Instant::now())
+        {
+            metrics::counter!(metric::AUTH, "outcome" => "throttled").increment(1);
+            let why = format!("too many failed logins for this account; try again in {} s", wait.as_secs().max(1));
+            let answer = Message::AuthFailed(AuthFailed { error: AuthError::RateLimited, message: why });
+            return Box::pin(async move { Ok((answer, None)) });
+        }
+        Box::pin(async move {
+            let answer = authenticate(accounts, pool, request.auth).await;
+            if let (Some(a), Ok(mut t)) = (account, throttle.lock()) {
+                match &answer.0 {
+                    Message::AuthOk(_) => t.succeeded(&a),
+                    Message::AuthFailed(f) if f.error == AuthError::InvalidCredentials => {
+                        t.failed(&a, std::time::Instant::now())
+                    }
+                    _ => {}
+                }
+            }
+            Ok(answer)
+        })
     }
 }
 

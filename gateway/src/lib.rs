@@ -10,6 +10,8 @@
 //!   front of it.
 //! - [`pool`]: the bounded pool password hashing runs on, so a flood of logins can exhaust
 //!   neither memory nor the threads that carry game traffic.
+//! - [`throttle`]: failed logins against one account slow further attempts on it down,
+//!   progressively (no lockout).
 //! - [`server`]: authentication over the game connection (register, login, resume, logout),
 //!   rate limited, one session per account and per connection.
 //! - [`proxy`]: links to zone nodes, players multiplexed over them, switching a player's zone
@@ -17,8 +19,8 @@
 //!
 //! Players' state is saved by the zone holding them (`pwn_zone_node::persist`). Gateways link
 //! to zones with mutual TLS (the service certificate, `pwn_net::tls::service_cert`) and prove
-//! the service key inside. Not yet: routing players by the world server (every player goes to
-//! the one configured zone).
+//! the service key inside. In a partitioned world the world server says which zone each player
+//! goes to (`server::Placement::World`).
 
 pub mod accounts;
 pub mod auth;
@@ -27,3 +29,4 @@ pub mod pool;
 pub mod proxy;
 pub mod rules;
 pub mod server;
+pub mod throttle;

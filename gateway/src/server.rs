@@ -15,6 +15,10 @@
 //! - `[gw-5]` a connection that has not logged in within `GatewayConfig::login_deadline` (30 s;
 //!   counted again from a logout) is refused and closed: a connection cannot sit in the gateway
 //!   for free;
+//! - `[gw-7]` failed logins against one account slow further attempts on it down
+//!   (`crate::throttle`: five free, then 1 s doubling to 30 s, refused without hashing meanwhile;
+//!   no lockout), and password hashing takes at most half the machine's cores, so a login storm
+//!   leaves the rest to the game;
 //! - `[gw-6]` one source address (an IPv6 /64) holds at most
 //!   `GatewayConfig::connections_per_address` connections (64) at once; beyond, a connection is
 //!   refused (`RateLimited`) right after its handshake.
@@ -68,7 +72,8 @@ impl Default for GatewayConfig {
         Self {
             per_address: Rate { per_s: 2.0, burst: 10.0 },
             global: Rate { per_s: 100.0, burst: 200.0 },
-            hash_workers: std::thread::available_parallelism().map_or(2, usize::from),
+            // `[gw-7]`: half the cores at most, so a login storm leaves the rest to the game.
+            hash_workers: std::thread::available_parallelism().map_or(1, |n| (usize::from(n) / 2).max(1)),
             hash_queue_max: 64,
             game_rate: GAME_RATE,
             login_deadline: std::time::Duration::from_secs(30),

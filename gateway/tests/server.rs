@@ -684,3 +684,27 @@ async fn gw_5_and_6_idle_connections_are_closed_and_one_address_holds_only_so_ma
     }
     assert!(again.is_some(), "the slot of a closed connection was never given back");
 }
+
+/// `[gw-7]` (issue 11, item 13): failed logins slow one account down, without locking others
+/// out or costing a hash per refused attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gw_7_failed_logins_slow_that_account_down_only() {
+    let cfg = GatewayConfig { per_address: Rate { per_s: 100.0, burst: 100.0 }, ..GatewayConfig::default() };
+    let f = start(cfg).await;
+    let mut c = f.connect().await;
+    assert!(matches!(ask(&mut c, Message::Register(creds("alice", PW))).await, Message::AuthOk(_)));
+    let mut c = f.connect().await;
+    assert!(matches!(ask(&mut c, Message::Register(creds("bob", PW))).await, Message::AuthOk(_)));
+    let mut guess = f.connect().await;
+    for i in 0..6 {
+        let (e, _) = error_of(&ask(&mut guess, Message::Login(creds("alice", "not her password"))).await);
+        assert_eq!(e, AuthError::InvalidCredentials, "attempt {i} was hashed and refused");
+    }
+    // The right password now waits its turn; so would any guess (nothing is hashed).
+    let (e, why) = error_of(&ask(&mut guess, Message::Login(creds("ALICE", PW))).await);
+    assert_eq!(e, AuthError::RateLimited);
+    assert!(why.contains("too many failed logins"), "{why}");
+    // Another account is not slowed.
+    let mut other = f.connect().await;
+    assert!(matches!(ask(&mut other, Message::Login(creds("bob", PW))).await, Message::AuthOk(_)));
+}
