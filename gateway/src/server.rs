@@ -19,6 +19,8 @@
 //!   (`crate::throttle`: five free, then 1 s doubling to 30 s, refused without hashing meanwhile;
 //!   no lockout), and password hashing takes at most half the machine's cores, so a login storm
 //!   leaves the rest to the game;
+//! - `[gw-8]` only the `Client` role is served (the handshake refused a client whose
+//!   simulation digest differs; tools and services skip that check, so they are refused here);
 //! - `[gw-6]` one source address (an IPv6 /64) holds at most
 //!   `GatewayConfig::connections_per_address` connections (64) at once; beyond, a connection is
 //!   refused (`RateLimited`) right after its handshake.
@@ -231,6 +233,12 @@ impl Drop for AddressSlot {
 async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
     let id = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Conn { tx, mut rx, datagrams, peer, .. } = conn;
+    // `[gw-8]`: this port serves players, whose simulation digest the handshake checked; a
+    // tool or a service is refused here.
+    if peer.role != pwn_proto::PeerRole::Client {
+        tx.refuse(RefuseCode::ProtocolViolation, "this port serves players only".into()).await;
+        return;
+    }
     let Some(_slot) = AddressSlot::take(&shared, peer.remote.ip()) else {
         metrics::counter!(metric::CONNECTIONS_REFUSED, "reason" => "per_address").increment(1);
         tx.refuse(RefuseCode::RateLimited, "too many connections from your address".into()).await;

