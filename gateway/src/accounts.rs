@@ -18,7 +18,8 @@
 //! - `[sess-6]` a live connection's session is re-checked against the store every
 //!   `crate::server::SESSION_CHECK_INTERVAL` (2 s) by the gateway holding it
 //!   ([`Accounts::still_valid`]): logging out, logging in at any gateway, disabling the account
-//!   or resetting its password ends the old connection within that bound, wherever it is.
+//!   or resetting its password ends the old connection within that bound, wherever it is. A
+//!   session's expiry only bounds resuming with its token: it does not end a live connection.
 
 use crate::rules::{RuleError, check_password, fold_username, hash_password, token_hash, verify_password};
 use foundationdb_tuple::{Bytes, pack, unpack};
@@ -321,10 +322,11 @@ impl Accounts {
         })
     }
 
-    /// Which of `tokens` still name valid sessions (`[sess-2]`), read in transactions of at
-    /// most `SESSIONS_PER_CHECK_TXN` (a gateway re-checks its live sessions with this,
-    /// `crate::server` `[sess-6]`).
-    pub fn still_valid(&self, tokens: &[[u8; 16]], now_unix_s: u64) -> Result<Vec<bool>, AccountError> {
+    /// Which of `tokens` name sessions nobody revoked (`[sess-6]`): the record exists, the
+    /// account still names it and is not disabled. Expiry is not checked: it bounds how long a
+    /// token may be used to resume, not how long a live connection may play. Read in
+    /// transactions of at most `SESSIONS_PER_CHECK_TXN`.
+    pub fn still_valid(&self, tokens: &[[u8; 16]]) -> Result<Vec<bool>, AccountError> {
         let mut out = Vec::with_capacity(tokens.len());
         for chunk in tokens.chunks(SESSIONS_PER_CHECK_TXN) {
             let valid = self.store.transact(|t| {
@@ -336,8 +338,7 @@ impl Accounts {
                         Some(v) => {
                             let s = SessionRecord::decode(&v)?;
                             let account = Self::read_account(t, &s.username)?;
-                            s.expires_unix_s > now_unix_s
-                                && account.as_ref().is_some_and(|a| a.session_hash == Some(hash) && !a.disabled)
+                            account.as_ref().is_some_and(|a| a.session_hash == Some(hash) && !a.disabled)
                         }
                     };
                     valid.push(ok);

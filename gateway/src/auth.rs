@@ -137,8 +137,8 @@ impl tower::Service<AuthRequest> for Authenticator {
             _ => None,
         };
         if let Some(a) = &account
-            && let Ok(t) = throttle.lock()
-            && let Err(wait) = t.check(a, std::time::Instant::now())
+            && let Ok(mut t) = throttle.lock()
+            && let Err(wait) = t.reserve(a, std::time::Instant::now())
         {
             metrics::counter!(metric::AUTH, "outcome" => "throttled").increment(1);
             let why = format!("too many failed logins for this account; try again in {} s", wait.as_secs().max(1));
@@ -153,7 +153,7 @@ impl tower::Service<AuthRequest> for Authenticator {
                     Message::AuthFailed(f) if f.error == AuthError::InvalidCredentials => {
                         t.failed(&a, std::time::Instant::now())
                     }
-                    _ => {}
+                    _ => t.answered(&a),
                 }
             }
             Ok(answer)

@@ -314,8 +314,10 @@ impl Upstreams {
             Some(r) if r.conn == conn => m.remove(&player),
             _ => None,
         });
+        // Only over a link that exists: making one to tell a zone that may be dead about a
+        // player that left would hold the leaving connection up for a handshake.
         if let Some(r) = removed
-            && let Ok(link) = self.link(r.zone).await
+            && let Some(link) = self.links.lock().await.get(&r.zone).cloned()
         {
             let _ = link.send(&Message::Detach(Detach { player })).await;
         }

@@ -275,8 +275,10 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                 if let Ok(mut c) = current.lock() {
                     *c = None;
                 }
-                login_by = tokio::time::Instant::now() + shared.login_deadline;
                 if let Some((player, token)) = session.take() {
+                    // A new deadline only for a connection that had a session: a logout
+                    // without one does not keep a connection alive (`[gw-5]`).
+                    login_by = tokio::time::Instant::now() + shared.login_deadline;
                     shared.upstreams.detach(player, id).await;
                     let accounts = shared.accounts.clone();
                     let _ = tokio::task::spawn_blocking(move || accounts.logout(&token)).await;
@@ -375,8 +377,7 @@ async fn watch_sessions(shared: Arc<Shared>) {
         }
         let tokens: Vec<[u8; 16]> = live.iter().map(|(_, _, _, t)| *t).collect();
         let accounts = shared.accounts.clone();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let valid = match tokio::task::spawn_blocking(move || accounts.still_valid(&tokens, now)).await {
+        let valid = match tokio::task::spawn_blocking(move || accounts.still_valid(&tokens)).await {
             Ok(Ok(v)) => v,
             other => {
                 // A store that cannot be read ends nobody's session.
@@ -384,7 +385,7 @@ async fn watch_sessions(shared: Arc<Shared>) {
                 continue;
             }
         };
-        for ((player, conn, tx, _), ok) in live.into_iter().zip(valid) {
+        for ((player, conn, tx, token), ok) in live.into_iter().zip(valid) {
             if ok {
                 continue;
             }
@@ -392,7 +393,9 @@ async fn watch_sessions(shared: Arc<Shared>) {
                 .live
                 .lock()
                 .map(|mut m| match m.get(&player) {
-                    Some((c, _, _)) if *c == conn => m.remove(&player).is_some(),
+                    // The same connection and the same session: one that logged in again
+                    // meanwhile holds a new, valid one.
+                    Some((c, _, t)) if *c == conn && *t == token => m.remove(&player).is_some(),
                     _ => false,
                 })
                 .unwrap_or(false);

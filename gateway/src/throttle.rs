@@ -4,7 +4,8 @@
 //!
 //! The first `FREE_FAILURES` failures cost nothing; each further one makes the account wait
 //! twice as long as the last before the next attempt is even hashed, from 1 s up to
-//! `WAIT_MAX`. Attempts during the wait are refused at once, without hashing, so a flood on one
+//! `WAIT_MAX`. Attempts not answered yet count as failures ([`AccountThrottle::reserve`]), so
+//! guesses sent at once get no more through than guesses sent one after another. Attempts during the wait are refused at once, without hashing, so a flood on one
 //! account costs the gateway almost no CPU. A successful login clears the account's record.
 
 use std::collections::HashMap;
@@ -25,6 +26,9 @@ struct Record {
     failures: u32,
     last_failure: Instant,
     next_allowed: Instant,
+    /// Attempts let through and not answered yet: they count as failures until they are, so
+    /// guesses sent at once cannot all pass the check before the first is answered.
+    in_flight: u32,
 }
 
 /// The throttle.
@@ -38,14 +42,49 @@ impl AccountThrottle {
     pub fn check(&self, account: &str, now: Instant) -> Result<(), Duration> {
         match self.accounts.get(account) {
             Some(r) if r.next_allowed > now => Err(r.next_allowed - now),
+            Some(r) if r.failures + r.in_flight >= FREE_FAILURES && r.in_flight > 0 => Err(Duration::from_secs(1)),
             _ => Ok(()),
+        }
+    }
+
+    /// Lets one attempt on `account` through if [`AccountThrottle::check`] allows it, counting
+    /// it in flight until [`AccountThrottle::failed`] or [`AccountThrottle::succeeded`] (or
+    /// [`AccountThrottle::answered`]) says how it ended.
+    pub fn reserve(&mut self, account: &str, now: Instant) -> Result<(), Duration> {
+        self.check(account, now)?;
+        if !self.accounts.contains_key(account) && self.accounts.len() >= ACCOUNTS_TRACKED_MAX {
+            self.accounts
+                .retain(|_, r| r.in_flight > 0 || now.saturating_duration_since(r.last_failure) < FORGET_AFTER);
+            if self.accounts.len() >= ACCOUNTS_TRACKED_MAX {
+                return Ok(());
+            }
+        }
+        let r = self.accounts.entry(account.to_owned()).or_insert(Record {
+            failures: 0,
+            last_failure: now,
+            next_allowed: now,
+            in_flight: 0,
+        });
+        r.in_flight += 1;
+        Ok(())
+    }
+
+    /// An attempt let through by [`AccountThrottle::reserve`] ended neither as a failure nor
+    /// a success (refused for another reason).
+    pub fn answered(&mut self, account: &str) {
+        if let Some(r) = self.accounts.get_mut(account) {
+            r.in_flight = r.in_flight.saturating_sub(1);
+            if r.in_flight == 0 && r.failures == 0 {
+                self.accounts.remove(account);
+            }
         }
     }
 
     /// A login for `account` failed at `now`.
     pub fn failed(&mut self, account: &str, now: Instant) {
         if !self.accounts.contains_key(account) && self.accounts.len() >= ACCOUNTS_TRACKED_MAX {
-            self.accounts.retain(|_, r| now.saturating_duration_since(r.last_failure) < FORGET_AFTER);
+            self.accounts
+                .retain(|_, r| r.in_flight > 0 || now.saturating_duration_since(r.last_failure) < FORGET_AFTER);
             if self.accounts.len() >= ACCOUNTS_TRACKED_MAX {
                 return;
             }
@@ -54,7 +93,9 @@ impl AccountThrottle {
             failures: 0,
             last_failure: now,
             next_allowed: now,
+            in_flight: 0,
         });
+        r.in_flight = r.in_flight.saturating_sub(1);
         if now.saturating_duration_since(r.last_failure) >= FORGET_AFTER {
             r.failures = 0;
         }
@@ -118,5 +159,24 @@ mod tests {
         }
         t.failed("carol", later);
         assert_eq!(t.check("carol", later), Ok(()), "an old streak is forgotten");
+    }
+
+    #[test]
+    fn gw_7_guesses_sent_at_once_get_no_more_through() {
+        let mut t = AccountThrottle::default();
+        let t0 = Instant::now();
+        let through = (0..20).filter(|_| t.reserve("alice", t0).is_ok()).count();
+        assert_eq!(through, FREE_FAILURES as usize, "only the free attempts are let through at once");
+        for _ in 0..through {
+            t.failed("alice", t0);
+        }
+        assert!(t.reserve("alice", t0).is_ok(), "then one at a time");
+        assert!(t.reserve("alice", t0).is_err());
+        t.failed("alice", t0);
+        assert_eq!(t.check("alice", t0), Err(Duration::from_secs(1)));
+        // An attempt refused for another reason gives its place back.
+        assert!(t.reserve("bob", t0).is_ok());
+        t.answered("bob");
+        assert!(t.is_empty() || t.check("bob", t0).is_ok());
     }
 }

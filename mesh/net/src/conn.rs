@@ -224,8 +224,13 @@ impl StreamRx {
                 Some(chunk) => self.buf.extend_from_slice(&chunk),
                 None if self.buf.is_empty() => return Ok(None),
                 None => {
+                    // A frame cut off by the end of the stream: a violation like any other,
+                    // counted, logged, and the connection closed with its code.
                     let v =
                         pwn_proto::Violation::OutOfRange { field: "frame", why: "stream ended inside a frame".into() };
+                    metrics::counter!(m::PROTOCOL_VIOLATIONS).increment(1);
+                    tracing::warn!(peer = ?self.tx.handle.remote_addr().ok(), violation = %v, "closing connection: protocol violation");
+                    self.tx.close(RefuseCode::ProtocolViolation);
                     return Err(ConnError::Protocol(v));
                 }
             }

@@ -283,3 +283,22 @@ async fn a_client_offering_another_alpn_is_not_admitted() {
     assert!(ok.is_ok(), "{ok:?}");
     assert_eq!(pwn_net::endpoint::alpn(), format!("pwn/{}", pwn_proto::PROTOCOL_VERSION));
 }
+
+/// A stream that ends inside a frame (the peer finished it half-way through one) is a protocol
+/// violation like any other: the connection is closed with `ProtocolViolation`, not silently.
+#[tokio::test]
+async fn a_stream_ending_inside_a_frame_closes_with_a_code() {
+    let s = setup(TransportConfig::default());
+    let (addr, mut reports) = spawn_echo_server(s.server);
+    let mut victim = s.client.connect(addr, "localhost", &hello()).await.unwrap();
+    // The first bytes of a frame announcing 10 bytes, then the end of the stream.
+    victim.tx.send_raw_unchecked(Bytes::from([&10u32.to_le_bytes()[..], &[40u8, 1, 2]].concat())).await.unwrap();
+    // (Finishing may already see the server's close.)
+    let _ = victim.tx.finish().await;
+    assert!(matches!(reports.recv().await, Some(Err(ConnError::Protocol(_)))));
+    let seen = tokio::time::timeout(Duration::from_secs(10), victim.rx.recv()).await.expect("left open without a word");
+    assert!(
+        matches!(&seen, Err(ConnError::ClosedWithCode(code)) if *code == RefuseCode::ProtocolViolation as u64),
+        "{seen:?}"
+    );
+}
