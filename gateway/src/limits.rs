@@ -11,7 +11,9 @@
 //! - `[limit-3]` at most `ADDRESSES_MAX` addresses are remembered: while the table is full,
 //!   every `SWEEP_EVERY` attempts forget the addresses whose limiter is back to full (a sweep
 //!   walks the table, so it is not done on every attempt); until one frees room, attempts meet
-//!   the global limit alone.
+//!   the global limit alone;
+//! - `[limit-4]` an address is an IPv4 address or an IPv6 /64 ([`network_of`]): one host with a
+//!   whole /64 to pick from counts once.
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -19,6 +21,21 @@ use governor::state::keyed::HashMapStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use std::net::IpAddr;
+
+/// The address a limit is keyed by: IPv4 as is, IPv6 by its /64 (an IPv4-mapped IPv6 address
+/// as the IPv4 address it carries).
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -80,8 +97,10 @@ impl<C: Clock + Clone> AuthLimits<C> {
         self.refused.load(Ordering::Relaxed)
     }
 
-    /// Whether an attempt from `addr` may go ahead now (`[limit-1]`).
+    /// Whether an attempt from `addr` may go ahead now (`[limit-1]`). An IPv6 address counts by
+    /// its /64 (one host's share of a network: a host has the whole /64 to pick from).
     pub fn allow(&self, addr: IpAddr) -> bool {
+        let addr = network_of(addr);
         if self.per_address.len() >= ADDRESSES_MAX
             && self.while_full.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY)
         {
@@ -129,6 +148,17 @@ impl<C: Clock> MessageLimiter<C> {
 mod tests {
     use super::*;
     use governor::clock::FakeRelativeClock;
+
+    #[test]
+    fn limit_4_an_ipv6_network_counts_as_one_address() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(network_of(a), network_of(b));
+        assert_ne!(network_of(a), network_of(c));
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert_eq!(network_of(mapped), "10.0.0.7".parse::<IpAddr>().unwrap());
+    }
 
     fn ip(n: u32) -> IpAddr {
         IpAddr::from(n.to_be_bytes())

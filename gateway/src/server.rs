@@ -186,18 +186,6 @@ fn proxy_datagrams(
     })
 }
 
-/// The address a connection counts against (`[gw-6]`): IPv4 as is, IPv6 by its /64 (one
-/// host's share of a network).
-fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => {
-            let s = v6.segments();
-            std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
-}
-
 /// A connection's place in its address's count, given back when it ends (`[gw-6]`).
 struct AddressSlot {
     shared: Arc<Shared>,
@@ -206,7 +194,8 @@ struct AddressSlot {
 
 impl AddressSlot {
     fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<Self> {
-        let key = address_key(ip);
+        // `[gw-6]`: IPv6 by its /64, an IPv4-mapped address as its IPv4 one.
+        let key = crate::limits::network_of(ip);
         let mut m = shared.connections.lock().ok()?;
         let n = m.entry(key).or_default();
         if *n >= shared.connections_per_address {

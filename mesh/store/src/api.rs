@@ -140,9 +140,9 @@ impl Store {
             match result {
                 Err(e) if attempt < self.retry.attempts_max && e.as_store_error().is_some_and(|s| s.is_retryable()) => {
                     tracing::debug!(attempt, error = %e.as_store_error().map(|s| s.to_string()).unwrap_or_default(), "retrying transaction");
-                    // Jitter spreads retries of processes that conflicted with each other.
-                    let jitter =
-                        Duration::from_nanos(u64::from(std::process::id() ^ attempt.rotate_left(7)) % 1_000_000);
+                    // Jitter spreads retries of processes, and of threads, that conflicted
+                    // with each other.
+                    let jitter = Duration::from_nanos(retry_jitter_ns(attempt) % 1_000_000);
                     std::thread::sleep(backoff + jitter.min(backoff));
                     backoff = (backoff * 2).min(self.retry.backoff_max);
                 }
@@ -150,6 +150,17 @@ impl Store {
             }
         }
     }
+}
+
+/// A jitter for retry `attempt` that differs between processes and between threads of one
+/// process (two threads of a zone retrying in lockstep would conflict again).
+fn retry_jitter_ns(attempt: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::process::id().hash(&mut h);
+    std::thread::current().id().hash(&mut h);
+    attempt.hash(&mut h);
+    h.finish()
 }
 
 impl Store {
@@ -191,5 +202,16 @@ pub trait AsStoreError {
 impl AsStoreError for StoreError {
     fn as_store_error(&self) -> Option<&StoreError> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod jitter_tests {
+    #[test]
+    fn retry_jitter_differs_between_threads() {
+        let here = super::retry_jitter_ns(1);
+        let there = std::thread::spawn(|| super::retry_jitter_ns(1)).join().unwrap();
+        assert_ne!(here, there);
+        assert_eq!(here, super::retry_jitter_ns(1), "the same thread and attempt: the same jitter");
     }
 }
