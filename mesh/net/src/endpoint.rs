@@ -216,6 +216,20 @@ impl Incoming {
             }
             None => return Err(ConnError::EndedDuringHandshake),
         };
+        // A client whose QUIC stack offered no DATAGRAM frames (RFC 9221) would join and then
+        // receive no snapshot: it is refused now, with the reason. Probed by queueing a `Ping`
+        // datagram, which the stack refuses at once when the peer cannot take datagrams.
+        if hello.role == PeerRole::Client
+            && tx.send_datagram(&Message::Ping(pwn_proto::Ping { seq: 0, sent_us: 0 })).is_err()
+        {
+            metrics::counter!(m::HANDSHAKES_REFUSED).increment(1);
+            let message =
+                "this server sends game state as QUIC DATAGRAM frames (RFC 9221); your QUIC stack did not offer them"
+                    .to_owned();
+            tracing::info!(%remote, "handshake refused: the client takes no datagrams");
+            tx.refuse(RefuseCode::ProtocolViolation, message.clone()).await;
+            return Err(ConnError::Refused { code: RefuseCode::ProtocolViolation, message });
+        }
         match answer_hello(&hello, self.identity.sim_digest, self.identity.tick_hz) {
             Ok(welcome) => {
                 tx.send(&Message::Welcome(welcome.clone())).await?;

@@ -93,7 +93,10 @@ async fn handshake_then_stream_and_datagram_round_trips() {
     let mut got = None;
     for seq in 100..200 {
         conn.tx.send_datagram(&Message::Ping(Ping { seq, sent_us: 1 })).unwrap();
-        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), conn.datagrams.recv()).await {
+        // (The server's probe of datagram support, a `Ping` of its own, may come first.)
+        if let Ok(Ok(m @ Message::Pong(_))) =
+            tokio::time::timeout(Duration::from_millis(500), conn.datagrams.recv()).await
+        {
             got = Some(m);
             break;
         }
@@ -300,5 +303,51 @@ async fn a_stream_ending_inside_a_frame_closes_with_a_code() {
     assert!(
         matches!(&seen, Err(ConnError::ClosedWithCode(code)) if *code == RefuseCode::ProtocolViolation as u64),
         "{seen:?}"
+    );
+}
+
+/// A client whose QUIC stack offers no DATAGRAM frames is refused in the PWN handshake with the
+/// reason, instead of joining and then receiving nothing (issue 11, item 11).
+#[tokio::test]
+async fn a_client_without_datagram_support_is_refused_with_the_reason() {
+    let s = setup(TransportConfig::default());
+    let (addr, _reports) = spawn_echo_server(s.server);
+    let ca = pwn_net::tls::dev_ca_cert(s._dir.path()).unwrap();
+    let tls = s2n_quic::provider::tls::default::Client::builder()
+        .with_certificate(ca.as_str())
+        .unwrap()
+        .with_application_protocols([pwn_net::endpoint::alpn()])
+        .unwrap()
+        .build()
+        .unwrap();
+    // s2n-quic's default datagram provider is none at all.
+    let client = s2n_quic::Client::builder().with_tls(tls).unwrap().with_io("127.0.0.1:0").unwrap().start().unwrap();
+    let connect = s2n_quic::client::Connect::new(addr).with_server_name("localhost");
+    let mut conn = client.connect(connect).await.unwrap();
+    let mut stream = conn.open_bidirectional_stream().await.unwrap();
+    let hello = pwn_proto::Hello {
+        protocol_version: pwn_proto::PROTOCOL_VERSION,
+        sim_digest: DIGEST,
+        role: PeerRole::Client,
+        agent: "no-datagrams".into(),
+    };
+    stream.send(Bytes::from(pwn_proto::encode_frame(&Message::Hello(hello)).unwrap())).await.unwrap();
+    let mut buf = Vec::new();
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok((m, _)) = pwn_proto::decode_frame(&buf) {
+                break Some(m);
+            }
+            match stream.receive().await {
+                Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+                _ => break None,
+            }
+        }
+    })
+    .await
+    .expect("no answer");
+    assert!(
+        matches!(&answer, Some(Message::Refused(r)) if r.code == RefuseCode::ProtocolViolation && r.message.contains("DATAGRAM")),
+        "{answer:?}"
     );
 }
