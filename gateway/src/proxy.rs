@@ -279,11 +279,15 @@ impl Upstreams {
             };
             m.insert(player, Route { zone, client, out, conn, handed_by })
         });
+        let mut attached = Ok(());
         if handoff {
             // The taking zone first: it simulates the player already and sends its snapshots
-            // only once the player is attached there.
-            let link = self.link(zone).await?;
-            link.send(&Message::Attach(Attach { player, handoff })).await?;
+            // only once the player is attached there. If it cannot be reached, the old zone is
+            // still told the player left (it handed the player over) before the error returns.
+            attached = match self.link(zone).await {
+                Ok(link) => link.send(&Message::Attach(Attach { player, handoff })).await,
+                Err(e) => Err(e),
+            };
         }
         if let Some(old) = old {
             // Only over a link that exists: the old zone may be dead, and connecting to it would
@@ -294,7 +298,7 @@ impl Upstreams {
             }
         }
         if handoff {
-            return Ok(());
+            return attached;
         }
         let link = self.link(zone).await?;
         link.send(&Message::Attach(Attach { player, handoff })).await
@@ -454,7 +458,9 @@ pub async fn follow_rehomes<R: Router>(
             let handed_over = target.is_some();
             loop {
                 if !current() || upstreams.zone_of(r.player).is_none() {
-                    return;
+                    // Replaced by a newer re-route, or the player left: nothing more to do
+                    // (the entry is ours to remove only if it is still ours, below).
+                    break;
                 }
                 if target.is_none() {
                     target = match &router {

@@ -4,76 +4,17 @@
 //! refused and counted, never a panic) and fails while the change lets it break.
 
 use glam::Vec3;
-use pwn_partitioner::{Epoch, Quadtree, ZoneId};
 use pwn_proto::{HandoffProjectile, WireCrate, WireProjectile};
-use pwn_sim::{CrateDesc, CrateMode, EntityId, InputSeq, Projectile, Sim, SimConfig, WorldDesc};
-use pwn_store::keys::CellKey;
-use pwn_store::{MemoryBackend, Store};
+use pwn_sim::{CrateMode, EntityId, InputSeq, Projectile, Sim, SimConfig};
 use pwn_zone_node::border_crates::CrateDeparture;
 use pwn_zone_node::border_shots::SHOTS_REMEMBERED_MAX;
 use pwn_zone_node::persist::{
     CellCheckpoint, PlayerState, SimBounds, checkpoint_cell, commit_crate_departure, load_cell_crates,
 };
-use pwn_zone_node::territory::{BorderConfig, Territory};
 use pwn_zone_node::zone::{Zone, ZoneConfig};
-use std::sync::Arc;
 
-const WEST: ZoneId = ZoneId(1);
-const EAST: ZoneId = ZoneId(2);
-
-/// An open field with one crate just west of the border at x = 0.
-fn field() -> WorldDesc {
-    let crates = vec![CrateDesc { center_m: [-6.0, 0.5, 100.0], half_extents_m: [0.5; 3], density_kgpm3: 100.0 }];
-    WorldDesc { boxes: Vec::new(), crates, ..WorldDesc::arena() }
-}
-
-struct Pair {
-    store: Store,
-    zones: [(Zone, Territory); 2],
-    epochs: Vec<(CellKey, ZoneId, Epoch)>,
-    placed: Vec<(EntityId, Vec3)>,
-}
-
-impl Pair {
-    fn epoch_of(&self, c: CellKey) -> u64 {
-        self.epochs.iter().find(|(k, _, _)| *k == c).map(|(_, _, e)| e.0).unwrap()
-    }
-}
-
-/// Two zones over one store, as in `border_entities.rs`: WEST leases the cells with x < 0, EAST
-/// the others; each loads its cells' crates as a zone node does when it gains them.
-fn pair(desc: WorldDesc) -> Pair {
-    let store = Store::new(Arc::new(MemoryBackend::new()));
-    let tree = Quadtree::uniform(desc.origin_m, desc.size_m, 1).unwrap();
-    let epochs: Vec<(CellKey, ZoneId, Epoch)> = tree
-        .leaves()
-        .map(|c| {
-            let node = if tree.rect(c).min[0] < 0.0 { WEST } else { EAST };
-            let lease = store.transact(|t| pwn_store::fence::grant_lease(t, c, node.0)).unwrap();
-            (c, node, Epoch(lease.epoch))
-        })
-        .collect();
-    let placed: Vec<(EntityId, Vec3)> = desc
-        .crates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (EntityId::world_entity(i as u32), Vec3::from(c.center_m)))
-        .collect();
-    let zones = [WEST, EAST].map(|me| {
-        let mut t = Territory::new(tree.clone(), me, BorderConfig::default());
-        t.set_owners(epochs.iter().copied());
-        let mut z = Zone::new(Sim::new(desc.clone(), SimConfig::default(), 1).unwrap(), ZoneConfig::default());
-        z.partition_crates();
-        for (cell, node, epoch) in &epochs {
-            if *node == me {
-                let crates = load_cell_crates(&store, *cell, epoch.0, tree.rect(*cell), &placed).unwrap();
-                z.own_crates(*cell, &crates, 0);
-            }
-        }
-        (z, t)
-    });
-    Pair { store, zones, epochs, placed }
-}
+mod common;
+use common::*;
 
 /// Shoves the west's crate east and ticks the west until it departs (`[crate-2]`).
 fn shove_until_departure(p: &mut Pair) -> CrateDeparture {

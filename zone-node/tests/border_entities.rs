@@ -5,74 +5,15 @@
 //! (`[crate-1]`..`[crate-4]`, `[persist-6]`).
 
 use glam::Vec3;
-use pwn_partitioner::{Epoch, Quadtree, ZoneId};
+use pwn_partitioner::ZoneId;
 use pwn_proto::{GameEvent, InputBatch, WireInput};
-use pwn_sim::{Buttons, CrateDesc, CrateMode, EntityId, InputSeq, PlayerInput, Sim, SimConfig, WorldDesc};
+use pwn_sim::{Buttons, CrateMode, EntityId, InputSeq, PlayerInput, SimConfig, WorldDesc};
 use pwn_store::keys::CellKey;
 use pwn_store::ownership::Handoff;
-use pwn_store::{MemoryBackend, Store};
-use pwn_zone_node::persist::{
-    CellCheckpoint, PlayerState, SimBounds, checkpoint_cell, commit_crate_departure, load_cell_crates,
-};
-use pwn_zone_node::territory::{BorderConfig, Territory};
-use pwn_zone_node::zone::{Zone, ZoneConfig};
-use std::sync::Arc;
+use pwn_zone_node::persist::{CellCheckpoint, SimBounds, checkpoint_cell, commit_crate_departure, load_cell_crates};
 
-const WEST: ZoneId = ZoneId(1);
-const EAST: ZoneId = ZoneId(2);
-
-/// An open field (nothing between shooter and target) with a crate just west of the border.
-fn field() -> WorldDesc {
-    let crates = vec![CrateDesc { center_m: [-6.0, 0.5, 100.0], half_extents_m: [0.5; 3], density_kgpm3: 100.0 }];
-    WorldDesc { boxes: Vec::new(), crates, ..WorldDesc::arena() }
-}
-
-struct Pair {
-    store: Store,
-    zones: [(Zone, Territory); 2],
-    epochs: Vec<(CellKey, ZoneId, Epoch)>,
-}
-
-/// Two zones over one store: WEST leases the cells with x < 0, EAST those with x >= 0; each
-/// loads its cells' crates as a zone node does when it gains them.
-fn pair(desc: WorldDesc) -> Pair {
-    let store = Store::new(Arc::new(MemoryBackend::new()));
-    let tree = Quadtree::uniform(desc.origin_m, desc.size_m, 1).unwrap();
-    let epochs: Vec<(CellKey, ZoneId, Epoch)> = tree
-        .leaves()
-        .map(|c| {
-            let node = if tree.rect(c).min[0] < 0.0 { WEST } else { EAST };
-            let lease = store.transact(|t| pwn_store::fence::grant_lease(t, c, node.0)).unwrap();
-            (c, node, Epoch(lease.epoch))
-        })
-        .collect();
-    let placed: Vec<(EntityId, Vec3)> = desc
-        .crates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (EntityId::world_entity(i as u32), Vec3::from(c.center_m)))
-        .collect();
-    let zones = [WEST, EAST].map(|me| {
-        let mut t = Territory::new(tree.clone(), me, BorderConfig::default());
-        t.set_owners(epochs.iter().copied());
-        let mut z = Zone::new(Sim::new(desc.clone(), SimConfig::default(), 1).unwrap(), ZoneConfig::default());
-        z.partition_crates();
-        for (cell, node, epoch) in &epochs {
-            if *node == me {
-                let crates = load_cell_crates(&store, *cell, epoch.0, tree.rect(*cell), &placed).unwrap();
-                z.own_crates(*cell, &crates, 0);
-            }
-        }
-        (z, t)
-    });
-    Pair { store, zones, epochs }
-}
-
-fn place(zone: &mut Zone, territory: &Territory, id: u64, at: [f32; 3]) {
-    let state = PlayerState { id: EntityId(id), position: at.into(), yaw_rad: 0.0, health: 100 };
-    zone.join_at(EntityId(id), state.character(zone.sim().config())).unwrap();
-    zone.set_player_cell(EntityId(id), territory.tree().leaf_at(at[0], at[2]));
-}
+mod common;
+use common::*;
 
 #[test]
 fn shot_1_a_shot_flies_on_into_the_neighbour_and_hits_there_once() {
@@ -159,7 +100,7 @@ fn crate_1_each_crate_is_simulated_by_the_zone_whose_cell_owns_it() {
 
 #[test]
 fn crate_2_a_crate_pushed_across_the_border_is_handed_over_once() {
-    let Pair { store, zones: mut pair, epochs } = pair(field());
+    let Pair { store, zones: mut pair, epochs, .. } = pair(field());
     let id = EntityId::world_entity(0);
     let epoch_of = |c: CellKey| epochs.iter().find(|(k, _, _)| *k == c).map(|(_, _, e)| e.0).unwrap();
     let bounds = SimBounds::of(pair[0].0.sim());
@@ -232,7 +173,7 @@ fn crate_2_a_crate_pushed_across_the_border_is_handed_over_once() {
 
 #[test]
 fn crate_2_a_handoff_the_store_fences_leaves_the_crate_where_it_was() {
-    let Pair { store, zones: mut pair, epochs } = pair(field());
+    let Pair { store, zones: mut pair, epochs, .. } = pair(field());
     let id = EntityId::world_entity(0);
     let bounds = SimBounds::of(pair[0].0.sim());
     let (at, rot, _, _) = pair[0].0.sim().crate_state(id).unwrap();
@@ -258,7 +199,7 @@ fn crate_2_a_handoff_the_store_fences_leaves_the_crate_where_it_was() {
 
 #[test]
 fn crate_1_a_crate_whose_handoff_message_was_lost_is_adopted_when_its_cell_is_read_again() {
-    let Pair { store, zones: mut pair, epochs } = pair(field());
+    let Pair { store, zones: mut pair, epochs, .. } = pair(field());
     let id = EntityId::world_entity(0);
     let epoch_of = |c: CellKey| epochs.iter().find(|(k, _, _)| *k == c).map(|(_, _, e)| e.0).unwrap();
     let bounds = SimBounds::of(pair[0].0.sim());
