@@ -1,9 +1,9 @@
 //! A real `pwn zone` process on loopback with real QUIC clients: players are placed, move by
 //! their inputs, see each other in packed snapshots, and chat.
 
-use pwn_net::{ClientHello, Conn, NetClient, TransportConfig};
+use pwn_net::{ClientHello, Conn, ConnError, NetClient, TransportConfig};
 use pwn_proto::delta::ReceivedViews;
-use pwn_proto::{ChatChannel, ChatSend, GameEvent, InputBatch, Message, PeerRole, WireInput};
+use pwn_proto::{ChatChannel, ChatSend, GameEvent, InputBatch, Message, PeerRole, RefuseCode, WireInput};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -219,4 +219,33 @@ fn a_zone_serves_prometheus_metrics() {
         assert!(body.contains(name), "{name} missing from:\n{body}");
     }
     drop(zone);
+}
+
+/// Only players play on a zone that places players itself: a tool or a zone (this zone is not
+/// in a mesh) with the right simulation digest is refused, not given a character; and a peer
+/// of any role with another digest is refused for it (issue 11, item 12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_zone_plays_clients_only_and_checks_every_roles_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_zone, addr, _log) = start_zone(dir.path());
+    let ca = pwn_net::tls::dev_ca_cert(dir.path()).unwrap();
+    let client = NetClient::new("127.0.0.1:0".parse().unwrap(), &ca, &TransportConfig::default()).unwrap();
+    let digest = pwn_sim::build_digest(&pwn_sim::SimConfig::default());
+    for role in [PeerRole::Tool, PeerRole::Zone, PeerRole::World] {
+        let outcome = match client.connect(addr, "localhost", &ClientHello::new(role, digest, "not-a-player")).await {
+            Err(e) => format!("{e:?}"),
+            Ok(mut c) => format!("{:?}", tokio::time::timeout(WAIT, c.rx.recv()).await.expect("no answer")),
+        };
+        assert!(outcome.contains("not served here") || outcome.contains("ClosedWithCode(3)"), "{role:?}: {outcome}");
+    }
+    for role in [PeerRole::Client, PeerRole::Tool, PeerRole::Gateway] {
+        let refused = client.connect(addr, "localhost", &ClientHello::new(role, digest ^ 1, "other-sim")).await;
+        assert!(
+            matches!(&refused, Err(ConnError::Refused { code: RefuseCode::SimMismatch, .. })),
+            "{role:?}: {refused:?}"
+        );
+    }
+    let mut player =
+        client.connect(addr, "localhost", &ClientHello::new(PeerRole::Client, digest, "player")).await.unwrap();
+    joined(&mut player).await;
 }

@@ -294,12 +294,12 @@ async fn gw_7_failed_logins_slow_that_account_down_only() {
     assert!(matches!(ask(&mut other, Message::Login(creds("bob", PW))).await, Message::AuthOk(_)));
 }
 
-/// `[gw-8]` (issue 11, item 12): a tool's connection (whose simulation digest the handshake
-/// does not check) is refused at the players' port.
+/// `[gw-8]` (issue 11, item 12): a tool's connection, even with the right simulation digest, is
+/// refused at the players' port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gw_8_the_players_port_serves_clients_only() {
     let f = start(GatewayConfig::default()).await;
-    let hello = ClientHello::new(PeerRole::Tool, 0xdead, "a tool");
+    let hello = ClientHello::new(PeerRole::Tool, identity().sim_digest, "a tool");
     let answer = match f.client.connect(f.addr, "localhost", &hello).await {
         Err(e) => format!("{e:?}"),
         Ok(mut c) => {

@@ -20,6 +20,11 @@ pub enum ServerTls {
     },
 }
 
+/// A player's flow-control window at the gateway: four of the largest frames, plenty for
+/// logins, chat and gifts (game state travels in datagrams), and the most stream data one
+/// player connection can hold in the gateway's memory.
+pub const PLAYER_STREAM_WINDOW_BYTES: u64 = 4 * (pwn_proto::codec::FRAME_SIZE_MAX as u64 + 4);
+
 /// Settings shared by servers and clients.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransportConfig {
@@ -40,15 +45,33 @@ pub struct TransportConfig {
     pub datagram_recv_queue: usize,
     /// Bidirectional streams a peer may have open at once.
     pub streams_max: u64,
+    /// Unidirectional streams a peer may have open at once (services' notifications use
+    /// them; players have none).
+    pub uni_streams_max: u64,
+    /// Bytes a peer may have in flight to us, unread, over the whole connection and on any one
+    /// stream (QUIC flow control): what a peer can park in our memory through streams.
+    /// `None` keeps s2n-quic's default (3.75 MB, sized for 150 Mbit/s at 100 ms).
+    pub stream_window_bytes: Option<u64>,
+    /// Bytes buffered for sending on one stream before a send waits (what a peer that stops
+    /// reading can make us hold, beyond our own queues). `None` keeps s2n-quic's 4 MiB.
+    pub send_buffer_bytes: Option<u32>,
     /// Connections a server holds at once; further ones are refused with `Unavailable`.
     pub connections_max: usize,
 }
 
 impl TransportConfig {
     /// For a server players connect to: as the default, but a player may open only the control
-    /// stream (`streams_max` 1), so a client cannot park data in streams nothing reads.
+    /// stream (`streams_max` 1, no unidirectional streams), so a client cannot park data in
+    /// streams nothing reads, and its window and our send buffer towards it are
+    /// [`PLAYER_STREAM_WINDOW_BYTES`].
     pub fn players() -> Self {
-        Self { streams_max: 1, ..Self::default() }
+        Self {
+            streams_max: 1,
+            uni_streams_max: 0,
+            stream_window_bytes: Some(PLAYER_STREAM_WINDOW_BYTES),
+            send_buffer_bytes: Some(PLAYER_STREAM_WINDOW_BYTES as u32),
+            ..Self::default()
+        }
     }
 }
 
@@ -62,6 +85,9 @@ impl Default for TransportConfig {
             datagram_send_queue: 256,
             datagram_recv_queue: 256,
             streams_max: 100,
+            uni_streams_max: 100,
+            stream_window_bytes: None,
+            send_buffer_bytes: None,
             connections_max: 10_000,
         }
     }

@@ -21,20 +21,39 @@ fn start_err(e: impl std::error::Error + Send + Sync + 'static) -> StartError {
 }
 
 fn limits(cfg: &TransportConfig) -> Result<s2n_quic::provider::limits::Limits, StartError> {
-    s2n_quic::provider::limits::Limits::new()
+    let limits = s2n_quic::provider::limits::Limits::new()
         .with_max_idle_timeout(cfg.idle_timeout)
         .and_then(|l| l.with_max_handshake_duration(cfg.handshake_timeout))
         .and_then(|l| l.with_max_keep_alive_period(cfg.keep_alive.unwrap_or(cfg.idle_timeout)))
         .and_then(|l| l.with_max_open_remote_bidirectional_streams(cfg.streams_max))
-        .map_err(start_err)
+        .and_then(|l| l.with_max_open_remote_unidirectional_streams(cfg.uni_streams_max))
+        .and_then(|l| match cfg.send_buffer_bytes {
+            Some(b) => l.with_max_send_buffer_size(b),
+            None => Ok(l),
+        })
+        .map_err(start_err)?;
+    match cfg.stream_window_bytes {
+        None => Ok(limits),
+        Some(w) => limits
+            .with_data_window(w)
+            .and_then(|l| l.with_bidirectional_remote_data_window(w))
+            .and_then(|l| l.with_bidirectional_local_data_window(w))
+            .and_then(|l| l.with_unidirectional_data_window(w))
+            .map_err(start_err),
+    }
 }
 
-/// The protocol's ALPN identifier, `pwn/` and the protocol version: QUIC requires one, and a
-/// peer offering anything else is refused in the TLS handshake (`no_application_protocol`)
-/// instead of being answered in a protocol it did not ask for.
+/// The protocol's ALPN identifier, `pwn/` and the protocol version: QUIC requires one. A peer
+/// offering neither it nor [`LEGACY_ALPN`] fails the TLS handshake (s2n-quic answers nothing:
+/// the peer sees its own handshake timeout).
 pub fn alpn() -> String {
     format!("pwn/{PROTOCOL_VERSION}")
 }
+
+/// What PWN builds before protocol 5 offered (s2n-quic's default ALPN, `h3`). Servers accept
+/// it only so that such a client can be told why it is refused: the PWN handshake then
+/// answers `Refused(VersionMismatch)` naming both protocols, whatever the client says.
+pub const LEGACY_ALPN: &str = "h3";
 
 /// Who may open connections to a server.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,7 +83,7 @@ impl s2n_quic::provider::tls::default::callbacks::VerifyHostNameCallback for Ser
 fn server_tls(cert: &ServerCert, auth: &ClientAuth) -> Result<s2n_quic::provider::tls::default::Server, StartError> {
     let builder = s2n_quic::provider::tls::default::Server::builder()
         .with_certificate(cert.cert_pem.as_str(), cert.key_pem.as_str())
-        .and_then(|b| b.with_application_protocols([alpn()]))
+        .and_then(|b| b.with_application_protocols([alpn().as_str(), LEGACY_ALPN]))
         .map_err(start_err)?;
     let builder = match auth {
         ClientAuth::Anyone => builder,
@@ -78,13 +97,41 @@ fn server_tls(cert: &ServerCert, auth: &ClientAuth) -> Result<s2n_quic::provider
     builder.build().map_err(start_err)
 }
 
-fn datagrams(cfg: &TransportConfig) -> Result<DatagramEndpoint, StartError> {
-    DatagramEndpoint::builder()
+/// The largest DATAGRAM frame this endpoint advertises (`max_datagram_frame_size`, RFC 9221):
+/// the protocol's [`pwn_proto::codec::DATAGRAM_SIZE_MAX`] payload plus the frame's type byte and
+/// its two-byte length. A peer's QUIC stack then refuses to send anything larger, and a
+/// datagram over the payload limit that arrives anyway is a protocol violation (closed with
+/// `ProtocolViolation`), so what is advertised and what is enforced are the same limit.
+pub const DATAGRAM_FRAME_SIZE_MAX: u64 = pwn_proto::codec::DATAGRAM_SIZE_MAX as u64 + 3;
+
+/// s2n-quic's datagram queues, advertising [`DATAGRAM_FRAME_SIZE_MAX`] instead of its default
+/// 65,535 bytes.
+struct Datagrams(DatagramEndpoint);
+
+impl s2n_quic::provider::datagram::Endpoint for Datagrams {
+    type Sender = s2n_quic::provider::datagram::default::Sender;
+    type Receiver = s2n_quic::provider::datagram::default::Receiver;
+
+    fn create_connection(
+        &mut self,
+        info: &s2n_quic::provider::datagram::ConnectionInfo,
+    ) -> (Self::Sender, Self::Receiver) {
+        self.0.create_connection(info)
+    }
+
+    fn max_datagram_frame_size(&self, _info: &s2n_quic::provider::datagram::PreConnectionInfo) -> u64 {
+        DATAGRAM_FRAME_SIZE_MAX
+    }
+}
+
+fn datagrams(cfg: &TransportConfig) -> Result<Datagrams, StartError> {
+    let queues = DatagramEndpoint::builder()
         .with_send_capacity(cfg.datagram_send_queue)
         .and_then(|b| b.with_recv_capacity(cfg.datagram_recv_queue))
         .map_err(start_err)?
         .build()
-        .map_err(start_err)
+        .map_err(start_err)?;
+    Ok(Datagrams(queues))
 }
 
 /// A listening PWN server.
@@ -230,7 +277,23 @@ impl Incoming {
             tx.refuse(RefuseCode::ProtocolViolation, message.clone()).await;
             return Err(ConnError::Refused { code: RefuseCode::ProtocolViolation, message });
         }
-        match answer_hello(&hello, self.identity.sim_digest, self.identity.tick_hz) {
+        // The server's preference puts `pwn/N` first, so only a peer that offered nothing
+        // else lands on the legacy ALPN.
+        let offered = tx.handle().application_protocol().unwrap_or_default();
+        let answer = if offered.as_ref() == alpn().as_bytes() {
+            answer_hello(&hello, self.identity.sim_digest, self.identity.tick_hz)
+        } else {
+            Err(pwn_proto::Refused {
+                code: RefuseCode::VersionMismatch,
+                message: format!(
+                    "this server speaks {} (ALPN); your client offered {} (protocol version {}): update your client",
+                    alpn(),
+                    String::from_utf8_lossy(&offered),
+                    hello.protocol_version
+                ),
+            })
+        };
+        match answer {
             Ok(welcome) => {
                 tx.send(&Message::Welcome(welcome.clone())).await?;
                 metrics::counter!(m::CONNECTIONS_ACCEPTED).increment(1);
@@ -297,7 +360,7 @@ impl NetClient {
     ) -> Result<Self, StartError> {
         let mut tls = s2n_quic::provider::tls::default::Client::builder()
             .with_certificate(ca_pem)
-            .and_then(|b| b.with_application_protocols([alpn()]))
+            .and_then(|b| b.with_application_protocols([alpn().as_str(), LEGACY_ALPN]))
             .map_err(start_err)?;
         if let Some(id) = identity {
             tls = tls.with_client_identity(id.cert_pem.as_str(), id.key_pem.as_str()).map_err(start_err)?;

@@ -254,37 +254,116 @@ async fn a_services_only_server_requires_a_service_certificate() {
     }
 }
 
-/// The server speaks only PWN's ALPN (`pwn/<protocol version>`): a QUIC client offering another
-/// (`h3` here) is never admitted (s2n-quic drops its handshake without a word: it finds out by
-/// its own handshake timeout, which this test sets to 2 s), and our own client gets in.
-#[tokio::test]
-async fn a_client_offering_another_alpn_is_not_admitted() {
-    let s = setup(TransportConfig::default());
-    let (addr, _reports) = spawn_echo_server(s.server);
-    let ca = pwn_net::tls::dev_ca_cert(s._dir.path()).unwrap();
+/// A raw s2n-quic client (not `NetClient`) offering `alpns`, with or without DATAGRAM support.
+fn raw_client(dir: &std::path::Path, alpns: &[&str], datagrams: bool) -> s2n_quic::Client {
+    let ca = pwn_net::tls::dev_ca_cert(dir).unwrap();
     let tls = s2n_quic::provider::tls::default::Client::builder()
         .with_certificate(ca.as_str())
         .unwrap()
-        .with_application_protocols(["h3"])
+        .with_application_protocols(alpns.iter().copied())
         .unwrap()
         .build()
         .unwrap();
     let limits = s2n_quic::provider::limits::Limits::new().with_max_handshake_duration(Duration::from_secs(2)).unwrap();
-    let client = s2n_quic::Client::builder()
-        .with_tls(tls)
-        .unwrap()
-        .with_io("127.0.0.1:0")
-        .unwrap()
-        .with_limits(limits)
-        .unwrap()
-        .start()
-        .unwrap();
-    let connect = s2n_quic::client::Connect::new(addr).with_server_name("localhost");
-    let result = tokio::time::timeout(Duration::from_secs(10), client.connect(connect)).await;
-    assert!(!matches!(result, Ok(Ok(_))), "a client speaking h3 was let in");
+    let builder = s2n_quic::Client::builder().with_tls(tls).unwrap().with_io("127.0.0.1:0").unwrap();
+    let builder = builder.with_limits(limits).unwrap();
+    if datagrams {
+        let d =
+            s2n_quic::provider::datagram::default::Endpoint::builder().with_send_capacity(16).unwrap().build().unwrap();
+        builder.with_datagram(d).unwrap().start().unwrap()
+    } else {
+        builder.start().unwrap()
+    }
+}
+
+/// Sends a `Hello` on a new stream of `conn` and returns the server's first answer.
+async fn hello_answer(conn: &mut s2n_quic::Connection, protocol_version: u16) -> Option<Message> {
+    hello_answer_on(conn, protocol_version).await.0
+}
+
+/// As [`hello_answer`], with the stream (the connection lives as long as it is open).
+async fn hello_answer_on(
+    conn: &mut s2n_quic::Connection,
+    protocol_version: u16,
+) -> (Option<Message>, s2n_quic::stream::BidirectionalStream) {
+    let mut stream = conn.open_bidirectional_stream().await.unwrap();
+    let hello = pwn_proto::Hello { protocol_version, sim_digest: DIGEST, role: PeerRole::Client, agent: "raw".into() };
+    stream.send(Bytes::from(pwn_proto::encode_frame(&Message::Hello(hello)).unwrap())).await.unwrap();
+    let mut buf = Vec::new();
+    let answer = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok((m, _)) = pwn_proto::decode_frame(&buf) {
+                break Some(m);
+            }
+            match stream.receive().await {
+                Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+                _ => break None,
+            }
+        }
+    })
+    .await
+    .expect("no answer");
+    (answer, stream)
+}
+
+/// The server speaks PWN's ALPN (`pwn/<protocol version>`). A client offering only the ALPN
+/// PWN builds had before protocol 5 (`h3`) is admitted just to be told, in the PWN handshake,
+/// that it must update (issue 11, item 9), whatever version its Hello claims; a client offering
+/// anything else fails the TLS handshake (s2n-quic drops it without a word: it finds out by its
+/// own handshake timeout, 2 s here); our own client gets in.
+#[tokio::test]
+async fn other_alpns_are_refused_and_old_pwn_clients_are_told_why() {
+    let s = setup(TransportConfig::default());
+    let (addr, _reports) = spawn_echo_server(s.server);
+    let connect = || s2n_quic::client::Connect::new(addr).with_server_name("localhost");
+    for version in [4, pwn_proto::PROTOCOL_VERSION] {
+        let old = raw_client(s._dir.path(), &[pwn_net::endpoint::LEGACY_ALPN], true);
+        let mut conn = old.connect(connect()).await.expect("the legacy ALPN is not admitted");
+        let answer = hello_answer(&mut conn, version).await;
+        assert!(
+            matches!(&answer, Some(Message::Refused(r)) if r.code == RefuseCode::VersionMismatch
+                && r.message.contains(&pwn_net::endpoint::alpn()) && r.message.contains("h3")),
+            "{answer:?}"
+        );
+    }
+    let foreign = raw_client(s._dir.path(), &["pwn/4"], true);
+    let result = tokio::time::timeout(Duration::from_secs(10), foreign.connect(connect())).await;
+    assert!(!matches!(result, Ok(Ok(_))), "a client speaking pwn/4 was let in");
+    // A client offering both gets the current protocol.
+    let both = raw_client(s._dir.path(), &[pwn_net::endpoint::LEGACY_ALPN, &pwn_net::endpoint::alpn()], true);
+    let mut conn = both.connect(connect()).await.unwrap();
+    assert_eq!(conn.application_protocol().unwrap().as_ref(), pwn_net::endpoint::alpn().as_bytes());
+    assert!(matches!(hello_answer(&mut conn, pwn_proto::PROTOCOL_VERSION).await, Some(Message::Welcome(_))));
     let ok = s.client.connect(addr, "localhost", &hello()).await;
     assert!(ok.is_ok(), "{ok:?}");
     assert_eq!(pwn_net::endpoint::alpn(), format!("pwn/{}", pwn_proto::PROTOCOL_VERSION));
+}
+
+/// The transport advertises the protocol's datagram limit (issue 11, item 12): a peer's QUIC
+/// stack refuses to send a datagram over it (before, 65,535 bytes were advertised and anything
+/// over 1,100 closed the connection as a violation), and one at the limit goes through.
+#[tokio::test]
+async fn the_advertised_datagram_limit_is_the_protocols() {
+    let s = setup(TransportConfig::default());
+    let (addr, _reports) = spawn_echo_server(s.server);
+    let raw = raw_client(s._dir.path(), &[&pwn_net::endpoint::alpn()], true);
+    let mut conn = raw.connect(s2n_quic::client::Connect::new(addr).with_server_name("localhost")).await.unwrap();
+    let (welcome, _stream) = hello_answer_on(&mut conn, pwn_proto::PROTOCOL_VERSION).await;
+    assert!(matches!(welcome, Some(Message::Welcome(_))));
+    let send = |len: usize| {
+        conn.datagram_mut(|d: &mut s2n_quic::provider::datagram::default::Sender| {
+            d.send_datagram(Bytes::from(vec![0u8; len]))
+        })
+        .unwrap()
+    };
+    let over = send(pwn_proto::codec::DATAGRAM_SIZE_MAX + 64);
+    assert!(
+        matches!(over, Err(s2n_quic::provider::datagram::default::DatagramError::ExceedsPeerTransportLimits { .. })),
+        "{over:?}"
+    );
+    let at_limit = send(pwn_proto::codec::DATAGRAM_SIZE_MAX);
+    assert!(at_limit.is_ok(), "{at_limit:?}");
+    assert_eq!(pwn_net::endpoint::DATAGRAM_FRAME_SIZE_MAX, pwn_proto::codec::DATAGRAM_SIZE_MAX as u64 + 3);
 }
 
 /// A stream that ends inside a frame (the peer finished it half-way through one) is a protocol
@@ -312,42 +391,34 @@ async fn a_stream_ending_inside_a_frame_closes_with_a_code() {
 async fn a_client_without_datagram_support_is_refused_with_the_reason() {
     let s = setup(TransportConfig::default());
     let (addr, _reports) = spawn_echo_server(s.server);
-    let ca = pwn_net::tls::dev_ca_cert(s._dir.path()).unwrap();
-    let tls = s2n_quic::provider::tls::default::Client::builder()
-        .with_certificate(ca.as_str())
-        .unwrap()
-        .with_application_protocols([pwn_net::endpoint::alpn()])
-        .unwrap()
-        .build()
-        .unwrap();
     // s2n-quic's default datagram provider is none at all.
-    let client = s2n_quic::Client::builder().with_tls(tls).unwrap().with_io("127.0.0.1:0").unwrap().start().unwrap();
+    let client = raw_client(s._dir.path(), &[&pwn_net::endpoint::alpn()], false);
     let connect = s2n_quic::client::Connect::new(addr).with_server_name("localhost");
     let mut conn = client.connect(connect).await.unwrap();
-    let mut stream = conn.open_bidirectional_stream().await.unwrap();
-    let hello = pwn_proto::Hello {
-        protocol_version: pwn_proto::PROTOCOL_VERSION,
-        sim_digest: DIGEST,
-        role: PeerRole::Client,
-        agent: "no-datagrams".into(),
-    };
-    stream.send(Bytes::from(pwn_proto::encode_frame(&Message::Hello(hello)).unwrap())).await.unwrap();
-    let mut buf = Vec::new();
-    let answer = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok((m, _)) = pwn_proto::decode_frame(&buf) {
-                break Some(m);
-            }
-            match stream.receive().await {
-                Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
-                _ => break None,
-            }
-        }
-    })
-    .await
-    .expect("no answer");
+    let answer = hello_answer(&mut conn, pwn_proto::PROTOCOL_VERSION).await;
     assert!(
         matches!(&answer, Some(Message::Refused(r)) if r.code == RefuseCode::ProtocolViolation && r.message.contains("DATAGRAM")),
         "{answer:?}"
     );
+}
+
+/// A players' server (`TransportConfig::players()`, issue 11, item 10): a player can open its
+/// control stream and nothing else, neither a second bidirectional stream nor any
+/// unidirectional one (before, 100 one-way streams nothing reads could each park data), and
+/// may have at most `PLAYER_STREAM_WINDOW_BYTES` unread in flight.
+#[tokio::test]
+async fn a_players_server_takes_one_stream_and_no_one_way_streams() {
+    let s = setup(TransportConfig::players());
+    let (addr, _reports) = spawn_echo_server(s.server);
+    let raw = raw_client(s._dir.path(), &[&pwn_net::endpoint::alpn()], true);
+    let mut conn = raw.connect(s2n_quic::client::Connect::new(addr).with_server_name("localhost")).await.unwrap();
+    let (welcome, _control) = hello_answer_on(&mut conn, pwn_proto::PROTOCOL_VERSION).await;
+    assert!(matches!(welcome, Some(Message::Welcome(_))));
+    let wait = Duration::from_millis(300);
+    let second = tokio::time::timeout(wait, conn.open_bidirectional_stream()).await;
+    assert!(!matches!(second, Ok(Ok(_))), "a second stream opened");
+    let one_way = tokio::time::timeout(wait, conn.open_send_stream()).await;
+    assert!(!matches!(one_way, Ok(Ok(_))), "a one-way stream opened");
+    let w = pwn_net::config::PLAYER_STREAM_WINDOW_BYTES;
+    assert!(w >= pwn_proto::codec::FRAME_SIZE_MAX as u64 + 4 && w <= 512 * 1024, "{w}");
 }

@@ -4,12 +4,14 @@
 //!   connecting side; anything else is a protocol violation;
 //! - `[hs-2]` a different protocol version is refused with `VersionMismatch`, and the message
 //!   names both versions;
-//! - `[hs-3]` a different simulation digest is refused with `SimMismatch` when the peer is a
-//!   client (prediction would be wrong); services only log it;
+//! - `[hs-3]` a different simulation digest is refused with `SimMismatch`, whatever the peer's
+//!   role: a client would predict wrongly, a zone would ghost and hand over players it
+//!   simulates differently, a gateway would admit clients against the wrong digest, and a tool
+//!   is held to the same rule so that no role is a way around it;
 //! - `[hs-4]` nothing else is accepted on the connection before the handshake completes.
 
 use crate::codec::PROTOCOL_VERSION;
-use crate::messages::{Hello, PeerRole, RefuseCode, Refused, Welcome};
+use crate::messages::{Hello, RefuseCode, Refused, Welcome};
 
 /// The accepting side's decision on a `Hello`.
 pub fn answer_hello(hello: &Hello, our_sim_digest: u64, tick_hz: u16) -> Result<Welcome, Refused> {
@@ -22,7 +24,7 @@ pub fn answer_hello(hello: &Hello, our_sim_digest: u64, tick_hz: u16) -> Result<
             ),
         });
     }
-    if hello.sim_digest != our_sim_digest && hello.role == PeerRole::Client {
+    if hello.sim_digest != our_sim_digest {
         return Err(Refused {
             code: RefuseCode::SimMismatch,
             message: format!(
@@ -37,6 +39,7 @@ pub fn answer_hello(hello: &Hello, our_sim_digest: u64, tick_hz: u16) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messages::PeerRole;
 
     fn hello(version: u16, digest: u64, role: PeerRole) -> Hello {
         Hello { protocol_version: version, sim_digest: digest, role, agent: "test".into() }
@@ -53,12 +56,11 @@ mod tests {
     }
 
     #[test]
-    fn hs_3_sim_mismatch_refuses_clients_only() {
-        assert_eq!(
-            answer_hello(&hello(PROTOCOL_VERSION, 1, PeerRole::Client), 2, 30).unwrap_err().code,
-            RefuseCode::SimMismatch
-        );
-        assert!(answer_hello(&hello(PROTOCOL_VERSION, 1, PeerRole::Zone), 2, 30).is_ok());
+    fn hs_3_sim_mismatch_refuses_every_role() {
+        for role in [PeerRole::Client, PeerRole::Gateway, PeerRole::Zone, PeerRole::World, PeerRole::Tool] {
+            let refused = answer_hello(&hello(PROTOCOL_VERSION, 1, role), 2, 30).unwrap_err();
+            assert_eq!(refused.code, RefuseCode::SimMismatch, "{role:?}");
+        }
         let w = answer_hello(&hello(PROTOCOL_VERSION, 2, PeerRole::Client), 2, 30).unwrap();
         assert_eq!((w.protocol_version, w.sim_digest, w.tick_hz), (PROTOCOL_VERSION, 2, 30));
     }

@@ -309,6 +309,10 @@ pub async fn run_with(
                     Ok(conn) if conn.peer.role == PeerRole::Zone && meshed => {
                         crate::mesh_link::serve_peer(conn, inbox, service_key).await
                     }
+                    Ok(conn) if conn.peer.role != PeerRole::Client => {
+                        let message = format!("a {:?} is not served here", conn.peer.role);
+                        conn.tx.refuse(RefuseCode::ProtocolViolation, message).await;
+                    }
                     Ok(conn) if direct_players.is_none() => {
                         conn.tx.refuse(RefuseCode::Unavailable, "players connect through a gateway".into()).await;
                     }
