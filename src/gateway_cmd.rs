@@ -46,6 +46,10 @@ pub struct GatewayArgs {
     /// many).
     #[arg(long, default_value_t = 100.0)]
     auth_global_per_s: f64,
+    /// Niceness of the password-hashing threads (0 normal .. 19 lowest): above 0, a login
+    /// storm hashes only with the time the game leaves (`[gw-9]`).
+    #[arg(long, default_value_t = pwn_gateway::pool::HASH_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    hash_nice: i32,
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM.
@@ -85,6 +89,7 @@ pub fn run_gateway(cfg: &PwnConfig, args: &GatewayArgs) -> anyhow::Result<()> {
         let limits = GatewayConfig {
             per_address: Rate { per_s: args.auth_per_address_per_s, burst: 5.0 * args.auth_per_address_per_s },
             global: Rate { per_s: args.auth_global_per_s, burst: 2.0 * args.auth_global_per_s },
+            hash_nice: args.hash_nice,
             ..GatewayConfig::default()
         };
         let placement = match (args.world_server, args.zone) {

@@ -61,6 +61,8 @@ pub struct GatewayConfig {
     pub hash_workers: usize,
     /// Password hashes allowed to wait.
     pub hash_queue_max: usize,
+    /// Niceness of the hashing threads (`[gw-9]`, `crate::pool`).
+    pub hash_nice: i32,
     /// Game messages per connection (`crate::proxy` `[proxy-4]`).
     pub game_rate: Rate,
     /// How long a connection may stay without logging in (`[gw-5]`).
@@ -77,6 +79,7 @@ impl Default for GatewayConfig {
             // `[gw-7]`: half the cores at most, so a login storm leaves the rest to the game.
             hash_workers: std::thread::available_parallelism().map_or(1, |n| (usize::from(n) / 2).max(1)),
             hash_queue_max: 64,
+            hash_nice: crate::pool::HASH_NICE,
             game_rate: GAME_RATE,
             login_deadline: std::time::Duration::from_secs(30),
             connections_per_address: 64,
@@ -440,7 +443,10 @@ pub async fn run_placed(
         placement,
         auth: tower::ServiceBuilder::new()
             .layer(RateLimitLayer::new(Arc::new(AuthLimits::new(cfg.per_address, cfg.global))))
-            .service(Authenticator::new(accounts.clone(), HashPool::new(cfg.hash_workers, cfg.hash_queue_max))),
+            .service(Authenticator::new(
+                accounts.clone(),
+                HashPool::with_nice(cfg.hash_workers, cfg.hash_queue_max, cfg.hash_nice),
+            )),
         live: Mutex::new(HashMap::new()),
         next_conn: std::sync::atomic::AtomicU64::new(1),
     });
