@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 
 /// One second of a zone's `stats` line.
 #[derive(Clone, Debug, Default)]
-struct ZoneSecond {
-    tick_ms: Vec<f32>,
-    players: f64,
+pub(crate) struct ZoneSecond {
+    pub(crate) tick_ms: Vec<f32>,
+    pub(crate) players: f64,
     inputs_missed: u64,
     overruns: u64,
     input_ack_ms: Vec<(u64, u64)>,
@@ -28,7 +28,7 @@ struct ZoneSecond {
     handoffs_in: u64,
 }
 
-type Seconds = Arc<Mutex<Vec<ZoneSecond>>>;
+pub(crate) type Seconds = Arc<Mutex<Vec<ZoneSecond>>>;
 
 fn parse_second(v: &serde_json::Value) -> ZoneSecond {
     let u64s = |key: &str| -> Vec<u64> {
@@ -113,7 +113,7 @@ fn lag_quantile(buckets: &[u64], q: f64) -> f64 {
     0.0
 }
 
-fn quantile(sorted: &[f32], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f32], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -122,27 +122,35 @@ fn quantile(sorted: &[f32], q: f64) -> f64 {
 }
 
 /// The local world of a demo: its roles (players' side last) and where bots connect.
-struct DemoWorld {
-    roles: Vec<Role>,
-    zones: Vec<Seconds>,
-    addr: SocketAddr,
+pub(crate) struct DemoWorld {
+    pub(crate) roles: Vec<Role>,
+    pub(crate) zones: Vec<Seconds>,
+    pub(crate) addr: SocketAddr,
     login: bool,
 }
 
 impl DemoWorld {
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         for r in self.roles.iter_mut().rev() {
             r.stop();
         }
     }
 }
 
-fn start_world(config: Option<&std::path::Path>, args: &DemoArgs, data: &std::path::Path) -> anyhow::Result<DemoWorld> {
+/// Starts the world of a demo with `zones` zones; the gateway (several zones) gets
+/// `gateway_args` as well (every address may authenticate 1,000 times a second, and everyone
+/// together as often unless `gateway_args` sets `--auth-global-per-s`).
+pub(crate) fn start_world(
+    config: Option<&std::path::Path>,
+    zones: u32,
+    gateway_args: &[String],
+    data: &std::path::Path,
+) -> anyhow::Result<DemoWorld> {
     let exe = std::env::current_exe().context("cannot find the pwn executable")?;
     let d = data.display().to_string();
     let mut world =
         DemoWorld { roles: Vec::new(), zones: Vec::new(), addr: SocketAddr::from(([127, 0, 0, 1], 0)), login: false };
-    if args.zones == 1 {
+    if zones == 1 {
         let zone_args = ["zone", "--listen", "127.0.0.1:0", "--data", &d].map(String::from);
         let (role, addr, seconds) = start_zone(&exe, config, &zone_args)?;
         world.roles.push(role);
@@ -152,12 +160,12 @@ fn start_world(config: Option<&std::path::Path>, args: &DemoArgs, data: &std::pa
     }
     pwn_net::tls::service_cert(data)?;
     pwn_net::tls::service_key(data)?;
-    let level = match args.zones {
+    let level = match zones {
         0..=4 => "1",
         5..=16 => "2",
         _ => "3",
     };
-    let expected = args.zones.to_string();
+    let expected = zones.to_string();
     let (role, world_addr) = start_role(&exe, config, "world server", |c| {
         c.args([
             "world",
@@ -172,7 +180,7 @@ fn start_world(config: Option<&std::path::Path>, args: &DemoArgs, data: &std::pa
         ]);
     })?;
     world.roles.push(role);
-    for _ in 0..args.zones {
+    for _ in 0..zones {
         let zone_args =
             ["zone", "--listen", "127.0.0.1:0", "--data", &d, "--world-server", &world_addr].map(String::from);
         match start_zone(&exe, config, &zone_args) {
@@ -188,7 +196,11 @@ fn start_world(config: Option<&std::path::Path>, args: &DemoArgs, data: &std::pa
     }
     let gateway = start_role(&exe, config, "gateway", |c| {
         c.args(["gateway", "--listen", "127.0.0.1:0", "--data", &d, "--world-server", &world_addr]);
-        c.args(["--auth-per-address-per-s", "1000", "--auth-global-per-s", "1000"]);
+        c.args(["--auth-per-address-per-s", "1000"]);
+        if !gateway_args.iter().any(|a| a == "--auth-global-per-s") {
+            c.args(["--auth-global-per-s", "1000"]);
+        }
+        c.args(gateway_args);
     });
     match gateway {
         Ok((role, addr)) => {
@@ -210,7 +222,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     let temp = tempfile::tempdir()?;
     let data = args.data.clone().unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let mut world = start_world(config, args, &data)?;
+    let mut world = start_world(config, args.zones, &[], &data)?;
     eprintln!(
         "pwn demo: {} zone(s), players at {}; {} bots for {:.0} s",
         args.zones, world.addr, args.bots, args.duration
@@ -231,6 +243,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         joins_per_s: 100.0,
         link: None,
         login: world.login,
+        phase: None,
     });
     world.stop();
     let results = outcome?;

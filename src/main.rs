@@ -8,6 +8,7 @@
 //!   controller, the baseline `pwn bench sim` compares against).
 //! - `kv`: `pwn kv`, reading and clearing world state in the store.
 //! - `audit_cmd`: `pwn audit`, the store's consistency check.
+//! - `attack_cmd`: `pwn attack`, the adversarial harness against a running world.
 //! - `user_cmd`: `pwn user`, account administration.
 //! - `stats`: percentiles for reports.
 //! - `services`: a service's client endpoint for links to the others, and its world server client.
@@ -27,6 +28,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod attack_cmd;
 mod audit_cmd;
 mod bench;
 mod config;
@@ -81,6 +83,9 @@ enum Command {
     Kv(kv::KvArgs),
     /// Check the store: one owner per entity, every item of value once, none lost.
     Audit(audit_cmd::AuditArgs),
+    /// Attack a running world's gateway with hostile raw-QUIC clients and report what it
+    /// answered (loopback only).
+    Attack(attack_cmd::AttackArgs),
     /// Benchmarks (figures go to docs/PERFORMANCE.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -108,7 +113,8 @@ fn main() -> ExitCode {
         Command::World(args) => world_cmd::run_world(&cfg, &args),
         Command::Bots(args) => swarm_cmd::run_bots(&cfg, &args),
         Command::Demo(args) => demo::run_demo(config_path.as_deref(), &cfg, &args),
-        Command::Bench(cmd) => bench::run(&cfg, &cmd),
+        Command::Bench(cmd) => bench::run(config_path.as_deref(), &cfg, &cmd),
+        Command::Attack(args) => attack_cmd::run(&cfg, &args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -142,6 +142,7 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
         joins_per_s: 100.0,
         link: args.link,
         login: !args.direct,
+        phase: None,
     })?;
     let summary = Summary::of(&results);
     println!("pwn bots: {} bots, {} scenario, {:.0} s", args.count, args.scenario, args.duration);

@@ -60,6 +60,11 @@ impl Role {
         self.child.id()
     }
 
+    /// Whether it is still running (not exited, not killed).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGTERM, then SIGKILL after the grace period.
     pub fn stop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {

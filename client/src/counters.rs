@@ -54,6 +54,22 @@ impl Histogram {
         self.max = self.max.max(other.max);
     }
 
+    /// What was recorded since `earlier` (an earlier copy of this histogram): the difference
+    /// of the counts and sums. The maximum is this one's (a maximum cannot be subtracted), so
+    /// quantiles are capped by the whole run's maximum, not the interval's.
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        let mut out = self.clone();
+        if earlier.width != self.width || earlier.counts.len() != self.counts.len() {
+            return out;
+        }
+        for (a, b) in out.counts.iter_mut().zip(&earlier.counts) {
+            *a = a.saturating_sub(*b);
+        }
+        out.count = self.count.saturating_sub(earlier.count);
+        out.sum = (self.sum - earlier.sum).max(0.0);
+        out
+    }
+
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.count
@@ -202,6 +218,20 @@ impl ClientCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_is_what_was_recorded_in_between() {
+        let mut h = Histogram::new(1.0, 10);
+        h.record(1.0);
+        h.record(1.0);
+        let earlier = h.clone();
+        h.record(5.0);
+        h.record(6.0);
+        let d = h.since(&earlier);
+        assert_eq!(d.count(), 2);
+        assert_eq!(d.quantile(0.5), 6.0);
+        assert_eq!(d.mean(), 5.5);
+    }
 
     #[test]
     fn quantiles_merge_and_bounds() {

@@ -5,8 +5,12 @@
 //!   its seed and what it sees.
 //! - [`swarm`]: N headless `pwn_client::Client`s in one process over real QUIC, staggered
 //!   joins, one chat line each, progress counters, and the per-bot results.
+//! - [`attack`]: an adversarial client harness over raw QUIC (bad frames, handshakes and
+//!   ALPNs, stream and connection floods, half-open connections, a login storm, datagrams for
+//!   players it does not own), each outcome sorted into expected or not.
 //! - [`report`]: the summary (table and JSON keys) and the HTML report with plots.
 
+pub mod attack;
 pub mod report;
 pub mod scenario;
 pub mod swarm;

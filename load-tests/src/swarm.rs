@@ -10,7 +10,7 @@ use pwn_proto::ChatChannel;
 use pwn_sim::{SimConfig, WorldDesc};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Joins tried when the gateway says it is busy (a login storm of a few hundred bots keeps
@@ -49,6 +49,9 @@ pub struct SwarmConfig {
     /// Log in through a gateway (bot `i` is account `bot-i`, created on its first run);
     /// otherwise connect to a zone that places players directly.
     pub login: bool,
+    /// A phase number the caller moves on (quiet, under attack, after, ...): each bot then
+    /// also keeps its input acknowledgement per phase, and notes the phase it failed in.
+    pub phase: Option<Arc<AtomicUsize>>,
 }
 
 /// The password of bot accounts: load-test accounts only, never for real players.
@@ -88,6 +91,10 @@ pub struct BotResult {
     pub down_bytes_per_s: Vec<u64>,
     /// Largest prediction error seen in each second of play, metres.
     pub error_m_per_s: Vec<f32>,
+    /// Input acknowledgement (ticks) in each phase of [`SwarmConfig::phase`] (index = phase).
+    pub input_ack_ticks_by_phase: Vec<pwn_client::Histogram>,
+    /// The phase it ended early in, if it did.
+    pub failure_phase: Option<usize>,
 }
 
 async fn run_bot(
@@ -108,7 +115,10 @@ async fn run_bot(
         trail: Vec::new(),
         down_bytes_per_s: Vec::new(),
         error_m_per_s: Vec::new(),
+        input_ack_ticks_by_phase: Vec::new(),
+        failure_phase: None,
     };
+    let phase = || cfg.phase.as_ref().map_or(0, |p| p.load(Ordering::Relaxed));
     let agent = format!("pwn-bot-{index}");
     let mut attempt = 0u32;
     let joined = loop {
@@ -146,6 +156,7 @@ async fn run_bot(
         Err(e) => {
             progress.disconnects.fetch_add(1, Ordering::Relaxed);
             result.failure = Some(format!("join: {e}"));
+            result.failure_phase = Some(phase());
             return result;
         }
     };
@@ -168,8 +179,24 @@ async fn run_bot(
     let mut error_max_this_second = 0.0f32;
     let ticks_per_s = u64::from(cfg.sim.tick_hz.max(1));
     let mut updates = 0u64;
+    let mut phase_now = phase();
+    let mut ack_at_phase_start = client.counters().input_ack_ticks.clone();
+    let close_phase =
+        |result: &mut BotResult, now: usize, ack: &pwn_client::Histogram, start: &pwn_client::Histogram| {
+            if result.input_ack_ticks_by_phase.len() <= now {
+                result.input_ack_ticks_by_phase.resize(now + 1, pwn_client::Histogram::new(1.0, 1));
+            }
+            result.input_ack_ticks_by_phase[now] = ack.since(start);
+        };
     while started.elapsed() < cfg.duration {
         every.tick().await;
+        let p = phase();
+        if p != phase_now {
+            let ack = client.counters().input_ack_ticks.clone();
+            close_phase(&mut result, phase_now, &ack, &ack_at_phase_start);
+            ack_at_phase_start = ack;
+            phase_now = p;
+        }
         let now = Instant::now();
         let dt = now.duration_since(last).as_secs_f32();
         last = now;
@@ -207,12 +234,15 @@ async fn run_bot(
         }
         if let Some(why) = client.ended() {
             result.failure = Some(why.to_owned());
+            result.failure_phase = Some(phase_now);
             progress.disconnects.fetch_add(1, Ordering::Relaxed);
             break;
         }
     }
     result.played_s = started.elapsed().as_secs_f64();
     result.counters = client.counters();
+    let ack = result.counters.input_ack_ticks.clone();
+    close_phase(&mut result, phase_now, &ack, &ack_at_phase_start);
     progress.playing.fetch_sub(1, Ordering::Relaxed);
     client.close().await;
     result

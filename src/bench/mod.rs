@@ -1,6 +1,7 @@
 //! `pwn bench ...`: benchmark commands. Each prints a human summary and, with `--json`, one
 //! JSON object as its last line; measured figures are recorded in docs/PERFORMANCE.md.
 
+pub mod attack;
 mod baseline;
 pub mod login;
 pub mod proxy;
@@ -28,11 +29,16 @@ pub enum BenchCommand {
     Proxy(proxy::BenchProxyArgs),
     /// The zone core's tick with N scripted players and perfect clients, no network.
     Zone(zone::BenchZoneArgs),
+    /// The adversarial harness against a local world while honest bots play: processes
+    /// alive, memory, honest players' disconnects and input acknowledgement, quiet against
+    /// under attack.
+    Attack(attack::BenchAttackArgs),
 }
 
 /// Runs one benchmark.
-pub fn run(cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result<()> {
+pub fn run(config: Option<&std::path::Path>, cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Attack(args) => attack::bench_attack(config, cfg, args),
         BenchCommand::Sim(args) => sim::bench_sim(cfg, args),
         BenchCommand::Store(args) => store::bench_store(cfg, args),
         BenchCommand::Transport(args) => transport::bench_transport(args),

@@ -1,0 +1,614 @@
+//! An adversarial client harness: hostile peers over raw QUIC ([`raw`]) against a live world,
+//! each attack a loop that runs until the deadline and records what the world answered,
+//! sorted into outcomes that are what a sound server does ("expected") and outcomes that are
+//! not. The harness only observes answers; what the attacks cost honest players and the
+//! processes' memory is measured around it (`pwn bench attack`).
+//!
+//! Attacks (all at once; the names are the report's):
+//! - `garbage_frames`, `oversized_frames`: a frame that does not decode, and one announcing
+//!   2 GiB, after a good handshake: expected closed with `ProtocolViolation`.
+//! - `wrong_version`, `wrong_digest`: expected `Refused` with `VersionMismatch`/`SimMismatch`.
+//! - `legacy_alpn` (`h3`, what builds before protocol 5 offered): expected told
+//!   `VersionMismatch`; `foreign_alpn`: expected to fail the TLS handshake.
+//! - `stream_flood`: extra streams on a player connection, both ways and one-way (a player has
+//!   one): expected none can be opened.
+//! - `connection_flood`: 100 connections at once from one address: expected no more than the
+//!   gateway's per-address cap admitted, the rest refused.
+//! - `half_open`: QUIC connections that never open a stream: expected closed by the server.
+//! - `login_storm`: wrong passwords for the honest players' accounts and for unknown names,
+//!   from many addresses at `login_rate_per_s`: expected refusals (invalid, rate limited,
+//!   throttled), never a session.
+//! - `foreign_datagrams`: a logged-in attacker sends datagrams wrapped as another player's
+//!   (`Routed`), inputs at extreme values and acknowledgements of future ticks, then logs out
+//!   and keeps sending; and a connection that never logged in sends inputs: expected no
+//!   effect on anyone (the connection is not closed for it; the harm would show in the
+//!   honest players' figures).
+
+pub mod raw;
+
+use pwn_proto::{
+    AuthError, Credentials, InputBatch, Message, RefuseCode, Routed, SnapshotAck, WireInput, encode_datagram,
+};
+use raw::{Answer, Raw, client_hello};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What to attack, and how hard.
+#[derive(Clone, Debug)]
+pub struct AttackConfig {
+    /// The players' endpoint (a gateway).
+    pub addr: SocketAddr,
+    /// The name on its certificate.
+    pub server_name: String,
+    /// The CA its certificate is checked against (PEM).
+    pub ca_pem: String,
+    /// The world's simulation digest (so handshakes get as far as the attack needs).
+    pub sim_digest: u64,
+    /// How long to attack.
+    pub duration: Duration,
+    /// Wrong-password logins tried per second, all addresses together.
+    pub login_rate_per_s: f64,
+    /// Source addresses to spread over: 127.0.0.2 onwards (loopback only).
+    pub addresses: u8,
+    /// Account names the storm guesses passwords for (the honest players'), besides unknown
+    /// names.
+    pub victim_accounts: Vec<String>,
+    /// Seed of the attack's random bytes and names.
+    pub seed: u64,
+    /// Only these attacks ([`ATTACKS`] names; `legacy_alpn` runs `foreign_alpn` too, and the
+    /// like for each pair that shares a loop); empty runs every one.
+    pub only: Vec<String>,
+}
+
+/// Every attack's name, as `AttackConfig::only` and the report name them.
+pub const ATTACKS: [&str; 12] = [
+    "garbage_frames",
+    "oversized_frames",
+    "wrong_version",
+    "wrong_digest",
+    "legacy_alpn",
+    "foreign_alpn",
+    "stream_flood",
+    "connection_flood",
+    "half_open",
+    "login_storm",
+    "foreign_datagrams",
+    "all",
+];
+
+/// One attack's tally.
+#[derive(Clone, Debug, Default)]
+pub struct AttackTally {
+    /// Outcomes that are what a sound server does, by label.
+    pub expected: BTreeMap<String, u64>,
+    /// Outcomes that are not, by label (each one is a finding).
+    pub unexpected: BTreeMap<String, u64>,
+}
+
+impl AttackTally {
+    /// Attempts recorded.
+    pub fn attempts(&self) -> u64 {
+        self.expected.values().sum::<u64>() + self.unexpected.values().sum::<u64>()
+    }
+
+    /// Unexpected outcomes.
+    pub fn unexpected_total(&self) -> u64 {
+        self.unexpected.values().sum()
+    }
+}
+
+/// Every attack's tally, by attack name.
+#[derive(Clone, Debug, Default)]
+pub struct AttackReport {
+    /// Tallies in name order.
+    pub attacks: BTreeMap<&'static str, AttackTally>,
+}
+
+impl AttackReport {
+    /// Unexpected outcomes over every attack.
+    pub fn unexpected_total(&self) -> u64 {
+        self.attacks.values().map(AttackTally::unexpected_total).sum()
+    }
+
+    /// One line per attack: attempts, expected outcomes, unexpected outcomes.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for (name, t) in &self.attacks {
+            let list =
+                |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+            out.push_str(&format!("  {name:<18} {:>6} tries  expected: {}\n", t.attempts(), list(&t.expected)));
+            if t.unexpected_total() > 0 {
+                out.push_str(&format!("  {:<18} {:>6}        UNEXPECTED: {}\n", "", "", list(&t.unexpected)));
+            }
+        }
+        out
+    }
+
+    /// As JSON: `{name: {attempts, expected: {...}, unexpected: {...}}}`.
+    pub fn json(&self) -> serde_json::Value {
+        let map = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
+        self.attacks
+            .iter()
+            .map(|(name, t)| {
+                let v = serde_json::json!({
+                    "attempts": t.attempts(),
+                    "expected": serde_json::Value::Object(map(&t.expected)),
+                    "unexpected": serde_json::Value::Object(map(&t.unexpected)),
+                });
+                ((*name).to_owned(), v)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+type Shared = Arc<Mutex<AttackReport>>;
+
+fn record(report: &Shared, attack: &'static str, expected: bool, label: &str) {
+    if let Ok(mut r) = report.lock() {
+        let t = r.attacks.entry(attack).or_default();
+        let m = if expected { &mut t.expected } else { &mut t.unexpected };
+        *m.entry(label.to_owned()).or_default() += 1;
+    }
+}
+
+/// The label of an answer, and whether it is one of `ok` (a refusal code or `Refused` code).
+fn refusal(answer: &Answer, ok: RefuseCode) -> (bool, String) {
+    match answer {
+        Answer::Message(Message::Refused(r)) => (r.code == ok, format!("refused {:?}", r.code)),
+        Answer::Closed(code) => (*code == ok as u64, format!("closed code {code}")),
+        Answer::Message(m) => (false, format!("answered {}", kind_name(m))),
+        Answer::Ended(why) => (false, format!("ended: {why}")),
+        Answer::Silent => (false, "no answer".into()),
+    }
+}
+
+fn kind_name(m: &Message) -> String {
+    let d = format!("{m:?}");
+    d.split(['(', ' ', '{']).next().unwrap_or_default().to_owned()
+}
+
+/// A small deterministic generator (the attack's bytes and names come from its seed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+struct Ctx {
+    cfg: AttackConfig,
+    report: Shared,
+    deadline: Instant,
+    /// One endpoint per source address, offering PWN's ALPN.
+    pwn: Vec<Raw>,
+}
+
+impl Ctx {
+    fn live(&self) -> bool {
+        Instant::now() < self.deadline
+    }
+
+    fn endpoint(&self, i: usize) -> &Raw {
+        &self.pwn[i % self.pwn.len()]
+    }
+
+    fn local(&self, i: usize) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(self.cfg.addresses.max(1))) as u8))
+    }
+
+    fn record(&self, attack: &'static str, expected: bool, label: &str) {
+        record(&self.report, attack, expected, label);
+    }
+}
+
+/// Runs every attack until `cfg.duration` has passed; returns what the world answered.
+pub async fn run_attack(cfg: AttackConfig) -> Result<AttackReport, String> {
+    let addresses = usize::from(cfg.addresses.max(1));
+    let mut pwn = Vec::with_capacity(addresses);
+    for i in 0..addresses {
+        let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8));
+        pwn.push(Raw::new(local, &cfg.ca_pem, &pwn_net::endpoint::alpn(), cfg.addr, &cfg.server_name)?);
+    }
+    let ctx = Arc::new(Ctx { deadline: Instant::now() + cfg.duration, report: Shared::default(), pwn, cfg });
+    if let Some(unknown) = ctx.cfg.only.iter().find(|a| !ATTACKS.contains(&a.as_str())) {
+        return Err(format!("no attack is called {unknown:?}; there are {}", ATTACKS.join(", ")));
+    }
+    let on = |names: &[&str]| {
+        ctx.cfg.only.is_empty() || ctx.cfg.only.iter().any(|o| o == "all" || names.contains(&o.as_str()))
+    };
+    let mut tasks = Vec::new();
+    if on(&["garbage_frames", "oversized_frames"]) {
+        tasks.push(tokio::spawn(bad_frames(ctx.clone())));
+    }
+    if on(&["wrong_version", "wrong_digest"]) {
+        tasks.push(tokio::spawn(bad_hellos(ctx.clone())));
+    }
+    if on(&["legacy_alpn", "foreign_alpn"]) {
+        tasks.push(tokio::spawn(alpns(ctx.clone())));
+    }
+    if on(&["stream_flood"]) {
+        tasks.push(tokio::spawn(stream_flood(ctx.clone())));
+    }
+    if on(&["connection_flood"]) {
+        tasks.push(tokio::spawn(connection_flood(ctx.clone())));
+    }
+    if on(&["half_open"]) {
+        tasks.push(tokio::spawn(half_open(ctx.clone())));
+    }
+    if on(&["login_storm"]) {
+        let storm_connections = (ctx.cfg.login_rate_per_s / 4.0).ceil().clamp(1.0, 256.0) as usize;
+        for i in 0..storm_connections {
+            tasks.push(tokio::spawn(login_storm(ctx.clone(), i, storm_connections)));
+        }
+    }
+    if on(&["foreign_datagrams"]) {
+        tasks.push(tokio::spawn(foreign_datagrams(ctx.clone())));
+    }
+    for t in tasks {
+        t.await.map_err(|e| format!("an attack task failed: {e}"))?;
+    }
+    let report = ctx.report.lock().map_err(|_| "attack report poisoned".to_owned())?.clone();
+    Ok(report)
+}
+
+/// `garbage_frames` and `oversized_frames`, alternately, about 4 a second.
+async fn bad_frames(ctx: Arc<Ctx>) {
+    let mut rng = Rng(ctx.cfg.seed ^ 1);
+    let mut i = 0usize;
+    while ctx.live() {
+        i += 1;
+        let (name, frame) = if i.is_multiple_of(2) {
+            // A length that fits, then bytes that are no message (tag 0xEE is none).
+            let mut body: Vec<u8> = (0..60).map(|_| rng.next() as u8).collect();
+            body[0] = 0xEE;
+            ("garbage_frames", [&(body.len() as u32).to_le_bytes()[..], &body].concat())
+        } else {
+            ("oversized_frames", [&0x7FFF_FFF0u32.to_le_bytes()[..], &[7u8; 512][..]].concat())
+        };
+        match ctx.endpoint(i).hello(client_hello(ctx.cfg.sim_digest, "attack")).await {
+            Ok((_conn, mut s, Answer::Message(Message::Welcome(_)))) => {
+                let _ = s.send_raw(frame).await;
+                let (ok, label) = refusal(&s.recv().await, RefuseCode::ProtocolViolation);
+                ctx.record(name, ok, &label);
+            }
+            Ok((_, _, a)) => ctx.record(name, false, &format!("handshake: {}", refusal(&a, RefuseCode::Unavailable).1)),
+            Err(e) => ctx.record(name, false, &format!("connect: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `wrong_version` and `wrong_digest`, about 4 a second.
+async fn bad_hellos(ctx: Arc<Ctx>) {
+    let mut i = 0usize;
+    while ctx.live() {
+        i += 1;
+        let mut hello = client_hello(ctx.cfg.sim_digest, "attack");
+        let (name, code) = if i.is_multiple_of(2) {
+            hello.protocol_version = hello.protocol_version.wrapping_sub(1);
+            ("wrong_version", RefuseCode::VersionMismatch)
+        } else {
+            hello.sim_digest ^= 0x5a5a;
+            ("wrong_digest", RefuseCode::SimMismatch)
+        };
+        match ctx.endpoint(i + 7).hello(hello).await {
+            Ok((_conn, _s, answer)) => {
+                let (ok, label) = refusal(&answer, code);
+                ctx.record(name, ok, &label);
+            }
+            Err(e) => ctx.record(name, false, &format!("connect: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `legacy_alpn` and `foreign_alpn`, one of each a second.
+async fn alpns(ctx: Arc<Ctx>) {
+    let local = ctx.local(3);
+    let make = |alpn: &str| Raw::new(local, &ctx.cfg.ca_pem, alpn, ctx.cfg.addr, &ctx.cfg.server_name);
+    let (legacy, foreign) = match (make(pwn_net::endpoint::LEGACY_ALPN), make("hq-interop")) {
+        (Ok(l), Ok(f)) => (l, f),
+        (Err(e), _) | (_, Err(e)) => return ctx.record("legacy_alpn", false, &format!("endpoint: {e}")),
+    };
+    while ctx.live() {
+        match legacy.hello(client_hello(ctx.cfg.sim_digest, "old build")).await {
+            Ok((_c, _s, answer)) => {
+                let (ok, label) = refusal(&answer, RefuseCode::VersionMismatch);
+                ctx.record("legacy_alpn", ok, &label);
+            }
+            Err(e) => ctx.record("legacy_alpn", false, &format!("connect: {e}")),
+        }
+        match foreign.connect().await {
+            Ok(_) => ctx.record("foreign_alpn", false, "admitted"),
+            Err(_) => ctx.record("foreign_alpn", true, "handshake failed"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Tries to open 16 more streams on `conn` (one-way or both ways) and to park a window's worth
+/// of bytes in each, as the original attack did; returns how many opened.
+async fn park_streams(conn: &mut s2n_quic::Connection, one_way: bool) -> u32 {
+    let wait = Duration::from_millis(100);
+    let mut opened = 0;
+    for _ in 0..16 {
+        let stream = if one_way {
+            tokio::time::timeout(wait, conn.open_send_stream()).await.ok().and_then(Result::ok)
+        } else {
+            let both = tokio::time::timeout(wait, conn.open_bidirectional_stream()).await.ok().and_then(Result::ok);
+            both.map(|s| s.split().1)
+        };
+        if let Some(mut send) = stream {
+            let _ = tokio::time::timeout(wait, send.send(bytes::Bytes::from(vec![0u8; 64 * 1024]))).await;
+            opened += 1;
+        }
+    }
+    opened
+}
+
+/// `stream_flood`: a player connection tries to open 16 more streams.
+async fn stream_flood(ctx: Arc<Ctx>) {
+    let mut i = 0usize;
+    while ctx.live() {
+        i += 1;
+        match ctx.endpoint(i + 11).hello(client_hello(ctx.cfg.sim_digest, "attack")).await {
+            Ok((mut conn, _s, Answer::Message(Message::Welcome(_)))) => {
+                let opened = park_streams(&mut conn, false).await;
+                let one_way = park_streams(&mut conn, true).await;
+                let label = format!("{opened} extra and {one_way} one-way streams opened");
+                ctx.record("stream_flood", opened == 0 && one_way == 0, &label);
+            }
+            Ok((_, _, a)) => {
+                ctx.record("stream_flood", false, &format!("handshake: {}", refusal(&a, RefuseCode::Unavailable).1))
+            }
+            Err(e) => ctx.record("stream_flood", false, &format!("connect: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `connection_flood`: 100 connections at once from one address, held 3 s, again and again.
+async fn connection_flood(ctx: Arc<Ctx>) {
+    const AT_ONCE: usize = 100;
+    let Ok(flooder) = Raw::new(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 250)),
+        &ctx.cfg.ca_pem,
+        &pwn_net::endpoint::alpn(),
+        ctx.cfg.addr,
+        &ctx.cfg.server_name,
+    ) else {
+        return ctx.record("connection_flood", false, "endpoint failed");
+    };
+    let flooder = Arc::new(flooder);
+    while ctx.live() {
+        let mut wave = Vec::with_capacity(AT_ONCE);
+        for _ in 0..AT_ONCE {
+            let f = flooder.clone();
+            let digest = ctx.cfg.sim_digest;
+            wave.push(tokio::spawn(async move {
+                let (c, mut s, answer) = f.hello(client_hello(digest, "flood")).await?;
+                // The gateway welcomes every handshake, then refuses a connection over its
+                // address's cap at once: silence for a second means admitted.
+                let answer = match answer {
+                    Answer::Message(Message::Welcome(_)) => match s.recv_within(Duration::from_secs(1)).await {
+                        Answer::Silent => answer,
+                        refused => refused,
+                    },
+                    other => other,
+                };
+                Ok::<_, String>((c, s, answer))
+            }));
+        }
+        let mut held = Vec::new();
+        let (mut admitted, mut refused, mut other) = (0u32, 0u32, 0u32);
+        for w in wave {
+            match w.await {
+                Ok(Ok((c, s, Answer::Message(Message::Welcome(_))))) => {
+                    admitted += 1;
+                    held.push((c, s));
+                }
+                Ok(Ok((_, _, Answer::Message(Message::Refused(_)) | Answer::Closed(_)))) => refused += 1,
+                _ => other += 1,
+            }
+        }
+        let cap = pwn_gateway_cap();
+        ctx.record(
+            "connection_flood",
+            admitted <= cap && admitted + refused + other == AT_ONCE as u32,
+            &format!("{admitted} admitted, {refused} refused, {other} other"),
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The gateway's default per-address connection cap (`[gw-6]`): the flood may not get more.
+fn pwn_gateway_cap() -> u32 {
+    64
+}
+
+/// `half_open`: 16 QUIC connections that never open a stream, each waited on until the server
+/// closes it.
+async fn half_open(ctx: Arc<Ctx>) {
+    let mut round = 0usize;
+    while ctx.live() {
+        round += 1;
+        let mut held = Vec::new();
+        for i in 0..16 {
+            if let Ok(c) = ctx.endpoint(round * 16 + i).connect().await {
+                held.push(tokio::spawn(async move {
+                    let started = Instant::now();
+                    let (_h, mut streams) = c.split();
+                    let closed =
+                        tokio::time::timeout(Duration::from_secs(20), streams.accept_bidirectional_stream()).await;
+                    (closed.is_ok(), started.elapsed())
+                }));
+            }
+        }
+        for h in held {
+            match h.await {
+                Ok((true, after)) => {
+                    ctx.record("half_open", true, &format!("closed by the server within {} s", after.as_secs() + 1))
+                }
+                Ok((false, _)) => ctx.record("half_open", false, "still open after 20 s"),
+                Err(_) => ctx.record("half_open", false, "task failed"),
+            }
+        }
+    }
+}
+
+/// One connection of `login_storm`: wrong passwords, paced to its share of the rate.
+async fn login_storm(ctx: Arc<Ctx>, index: usize, of: usize) {
+    let mut rng = Rng(ctx.cfg.seed ^ (index as u64 + 100) << 8);
+    let pause = Duration::from_secs_f64(of as f64 / ctx.cfg.login_rate_per_s.max(0.1));
+    let mut next = Instant::now();
+    while ctx.live() {
+        let Ok((_conn, mut s, Answer::Message(Message::Welcome(_)))) =
+            ctx.endpoint(index).hello(client_hello(ctx.cfg.sim_digest, "storm")).await
+        else {
+            ctx.record("login_storm", false, "handshake failed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        // One connection keeps guessing until the gateway ends it (its login deadline).
+        while ctx.live() {
+            tokio::time::sleep_until(next).await;
+            next += pause;
+            let r = rng.next();
+            let username = match (r.is_multiple_of(2), ctx.cfg.victim_accounts.len()) {
+                (true, n) if n > 0 => ctx.cfg.victim_accounts[(r / 2) as usize % n].clone(),
+                _ => format!("nobody-{}", r % 100_000),
+            };
+            let creds = Credentials { username, password: format!("guess-{:016x}", rng.next()) };
+            if s.send_message(&Message::Login(creds)).await.is_err() {
+                break;
+            }
+            match s.recv_reply().await {
+                Answer::Message(Message::AuthFailed(f)) => {
+                    let label = match f.error {
+                        AuthError::InvalidCredentials => "invalid credentials (hashed)".to_owned(),
+                        AuthError::RateLimited if f.message.contains("failed logins") => "throttled per account".into(),
+                        AuthError::RateLimited => "rate limited".into(),
+                        other => format!("{other:?}"),
+                    };
+                    ctx.record("login_storm", true, &label);
+                }
+                Answer::Message(Message::AuthOk(_)) => ctx.record("login_storm", false, "LOGGED IN"),
+                Answer::Closed(code) => {
+                    ctx.record("login_storm", true, &format!("closed code {code}"));
+                    break;
+                }
+                other => {
+                    ctx.record("login_storm", false, &refusal(&other, RefuseCode::RateLimited).1);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `foreign_datagrams`: a logged-in attacker's datagrams that name or imitate others, then
+/// inputs after logout; and inputs from a connection that never logged in.
+async fn foreign_datagrams(ctx: Arc<Ctx>) {
+    let mut rng = Rng(ctx.cfg.seed ^ 0xda7a);
+    let creds =
+        Credentials { username: format!("attacker-{}", ctx.cfg.seed % 10_000), password: "attacker-password-1".into() };
+    let mut round = 0u64;
+    while ctx.live() {
+        round += 1;
+        let Ok((conn, mut s, Answer::Message(Message::Welcome(_)))) =
+            ctx.endpoint(5).hello(client_hello(ctx.cfg.sim_digest, "attacker")).await
+        else {
+            ctx.record("foreign_datagrams", false, "handshake failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let first = if round == 1 { Message::Register(creds.clone()) } else { Message::Login(creds.clone()) };
+        let _ = s.send_message(&first).await;
+        let me = match s.recv_reply().await {
+            Answer::Message(Message::AuthOk(ok)) => ok.player_id,
+            Answer::Message(Message::AuthFailed(f)) if f.error == AuthError::NameTaken => {
+                let _ = s.send_message(&Message::Login(creds.clone())).await;
+                match s.recv_reply().await {
+                    Answer::Message(Message::AuthOk(ok)) => ok.player_id,
+                    other => {
+                        ctx.record(
+                            "foreign_datagrams",
+                            true,
+                            &format!("no session: {}", refusal(&other, RefuseCode::RateLimited).1),
+                        );
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+            other => {
+                ctx.record(
+                    "foreign_datagrams",
+                    true,
+                    &format!("no session: {}", refusal(&other, RefuseCode::RateLimited).1),
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let send = |m: &Message| -> bool {
+            let Ok(bytes) = encode_datagram(m) else { return false };
+            conn.datagram_mut(|d: &mut s2n_quic::provider::datagram::default::Sender| {
+                d.send_datagram_forced(bytes::Bytes::from(bytes)).is_ok()
+            })
+            .unwrap_or(false)
+        };
+        let input = |seq: u32| WireInput { seq, move_x: 127, move_z: -127, yaw: 0, pitch: i16::MAX, buttons: 0xff };
+        // Three seconds of hostile datagrams at the tick rate.
+        for tick in 0..90u32 {
+            let other = me ^ (1 + rng.next() % 64);
+            let batch = Message::Inputs(InputBatch { ack_tick: u64::MAX, inputs: vec![input(u32::MAX - tick)] });
+            let Ok(payload) = encode_datagram(&batch) else { break };
+            let sent = send(&Message::Routed(Routed { player: other, payload }))
+                && send(&batch)
+                && send(&Message::SnapshotAck(SnapshotAck { tick: u64::MAX - u64::from(tick) }));
+            ctx.record("foreign_datagrams", sent, if sent { "sent while logged in" } else { "could not send" });
+            tokio::time::sleep(Duration::from_millis(33)).await;
+        }
+        // Logged out, the connection keeps sending inputs: they must move nobody.
+        let _ = s.send_message(&Message::Logout).await;
+        for tick in 0..30u32 {
+            let batch = Message::Inputs(InputBatch { ack_tick: 0, inputs: vec![input(tick)] });
+            ctx.record(
+                "foreign_datagrams",
+                true,
+                if send(&batch) { "sent after logout" } else { "refused after logout" },
+            );
+            tokio::time::sleep(Duration::from_millis(33)).await;
+        }
+        drop((conn, s));
+        // And a connection that never logs in.
+        if let Ok((conn, _s, Answer::Message(Message::Welcome(_)))) =
+            ctx.endpoint(6).hello(client_hello(ctx.cfg.sim_digest, "anonymous")).await
+        {
+            for tick in 0..30u32 {
+                let Ok(bytes) =
+                    encode_datagram(&Message::Inputs(InputBatch { ack_tick: 0, inputs: vec![input(tick)] }))
+                else {
+                    break;
+                };
+                let _ = conn.datagram_mut(|d: &mut s2n_quic::provider::datagram::default::Sender| {
+                    d.send_datagram_forced(bytes::Bytes::from(bytes))
+                });
+                tokio::time::sleep(Duration::from_millis(33)).await;
+            }
+            ctx.record("foreign_datagrams", true, "sent without a login");
+        }
+    }
+}
