@@ -90,13 +90,20 @@ impl HashPool {
     /// Runs `job` on a hashing thread when one is free, or refuses at once if the queue is
     /// full.
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, PoolError> {
-        let Ok(_admitted) = self.admitted.clone().try_acquire_owned() else {
+        let Ok(admitted) = self.admitted.clone().try_acquire_owned() else {
             self.refused.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(REFUSED_METRIC).increment(1);
             return Err(PoolError::Busy);
         };
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            // The place is the job's, not the caller's: a caller that stops waiting does not
+            // free it while the job is still queued (else abandoned calls would pile up in the
+            // channel past `queue_max`), and a job nobody waits for is not run.
+            let _admitted = admitted;
+            if done.is_closed() {
+                return;
+            }
             // A panicking job drops `done`: the caller sees `Failed`, the thread lives on.
             if let Ok(value) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
                 let _ = done.send(value);
@@ -159,5 +166,45 @@ mod tests {
         assert_eq!(nice.unwrap().unwrap(), base);
         assert_eq!(pool.run(|| -> i32 { panic!("in a job") }).await, Err(PoolError::Failed));
         assert_eq!(pool.run(|| 3).await, Ok(3));
+    }
+
+    /// A caller that stops waiting (its connection ended, its task was aborted) gives up its
+    /// place only when its job has left the queue: otherwise every abandoned call would leave
+    /// its job (the password with it) in the channel and free its place for another, and the
+    /// queue bound would hold nothing. A job nobody waits for any more is not run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_calls_keep_their_place_until_dequeued_and_are_not_run() {
+        let pool = HashPool::new(1, 1);
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let p = pool.clone();
+            tokio::spawn(async move { p.run(move || gate.recv().is_ok()).await })
+        };
+        while pool.admitted.available_permits() > 1 {
+            tokio::task::yield_now().await;
+        }
+        let ran = Arc::new(AtomicU64::new(0));
+        let mut busy_answers = 0;
+        for _ in 0..20 {
+            let r = ran.clone();
+            let call = pool.run(move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            });
+            // Polled once (admitted and queued, or refused), then abandoned.
+            let mut call = std::pin::pin!(call);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(Err(PoolError::Busy)) = call.as_mut().poll(&mut cx) {
+                busy_answers += 1;
+            }
+        }
+        assert_eq!(busy_answers, 19, "abandoned calls freed their places while their jobs still waited");
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Ok(true));
+        // The abandoned job leaves the queue (unrun) and gives its place back.
+        while pool.admitted.available_permits() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.run(|| 5).await, Ok(5));
+        assert_eq!(ran.load(Ordering::Relaxed), 0, "a job nobody waited for was run");
     }
 }
