@@ -52,6 +52,10 @@ pub struct ZoneArgs {
     /// serve the cells it grants (implies `--gateway-only`; `--node` is then allocated).
     #[arg(long)]
     world_server: Option<SocketAddr>,
+    /// Threads that build players' views (interest and snapshots) each tick, beside the
+    /// simulation step (default: the machine's cores; 1 builds them on the tick thread).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    tick_threads: Option<u32>,
 }
 
 /// How long a starting zone node keeps trying to reach the world server.
@@ -181,7 +185,11 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
         let shutdown = crate::up::ctrl_c_or_sigterm();
         let direct = (!gateway_only).then_some(1);
         let opts = ZoneOptions { direct_players: direct, service_key: Some(service_key), persistence, mesh };
-        run_with(net, Zone::new(sim, ZoneConfig::default()), opts, stats, shutdown).await;
+        let tick_threads = args
+            .tick_threads
+            .map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), |t| t as usize);
+        let zone_cfg = ZoneConfig { tick_threads, ..ZoneConfig::default() };
+        run_with(net, Zone::new(sim, zone_cfg), opts, stats, shutdown).await;
         anyhow::Ok(())
     })
 }

@@ -2,6 +2,9 @@
 //! with N scripted players in the default world and no network: every player sends one input a
 //! tick and acknowledges every snapshot, as a perfect client would. This is the zone's own CPU
 //! cost per tick, without the bot swarm competing for the same cores (which `pwn demo` has).
+//! With `--threads` above 1 (the default: every core), two zones run side by side, tick for
+//! tick on the same inputs: one building players' views on that many threads, one serially;
+//! both are timed, and their outputs are compared (they must be the same bytes).
 
 use crate::config::PwnConfig;
 use crate::stats::{quantile, round3};
@@ -28,6 +31,10 @@ pub struct BenchZoneArgs {
     /// How they move: wander, hotspot or shooters.
     #[arg(long, default_value = "wander")]
     scenario: Scenario,
+    /// Threads building players' views (interest, snapshots); 1 runs the serial path alone.
+    /// Default: the machine's cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    threads: Option<u32>,
     /// Print the figures as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -37,15 +44,28 @@ pub struct BenchZoneArgs {
 pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
     let world = cfg.world(None)?;
     let bounds = world.xz_bounds();
-    let mut zone = Zone::new(Sim::new(world.clone(), cfg.sim.clone(), 1)?, ZoneConfig::default());
+    let threads =
+        args.threads.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), |t| t as usize);
+    let make = |threads: usize| -> anyhow::Result<Zone> {
+        let zone_cfg = ZoneConfig { tick_threads: threads, ..ZoneConfig::default() };
+        Ok(Zone::new(Sim::new(world.clone(), cfg.sim.clone(), 1)?, zone_cfg))
+    };
+    let mut zone = make(threads)?;
+    // The serial path beside it, on the same inputs (only when the measured one is parallel).
+    let mut serial = if threads > 1 { Some(make(1)?) } else { None };
     let players: Vec<EntityId> = (1..=u64::from(args.players)).map(EntityId).collect();
     let mut movers: Vec<Mover> =
         players.iter().map(|p| Mover::new(args.scenario, p.0, bounds, &world.spawn_points)).collect();
     for p in &players {
         zone.join(*p)?;
+        if let Some(s) = serial.as_mut() {
+            s.join(*p)?;
+        }
     }
     let mut acked = vec![0u64; players.len()];
     let mut tick_ms = Vec::with_capacity(args.ticks as usize);
+    let mut serial_ms = Vec::with_capacity(args.ticks as usize);
+    let mut differing_ticks = 0u32;
     let (mut updates_bytes, mut snapshots) = (0u64, 0u64);
     for t in 1..=(args.warmup + args.ticks) {
         for (i, p) in players.iter().enumerate() {
@@ -65,10 +85,23 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
             };
             let batch = InputBatch { ack_tick: acked[i], inputs: vec![WireInput::from_input(&input)] };
             zone.on_inputs(*p, &batch, 0);
+            if let Some(s) = serial.as_mut() {
+                s.on_inputs(*p, &batch, 0);
+            }
         }
         let started = Instant::now();
         let out = zone.tick();
         let took = started.elapsed().as_secs_f64() * 1e3;
+        if let Some(s) = serial.as_mut() {
+            let started = Instant::now();
+            let reference = s.tick();
+            if t > args.warmup {
+                serial_ms.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+            if reference.snapshots != out.snapshots || reference.events != out.events {
+                differing_ticks += 1;
+            }
+        }
         if t > args.warmup {
             tick_ms.push(took);
             for (_, s) in &out.snapshots {
@@ -89,7 +122,14 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
         "pwn bench zone: {} players ({}), {} ticks after {} of warm-up",
         args.players, args.scenario, args.ticks, args.warmup
     );
-    println!("  tick ms p50 {p50:.2}  p99 {p99:.2}  max {max:.2}");
+    println!("  tick ms p50 {p50:.2}  p99 {p99:.2}  max {max:.2}  (views on {threads} thread(s))");
+    serial_ms.sort_by(f64::total_cmp);
+    let (serial_p50, serial_p99) = (quantile(&serial_ms, 0.5), quantile(&serial_ms, 0.99));
+    if serial.is_some() {
+        println!(
+            "  serial beside it: tick ms p50 {serial_p50:.2}  p99 {serial_p99:.2}; ticks whose output differed: {differing_ticks}"
+        );
+    }
     println!("  packed update bytes per snapshot {bytes_per_snapshot:.0}");
     if args.json {
         println!(
@@ -102,8 +142,15 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
                 "tick_ms_p99": round3(p99),
                 "tick_ms_max": round3(max),
                 "update_bytes_per_snapshot": round3(bytes_per_snapshot),
+                "threads": threads,
+                "serial_tick_ms_p50": round3(serial_p50),
+                "serial_tick_ms_p99": round3(serial_p99),
+                "ticks_differing_from_serial": differing_ticks,
             })
         );
+    }
+    if differing_ticks > 0 {
+        anyhow::bail!("the parallel and serial paths differed on {differing_ticks} ticks");
     }
     Ok(())
 }

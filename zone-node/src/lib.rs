@@ -10,7 +10,9 @@
 //!   gateway, fenced by the cell lease; loading them.
 //! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
 //!   a byte budget, packed deltas against the client's acknowledged view.
-//! - [`zone`]: the zone core: simulation plus players, advanced one tick at a time (no IO).
+//! - [`zone`]: the zone core: simulation plus players, advanced one tick at a time (no IO);
+//!   `views` builds each player's view of a tick (interest, snapshot), on a pool of threads
+//!   when the zone has more than one core to use, with the same bytes as on one.
 //! - [`server`]: the async shell: accepts connections over pwn-net, runs the fixed tick, sends
 //!   snapshots as datagrams and events on the control stream, never waiting on the network.
 //! - [`links`]: the connections the shell serves: players connected directly (development,
@@ -32,4 +34,5 @@ pub mod persist;
 pub mod server;
 pub mod snapshots;
 pub mod territory;
+mod views;
 pub mod zone;

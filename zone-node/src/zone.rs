@@ -4,7 +4,7 @@
 
 use crate::input_buffer::InputBuffer;
 use crate::interest::InterestIndex;
-use crate::snapshots::{Candidate, ClientSnapshots};
+use crate::snapshots::ClientSnapshots;
 use pwn_proto::delta::EntityState;
 use pwn_proto::{ChatChannel, ChatSend, GameEvent, InputBatch, Snapshot};
 use pwn_sim::quantize::{quantize_position, quantize_rotation, quantize_velocity, quantize_yaw};
@@ -27,6 +27,9 @@ pub struct ZoneConfig {
     pub chat_radius_m: f32,
     /// Chat lines a player may send per second (a burst of as many is allowed).
     pub chat_lines_per_s: f32,
+    /// Threads that build players' views (interest and snapshots) each tick: 1 builds them on
+    /// the tick's own thread; more runs them on a pool of that many (`crate::views`).
+    pub tick_threads: usize,
 }
 
 impl Default for ZoneConfig {
@@ -37,6 +40,7 @@ impl Default for ZoneConfig {
             snapshot_budget_bytes: SNAPSHOT_BUDGET_MAX_BYTES,
             chat_radius_m: 30.0,
             chat_lines_per_s: 2.0,
+            tick_threads: 1,
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct Zone {
     pub(crate) shots: crate::border_shots::ShotBook,
     /// Crates owned, held as ghosts and departing (`crate::border_crates`).
     pub(crate) crates: crate::border_crates::CrateBook,
+    /// The threads that build players' views, when `tick_threads` is above 1.
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl std::fmt::Debug for Zone {
@@ -125,9 +131,21 @@ fn character_state(id: EntityId, c: &pwn_sim::CharacterState) -> EntityState {
 }
 
 impl Zone {
-    /// A zone around a built simulation.
+    /// A zone around a built simulation. With `cfg.tick_threads` above 1 it starts that many
+    /// view-building threads (or builds views on the tick's thread if they cannot start).
     pub fn new(sim: Sim, cfg: ZoneConfig) -> Self {
+        let pool = (cfg.tick_threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(cfg.tick_threads)
+                    .thread_name(|i| format!("pwn-views-{i}"))
+                    .build()
+                    .map_err(|e| tracing::warn!(error = %e, "cannot start the view threads; building views serially"))
+                    .ok()
+            })
+            .flatten();
         Self {
+            pool,
             sim,
             cfg,
             players: BTreeMap::new(),
@@ -351,6 +369,7 @@ impl Zone {
         } else {
             InterestIndex::default()
         };
+        let visible = crate::views::Visible { states, index };
 
         let mut out = TickOutput {
             report,
@@ -359,54 +378,8 @@ impl Zone {
             ..TickOutput::default()
         };
         out.events.append(&mut self.pending_events);
-        let mut hits: Vec<(u32, f32)> = Vec::new();
-        let mut candidates: Vec<Candidate> = Vec::new();
-        for (player, slot) in &mut self.players {
-            let (mine, me) = match states.binary_search_by_key(&player.0, |(s, _, _)| s.id) {
-                Ok(i) => (Some(i), states[i].1),
-                // Dead: the view stays where the character fell, and snapshots keep
-                // acknowledging inputs until it respawns.
-                Err(_) => match self.sim.character(*player) {
-                    Some(c) => (None, [c.position_m.x, c.position_m.z]),
-                    None => continue,
-                },
-            };
-            hits.clear();
-            let r = self.cfg.interest_radius_m;
-            if states.len() <= LINEAR_SCAN_MAX {
-                // A straight pass over a few thousand positions beats the tree, and comes out
-                // in id order without sorting.
-                hits.extend(states.iter().enumerate().filter_map(|(i, (_, p, _))| {
-                    let d2 = (p[0] - me[0]) * (p[0] - me[0]) + (p[1] - me[1]) * (p[1] - me[1]);
-                    (d2 <= r * r).then_some((i as u32, d2))
-                }));
-            } else {
-                hits.extend(index.within(me, r).map(|(i, d2)| (i as u32, d2)));
-                hits.sort_unstable_by_key(|(i, _)| *i);
-            }
-            let cap = self.cfg.interest_entities_max.max(1);
-            if hits.len() > cap {
-                // A crowd: only the nearest count (the player itself is at distance 0).
-                hits.select_nth_unstable_by(cap - 1, |a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-                hits.truncate(cap);
-                hits.sort_unstable_by_key(|(i, _)| *i);
-            }
-            candidates.clear();
-            candidates.extend(hits.iter().map(|&(i, d2)| {
-                let (state, _, speed) = &states[i as usize];
-                let priority = if Some(i as usize) == mine { f32::MAX } else { (1.0 + speed) / (1.0 + d2.sqrt()) };
-                Candidate { state: *state, priority }
-            }));
-            let input_ack = slot.inputs.newest_released().map_or(0, |s| s.0);
-            let mut snapshot = slot.snapshots.build(
-                tick,
-                input_ack,
-                &mut candidates,
-                self.cfg.snapshot_budget_bytes.min(SNAPSHOT_BUDGET_MAX_BYTES),
-            );
-            snapshot.input_backlog = slot.inputs.backlog().min(usize::from(u8::MAX)) as u8;
-            out.snapshots.push((*player, snapshot));
-        }
+        out.snapshots =
+            crate::views::build_views(self.pool.as_ref(), &mut self.players, &self.sim, &self.cfg, tick, &visible);
 
         let everyone: Vec<EntityId> = self.players.keys().copied().collect();
         for e in &out.report.events {
