@@ -12,7 +12,7 @@ fn every_attack_gets_the_answer_of_a_sound_server_and_the_world_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let up = common::start_up(dir.path(), true);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pwn"))
-        .args(["attack", "--addr", &up.addr, "--data", dir.path().to_str().unwrap(), "--duration", "4"])
+        .args(["attack", "--addr", &up.addr, "--data", dir.path().to_str().unwrap(), "--duration", "8"])
         .args(["--addresses", "8", "--attacks", ATTACKS, "--json"])
         .output()
         .unwrap();

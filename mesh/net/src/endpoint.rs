@@ -44,16 +44,25 @@ fn limits(cfg: &TransportConfig) -> Result<s2n_quic::provider::limits::Limits, S
 }
 
 /// The protocol's ALPN identifier, `pwn/` and the protocol version: QUIC requires one. A peer
-/// offering neither it nor [`LEGACY_ALPN`] fails the TLS handshake (s2n-quic answers nothing:
-/// the peer sees its own handshake timeout).
+/// offering neither it nor one of [`legacy_alpns`] fails the TLS handshake (s2n-quic answers
+/// nothing: the peer sees its own handshake timeout).
 pub fn alpn() -> String {
     format!("pwn/{PROTOCOL_VERSION}")
 }
 
 /// What PWN builds before protocol 5 offered (s2n-quic's default ALPN, `h3`). Servers accept
-/// it only so that such a client can be told why it is refused: the PWN handshake then
-/// answers `Refused(VersionMismatch)` naming both protocols, whatever the client says.
+/// it, and every earlier `pwn/N` ([`legacy_alpns`]), only so that such a client can be told
+/// why it is refused: the PWN handshake then answers `Refused(VersionMismatch)` naming both
+/// protocols, whatever the client says.
 pub const LEGACY_ALPN: &str = "h3";
+
+/// The ALPNs of earlier PWN builds, newest first: `pwn/N` for every earlier protocol version
+/// from 5 (the first with an ALPN of its own), then [`LEGACY_ALPN`].
+pub fn legacy_alpns() -> Vec<String> {
+    let mut out: Vec<String> = (5..PROTOCOL_VERSION).rev().map(|v| format!("pwn/{v}")).collect();
+    out.push(LEGACY_ALPN.to_owned());
+    out
+}
 
 /// Who may open connections to a server.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -83,7 +92,7 @@ impl s2n_quic::provider::tls::default::callbacks::VerifyHostNameCallback for Ser
 fn server_tls(cert: &ServerCert, auth: &ClientAuth) -> Result<s2n_quic::provider::tls::default::Server, StartError> {
     let builder = s2n_quic::provider::tls::default::Server::builder()
         .with_certificate(cert.cert_pem.as_str(), cert.key_pem.as_str())
-        .and_then(|b| b.with_application_protocols([alpn().as_str(), LEGACY_ALPN]))
+        .and_then(|b| b.with_application_protocols(std::iter::once(alpn()).chain(legacy_alpns())))
         .map_err(start_err)?;
     let builder = match auth {
         ClientAuth::Anyone => builder,
@@ -97,12 +106,13 @@ fn server_tls(cert: &ServerCert, auth: &ClientAuth) -> Result<s2n_quic::provider
     builder.build().map_err(start_err)
 }
 
-/// The largest DATAGRAM frame this endpoint advertises (`max_datagram_frame_size`, RFC 9221):
-/// the protocol's [`pwn_proto::codec::DATAGRAM_SIZE_MAX`] payload plus the frame's type byte and
-/// its two-byte length. A peer's QUIC stack then refuses to send anything larger, and a
-/// datagram over the payload limit that arrives anyway is a protocol violation (closed with
-/// `ProtocolViolation`), so what is advertised and what is enforced are the same limit.
-pub const DATAGRAM_FRAME_SIZE_MAX: u64 = pwn_proto::codec::DATAGRAM_SIZE_MAX as u64 + 3;
+/// The `max_datagram_frame_size` this endpoint advertises (RFC 9221): the protocol's
+/// [`pwn_proto::codec::DATAGRAM_SIZE_MAX`]. s2n-quic takes the peer's value as the largest
+/// payload it may send, so a PWN peer can send exactly what is accepted; a stack that reads it
+/// as RFC 9221 does (the whole frame, type and length included) sends at most 1,097 bytes. A
+/// datagram over the limit that arrives anyway is a protocol violation (closed with
+/// `ProtocolViolation`).
+pub const DATAGRAM_FRAME_SIZE_MAX: u64 = pwn_proto::codec::DATAGRAM_SIZE_MAX as u64;
 
 /// s2n-quic's datagram queues, advertising [`DATAGRAM_FRAME_SIZE_MAX`] instead of its default
 /// 65,535 bytes.
@@ -360,7 +370,7 @@ impl NetClient {
     ) -> Result<Self, StartError> {
         let mut tls = s2n_quic::provider::tls::default::Client::builder()
             .with_certificate(ca_pem)
-            .and_then(|b| b.with_application_protocols([alpn().as_str(), LEGACY_ALPN]))
+            .and_then(|b| b.with_application_protocols(std::iter::once(alpn()).chain(legacy_alpns())))
             .map_err(start_err)?;
         if let Some(id) = identity {
             tls = tls.with_client_identity(id.cert_pem.as_str(), id.key_pem.as_str()).map_err(start_err)?;

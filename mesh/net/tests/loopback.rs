@@ -306,29 +306,35 @@ async fn hello_answer_on(
     (answer, stream)
 }
 
-/// The server speaks PWN's ALPN (`pwn/<protocol version>`). A client offering only the ALPN
-/// PWN builds had before protocol 5 (`h3`) is admitted just to be told, in the PWN handshake,
-/// that it must update (issue 11, item 9), whatever version its Hello claims; a client offering
-/// anything else fails the TLS handshake (s2n-quic drops it without a word: it finds out by its
-/// own handshake timeout, 2 s here); our own client gets in.
+/// The server speaks PWN's ALPN (`pwn/<protocol version>`). A client offering only an earlier
+/// build's ALPN (`pwn/N`, or `h3` from before protocol 5) is admitted just to be told, in the
+/// PWN handshake, that it must update (issue 11, item 9), whatever version its Hello claims; a
+/// client offering anything else fails the TLS handshake (s2n-quic drops it without a word: it
+/// finds out by its own handshake timeout, 2 s here); our own client gets in.
 #[tokio::test]
 async fn other_alpns_are_refused_and_old_pwn_clients_are_told_why() {
     let s = setup(TransportConfig::default());
     let (addr, _reports) = spawn_echo_server(s.server);
     let connect = || s2n_quic::client::Connect::new(addr).with_server_name("localhost");
-    for version in [4, pwn_proto::PROTOCOL_VERSION] {
-        let old = raw_client(s._dir.path(), &[pwn_net::endpoint::LEGACY_ALPN], true);
-        let mut conn = old.connect(connect()).await.expect("the legacy ALPN is not admitted");
+    let previous = format!("pwn/{}", pwn_proto::PROTOCOL_VERSION - 1);
+    for (alpn, version) in [
+        (pwn_net::endpoint::LEGACY_ALPN, 4),
+        (pwn_net::endpoint::LEGACY_ALPN, pwn_proto::PROTOCOL_VERSION),
+        (previous.as_str(), pwn_proto::PROTOCOL_VERSION - 1),
+        (previous.as_str(), pwn_proto::PROTOCOL_VERSION),
+    ] {
+        let old = raw_client(s._dir.path(), &[alpn], true);
+        let mut conn = old.connect(connect()).await.expect("a legacy ALPN is not admitted");
         let answer = hello_answer(&mut conn, version).await;
         assert!(
             matches!(&answer, Some(Message::Refused(r)) if r.code == RefuseCode::VersionMismatch
-                && r.message.contains(&pwn_net::endpoint::alpn()) && r.message.contains("h3")),
-            "{answer:?}"
+                && r.message.contains(&pwn_net::endpoint::alpn()) && r.message.contains(alpn)),
+            "{alpn} {version}: {answer:?}"
         );
     }
-    let foreign = raw_client(s._dir.path(), &["pwn/4"], true);
+    let foreign = raw_client(s._dir.path(), &["hq-interop"], true);
     let result = tokio::time::timeout(Duration::from_secs(10), foreign.connect(connect())).await;
-    assert!(!matches!(result, Ok(Ok(_))), "a client speaking pwn/4 was let in");
+    assert!(!matches!(result, Ok(Ok(_))), "a client speaking hq-interop was let in");
     // A client offering both gets the current protocol.
     let both = raw_client(s._dir.path(), &[pwn_net::endpoint::LEGACY_ALPN, &pwn_net::endpoint::alpn()], true);
     let mut conn = both.connect(connect()).await.unwrap();
@@ -356,14 +362,14 @@ async fn the_advertised_datagram_limit_is_the_protocols() {
         })
         .unwrap()
     };
-    let over = send(pwn_proto::codec::DATAGRAM_SIZE_MAX + 64);
+    let over = send(pwn_proto::codec::DATAGRAM_SIZE_MAX + 1);
     assert!(
         matches!(over, Err(s2n_quic::provider::datagram::default::DatagramError::ExceedsPeerTransportLimits { .. })),
         "{over:?}"
     );
     let at_limit = send(pwn_proto::codec::DATAGRAM_SIZE_MAX);
     assert!(at_limit.is_ok(), "{at_limit:?}");
-    assert_eq!(pwn_net::endpoint::DATAGRAM_FRAME_SIZE_MAX, pwn_proto::codec::DATAGRAM_SIZE_MAX as u64 + 3);
+    assert_eq!(pwn_net::endpoint::DATAGRAM_FRAME_SIZE_MAX, pwn_proto::codec::DATAGRAM_SIZE_MAX as u64);
 }
 
 /// A stream that ends inside a frame (the peer finished it half-way through one) is a protocol
