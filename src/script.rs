@@ -78,6 +78,7 @@ impl Wanderer {
             yaw_rad: aim_yaw,
             pitch_rad: pitch,
             buttons: Buttons(buttons),
+            view_tick: 0,
         }
     }
 }

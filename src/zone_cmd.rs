@@ -56,6 +56,10 @@ pub struct ZoneArgs {
     /// simulation step (default: the machine's cores; 1 builds them on the tick thread).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     tick_threads: Option<u32>,
+    /// Lag compensation: a shot is tested against characters where its shooter saw them, at
+    /// most this long ago (0 turns it off; at most 1000).
+    #[arg(long, default_value_t = pwn_zone_node::zone::MAX_REWIND_MS_DEFAULT, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    max_rewind_ms: u32,
 }
 
 /// How long a starting zone node keeps trying to reach the world server.
@@ -188,7 +192,7 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
         let tick_threads = args
             .tick_threads
             .map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), |t| t as usize);
-        let zone_cfg = ZoneConfig { tick_threads, ..ZoneConfig::default() };
+        let zone_cfg = ZoneConfig { tick_threads, max_rewind_ms: args.max_rewind_ms, ..ZoneConfig::default() };
         run_with(net, Zone::new(sim, zone_cfg), opts, stats, shutdown).await;
         anyhow::Ok(())
     })

@@ -501,6 +501,9 @@ impl GameClient {
             yaw_rad: intent.yaw_rad,
             pitch_rad: intent.pitch_rad,
             buttons: intent.buttons,
+            // The tick remote characters are drawn at now: the zone tests this input's shot
+            // against them where they were then (lag compensation).
+            view_tick: self.interp.render_tick(self.now_s).map_or(0, |t| t.round().max(0.0) as u64),
         };
         let before = p.projectiles().count();
         let wire = p.input(&input);

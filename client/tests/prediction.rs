@@ -107,6 +107,7 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
                 yaw_rad: 0.0,
                 pitch_rad: 0.0,
                 buttons: Buttons(Buttons::RUN),
+                view_tick: 0,
             };
             sent.push(p.input(&input));
             let redundant: Vec<WireInput> = sent.iter().rev().take(3).copied().collect();

@@ -8,9 +8,12 @@
 //! - [`attack`]: an adversarial client harness over raw QUIC (bad frames, handshakes and
 //!   ALPNs, stream and connection floods, half-open connections, a login storm, datagrams for
 //!   players it does not own), each outcome sorted into expected or not.
+//! - [`duel`]: scripted duels for lag compensation: a shooter seeing a running target late,
+//!   aiming at what it draws, on a bare simulation (`pwn bench lagcomp`).
 //! - [`report`]: the summary (table and JSON keys) and the HTML report with plots.
 
 pub mod attack;
+pub mod duel;
 pub mod report;
 pub mod scenario;
 pub mod swarm;

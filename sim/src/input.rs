@@ -48,6 +48,13 @@ pub struct PlayerInput {
     pub pitch_rad: f32,
     /// Button bits, see [`Buttons`].
     pub buttons: Buttons,
+    /// The server tick whose world the player was drawing when it made this input (remote
+    /// characters are drawn an interpolation delay in the past): a shot fired with it is hit
+    /// tested against characters where they were at that tick (lag compensation, bounded by
+    /// [`crate::lagcomp::REWIND_TICKS_MAX`] and by what the zone allows). 0: not known, no
+    /// rewind.
+    #[serde(default)]
+    pub view_tick: u64,
 }
 
 fn finite_or_zero(v: f32) -> f32 {
@@ -78,6 +85,7 @@ impl PlayerInput {
             yaw_rad: yaw,
             pitch_rad: finite_or_zero(self.pitch_rad).clamp(-PITCH_MAX_RAD, PITCH_MAX_RAD),
             buttons: Buttons(self.buttons.0 & Buttons::ALL),
+            view_tick: self.view_tick,
         }
     }
 
@@ -142,7 +150,7 @@ mod tests {
         fn sanitized_inputs_are_always_in_range(
             mx in any_f32(), mz in any_f32(), yaw in any_f32(), pitch in any_f32(), b in any::<u8>()
         ) {
-            let i = PlayerInput { seq: InputSeq(1), move_x: mx, move_z: mz, yaw_rad: yaw, pitch_rad: pitch, buttons: Buttons(b) }.sanitized();
+            let i = PlayerInput { seq: InputSeq(1), move_x: mx, move_z: mz, yaw_rad: yaw, pitch_rad: pitch, buttons: Buttons(b), view_tick: 0 }.sanitized();
             prop_assert!(i.move_x.is_finite() && i.move_z.is_finite());
             prop_assert!((i.move_x * i.move_x + i.move_z * i.move_z).sqrt() <= 1.0 + 1e-5);
             prop_assert!(i.yaw_rad.abs() <= std::f32::consts::PI);

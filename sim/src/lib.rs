@@ -16,6 +16,8 @@
 //!   other characters kept apart through a grid of start-of-tick positions (`neighbors`).
 //! - [`Sim`] (in `world` and `step`): building a world, stepping it, predicting one character.
 //! - [`snapshot`]: whole-world and predicted-state snapshots, and the state hash.
+//! - [`lagcomp`]: where characters were in the last second, so shots hit what their shooter
+//!   saw (lag compensation, bounded).
 //! - [`handover`]: what crosses between simulations in a partitioned world: projectiles taken
 //!   out and flown on elsewhere, crates simulated here, held as another zone's ghosts, or left out.
 //!
@@ -42,6 +44,7 @@ pub mod handover;
 pub mod hash;
 pub mod ids;
 pub mod input;
+pub mod lagcomp;
 mod neighbors;
 pub mod projectile;
 pub mod quantize;

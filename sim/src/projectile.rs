@@ -27,6 +27,10 @@ pub struct Projectile {
     pub ticks_left: u16,
     /// Damage on a character hit.
     pub damage: u16,
+    /// Ticks back in time its shooter saw characters (`crate::lagcomp`); characters are hit
+    /// where they were that long ago.
+    #[serde(default)]
+    pub rewind_ticks: u8,
 }
 
 impl Projectile {
@@ -40,6 +44,7 @@ impl Projectile {
             velocity_mps: snap_velocity(aim * cfg.projectile.muzzle_speed_mps),
             ticks_left: cfg.projectile.lifetime_ticks,
             damage: cfg.projectile.damage,
+            rewind_ticks: 0,
         }
     }
 
@@ -59,5 +64,6 @@ impl Projectile {
         h.vec3(self.velocity_mps);
         h.u32(u32::from(self.ticks_left));
         h.u32(u32::from(self.damage));
+        h.u32(u32::from(self.rewind_ticks));
     }
 }

@@ -24,6 +24,7 @@ pub struct SimSnapshot {
     rng: SimRng,
     characters: BTreeMap<EntityId, Character>,
     projectiles: BTreeMap<EntityId, Projectile>,
+    history: crate::lagcomp::HitboxHistory,
     islands: IslandManager,
     broad_phase: BroadPhaseBvh,
     narrow_phase: NarrowPhase,
@@ -66,6 +67,7 @@ impl Sim {
             rng: self.rng.clone(),
             characters: self.characters.clone(),
             projectiles: self.projectiles.clone(),
+            history: self.history.clone(),
             islands: p.islands.clone(),
             broad_phase: p.broad_phase.clone(),
             narrow_phase: p.narrow_phase.clone(),
@@ -83,6 +85,7 @@ impl Sim {
         self.rng = s.rng;
         self.characters = s.characters;
         self.projectiles = s.projectiles;
+        self.history = s.history;
         let p = &mut self.physics;
         p.islands = s.islands;
         p.broad_phase = s.broad_phase;

@@ -77,6 +77,9 @@ impl Sim {
         for id in ids {
             self.advance_projectile(id, true, &mut report.events);
         }
+        let centres =
+            self.characters.values().filter(|c| c.state.alive()).map(|c| (c.id, c.state.position_m)).collect();
+        self.history.record(self.tick.0, centres);
         report
     }
 
@@ -196,7 +199,8 @@ impl Sim {
         let Some(ch) = self.characters.get_mut(&id) else { return };
         ch.state.fire_cooldown_ticks = self.cfg.projectile.fire_interval_ticks;
         let aim = PlayerInput { yaw_rad: ch.state.yaw_rad, pitch_rad: ch.state.pitch_rad, ..input }.aim();
-        let p = Projectile::fired(pid, id, ch.state.eye_m(&self.cfg), aim, &self.cfg);
+        let mut p = Projectile::fired(pid, id, ch.state.eye_m(&self.cfg), aim, &self.cfg);
+        p.rewind_ticks = crate::lagcomp::rewind_ticks(self.tick.0, input.view_tick);
         self.projectiles.insert(pid, p);
         events.push(SimEvent::Spawned { entity: pid, kind: EntityKind::Projectile });
     }
@@ -206,11 +210,22 @@ impl Sim {
     fn advance_projectile(&mut self, pid: EntityId, authoritative: bool, events: &mut Vec<SimEvent>) {
         let Some(p) = self.projectiles.get(&pid).cloned() else { return };
         let (displacement, velocity_end) = p.next_motion(&self.cfg);
-        let hit = {
+        // Lag compensation (`crate::lagcomp`): characters as the shooter saw them, `rewind`
+        // ticks ago; the server's own step only (a client predicts against what it draws).
+        let rewind = if authoritative { u64::from(p.rewind_ticks) } else { 0 };
+        let past = if rewind > 0 { self.history.at(self.tick.0.saturating_sub(rewind)) } else { None };
+        let mut hit = {
             let owner_body = self.characters.get(&p.owner).map(|c| c.body);
+            let characters = &self.characters;
+            let not_a_character = |h: ColliderHandle, c: &Collider| {
+                !characters.get(&EntityId(c.user_data as u64)).is_some_and(|ch| ch.collider == h)
+            };
             let mut filter = QueryFilter::default().exclude_sensors();
             if let Some(b) = owner_body {
                 filter = filter.exclude_rigid_body(b);
+            }
+            if past.is_some() {
+                filter = filter.predicate(&not_a_character);
             }
             let query = self.physics.broad_phase.as_query_pipeline(
                 self.physics.narrow_phase.query_dispatcher(),
@@ -219,17 +234,27 @@ impl Sim {
                 filter,
             );
             let ray = Ray::new(p.position_m, displacement);
-            query.cast_ray(&ray, 1.0, true).map(|(h, toi)| (h, p.position_m + displacement * toi))
+            query.cast_ray(&ray, 1.0, true).map(|(h, toi)| (self.classify(h), Some(h), toi))
         };
-        if let Some((collider, point)) = hit {
-            let target = self.classify(collider);
+        if let Some(centres) = past {
+            let c = &self.cfg.character;
+            let seen = crate::lagcomp::sweep(centres, p.owner, p.position_m, displacement, c.half_height_m, c.radius_m)
+                .filter(|(victim, _)| self.characters.get(victim).is_some_and(|ch| ch.state.alive()));
+            if let Some((victim, toi)) = seen
+                && hit.is_none_or(|(_, _, t)| toi < t)
+            {
+                hit = Some((HitTarget::Character(victim), None, toi));
+            }
+        }
+        let hit = hit.map(|(target, collider, toi)| (target, collider, p.position_m + displacement * toi));
+        if let Some((target, collider, point)) = hit {
             let mut damage = 0;
             match target {
                 HitTarget::Character(victim) if authoritative && !self.is_ghost(victim) => {
                     damage = self.damage(victim, p.damage, p.owner, events);
                 }
                 HitTarget::Crate(_) if authoritative => {
-                    if let Some(body) = self.physics.colliders.get(collider).and_then(|c| c.parent()) {
+                    if let Some(body) = collider.and_then(|h| self.physics.colliders.get(h)).and_then(|c| c.parent()) {
                         let impulse = displacement.normalize_or_zero() * self.cfg.projectile.impulse_ns;
                         self.physics.bodies[body].apply_impulse_at_point(impulse, point, true);
                     }

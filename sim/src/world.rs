@@ -67,6 +67,8 @@ pub struct Sim {
     pub(crate) characters: BTreeMap<EntityId, Character>,
     pub(crate) projectiles: BTreeMap<EntityId, Projectile>,
     pub(crate) crates: Vec<CrateBody>,
+    /// Where characters were in the last ticks (lag compensation).
+    pub(crate) history: crate::lagcomp::HitboxHistory,
     /// Scratch: start-of-tick character positions. Not state; rebuilt every tick.
     pub(crate) neighbors: NeighborGrid,
     /// Scratch: pushes collected while moving characters. Not state.
@@ -146,6 +148,7 @@ impl Sim {
             rng: SimRng::new(seed),
             characters: BTreeMap::new(),
             projectiles: BTreeMap::new(),
+            history: crate::lagcomp::HitboxHistory::default(),
             crates,
             neighbors: NeighborGrid::default(),
             pushes: Vec::new(),

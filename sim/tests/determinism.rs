@@ -30,6 +30,7 @@ fn script(seed: u64, players: u64, ticks: u32) -> Vec<BTreeMap<EntityId, PlayerI
                         yaw_rad: (next() % 628) as f32 / 100.0 - std::f32::consts::PI,
                         pitch_rad: (next() % 60) as f32 / 100.0 - 0.3,
                         buttons: Buttons((next() % 8) as u8),
+                        view_tick: 0,
                     };
                     Some((EntityId(p), i))
                 })
@@ -119,6 +120,7 @@ fn prediction_of_a_lone_player_matches_the_server_exactly() {
             buttons: Buttons(
                 if t % 17 == 0 { Buttons::JUMP } else { 0 } | if t % 9 == 0 { Buttons::FIRE } else { 0 } | Buttons::RUN,
             ),
+            view_tick: 0,
         };
         step_one(&mut server, me, i);
         client.predict_step(me, i).unwrap();

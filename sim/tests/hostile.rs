@@ -35,6 +35,7 @@ fn arb_input() -> impl Strategy<Value = PlayerInput> {
             yaw_rad: yaw,
             pitch_rad: pitch,
             buttons: Buttons(b),
+            view_tick: 0,
         }
     })
 }

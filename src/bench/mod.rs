@@ -3,6 +3,7 @@
 
 pub mod attack;
 mod baseline;
+pub mod lagcomp;
 pub mod login;
 pub mod proxy;
 pub mod sim;
@@ -33,12 +34,16 @@ pub enum BenchCommand {
     /// alive, memory, honest players' disconnects and input acknowledgement, quiet against
     /// under attack.
     Attack(attack::BenchAttackArgs),
+    /// Hit rates of a scripted shooter at several round trips, with and without lag
+    /// compensation, side by side.
+    Lagcomp(lagcomp::BenchLagcompArgs),
 }
 
 /// Runs one benchmark.
 pub fn run(config: Option<&std::path::Path>, cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Attack(args) => attack::bench_attack(config, cfg, args),
+        BenchCommand::Lagcomp(args) => lagcomp::bench_lagcomp(cfg, args),
         BenchCommand::Sim(args) => sim::bench_sim(cfg, args),
         BenchCommand::Store(args) => store::bench_store(cfg, args),
         BenchCommand::Transport(args) => transport::bench_transport(args),

@@ -82,6 +82,7 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
                 yaw_rad: intent.yaw_rad,
                 pitch_rad: intent.pitch_rad,
                 buttons: intent.buttons,
+                view_tick: 0,
             };
             let batch = InputBatch { ack_tick: acked[i], inputs: vec![WireInput::from_input(&input)] };
             zone.on_inputs(*p, &batch, 0);

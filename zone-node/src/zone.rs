@@ -27,6 +27,10 @@ pub struct ZoneConfig {
     pub chat_radius_m: f32,
     /// Chat lines a player may send per second (a burst of as many is allowed).
     pub chat_lines_per_s: f32,
+    /// The most a shot is rewound (lag compensation, `pwn_sim::lagcomp`): a shooter's view of
+    /// other characters older than this is treated as this old. 0 turns rewinding off. At most
+    /// the simulation's own bound (`REWIND_TICKS_MAX` ticks, a second at 30 Hz).
+    pub max_rewind_ms: u32,
     /// Threads that build players' views (interest and snapshots) each tick: 1 builds them on
     /// the tick's own thread; more runs them on a pool of that many (`crate::views`).
     pub tick_threads: usize,
@@ -41,8 +45,23 @@ impl Default for ZoneConfig {
             chat_radius_m: 30.0,
             chat_lines_per_s: 2.0,
             tick_threads: 1,
+            max_rewind_ms: MAX_REWIND_MS_DEFAULT,
         }
     }
+}
+
+/// The default bound on lag compensation: covers an interpolation delay of about 100 ms and a
+/// round trip of 250 ms.
+pub const MAX_REWIND_MS_DEFAULT: u32 = 250;
+
+/// The view tick the simulation gets for an input applied at `tick`: `view_tick` moved
+/// forward to at most `max_rewind_ticks` before `tick` (and never after it); 0 stays 0 (no
+/// rewind).
+pub fn rewind_bound(view_tick: u64, tick: u64, max_rewind_ticks: u64) -> u64 {
+    if view_tick == 0 {
+        return 0;
+    }
+    view_tick.clamp(tick.saturating_sub(max_rewind_ticks), tick)
 }
 
 /// Up to this many visible entities, interest is a linear scan instead of the R-tree.
@@ -332,10 +351,14 @@ impl Zone {
         let mut inputs = BTreeMap::new();
         let mut missed = 0u64;
         let mut released = Vec::with_capacity(self.players.len());
+        let next_tick = self.sim.tick().0 + 1;
+        let max_rewind_ticks =
+            (f64::from(self.cfg.max_rewind_ms) / 1e3 * f64::from(self.sim.config().tick_hz)).round() as u64;
         for (id, p) in &mut self.players {
             p.chat_tokens = (p.chat_tokens + self.cfg.chat_lines_per_s * dt).min(self.cfg.chat_lines_per_s);
             let before = p.inputs.counters().missing + p.inputs.counters().skipped;
-            if let Some(i) = p.inputs.next_for_tick() {
+            if let Some(mut i) = p.inputs.next_for_tick() {
+                i.view_tick = rewind_bound(i.view_tick, next_tick, max_rewind_ticks);
                 inputs.insert(*id, i);
             }
             released.extend(p.inputs.released_arrival());

@@ -51,6 +51,7 @@ fn handoff(x: f32, west: CellKey, east: CellKey) -> HandoffPlayer {
         yaw_rad: -std::f32::consts::FRAC_PI_2,
         pitch_rad: 0.0,
         buttons: Buttons(Buttons::RUN),
+        view_tick: 0,
     };
     c.last_seq = Some(InputSeq(10));
     HandoffPlayer {

@@ -365,6 +365,7 @@ impl Mesh {
             pitch_rad: 0.0,
             // A shot now and then, along the way: across the border half the time.
             buttons: Buttons(Buttons::RUN | if walker.seq.is_multiple_of(20) { Buttons::FIRE } else { 0 }),
+            view_tick: 0,
         };
         walker.recent.push_front(WireInput::from_input(&input));
         walker.recent.truncate(3);

@@ -240,6 +240,7 @@ fn views_built_in_parallel_are_the_serial_bytes() {
                     yaw: (r >> 16) as u16,
                     pitch: 0,
                     buttons: ((r >> 32) % 8) as u8,
+                    view_tick: u64::from(t).saturating_sub((r >> 40) % 6),
                 };
                 // A third acknowledge every tick, a third every fourth, a third never.
                 let ack = match i % 3 {
@@ -262,4 +263,36 @@ fn views_built_in_parallel_are_the_serial_bytes() {
             }
         }
     }
+}
+
+/// The operator's bound on lag compensation (`ZoneConfig::max_rewind_ms`): a shot whose
+/// shooter claims to have seen a very old world is rewound only as far as the bound, and not at
+/// all with the bound at 0 (issue 14, item 1).
+#[test]
+fn the_zone_bounds_the_rewind_a_shooter_asks_for() {
+    for (max_rewind_ms, expected) in [(100u32, 3u8), (0, 0), (250, 8)] {
+        let mut w = WorldDesc::flat(400.0);
+        w.spawn_points = vec![[0.0, 1.0, 0.0]];
+        let cfg = ZoneConfig { max_rewind_ms, ..ZoneConfig::default() };
+        let mut z = Zone::new(Sim::new(w, SimConfig::default(), 1).unwrap(), cfg);
+        let me = EntityId(1);
+        z.join(me).unwrap();
+        // Ten quiet ticks first, so that the world has a past to rewind into.
+        for _ in 0..10 {
+            z.tick();
+        }
+        let mut rewinds = std::collections::BTreeMap::new();
+        for t in 1..=30u32 {
+            let fire = WireInput { seq: t, buttons: pwn_sim::Buttons::FIRE, view_tick: 1, ..WireInput::default() };
+            z.on_inputs(me, &InputBatch { ack_tick: 0, inputs: vec![fire] }, 0);
+            z.tick();
+            rewinds.extend(z.sim().projectiles().map(|p| (p.id, p.rewind_ticks)));
+        }
+        let rewinds: Vec<u8> = rewinds.into_values().collect();
+        assert!(!rewinds.is_empty(), "no shot fired");
+        assert!(rewinds.iter().all(|r| *r == expected), "bound {max_rewind_ms} ms: {rewinds:?}");
+    }
+    assert_eq!(pwn_zone_node::zone::rewind_bound(0, 100, 5), 0, "no view tick, no rewind");
+    assert_eq!(pwn_zone_node::zone::rewind_bound(200, 100, 5), 100, "a view from the future is now");
+    assert_eq!(pwn_zone_node::zone::rewind_bound(97, 100, 5), 97);
 }

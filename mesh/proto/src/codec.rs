@@ -12,7 +12,7 @@ use crate::messages::*;
 use speedy::{Readable, Writable};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 /// Bytes of the length prefix of a stream frame.
 pub const FRAME_HEADER_LEN: usize = 4;
 /// Largest frame body on a stream.
@@ -113,7 +113,7 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         13 => 1,                                                      // Logout
         14 => 1 + 8 + 16,                                             // AuthOk
         15 => 16 + TEXT_LEN_MAX,                                      // AuthFailed
-        20 => 16 + INPUT_REDUNDANCY_MAX * 11,                         // Inputs
+        20 => 16 + INPUT_REDUNDANCY_MAX * 19,                         // Inputs
         21 => FRAME_SIZE_MAX,                                         // Snapshot
         22 => 1 + 8,                                                  // SnapshotAck
         30 => 32 + max_usize(TEXT_LEN_MAX, INVENTORY_ITEMS_MAX * 12), // Event

@@ -59,6 +59,7 @@ impl ExactInput {
             yaw_rad: self.yaw_rad,
             pitch_rad: self.pitch_rad,
             buttons: Buttons(self.buttons),
+            view_tick: 0,
         }
     }
 }
@@ -238,6 +239,8 @@ pub struct WireProjectile {
     pub ticks_left: u16,
     /// Damage on a character hit.
     pub damage: u16,
+    /// Ticks back its shooter saw characters (lag compensation), kept across the border.
+    pub rewind_ticks: u8,
 }
 
 impl WireProjectile {
@@ -250,6 +253,7 @@ impl WireProjectile {
             velocity_mps: p.velocity_mps.to_array(),
             ticks_left: p.ticks_left,
             damage: p.damage,
+            rewind_ticks: p.rewind_ticks,
         }
     }
 
@@ -267,6 +271,7 @@ impl WireProjectile {
             velocity_mps: self.velocity_mps.into(),
             ticks_left: self.ticks_left,
             damage: self.damage,
+            rewind_ticks: self.rewind_ticks.min(pwn_sim::lagcomp::REWIND_TICKS_MAX as u8),
         }
     }
 }

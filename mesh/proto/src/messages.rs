@@ -147,6 +147,11 @@ pub struct WireInput {
     pub pitch: i16,
     /// Button bits.
     pub buttons: u8,
+    /// The server tick the client was drawing remote characters at when it made this input
+    /// (its interpolation tick, rounded); 0 if not known. Shots are hit tested against
+    /// characters where they were then (lag compensation, `pwn_sim::lagcomp`), as far back as
+    /// the zone allows.
+    pub view_tick: u64,
 }
 
 fn axis_to_wire(v: f32) -> i8 {
@@ -164,6 +169,7 @@ impl WireInput {
             yaw: quantize_yaw(i.yaw_rad),
             pitch: quantize_pitch(i.pitch_rad),
             buttons: i.buttons.0,
+            view_tick: i.view_tick,
         }
     }
 
@@ -176,6 +182,7 @@ impl WireInput {
             yaw_rad: dequantize_yaw(self.yaw),
             pitch_rad: dequantize_pitch(self.pitch),
             buttons: Buttons(self.buttons),
+            view_tick: self.view_tick,
         }
     }
 }

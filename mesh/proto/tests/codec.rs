@@ -54,7 +54,7 @@ proptest! {
 
     #[test]
     fn quantized_inputs_are_stable(seq in any::<u32>(), mx in -2.0f32..2.0, mz in -2.0f32..2.0, yaw in -7.0f32..7.0, pitch in -2.0f32..2.0, b in any::<u8>()) {
-        let i = pwn_sim::PlayerInput { seq: pwn_sim::InputSeq(seq), move_x: mx, move_z: mz, yaw_rad: yaw, pitch_rad: pitch, buttons: pwn_sim::Buttons(b) };
+        let i = pwn_sim::PlayerInput { seq: pwn_sim::InputSeq(seq), move_x: mx, move_z: mz, yaw_rad: yaw, pitch_rad: pitch, buttons: pwn_sim::Buttons(b), view_tick: 0 };
         let once = WireInput::from_input(&i).to_input();
         // What the client predicts with is exactly what the server applies.
         prop_assert_eq!(WireInput::from_input(&once).to_input(), once);

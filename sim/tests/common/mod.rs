@@ -32,7 +32,15 @@ pub fn place(sim: &mut Sim, id: u64, x: f32, z: f32) -> EntityId {
 
 /// An input with the given sequence number, forward/strafe and buttons, facing +Z.
 pub fn input(seq: u32, move_x: f32, move_z: f32, buttons: u8) -> PlayerInput {
-    PlayerInput { seq: InputSeq(seq), move_x, move_z, yaw_rad: 0.0, pitch_rad: 0.0, buttons: pwn_sim::Buttons(buttons) }
+    PlayerInput {
+        seq: InputSeq(seq),
+        move_x,
+        move_z,
+        yaw_rad: 0.0,
+        pitch_rad: 0.0,
+        buttons: pwn_sim::Buttons(buttons),
+        view_tick: 0,
+    }
 }
 
 /// Steps with one input for one character.

@@ -19,8 +19,17 @@ fn role() -> impl Strategy<Value = PeerRole> {
 }
 
 fn wire_input() -> impl Strategy<Value = WireInput> {
-    (any::<u32>(), any::<i8>(), any::<i8>(), any::<u16>(), any::<i16>(), any::<u8>())
-        .prop_map(|(seq, move_x, move_z, yaw, pitch, buttons)| WireInput { seq, move_x, move_z, yaw, pitch, buttons })
+    (any::<u32>(), any::<i8>(), any::<i8>(), any::<u16>(), any::<i16>(), any::<u8>(), any::<u64>()).prop_map(
+        |(seq, move_x, move_z, yaw, pitch, buttons, view_tick)| WireInput {
+            seq,
+            move_x,
+            move_z,
+            yaw,
+            pitch,
+            buttons,
+            view_tick,
+        },
+    )
 }
 
 fn update() -> impl Strategy<Value = EntityUpdate> {
