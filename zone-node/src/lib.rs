@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`input_buffer`]: per-player input reception (redundant, duplicated, reordered, late and
 //!   lost datagrams) and the one-input-per-tick release policy.
-//! - [`interest`]: which entities a player can see (an R-tree rebuilt each tick).
+//! - [`interest`]: which entities a player can see: all within the radius, the nearest in a
+//!   crowd, from a grid rebuilt each tick and walked in rings outwards.
 //! - [`items`]: items of value: inventories read on joining, gifts between players nearby and
 //!   loot from kills, each a store transaction fenced by the cell lease, beside the tick.
 //! - [`persist`]: checkpoints of the zone's crates and of its players who came through a

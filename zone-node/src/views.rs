@@ -4,20 +4,31 @@
 //! serial path's: each player's snapshot depends only on the tick's shared, read-only states
 //! and on that player's own snapshot state, and the results come back in player order.
 
-use crate::interest::InterestIndex;
+use crate::interest::{GRID_MIN_ENTITIES, Grid, nearest_linear};
 use crate::snapshots::Candidate;
-use crate::zone::{LINEAR_SCAN_MAX, PlayerSlot, SNAPSHOT_BUDGET_MAX_BYTES, ZoneConfig};
+use crate::zone::{PlayerSlot, SNAPSHOT_BUDGET_MAX_BYTES, ZoneConfig};
 use pwn_proto::Snapshot;
 use pwn_proto::delta::EntityState;
 use pwn_sim::{EntityId, Sim};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
-/// Everything visible this tick, sorted by id (state, position on the ground, speed), with the
-/// interest index over it when there are too many for a linear scan.
+/// Everything visible this tick, sorted by id (state, speed), their positions on the ground,
+/// and the interest grid over them when there are too many for a linear scan.
 pub(crate) struct Visible {
-    pub(crate) states: Vec<(EntityState, [f32; 2], f32)>,
-    pub(crate) index: InterestIndex,
+    pub(crate) states: Vec<(EntityState, f32)>,
+    pub(crate) positions: Vec<[f32; 2]>,
+    pub(crate) grid: Option<Grid>,
+}
+
+impl Visible {
+    /// The tick's visible entities, `(state, position, speed)` sorted by id.
+    pub(crate) fn new(sorted: Vec<(EntityState, [f32; 2], f32)>, radius_m: f32) -> Self {
+        let positions: Vec<[f32; 2]> = sorted.iter().map(|(_, p, _)| *p).collect();
+        let grid = (positions.len() > GRID_MIN_ENTITIES).then(|| Grid::build(&positions, radius_m));
+        let states = sorted.into_iter().map(|(s, _, v)| (s, v)).collect();
+        Self { states, positions, grid }
+    }
 }
 
 /// What one player's view needs besides its own slot.
@@ -31,7 +42,7 @@ struct Shared<'a> {
 /// Reusable buffers, one set per thread.
 #[derive(Default)]
 struct Scratch {
-    hits: Vec<(u32, f32)>,
+    hits: Vec<crate::interest::Hit>,
     candidates: Vec<Candidate>,
 }
 
@@ -68,10 +79,11 @@ fn view(
     player: EntityId,
     slot: &mut PlayerSlot,
 ) -> Option<(EntityId, Snapshot)> {
-    let states = &shared.visible.states;
+    let visible = shared.visible;
+    let states = &visible.states;
     let cfg = shared.cfg;
-    let (mine, me) = match states.binary_search_by_key(&player.0, |(s, _, _)| s.id) {
-        Ok(i) => (Some(i), states[i].1),
+    let (mine, me) = match states.binary_search_by_key(&player.0, |(s, _)| s.id) {
+        Ok(i) => (Some(i), visible.positions[i]),
         // Dead: the view stays where the character fell, and snapshots keep acknowledging
         // inputs until it respawns.
         Err(_) => {
@@ -80,30 +92,16 @@ fn view(
         }
     };
     let hits = &mut scratch.hits;
-    hits.clear();
-    let r = cfg.interest_radius_m;
-    if states.len() <= LINEAR_SCAN_MAX {
-        // A straight pass over a few thousand positions beats the tree, and comes out in id
-        // order without sorting.
-        hits.extend(states.iter().enumerate().filter_map(|(i, (_, p, _))| {
-            let d2 = (p[0] - me[0]) * (p[0] - me[0]) + (p[1] - me[1]) * (p[1] - me[1]);
-            (d2 <= r * r).then_some((i as u32, d2))
-        }));
-    } else {
-        hits.extend(shared.visible.index.within(me, r).map(|(i, d2)| (i as u32, d2)));
-        hits.sort_unstable_by_key(|(i, _)| *i);
-    }
-    let cap = cfg.interest_entities_max.max(1);
-    if hits.len() > cap {
-        // A crowd: only the nearest count (the player itself is at distance 0).
-        hits.select_nth_unstable_by(cap - 1, |a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        hits.truncate(cap);
-        hits.sort_unstable_by_key(|(i, _)| *i);
+    // In a crowd only the nearest count (the player itself is at distance 0).
+    let (r, cap) = (cfg.interest_radius_m, cfg.interest_entities_max.max(1));
+    match &visible.grid {
+        Some(grid) => grid.nearest(&visible.positions, me, r, cap, hits),
+        None => nearest_linear(&visible.positions, me, r, cap, hits),
     }
     let candidates = &mut scratch.candidates;
     candidates.clear();
     candidates.extend(hits.iter().map(|&(i, d2)| {
-        let (state, _, speed) = &states[i as usize];
+        let (state, speed) = &states[i as usize];
         let priority = if Some(i as usize) == mine { f32::MAX } else { (1.0 + speed) / (1.0 + d2.sqrt()) };
         Candidate { state: *state, priority }
     }));

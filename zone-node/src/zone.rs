@@ -3,7 +3,6 @@
 //! sends what each tick returns.
 
 use crate::input_buffer::InputBuffer;
-use crate::interest::InterestIndex;
 use crate::snapshots::ClientSnapshots;
 use pwn_proto::delta::EntityState;
 use pwn_proto::{ChatChannel, ChatSend, GameEvent, InputBatch, Snapshot};
@@ -63,9 +62,6 @@ pub fn rewind_bound(view_tick: u64, tick: u64, max_rewind_ticks: u64) -> u64 {
     }
     view_tick.clamp(tick.saturating_sub(max_rewind_ticks), tick)
 }
-
-/// Up to this many visible entities, interest is a linear scan instead of the R-tree.
-pub const LINEAR_SCAN_MAX: usize = 4_096;
 
 /// Largest snapshot budget: with its header (30 bytes), `REMOVED_PER_SNAPSHOT_MAX` removals
 /// (68 bytes) and a gateway's `Routed` wrapper (`pwn_proto::codec::ROUTED_OVERHEAD_BYTES`), a
@@ -367,9 +363,9 @@ impl Zone {
         let report = self.sim.step(&inputs);
         let tick = self.sim.tick().0;
 
-        // Everything visible this tick, sorted by id: the interest index holds positions in
-        // this list, so a player's candidates come out in id order after sorting small
-        // integers, which is what the snapshot builder walks in.
+        // Everything visible this tick, sorted by id: interest answers with positions in this
+        // list, so a player's candidates come out in id order after sorting small integers,
+        // which is what the snapshot builder walks in.
         let mut states: Vec<(EntityState, [f32; 2], f32)> = Vec::with_capacity(self.players.len() + 64);
         for (id, c) in self.sim.characters().filter(|(_, c)| c.alive()) {
             let speed = c.velocity_mps.length();
@@ -387,12 +383,7 @@ impl Zone {
             states.push((s, [pos.x, pos.z], vel.length()));
         }
         states.sort_unstable_by_key(|(s, _, _)| s.id);
-        let index = if states.len() > LINEAR_SCAN_MAX {
-            InterestIndex::build(states.iter().enumerate().map(|(i, (_, xz, _))| (i as u64, *xz)))
-        } else {
-            InterestIndex::default()
-        };
-        let visible = crate::views::Visible { states, index };
+        let visible = crate::views::Visible::new(states, self.cfg.interest_radius_m);
 
         let mut out = TickOutput {
             report,
