@@ -4,7 +4,7 @@
 //! not. The harness only observes answers; what the attacks cost honest players and the
 //! processes' memory is measured around it (`pwn bench attack`).
 //!
-//! Attacks (all at once; the names are the report's):
+//! Attacks (all at once; the names are the report's; the two that log in are in `sessions`):
 //! - `garbage_frames`, `oversized_frames`: a frame that does not decode, and one announcing
 //!   2 GiB, after a good handshake: expected closed with `ProtocolViolation`.
 //! - `wrong_version`, `wrong_digest`: expected `Refused` with `VersionMismatch`/`SimMismatch`.
@@ -25,10 +25,9 @@
 //!   honest players' figures).
 
 pub mod raw;
+mod sessions;
 
-use pwn_proto::{
-    AuthError, Credentials, InputBatch, Message, RefuseCode, Routed, SnapshotAck, WireInput, encode_datagram,
-};
+use pwn_proto::{Message, RefuseCode};
 use raw::{Answer, Raw, client_hello};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -252,11 +251,11 @@ pub async fn run_attack(cfg: AttackConfig) -> Result<AttackReport, String> {
     if on(&["login_storm"]) {
         let storm_connections = (ctx.cfg.login_rate_per_s / 4.0).ceil().clamp(1.0, 256.0) as usize;
         for i in 0..storm_connections {
-            tasks.push(tokio::spawn(login_storm(ctx.clone(), i, storm_connections)));
+            tasks.push(tokio::spawn(sessions::login_storm(ctx.clone(), i, storm_connections)));
         }
     }
     if on(&["foreign_datagrams"]) {
-        tasks.push(tokio::spawn(foreign_datagrams(ctx.clone())));
+        tasks.push(tokio::spawn(sessions::foreign_datagrams(ctx.clone())));
     }
     // Attacks stop at the deadline, in the middle of a round if they must (what they recorded
     // so far stays), so the attack lasts what was asked and not a round longer. An attack that
@@ -489,167 +488,6 @@ async fn half_open(ctx: Arc<Ctx>) {
                 Ok(Err(e)) => ctx.record("half_open", false, &format!("connect: {e}")),
                 Err(_) => ctx.record("half_open", false, "task failed"),
             }
-        }
-    }
-}
-
-/// One connection of `login_storm`: wrong passwords, paced to its share of the rate.
-async fn login_storm(ctx: Arc<Ctx>, index: usize, of: usize) {
-    let mut rng = Rng(ctx.cfg.seed ^ (index as u64 + 100) << 8);
-    let pause = Duration::from_secs_f64(of as f64 / ctx.cfg.login_rate_per_s.max(0.1));
-    let mut next = Instant::now();
-    while ctx.live() {
-        let Ok((_conn, mut s, Answer::Message(Message::Welcome(_)))) =
-            ctx.endpoint(index).hello(client_hello(ctx.cfg.sim_digest, "storm")).await
-        else {
-            ctx.record("login_storm", false, "handshake failed");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        // One connection keeps guessing until the gateway ends it (its login deadline).
-        while ctx.live() {
-            tokio::time::sleep_until(next).await;
-            next += pause;
-            let r = rng.next();
-            let username = match (r.is_multiple_of(2), ctx.cfg.victim_accounts.len()) {
-                (true, n) if n > 0 => ctx.cfg.victim_accounts[(r / 2) as usize % n].clone(),
-                _ => format!("nobody-{}", r % 100_000),
-            };
-            let creds = Credentials { username, password: format!("guess-{:016x}", rng.next()) };
-            if s.send_message(&Message::Login(creds)).await.is_err() {
-                break;
-            }
-            match s.recv_reply().await {
-                Answer::Message(Message::AuthFailed(f)) => {
-                    let label = match f.error {
-                        AuthError::InvalidCredentials => "invalid credentials (hashed)".to_owned(),
-                        AuthError::RateLimited if f.message.contains("failed logins") => "throttled per account".into(),
-                        AuthError::RateLimited => "rate limited".into(),
-                        other => format!("{other:?}"),
-                    };
-                    ctx.record("login_storm", true, &label);
-                }
-                Answer::Message(Message::AuthOk(_)) => ctx.record("login_storm", false, "LOGGED IN"),
-                // `[gw-5]`: the gateway ends a connection that has not logged in within its
-                // deadline, answering the guess in flight first; under a storm the next guess
-                // is already on its way when the refusal arrives.
-                Answer::Message(Message::Refused(r)) if r.code == RefuseCode::Unavailable => {
-                    ctx.record("login_storm", true, "ended by the login deadline");
-                    break;
-                }
-                Answer::Closed(code) => {
-                    ctx.record("login_storm", true, &format!("closed code {code}"));
-                    break;
-                }
-                other => {
-                    ctx.record("login_storm", false, &refusal(&other, RefuseCode::RateLimited).1);
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// `foreign_datagrams`: a logged-in attacker's datagrams that name or imitate others, then
-/// inputs after logout; and inputs from a connection that never logged in.
-async fn foreign_datagrams(ctx: Arc<Ctx>) {
-    let mut rng = Rng(ctx.cfg.seed ^ 0xda7a);
-    let creds =
-        Credentials { username: format!("attacker-{}", ctx.cfg.seed % 10_000), password: "attacker-password-1".into() };
-    let mut round = 0u64;
-    while ctx.live() {
-        round += 1;
-        let Ok((conn, mut s, Answer::Message(Message::Welcome(_)))) =
-            ctx.endpoint(5).hello(client_hello(ctx.cfg.sim_digest, "attacker")).await
-        else {
-            ctx.record("foreign_datagrams", false, "handshake failed");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        let first = if round == 1 { Message::Register(creds.clone()) } else { Message::Login(creds.clone()) };
-        let _ = s.send_message(&first).await;
-        let me = match s.recv_reply().await {
-            Answer::Message(Message::AuthOk(ok)) => ok.player_id,
-            Answer::Message(Message::AuthFailed(f)) if f.error == AuthError::NameTaken => {
-                let _ = s.send_message(&Message::Login(creds.clone())).await;
-                match s.recv_reply().await {
-                    Answer::Message(Message::AuthOk(ok)) => ok.player_id,
-                    other => {
-                        ctx.record(
-                            "foreign_datagrams",
-                            true,
-                            &format!("no session: {}", refusal(&other, RefuseCode::RateLimited).1),
-                        );
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                }
-            }
-            other => {
-                ctx.record(
-                    "foreign_datagrams",
-                    true,
-                    &format!("no session: {}", refusal(&other, RefuseCode::RateLimited).1),
-                );
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let send = |m: &Message| -> bool {
-            let Ok(bytes) = encode_datagram(m) else { return false };
-            conn.datagram_mut(|d: &mut s2n_quic::provider::datagram::default::Sender| {
-                d.send_datagram_forced(bytes::Bytes::from(bytes)).is_ok()
-            })
-            .unwrap_or(false)
-        };
-        let input = |seq: u32| WireInput {
-            seq,
-            move_x: 127,
-            move_z: -127,
-            yaw: 0,
-            pitch: i16::MAX,
-            buttons: 0xff,
-            view_tick: 1,
-        };
-        // Three seconds of hostile datagrams at the tick rate.
-        for tick in 0..90u32 {
-            let other = me ^ (1 + rng.next() % 64);
-            let batch = Message::Inputs(InputBatch { ack_tick: u64::MAX, inputs: vec![input(u32::MAX - tick)] });
-            let Ok(payload) = encode_datagram(&batch) else { break };
-            let sent = send(&Message::Routed(Routed { player: other, payload }))
-                && send(&batch)
-                && send(&Message::SnapshotAck(SnapshotAck { tick: u64::MAX - u64::from(tick) }));
-            ctx.record("foreign_datagrams", sent, if sent { "sent while logged in" } else { "could not send" });
-            tokio::time::sleep(Duration::from_millis(33)).await;
-        }
-        // Logged out, the connection keeps sending inputs: they must move nobody.
-        let _ = s.send_message(&Message::Logout).await;
-        for tick in 0..30u32 {
-            let batch = Message::Inputs(InputBatch { ack_tick: 0, inputs: vec![input(tick)] });
-            ctx.record(
-                "foreign_datagrams",
-                true,
-                if send(&batch) { "sent after logout" } else { "refused after logout" },
-            );
-            tokio::time::sleep(Duration::from_millis(33)).await;
-        }
-        drop((conn, s));
-        // And a connection that never logs in.
-        if let Ok((conn, _s, Answer::Message(Message::Welcome(_)))) =
-            ctx.endpoint(6).hello(client_hello(ctx.cfg.sim_digest, "anonymous")).await
-        {
-            for tick in 0..30u32 {
-                let Ok(bytes) =
-                    encode_datagram(&Message::Inputs(InputBatch { ack_tick: 0, inputs: vec![input(tick)] }))
-                else {
-                    break;
-                };
-                let _ = conn.datagram_mut(|d: &mut s2n_quic::provider::datagram::default::Sender| {
-                    d.send_datagram_forced(bytes::Bytes::from(bytes))
-                });
-                tokio::time::sleep(Duration::from_millis(33)).await;
-            }
-            ctx.record("foreign_datagrams", true, "sent without a login");
         }
     }
 }
