@@ -52,12 +52,15 @@ pub fn rewind_ticks(now: u64, view_tick: u64) -> u8 {
     now.saturating_sub(view_tick).min(REWIND_TICKS_MAX) as u8
 }
 
-/// The first character (not `owner`) the segment from `origin` along `displacement` enters,
-/// with the fraction of the segment travelled; capsules of `half_height_m` and `radius_m`
-/// around `centres`. Ties go to the lower id, so the result does not depend on order.
+/// The first character (not `owner`, and `hittable` now) the segment from `origin` along
+/// `displacement` enters, with the fraction of the segment travelled; capsules of
+/// `half_height_m` and `radius_m` around `centres`. Ties go to the lower id, so the result does
+/// not depend on order. Characters that are not `hittable` (dead or gone since) are skipped
+/// before the nearest is chosen: one of them nearer on the path must not hide a live one.
 pub(crate) fn sweep(
     centres: &[(EntityId, Vec3)],
     owner: EntityId,
+    hittable: impl Fn(EntityId) -> bool,
     origin: Vec3,
     displacement: Vec3,
     half_height_m: f32,
@@ -68,7 +71,7 @@ pub(crate) fn sweep(
     let reach = displacement.length() + half_height_m + radius_m;
     let mut best: Option<(EntityId, f32)> = None;
     for (id, centre) in centres {
-        if *id == owner || centre.distance(origin) > reach {
+        if *id == owner || centre.distance(origin) > reach || !hittable(*id) {
             continue;
         }
         if let Some(toi) = capsule.cast_ray(&Pose::from_translation(*centre), &ray, 1.0, true)
@@ -112,10 +115,14 @@ mod tests {
             (EntityId(3), Vec3::new(0.0, 0.0, 5.0)),
             (EntityId(4), Vec3::new(3.0, 0.0, 5.0)),
         ];
-        let hit = sweep(&centres, EntityId(1), Vec3::ZERO, Vec3::new(0.0, 0.0, 20.0), 0.5, 0.4);
+        let all = |_| true;
+        let hit = sweep(&centres, EntityId(1), all, Vec3::ZERO, Vec3::new(0.0, 0.0, 20.0), 0.5, 0.4);
         let (id, toi) = hit.unwrap();
         assert_eq!(id, EntityId(3));
         assert!((toi * 20.0 - 4.6).abs() < 1e-3, "{toi}");
-        assert!(sweep(&centres, EntityId(1), Vec3::ZERO, Vec3::new(0.0, 0.0, 4.0), 0.5, 0.4).is_none());
+        assert!(sweep(&centres, EntityId(1), all, Vec3::ZERO, Vec3::new(0.0, 0.0, 4.0), 0.5, 0.4).is_none());
+        let not_3 = |id| id != EntityId(3);
+        let hit = sweep(&centres, EntityId(1), not_3, Vec3::ZERO, Vec3::new(0.0, 0.0, 20.0), 0.5, 0.4);
+        assert_eq!(hit.map(|(id, _)| id), Some(EntityId(2)), "an unhittable nearer one hides the next");
     }
 }

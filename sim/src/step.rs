@@ -238,8 +238,11 @@ impl Sim {
         };
         if let Some(centres) = past {
             let c = &self.cfg.character;
-            let seen = crate::lagcomp::sweep(centres, p.owner, p.position_m, displacement, c.half_height_m, c.radius_m)
-                .filter(|(victim, _)| self.characters.get(victim).is_some_and(|ch| ch.state.alive()));
+            // Only characters alive now can be hit where they were (one dead or gone since
+            // is skipped, not allowed to hide those behind it).
+            let alive = |id: EntityId| self.characters.get(&id).is_some_and(|ch| ch.state.alive());
+            let seen =
+                crate::lagcomp::sweep(centres, p.owner, alive, p.position_m, displacement, c.half_height_m, c.radius_m);
             if let Some((victim, toi)) = seen
                 && hit.is_none_or(|(_, _, t)| toi < t)
             {

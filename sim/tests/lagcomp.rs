@@ -37,3 +37,35 @@ fn the_rewind_never_exceeds_its_bound_and_a_view_from_the_future_is_no_rewind() 
         }
     }
 }
+
+/// A rewound shot whose path crosses, first, where a character that has since died or left
+/// was, and then where a live one was, hits the live one: a character that is gone shields
+/// nobody (as its disabled or removed collider shields nobody without the rewind).
+#[test]
+fn a_rewound_shot_is_not_stopped_by_a_character_that_has_since_died_or_left() {
+    for gone_by_leaving in [false, true] {
+        let mut sim = sim(world_with(vec![]));
+        place(&mut sim, SHOOTER.0, 0.0, 0.0);
+        let nearer = place(&mut sim, 2, 0.0, 1.2);
+        let farther = place(&mut sim, 3, 0.0, 2.2);
+        for _ in 0..10 {
+            sim.step(&BTreeMap::new());
+        }
+        if gone_by_leaving {
+            sim.remove_character(nearer).expect("there");
+        } else {
+            let mut events = Vec::new();
+            sim.apply_remote_hit(nearer, u16::MAX, EntityId(99), &mut events);
+            assert!(!sim.character(nearer).unwrap().alive());
+        }
+        let view_tick = sim.tick().0 + 1 - 5;
+        let fire =
+            PlayerInput { seq: InputSeq(1), buttons: Buttons(Buttons::FIRE), view_tick, ..PlayerInput::default() };
+        let report = step_one(&mut sim, SHOOTER, fire);
+        let hit = report.events.iter().find_map(|e| match e {
+            pwn_sim::SimEvent::Hit { target, .. } => Some(*target),
+            _ => None,
+        });
+        assert_eq!(hit, Some(pwn_sim::HitTarget::Character(farther)), "left: {gone_by_leaving}");
+    }
+}
