@@ -15,7 +15,8 @@
 //!   `SHOT_AGE_MAX_TICKS` of this zone's and newer than any state of it this zone had before
 //!   (a replay, or a copy of one that already flew here), fewer than `ARRIVED_IN_FLIGHT_MAX`
 //!   arrived ones are in flight, and the simulation takes it (`pwn_sim::Sim::insert_projectile`);
-//!   the shell also refuses one outside this zone's cells;
+//!   the shell also refuses one outside this zone's cells; its rewind (lag compensation) is
+//!   narrowed to this zone's `ZoneConfig::max_rewind_ms`;
 //! - `[shot-3]` a shot fired, and a hit, within the ghost margin of another zone's cells is
 //!   told to that zone (`BorderEvent`), which gives it to its players within the interest
 //!   radius; an arriving projectile is announced (`Fired`) to this zone's players within it.
@@ -128,7 +129,7 @@ impl Zone {
         if stale
             || self.shots.arrived.len() >= ARRIVED_IN_FLIGHT_MAX
             || !self.shots.remember(id, h.tick, now, false)
-            || self.sim.insert_projectile(h.projectile.projectile()).is_err()
+            || self.sim.insert_projectile(self.bounded(h.projectile.projectile())).is_err()
         {
             self.shots.counters.refused += 1;
             return false;
@@ -146,6 +147,13 @@ impl Zone {
         let at = p.position_m;
         self.tell_near(at, &fired);
         true
+    }
+
+    /// A neighbour's projectile with its rewind narrowed to this zone's bound: zones may be
+    /// configured apart, and the bound is the operator's of the zone that hit tests the shot.
+    fn bounded(&self, mut p: pwn_sim::Projectile) -> pwn_sim::Projectile {
+        p.rewind_ticks = u64::from(p.rewind_ticks).min(self.max_rewind_ticks()) as u8;
+        p
     }
 
     /// This tick's shots fired and hits near other zones' cells, for those zones (`[shot-3]`).

@@ -200,6 +200,12 @@ impl Zone {
         self.sim.restore_crate(id, position, rotation, linvel, angvel)
     }
 
+    /// The operator's bound on lag compensation (`ZoneConfig::max_rewind_ms`) in ticks: what a
+    /// shot fired here, or handed over by a neighbour, may be rewound at most.
+    pub(crate) fn max_rewind_ticks(&self) -> u64 {
+        (f64::from(self.cfg.max_rewind_ms) / 1e3 * f64::from(self.sim.config().tick_hz)).round() as u64
+    }
+
     /// Joins the world clock: the next tick is `tick + 1`.
     pub fn join_clock(&mut self, tick: u64) {
         self.sim.join_clock(pwn_sim::Tick(tick));
@@ -348,8 +354,7 @@ impl Zone {
         let mut missed = 0u64;
         let mut released = Vec::with_capacity(self.players.len());
         let next_tick = self.sim.tick().0 + 1;
-        let max_rewind_ticks =
-            (f64::from(self.cfg.max_rewind_ms) / 1e3 * f64::from(self.sim.config().tick_hz)).round() as u64;
+        let max_rewind_ticks = self.max_rewind_ticks();
         for (id, p) in &mut self.players {
             p.chat_tokens = (p.chat_tokens + self.cfg.chat_lines_per_s * dt).min(self.cfg.chat_lines_per_s);
             let before = p.inputs.counters().missing + p.inputs.counters().skipped;

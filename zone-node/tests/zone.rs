@@ -296,3 +296,34 @@ fn the_zone_bounds_the_rewind_a_shooter_asks_for() {
     assert_eq!(pwn_zone_node::zone::rewind_bound(200, 100, 5), 100, "a view from the future is now");
     assert_eq!(pwn_zone_node::zone::rewind_bound(97, 100, 5), 97);
 }
+
+/// A projectile handed over by a neighbour keeps its rewind only as far as this zone's own
+/// bound allows: an operator who turns lag compensation down or off on a zone gets no longer
+/// rewinds there from shots fired next door (issue 14, item 1).
+#[test]
+fn a_projectile_handed_over_is_rewound_no_further_than_this_zones_bound() {
+    for (max_rewind_ms, expected) in [(0u32, 0u8), (100, 3), (250, 8), (1_000, 30)] {
+        let w = WorldDesc::flat(400.0);
+        let cfg = ZoneConfig { max_rewind_ms, ..ZoneConfig::default() };
+        let mut z = Zone::new(Sim::new(w.clone(), SimConfig::default(), 1).unwrap(), cfg);
+        z.join_clock(100);
+        // A projectile as the neighbour's simulation holds it, fired with the longest rewind.
+        let mut there = Sim::new(w, SimConfig::default(), 1).unwrap();
+        let shooter = EntityId(7);
+        there.spawn_character(shooter).unwrap();
+        let fire = pwn_sim::PlayerInput {
+            seq: pwn_sim::InputSeq(1),
+            buttons: pwn_sim::Buttons(pwn_sim::Buttons::FIRE),
+            view_tick: 1,
+            ..pwn_sim::PlayerInput::default()
+        };
+        there.join_clock(pwn_sim::Tick(99));
+        there.step(&[(shooter, fire)].into_iter().collect());
+        let p = there.projectiles().next().expect("fired").clone();
+        assert_eq!(u64::from(p.rewind_ticks), pwn_sim::lagcomp::REWIND_TICKS_MAX);
+        let h = pwn_proto::HandoffProjectile { tick: 100, projectile: pwn_proto::WireProjectile::of(&p) };
+        assert!(z.arrive_projectile(&h), "refused");
+        let here = z.sim().projectile(p.id).expect("arrived");
+        assert_eq!(here.rewind_ticks, expected, "bound {max_rewind_ms} ms");
+    }
+}
