@@ -30,17 +30,23 @@ impl HitboxHistory {
     /// Records the characters' centres at the end of `tick`, dropping what is older than the
     /// longest rewind.
     pub(crate) fn record(&mut self, tick: u64, centres: Vec<(EntityId, Vec3)>) {
+        // A clock set back (not done by zones, which only skip ahead) makes what is kept a
+        // different past; forgetting it keeps the ticks in order and the history bounded.
+        if self.ticks.back().is_some_and(|(t, _)| *t >= tick) {
+            self.ticks.clear();
+        }
         while self.ticks.front().is_some_and(|(t, _)| *t + REWIND_TICKS_MAX < tick) {
             self.ticks.pop_front();
         }
         self.ticks.push_back((tick, centres));
     }
 
-    /// Character centres at the end of `tick`, if still kept.
+    /// Character centres at the end of `tick`, if still kept. Ticks are searched, not
+    /// counted from the oldest: a zone that falls behind the world clock skips ticks
+    /// (`Sim::join_clock`), and the history then has a gap.
     pub fn at(&self, tick: u64) -> Option<&[(EntityId, Vec3)]> {
-        let first = self.ticks.front()?.0;
-        let (t, centres) = self.ticks.get(usize::try_from(tick.checked_sub(first)?).ok()?)?;
-        (*t == tick).then_some(centres.as_slice())
+        let i = self.ticks.binary_search_by_key(&tick, |(t, _)| *t).ok()?;
+        Some(self.ticks[i].1.as_slice())
     }
 }
 
@@ -97,6 +103,21 @@ mod tests {
         assert_eq!(h.at(70).unwrap()[0].1.x, 70.0);
         assert!(h.at(69).is_none(), "kept more than the longest rewind");
         assert!(h.at(101).is_none());
+    }
+
+    #[test]
+    fn history_finds_each_tick_across_a_skip_of_the_clock() {
+        let mut h = HitboxHistory::default();
+        let ticks = (1..=10u64).chain(20..=25);
+        for t in ticks.clone() {
+            h.record(t, vec![(EntityId(1), Vec3::new(t as f32, 0.0, 0.0))]);
+        }
+        for t in ticks {
+            assert_eq!(h.at(t).map(|c| c[0].1.x), Some(t as f32), "tick {t}");
+        }
+        assert!(h.at(15).is_none(), "a skipped tick");
+        h.record(5, vec![]);
+        assert!(h.at(5).is_some_and(|c| c.is_empty()) && h.at(25).is_none(), "a clock set back");
     }
 
     #[test]
