@@ -71,15 +71,17 @@ impl Grid {
                 hi[a] = hi[a].max(p[a]);
             }
         }
-        if lo[0] > hi[0] {
+        // No grid (queries then scan): nothing finite, or a spread f32 cannot measure.
+        if lo[0] > hi[0] || !(hi[0] - lo[0]).is_finite() || !(hi[1] - lo[1]).is_finite() {
             return Self::default();
         }
-        let mut cell_m = (radius_m / 4.0).max(1.0);
-        let span = |cell: f32, a: usize| ((hi[a] - lo[a]) / cell).floor() as i64 + 1;
-        while (span(cell_m, 0) * span(cell_m, 1)) as usize > CELLS_MAX {
+        let mut cell_m = (radius_m.abs() / 4.0).max(1.0);
+        // Counted in f64, so that a wide spread cannot overflow before the cap is reached.
+        let span = |cell: f32, a: usize| (f64::from(hi[a] - lo[a]) / f64::from(cell)).floor() + 1.0;
+        while span(cell_m, 0) * span(cell_m, 1) > CELLS_MAX as f64 {
             cell_m *= 2.0;
         }
-        let (cols, rows) = (span(cell_m, 0), span(cell_m, 1));
+        let (cols, rows) = (span(cell_m, 0) as i64, span(cell_m, 1) as i64);
         let mut g =
             Self { origin: lo, cell_m, cols, rows, starts: vec![0; (cols * rows) as usize + 1], members: Vec::new() };
         let cells: Vec<Option<usize>> = positions.iter().map(|p| g.cell_of(*p)).collect();
@@ -128,13 +130,23 @@ impl Grid {
     /// As [`nearest_linear`] over the `positions` this grid was built from.
     pub fn nearest(&self, positions: &[[f32; 2]], me: [f32; 2], radius_m: f32, cap: usize, out: &mut Vec<Hit>) {
         out.clear();
-        if self.starts.len() < 2 || !(me[0].is_finite() && me[1].is_finite()) {
+        // No grid, a player nowhere, or a radius whose square reaches everything (even
+        // positions that are not finite, which the grid does not hold): the scan answers.
+        let everything = !(radius_m * radius_m).is_finite();
+        if self.starts.len() < 2 || !(me[0].is_finite() && me[1].is_finite()) || everything {
             return nearest_linear(positions, me, radius_m, cap, out);
         }
         let cap = cap.max(1);
         let r2 = radius_m * radius_m;
         let (cx, cz) = self.coords(me);
-        let rings = (radius_m / self.cell_m).ceil() as i64 + 1;
+        // The scan reads a negative radius by its square, so the rings do too.
+        let rings = (radius_m.abs() / self.cell_m).ceil() as i64 + 1;
+        // A player beyond every ring of the grid (its cell index may even saturate) is answered
+        // by the scan, which is rare and keeps the ring arithmetic far from overflowing.
+        let outside = |c: i64, n: i64| c < -rings || c >= n.saturating_add(rings);
+        if outside(cx, self.cols) || outside(cz, self.rows) {
+            return nearest_linear(positions, me, radius_m, cap, out);
+        }
         for k in 0..=rings {
             if out.len() >= cap {
                 // Only the nearest `cap` so far can still be among the nearest `cap` at the end.
@@ -182,6 +194,43 @@ mod tests {
             nearest_linear(&positions, [cx, cz], r, cap, &mut a);
             grid.nearest(&positions, [cx, cz], r, cap, &mut b);
             prop_assert_eq!(a, b);
+        }
+    }
+
+    /// Inputs the zone never makes today (its positions are inside the world, its radius
+    /// positive), kept exact so that a change elsewhere cannot turn them into a panic or a
+    /// different answer: a player far outside the grid, a spread too wide to count cells in,
+    /// a negative, zero or infinite radius, positions that are not finite, one crowded cell.
+    #[test]
+    fn the_grid_answers_as_the_scan_does_at_the_extremes() {
+        let line: Vec<[f32; 2]> = (0..300).map(|i| [i as f32, 0.0]).collect();
+        let mut wide = line.clone();
+        wide.extend([[3e38, 3e38], [-3e38, -3e38], [1e10, -1e10]]);
+        let mut odd = line.clone();
+        odd.extend([[f32::INFINITY, 0.0], [f32::NAN, 1.0], [0.0, f32::NEG_INFINITY]]);
+        let crowd = vec![[7.0f32, 7.0]; 400];
+        // (positions, the player, the radius)
+        type Case<'a> = (&'a [[f32; 2]], [f32; 2], f32);
+        let cases: [Case; 10] = [
+            (&line, [1e30, 0.0], 10.0),
+            (&line, [-1e30, -1e30], 1e31),
+            (&line, [0.0, 9.3e18], 10.0),
+            (&wide, [0.0, 0.0], 10.0),
+            (&wide, [3e38, 3e38], 10.0),
+            (&line, [5.0, 0.0], -10.0),
+            (&line, [5.0, 0.0], 0.0),
+            (&odd, [0.0, 0.0], f32::INFINITY),
+            (&odd, [3.0, 0.0], 5.0),
+            (&crowd, [7.0, 7.0], 0.0),
+        ];
+        for (positions, me, r) in cases {
+            let grid = Grid::build(positions, r);
+            for cap in [1, 128, 1_000] {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                nearest_linear(positions, me, r, cap, &mut a);
+                grid.nearest(positions, me, r, cap, &mut b);
+                assert_eq!(a, b, "me {me:?}, radius {r}, cap {cap}");
+            }
         }
     }
 
