@@ -41,6 +41,20 @@ impl HitboxHistory {
         self.ticks.push_back((tick, centres));
     }
 
+    /// Feeds the whole history to a state hash: it decides what rewound shots hit, so two
+    /// worlds with different histories are different worlds.
+    pub(crate) fn hash_into(&self, h: &mut crate::hash::StateHasher) {
+        h.u64(self.ticks.len() as u64);
+        for (tick, centres) in &self.ticks {
+            h.u64(*tick);
+            h.u64(centres.len() as u64);
+            for (id, centre) in centres {
+                h.u64(id.0);
+                h.vec3(*centre);
+            }
+        }
+    }
+
     /// Character centres at the end of `tick`, if still kept. Ticks are searched, not
     /// counted from the oldest: a zone that falls behind the world clock skips ticks
     /// (`Sim::join_clock`), and the history then has a gap.

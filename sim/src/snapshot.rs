@@ -128,7 +128,8 @@ impl Sim {
         true
     }
 
-    /// A 64-bit hash of everything that evolves: tick, RNG, characters, projectiles, crates.
+    /// A 64-bit hash of everything that evolves: tick, RNG, characters, projectiles, where
+    /// characters were (lag compensation), crates.
     /// Equal hashes on two runs mean (with overwhelming probability) bit-identical worlds.
     pub fn state_hash(&self) -> u64 {
         let mut h = StateHasher::new();
@@ -141,6 +142,7 @@ impl Sim {
         for p in self.projectiles.values() {
             p.hash_into(&mut h);
         }
+        self.history.hash_into(&mut h);
         for k in &self.crates {
             h.u64(k.id.0);
             if let Some(b) = self.physics.bodies.get(k.body) {

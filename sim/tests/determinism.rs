@@ -154,3 +154,35 @@ fn rollback_and_replay_reproduce_the_predicted_state() {
         assert_eq!(client.save_predicted(me).unwrap(), states[k], "replay diverged at {k}");
     }
 }
+
+/// The hitbox history (lag compensation) is state: two worlds alike in everything but where a
+/// character was over the last ticks answer a rewound shot differently, so their hashes differ.
+#[test]
+fn the_state_hash_covers_where_characters_were() {
+    let (shooter, target) = (EntityId(1), EntityId(2));
+    let mut a = sim(world_with(vec![]));
+    let mut b = sim(world_with(vec![]));
+    place(&mut a, shooter.0, 0.0, 0.0);
+    place(&mut b, shooter.0, 0.0, 0.0);
+    place(&mut a, target.0, 0.0, 2.0);
+    for _ in 0..10 {
+        a.step(&BTreeMap::new());
+        b.step(&BTreeMap::new());
+    }
+    // The target joins `b` only now, exactly as it stands in `a`: it has no past there.
+    b.insert_character(target, a.character(target).unwrap().clone()).unwrap();
+    let fire = PlayerInput {
+        seq: InputSeq(1),
+        buttons: Buttons(Buttons::FIRE),
+        view_tick: a.tick().0 + 1 - 5,
+        ..PlayerInput::default()
+    };
+    let hits = |sim: &mut Sim| {
+        let report = step_one(sim, shooter, fire);
+        report.events.iter().filter(|e| matches!(e, pwn_sim::SimEvent::Hit { .. })).count()
+    };
+    let hashes_before = (a.state_hash(), b.state_hash());
+    let (hits_a, hits_b) = (hits(&mut a), hits(&mut b));
+    assert_ne!(hits_a, hits_b, "the scenario must tell the two worlds apart");
+    assert_ne!(hashes_before.0, hashes_before.1, "equal hashes, different futures");
+}
