@@ -12,8 +12,9 @@ use std::cmp::Ordering;
 /// Below this many entities a straight pass beats building the grid.
 pub const GRID_MIN_ENTITIES: usize = 256;
 
-/// Most cells a grid may have: a sparse world gets larger cells.
-const CELLS_MAX: usize = 1 << 20;
+/// Most cells a grid may have (its per-tick arrays stay under half a megabyte): a sparse world
+/// gets larger cells (an 8 km world of 80 m interest: 40 m cells).
+const CELLS_MAX: usize = 1 << 16;
 
 /// A hit: an entity's index and its squared distance.
 pub type Hit = (u32, f32);
