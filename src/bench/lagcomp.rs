@@ -31,7 +31,9 @@ pub struct BenchLagcompArgs {
 pub fn bench_lagcomp(cfg: &crate::config::PwnConfig, args: &BenchLagcompArgs) -> anyhow::Result<()> {
     let tick_ms = 1e3 / f64::from(cfg.sim.tick_hz.max(1));
     let ticks = |ms: f64| (ms / tick_ms).round() as u64;
-    let max_rewind = ticks(f64::from(args.max_rewind_ms)).min(pwn_sim::lagcomp::REWIND_TICKS_MAX);
+    // As a zone bounds it: whole ticks within the bound.
+    let max_rewind =
+        (u64::from(args.max_rewind_ms) * u64::from(cfg.sim.tick_hz) / 1_000).min(pwn_sim::lagcomp::REWIND_TICKS_MAX);
     println!(
         "pwn bench lagcomp: {} shots per setting at a target running and turning back, {} ms interpolation, rewind at most {} ms",
         args.shots, args.interp_ms, args.max_rewind_ms
