@@ -33,6 +33,40 @@ pub fn report_json(r: &pwn_store::audit::AuditReport) -> serde_json::Value {
     })
 }
 
+/// Audits the SQLite store at `path` (a load test's post-run check).
+pub fn audit_sqlite(path: &std::path::Path) -> anyhow::Result<pwn_store::audit::AuditReport> {
+    let store = pwn_store::open_store(&pwn_store::StoreConfig {
+        backend: pwn_store::BackendKind::Sqlite,
+        path: path.to_path_buf(),
+        ..pwn_store::StoreConfig::default()
+    })?;
+    Ok(store.transact(|t| pwn_store::audit::audit(t))?)
+}
+
+/// The keys [`summarize`] adds.
+pub const SUMMARY_KEYS: [&str; 4] = ["audit_clean", "duplicates", "losses", "audit"];
+
+/// Adds a post-run audit's verdict to a load test's summary (`audit_clean`, `duplicates`,
+/// `losses`, `audit`) and prints it; `None` (not run) adds `audit_clean: null`.
+pub fn summarize(r: Option<&pwn_store::audit::AuditReport>, json: &mut serde_json::Map<String, serde_json::Value>) {
+    match r {
+        Some(r) => {
+            println!("  {:<34} {:>12}", "store audit", if r.clean() { "clean" } else { "PROBLEMS" });
+            for p in r.problems.iter().take(5) {
+                println!("  - {p}");
+            }
+            json.insert("audit_clean".into(), r.clean().into());
+            json.insert("duplicates".into(), r.duplicates.into());
+            json.insert("losses".into(), r.losses.into());
+            json.insert("audit".into(), report_json(r));
+        }
+        None => {
+            println!("  {:<34} {:>12}", "store audit", "not run");
+            json.insert("audit_clean".into(), serde_json::Value::Null);
+        }
+    }
+}
+
 /// Runs the audit; an error when the store is inconsistent.
 pub fn run(cfg: &PwnConfig, args: &AuditArgs) -> anyhow::Result<()> {
     let store = crate::kv::open_configured(cfg, args.db.as_deref())?;

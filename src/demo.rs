@@ -5,7 +5,7 @@
 //! audit after the run.
 
 use crate::config::PwnConfig;
-use crate::swarm_cmd::{DemoArgs, check_duration, print_failures, swarm};
+use crate::swarm_cmd::{DemoArgs, audit_verdict, check_duration, judge, print_failures, swarm, verdict};
 use crate::up::{Role, start_role};
 use anyhow::{Context, bail};
 use pwn_load_tests::report::{Summary, ZoneSeries, html};
@@ -216,9 +216,38 @@ pub(crate) fn start_world(
     }
 }
 
+/// The figures the demo adds to the bots' summary (and the post-run audit's), which
+/// thresholds may name.
+const DEMO_KEYS: [&str; 16] = [
+    "scenario",
+    "duration_s",
+    "zones",
+    "tick_ms_p50",
+    "tick_ms_p99",
+    "tick_ms_max",
+    "zone_tick_ms_p99",
+    "ticks_measured",
+    "tick_overruns",
+    "zone_inputs_missed",
+    "zone_input_ack_ms_p50",
+    "zone_input_ack_ms_p99",
+    "zone_input_ack_ticks_p99",
+    "ghost_lag_ticks_p99",
+    "ghost_states",
+    "zone_handoffs_in",
+];
+
+/// Every figure `pwn demo` may report.
+fn known_keys() -> Vec<String> {
+    let summary = Summary::default().json().keys().cloned().collect::<Vec<_>>();
+    summary.into_iter().chain(DEMO_KEYS.iter().chain(&crate::audit_cmd::SUMMARY_KEYS).map(|k| (*k).to_owned())).collect()
+}
+
 /// Runs the demo.
 pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoArgs) -> anyhow::Result<()> {
     let duration = check_duration(args.duration)?;
+    let known = known_keys();
+    pwn_load_tests::threshold::check_keys(&args.load.thresholds, known.iter().map(String::as_str))?;
     let temp = tempfile::tempdir()?;
     let data = args.data.clone().unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
@@ -237,6 +266,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         world: desc,
         sim: cfg.sim.clone(),
         count: args.bots as usize,
+        predicting: args.load.predicting(args.bots),
         duration,
         scenario: args.scenario,
         seed: 1,
@@ -302,7 +332,6 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     json.insert("zone_input_ack_ms_p50".into(), histogram_quantile(&acks, 0.5).into());
     json.insert("zone_input_ack_ms_p99".into(), histogram_quantile(&acks, 0.99).into());
     json.insert("zone_input_ack_ticks_p99".into(), r3(histogram_quantile(&acks, 0.99) / tick_ms).into());
-    let mut audit = None;
     if args.zones > 1 {
         let mut lag = vec![0u64; pwn_zone_node::border::GHOST_LAG_BUCKETS];
         for s in &last {
@@ -313,20 +342,9 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         json.insert("ghost_lag_ticks_p99".into(), lag_quantile(&lag, 0.99).into());
         json.insert("ghost_states".into(), lag.iter().sum::<u64>().into());
         json.insert("zone_handoffs_in".into(), last.iter().map(|s| s.handoffs_in).sum::<u64>().into());
-        let store = pwn_store::open_store(&pwn_store::StoreConfig {
-            backend: pwn_store::BackendKind::Sqlite,
-            path: data.join("pwn.sqlite"),
-            ..pwn_store::StoreConfig::default()
-        })?;
-        let report = store.transact(|t| pwn_store::audit::audit(t))?;
-        json.insert("duplicates".into(), report.duplicates.into());
-        json.insert("losses".into(), report.losses.into());
-        json.insert("audit".into(), crate::audit_cmd::report_json(&report));
-        audit = Some(report);
     }
-    let json = serde_json::Value::Object(json);
-    let page = html("PWN demo", &json, &series, &results, bounds);
-    std::fs::write(&args.report, page).with_context(|| format!("cannot write {}", args.report.display()))?;
+    // After every run, the store's consistency (one owner per entity, no item twice or lost).
+    let audit = crate::audit_cmd::audit_sqlite(&data.join("pwn.sqlite"))?;
 
     println!(
         "pwn demo: {} bots, {} scenario, {} zone(s), {:.0} s",
@@ -335,16 +353,26 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     println!("  {:<34} {:>12.2}", "zone tick ms p50", quantile(&all, 0.5));
     println!("  {:<34} {:>12.2}", "zone tick ms p99", quantile(&all, 0.99));
     println!("  {:<34} {:>12.2}", "zone input ack ms p99 (in zone)", histogram_quantile(&acks, 0.99));
-    if let Some(a) = &audit {
+    if args.zones > 1 {
         println!("  {:<34} {:>12?}", "zone tick ms p99, each zone", per_zone_p99);
         println!("  {:<34} {:>12}", "ghost lag ticks p99", json["ghost_lag_ticks_p99"]);
-        println!("  {:<34} {:>12}", "store audit", if a.clean() { "clean" } else { "PROBLEMS" });
     }
+    crate::audit_cmd::summarize(Some(&audit), &mut json);
     print!("{}", summary.table());
     print_failures(&results);
+    let failed = judge(&args.load.thresholds, &mut json);
+    debug_assert!(
+        json.keys().all(|k| k.starts_with("threshold") || known.contains(k)),
+        "every figure can be named by a threshold: {:?}",
+        json.keys().filter(|k| !known.contains(k)).collect::<Vec<_>>()
+    );
+    let json = serde_json::Value::Object(json);
+    let page = html("PWN demo", &json, &series, &results, bounds);
+    std::fs::write(&args.report, page).with_context(|| format!("cannot write {}", args.report.display()))?;
     println!("  report: {}", args.report.display());
     if args.json {
         println!("{json}");
     }
-    Ok(())
+    verdict(failed)?;
+    audit_verdict(Some(&audit))
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use pwn_load_tests::report::Summary;
 use pwn_load_tests::scenario::Scenario;
 use pwn_load_tests::swarm::{BotResult, Progress, SwarmConfig, run_swarm};
+use pwn_load_tests::threshold::{self, Threshold};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +49,60 @@ pub struct BotsArgs {
     /// Print the summary as one JSON line at the end.
     #[arg(long)]
     json: bool,
+    /// The store the post-run audit checks (default: `pwn.sqlite` in the data folder, when
+    /// there is one, as `pwn up` keeps it).
+    #[arg(long)]
+    audit_db: Option<PathBuf>,
+    /// Skip the post-run store audit.
+    #[arg(long)]
+    no_audit: bool,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+/// Flags `pwn bots` and `pwn demo` share: the swarm's make-up and its pass/fail thresholds.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// How many bots are full clients that predict (and measure prediction error and
+    /// corrections); the rest are cheap bots that play the same protocol without prediction,
+    /// at a fraction of the CPU (default: every bot predicts).
+    #[arg(long)]
+    pub(crate) predicting: Option<u32>,
+    /// A pass/fail threshold on a figure of the summary, `key<op>number` with op one of `<`,
+    /// `<=`, `>`, `>=`, `==` (for example `input_ack_ticks_p99<=2`); repeat for several.
+    /// Checked at the end; if one fails the command exits non-zero.
+    #[arg(long = "threshold", value_name = "KEY<OP>NUMBER")]
+    pub(crate) thresholds: Vec<Threshold>,
+}
+
+impl LoadArgs {
+    /// Full clients among `count` bots.
+    pub(crate) fn predicting(&self, count: u32) -> usize {
+        self.predicting.unwrap_or(count).min(count) as usize
+    }
+}
+
+/// Checks the thresholds against the summary: prints their verdicts, adds them to the JSON
+/// (`thresholds`, `thresholds_failed`) and returns how many failed.
+pub(crate) fn judge(thresholds: &[Threshold], json: &mut serde_json::Map<String, serde_json::Value>) -> usize {
+    if thresholds.is_empty() {
+        return 0;
+    }
+    let verdicts = threshold::verdicts(thresholds, json);
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    println!("  thresholds: {} of {} passed", verdicts.len() - failed, verdicts.len());
+    print!("{}", threshold::table(&verdicts));
+    json.insert("thresholds".into(), threshold::json(&verdicts));
+    json.insert("thresholds_failed".into(), failed.into());
+    failed
+}
+
+/// The error a command ends with when `failed` thresholds failed.
+pub(crate) fn verdict(failed: usize) -> anyhow::Result<()> {
+    if failed > 0 {
+        bail!("{failed} threshold(s) failed");
+    }
+    Ok(())
 }
 
 /// Flags of `pwn demo`.
@@ -77,6 +132,8 @@ pub struct DemoArgs {
     /// audit).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(crate) zones: u32,
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
 }
 
 fn parse_link(spec: &str) -> Result<pwn_net::conditioner::LinkProfile, String> {
@@ -126,6 +183,9 @@ pub(crate) fn swarm(cfg: SwarmConfig) -> anyhow::Result<Vec<BotResult>> {
 /// `pwn bots`.
 pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     let duration = check_duration(args.duration)?;
+    let known = Summary::default().json();
+    let known = known.keys().map(String::as_str).chain(crate::audit_cmd::SUMMARY_KEYS);
+    threshold::check_keys(&args.load.thresholds, known)?;
     let ca_pem = pwn_net::tls::dev_ca_cert(&args.data)
         .with_context(|| format!("no development CA in {} (start the world with `pwn up`)", args.data.display()))?;
     let world = cfg.world(args.world.as_deref())?;
@@ -136,6 +196,7 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
         world,
         sim: cfg.sim.clone(),
         count: args.count as usize,
+        predicting: args.load.predicting(args.count),
         duration,
         scenario: args.scenario,
         seed: args.seed,
@@ -148,13 +209,32 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     println!("pwn bots: {} bots, {} scenario, {:.0} s", args.count, args.scenario, args.duration);
     print!("{}", summary.table());
     print_failures(&results);
+    let mut json = summary.json();
+    // After every run, the store's consistency (one owner per entity, no item twice or lost).
+    let db = args.audit_db.clone().unwrap_or_else(|| args.data.join("pwn.sqlite"));
+    let audit = match (args.no_audit, args.audit_db.is_some() || db.exists()) {
+        (false, true) => Some(crate::audit_cmd::audit_sqlite(&db)?),
+        _ => None,
+    };
+    crate::audit_cmd::summarize(audit.as_ref(), &mut json);
+    let failed = judge(&args.load.thresholds, &mut json);
     if args.json {
-        println!("{}", serde_json::Value::Object(summary.json()));
+        println!("{}", serde_json::Value::Object(json));
     }
-    Ok(())
+    verdict(failed)?;
+    audit_verdict(audit.as_ref())
 }
 
-/// One `stats` line of the zone.
+/// The error a command ends with when the post-run audit found problems.
+pub(crate) fn audit_verdict(audit: Option<&pwn_store::audit::AuditReport>) -> anyhow::Result<()> {
+    match audit {
+        Some(a) if !a.clean() => {
+            bail!("the store audit found problems: {} duplicates, {} losses, {} other", a.duplicates, a.losses, a.other)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Why the first few bots that failed did (a join that never completed, a disconnect).
 pub(crate) fn print_failures(results: &[pwn_load_tests::swarm::BotResult]) {
     for r in results.iter().filter(|r| r.failure.is_some()).take(5) {

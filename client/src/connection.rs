@@ -292,6 +292,11 @@ impl Client {
         self.core.set_headless(headless);
     }
 
+    /// Whether to predict the local player (pwn-client `[game-14]`); cheap bots do not.
+    pub fn set_predict(&mut self, predict: bool) {
+        self.core.set_predict(predict);
+    }
+
     /// Why the connection ended, once it has.
     pub fn ended(&self) -> Option<&str> {
         self.ended.as_deref()

@@ -46,6 +46,11 @@
 //!   counted apart from the rest.
 //! - `[game-9]` headless mode (bots) skips what only a renderer needs: other entities come
 //!   straight from the newest snapshot, remote projectiles are not flown.
+//! - `[game-14]` a client may play without prediction ([`GameClient::set_predict`], cheap load
+//!   test bots): once it would start predicting ([game-3]) it sends the player's inputs as they
+//!   come, with the same redundancy, acknowledgements, pacing and lag-compensation tick, and
+//!   draws its own character where the newest snapshot shows it; it counts no prediction error
+//!   or correction (it predicts nothing), only what the server measures of it.
 
 mod events;
 
@@ -95,6 +100,10 @@ pub struct GameClient {
     tick_s: f64,
     me: EntityId,
     predictor: Option<Predictor>,
+    /// Whether the client predicts its player once it can ([game-14]: not for cheap bots).
+    predict: bool,
+    /// Playing without prediction: past [game-3]'s wait, inputs go out as they come.
+    blind: bool,
     views: ReceivedViews,
     interp: Interpolator,
     now_s: f64,
@@ -150,6 +159,8 @@ impl GameClient {
             cfg,
             me,
             predictor: None,
+            predict: true,
+            blind: false,
             views: ReceivedViews::new(tick_hz),
             interp: Interpolator::new(tick_hz),
             now_s: 0.0,
@@ -186,6 +197,18 @@ impl GameClient {
     /// counters are unchanged.
     pub fn set_headless(&mut self, headless: bool) {
         self.headless = headless;
+    }
+
+    /// Whether to predict the local player (default) or play without prediction (`[game-14]`):
+    /// a cheap bot that sends inputs, acknowledges snapshots and is paced like any client, at a
+    /// fraction of the CPU.
+    pub fn set_predict(&mut self, predict: bool) {
+        self.predict = predict;
+    }
+
+    /// Whether inputs go out: predicting, or playing without prediction (`[game-14]`).
+    fn driving(&self) -> bool {
+        self.predictor.is_some() || self.blind
     }
 
     /// Records that the player was placed (a shell that consumed the first `Joined` itself).
@@ -272,7 +295,7 @@ impl GameClient {
 
         // Two consecutive ticks that applied the same input while newer ones had been sent: the
         // zone had nothing for the second, an input missed its tick ([game-7]).
-        if self.predictor.is_some()
+        if self.driving()
             && s.tick == self.last_snapshot_tick + 1
             && s.input_ack == self.input_ack
             && s.input_ack > 0
@@ -301,10 +324,11 @@ impl GameClient {
         let was_in_view = std::mem::replace(&mut self.own_in_view, own.is_some());
         let respawned = own.is_some() && !was_in_view;
         let Some(state) = own else { return };
-        if respawned && self.predictor.is_some() {
+        if respawned && self.driving() {
             // Like a join ([game-3]): predict again once the character rests where it came back.
             self.counters.respawns += 1;
             self.predictor = None;
+            self.blind = false;
             self.holding_still = true;
             return;
         }
@@ -348,6 +372,7 @@ impl GameClient {
                     }
                 }
             },
+            None if self.blind => {}
             None if state.velocity != [0, 0, 0] || self.snapshots_since_join < u64::from(PACE_WINDOW_SNAPSHOTS) => {}
             None => self.start_predicting(&state),
         }
@@ -367,7 +392,7 @@ impl GameClient {
 
     /// `[game-7]`: one pacing decision per window of snapshots.
     fn observe_backlog(&mut self, arrival_s: f64, backlog: u8) {
-        if self.predictor.is_some() && self.pace.observe(arrival_s, backlog, self.jitter_ticks()) {
+        if self.driving() && self.pace.observe(arrival_s, backlog, self.jitter_ticks()) {
             self.counters.pacing_steps += 1;
         }
     }
@@ -379,6 +404,7 @@ impl GameClient {
         self.views = ReceivedViews::new(self.cfg.tick_hz);
         self.interp = Interpolator::new(self.cfg.tick_hz);
         self.predictor = None;
+        self.blind = false;
         self.acked_tick = 0;
         self.ack_sent = 0;
         self.last_snapshot_tick = 0;
@@ -394,6 +420,13 @@ impl GameClient {
     }
 
     fn start_predicting(&mut self, state: &EntityState) {
+        if !self.predict {
+            // [game-14]: the same start, without a predicted world.
+            self.blind = true;
+            self.holding_still = false;
+            self.pace.started(self.now_s);
+            return;
+        }
         let mut c = CharacterState::spawned_at(dequantize_position(state.position), &self.cfg);
         c.velocity_mps = dequantize_velocity(state.velocity);
         c.yaw_rad = dequantize_yaw(state.yaw);
@@ -436,7 +469,7 @@ impl GameClient {
                 break;
             }
             self.accumulator_s -= period;
-            if self.predictor.is_some() {
+            if self.driving() {
                 self.pace.input_sent(self.now_s, self.tick_s);
             }
             if due < CATCH_UP_INPUTS_MAX {
@@ -445,7 +478,7 @@ impl GameClient {
                 self.counters.inputs_skipped += 1;
             }
         }
-        if due > 0 && self.predictor.is_some() && self.counters.inputs_sent == 0 {
+        if due > 0 && self.driving() && self.counters.inputs_sent == 0 {
             // The first inputs fill the server's queue to the target depth at once.
             due = due.max(u32::from(self.pace.target(self.jitter_ticks(), self.now_s)) + 1);
         }
@@ -472,7 +505,7 @@ impl GameClient {
     }
 
     fn send_input(&mut self, intent: &Intent) {
-        if self.predictor.is_none() && self.holding_still {
+        if !self.driving() && self.holding_still {
             // `[game-11]`: inputs that stand still, so the zone, which repeats a player's last
             // movement when an input is missing, lets the character come to rest.
             let input = PlayerInput { seq: InputSeq(self.next_seq), yaw_rad: intent.yaw_rad, ..PlayerInput::default() };
@@ -484,14 +517,14 @@ impl GameClient {
             self.counters.inputs_sent += 1;
             return;
         }
-        let Some(p) = self.predictor.as_mut() else {
+        if !self.driving() {
             // Not predicting yet ([game-3]): only acknowledge.
             if self.acked_tick > self.ack_sent {
                 self.ack_sent = self.acked_tick;
                 self.outbox.push(Message::SnapshotAck(SnapshotAck { tick: self.acked_tick }));
             }
             return;
-        };
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let input = PlayerInput {
@@ -505,11 +538,17 @@ impl GameClient {
             // against them where they were then (lag compensation).
             view_tick: self.interp.render_tick(self.now_s).map_or(0, |t| t.round().max(0.0) as u64),
         };
-        let before = p.projectiles().count();
-        let wire = p.input(&input);
-        if p.projectiles().count() > before {
-            self.counters.projectiles_predicted += 1;
-        }
+        let wire = match self.predictor.as_mut() {
+            Some(p) => {
+                let before = p.projectiles().count();
+                let wire = p.input(&input);
+                if p.projectiles().count() > before {
+                    self.counters.projectiles_predicted += 1;
+                }
+                wire
+            }
+            None => WireInput::from_input(&input),
+        };
         self.recent.push_back(wire);
         while self.recent.len() > RECENT_INPUTS_MAX {
             self.recent.pop_front();
@@ -524,7 +563,7 @@ impl GameClient {
     /// One `Inputs` datagram with the newest inputs ([game-2]); a burst or a catch-up travels
     /// whole in it, so the server receives it at once.
     fn send_inputs_datagram(&mut self) {
-        if (self.predictor.is_none() && !self.holding_still) || self.recent.is_empty() {
+        if (!self.driving() && !self.holding_still) || self.recent.is_empty() {
             return;
         }
         self.ack_sent = self.acked_tick;

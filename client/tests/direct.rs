@@ -115,3 +115,45 @@ fn running_into_a_standing_player_is_predicted() {
     assert_eq!(c.corrections, 0, "the contact was predicted: {c:?}");
     assert!(c.confirmations > 40 && c.snapshots_dropped == 0, "{c:?}");
 }
+
+/// `[game-14]`: a client that does not predict still plays: after the same wait as a predicting
+/// one it sends inputs the zone applies (the character runs), acknowledges snapshots, measures
+/// input acknowledgement and fires shots, with no predicted world and nothing counted as a
+/// prediction; a respawn starts it over like a join.
+#[test]
+fn a_client_without_prediction_plays_and_is_acknowledged() {
+    let cfg = SimConfig::default();
+    let mut world = WorldDesc::flat(400.0);
+    world.spawn_points = vec![[0.0, 1.0, 0.0]];
+    let mut zone = Zone::new(Sim::new(world.clone(), cfg.clone(), 1).unwrap(), ZoneConfig::default());
+    zone.join(ME).unwrap();
+    let mut client = GameClient::new(world, cfg, ME);
+    client.set_predict(false);
+    let mut joined = false;
+    let run = Intent { move_z: 1.0, buttons: pwn_sim::Buttons(pwn_sim::Buttons::FIRE), ..Intent::default() };
+    for _ in 0..150 {
+        step(&mut zone, &mut client, ME, &mut joined, &run);
+    }
+    let c = client.counters().clone();
+    assert!(!client.predicting(), "no predicted world");
+    assert!(c.inputs_sent > 60, "inputs sent: {}", c.inputs_sent);
+    assert!(c.input_ack_ticks.count() > 60, "inputs acknowledged: {}", c.input_ack_ticks.count());
+    assert_eq!((c.corrections, c.confirmations, c.projectiles_predicted), (0, 0, 0), "nothing predicted");
+    let server = zone.sim().character(ME).unwrap().position_m;
+    assert!(server.z > 5.0, "the zone applied the inputs: {server}");
+    let drawn = client.update(0.0, &run).me.expect("drawn");
+    assert!(drawn.position_m.distance(server) < 2.0, "drawn where the server has it: {} / {server}", drawn.position_m);
+    assert!(zone.sim().projectiles().count() > 0 || c.events > 0, "shots fired");
+
+    // Dead and back: held still until it rests, then playing again.
+    let mut dead = zone.leave(ME).expect("the character");
+    dead.health = 0;
+    dead.respawn_ticks = 10;
+    zone.join_at(ME, Some(dead)).unwrap();
+    for _ in 0..90 {
+        step(&mut zone, &mut client, ME, &mut joined, &run);
+    }
+    let after = client.counters();
+    assert_eq!(after.respawns, 1);
+    assert!(after.input_ack_ticks.count() > c.input_ack_ticks.count() + 20, "playing again after the respawn");
+}

@@ -11,9 +11,12 @@
 //! - [`duel`]: scripted duels for lag compensation: a shooter seeing a running target late,
 //!   aiming at what it draws, on a bare simulation (`pwn bench lagcomp`).
 //! - [`report`]: the summary (table and JSON keys) and the HTML report with plots.
+//! - [`threshold`]: pass/fail thresholds on the summary's figures (`input_ack_ticks_p99<=2`),
+//!   for an exit code CI can gate on.
 
 pub mod attack;
 pub mod duel;
 pub mod report;
 pub mod scenario;
 pub mod swarm;
+pub mod threshold;

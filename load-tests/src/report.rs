@@ -12,6 +12,9 @@ pub struct Summary {
     pub bots: usize,
     /// Bots that joined.
     pub joined: usize,
+    /// Bots that joined as full, predicting clients (the rest are cheap bots); prediction
+    /// error and corrections are theirs.
+    pub predicting: usize,
     /// Bots that failed to join or lost their connection.
     pub disconnects: usize,
     /// Bots that moved more than a metre from where they started.
@@ -73,6 +76,7 @@ impl Summary {
             }
             let c = &r.counters;
             s.joined += 1;
+            s.predicting += usize::from(r.predicting);
             s.moved += usize::from(r.moved_m > 1.0);
             s.heard_chat += usize::from(c.chat_from_others > 0);
             merge(&mut ack, &c.input_ack_ticks);
@@ -84,8 +88,10 @@ impl Summary {
             s.zone_switches += c.zone_switches;
             bytes += c.update_bytes;
             updates += c.entity_updates;
-            corrections += c.corrections;
-            minutes += r.played_s / 60.0;
+            if r.predicting {
+                corrections += c.corrections;
+                minutes += r.played_s / 60.0;
+            }
             s.inputs_sent += c.inputs_sent;
             s.items_moved += c.items_received;
             if r.played_s > 0.0 {
@@ -116,8 +122,9 @@ impl Summary {
 
     /// The summary as a table, one figure per line.
     pub fn table(&self) -> String {
-        let rows: [(&str, String); 19] = [
+        let rows: [(&str, String); 20] = [
             ("bots joined / started", format!("{} / {}", self.joined, self.bots)),
+            ("of which predicting", self.predicting.to_string()),
             ("disconnects", self.disconnects.to_string()),
             ("bots that moved", self.moved.to_string()),
             ("bots that heard chat", self.heard_chat.to_string()),
@@ -150,8 +157,10 @@ impl Summary {
         let mut m = serde_json::Map::new();
         m.insert("bots".into(), self.bots.into());
         m.insert("joined".into(), self.joined.into());
+        m.insert("predicting".into(), self.predicting.into());
         m.insert("disconnects".into(), self.disconnects.into());
         m.insert("moved".into(), self.moved.into());
+        m.insert("inputs_sent".into(), self.inputs_sent.into());
         m.insert("heard_chat".into(), self.heard_chat.into());
         m.insert("bytes_per_entity_update".into(), r3(self.bytes_per_entity_update).into());
         m.insert("down_kbps_per_client_mean".into(), r3(self.down_kbps_per_client_mean).into());

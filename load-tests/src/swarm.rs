@@ -36,6 +36,10 @@ pub struct SwarmConfig {
     pub sim: SimConfig,
     /// Bots.
     pub count: usize,
+    /// How many of them predict (full clients that measure what players feel: prediction
+    /// error, corrections); the rest are cheap bots that play the same protocol without
+    /// prediction (pwn-client `[game-14]`). Spread evenly over the swarm's indices.
+    pub predicting: usize,
     /// How long each bot plays once joined.
     pub duration: Duration,
     /// How they move.
@@ -75,6 +79,8 @@ pub struct Progress {
 pub struct BotResult {
     /// Its index in the swarm.
     pub index: usize,
+    /// Whether it predicted (a full client) or was a cheap bot.
+    pub predicting: bool,
     /// Whether it joined.
     pub joined: bool,
     /// Why it ended early (join failure or disconnect), if it did.
@@ -107,6 +113,7 @@ async fn run_bot(
     tokio::time::sleep_until(start_at).await;
     let mut result = BotResult {
         index,
+        predicting: predicts(index, cfg.count, cfg.predicting),
         joined: false,
         failure: None,
         counters: ClientCounters::default(),
@@ -162,6 +169,7 @@ async fn run_bot(
     };
     result.joined = true;
     client.set_headless(true);
+    client.set_predict(result.predicting);
     progress.playing.fetch_add(1, Ordering::Relaxed);
     let mut mover =
         Mover::new(cfg.scenario, cfg.seed ^ (index as u64) << 20, cfg.world.xz_bounds(), &cfg.world.spawn_points);
@@ -246,6 +254,14 @@ async fn run_bot(
     progress.playing.fetch_sub(1, Ordering::Relaxed);
     client.close().await;
     result
+}
+
+/// Whether bot `index` of `count` is one of the `predicting` full clients: exactly that many
+/// (all with `predicting >= count`), spread evenly over the indices.
+pub fn predicts(index: usize, count: usize, predicting: usize) -> bool {
+    let predicting = predicting.min(count) as u128;
+    let (i, n) = (index as u128, count.max(1) as u128);
+    (i + 1) * predicting / n > i * predicting / n
 }
 
 /// Runs the swarm to the end; `progress` can be read meanwhile. Results are in bot order.

@@ -120,6 +120,7 @@ fn run_phases(
         world: cfg.world(None)?,
         sim: cfg.sim.clone(),
         count: args.bots as usize,
+        predicting: usize::MAX,
         duration: phase_len * 3 + Duration::from_secs_f64(join_s),
         scenario: pwn_load_tests::scenario::Scenario::Border,
         seed: 1,
