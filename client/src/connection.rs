@@ -159,32 +159,61 @@ impl Client {
 
     /// Waits on an established connection until the server places the player.
     pub async fn join(conn: Conn, world: WorldDesc, cfg: SimConfig, options: &JoinOptions) -> Result<Self, JoinError> {
-        let join_timeout = options.timeout;
-        let Conn { tx, mut rx, mut datagrams, .. } = conn;
-        let session = match &options.login {
-            Some(login) => Some(
-                tokio::time::timeout(join_timeout, authenticate(&tx, &mut rx, login))
-                    .await
-                    .map_err(|_| JoinError::NotPlaced(join_timeout))??,
-            ),
-            None => None,
-        };
-        let placed = tokio::time::timeout(join_timeout, async {
-            loop {
-                match rx.recv().await {
-                    Ok(Some(Message::Event(GameEvent::Joined { entity, .. }))) => return Ok(EntityId(entity)),
-                    Ok(Some(Message::Refused(r))) => {
-                        return Err(JoinError::Connection(ConnError::Refused { code: r.code, message: r.message }));
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => return Err(JoinError::Ended),
-                    Err(e) => return Err(JoinError::Connection(e)),
-                }
-            }
-        })
-        .await
-        .map_err(|_| JoinError::NotPlaced(join_timeout))??;
+        Ok(Self::started(place(conn, options).await?, world, cfg, options))
+    }
+}
 
+/// A player the server placed, on its connection's parts (for drivers that read the
+/// connection themselves, such as cheap load-test bots; [`Client`] wraps one).
+pub struct Placed {
+    /// Sending.
+    pub tx: ConnTx,
+    /// The control stream.
+    pub rx: pwn_net::StreamRx,
+    /// Datagrams.
+    pub datagrams: pwn_net::DatagramRx,
+    /// The player's entity.
+    pub me: EntityId,
+    /// The gateway session, when the client logged in.
+    pub session: Option<pwn_proto::AuthOk>,
+}
+
+/// Authenticates (when `options` say so) on an established connection and waits until the
+/// server places the player.
+pub async fn place(conn: Conn, options: &JoinOptions) -> Result<Placed, JoinError> {
+    let join_timeout = options.timeout;
+    let Conn { tx, mut rx, datagrams, .. } = conn;
+    let session = match &options.login {
+        Some(login) => Some(
+            tokio::time::timeout(join_timeout, authenticate(&tx, &mut rx, login))
+                .await
+                .map_err(|_| JoinError::NotPlaced(join_timeout))??,
+        ),
+        None => None,
+    };
+    let placed = tokio::time::timeout(join_timeout, async {
+        loop {
+            match rx.recv().await {
+                Ok(Some(Message::Event(GameEvent::Joined { entity, .. }))) => return Ok(EntityId(entity)),
+                Ok(Some(Message::Refused(r))) => {
+                    return Err(JoinError::Connection(ConnError::Refused { code: r.code, message: r.message }));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(JoinError::Ended),
+                Err(e) => return Err(JoinError::Connection(e)),
+            }
+        }
+    })
+    .await
+    .map_err(|_| JoinError::NotPlaced(join_timeout))??;
+    Ok(Placed { tx, rx, datagrams, me: placed, session })
+}
+
+impl Client {
+    /// A client for a player already placed on its connection ([`place`]): starts the
+    /// background readers.
+    pub fn started(placed: Placed, world: WorldDesc, cfg: SimConfig, options: &JoinOptions) -> Self {
+        let Placed { tx, mut rx, mut datagrams, me, session } = placed;
         let (inbox_tx, inbox) = mpsc::channel(INBOX_MAX);
         let mut tasks = Vec::new();
         // With a link profile, datagrams both ways go through the conditioner ([conn-1]).
@@ -254,22 +283,10 @@ impl Client {
                 }
             }
         });
-        let me = placed;
         let mut core = GameClient::new(world, cfg, me);
         core.mark_placed();
-        Ok(Self {
-            session,
-            core,
-            tx,
-            inbox,
-            last_update: Instant::now(),
-            ended: None,
-            tasks: {
-                tasks.extend([datagram_reader, stream_reader]);
-                tasks
-            },
-            up,
-        })
+        tasks.extend([datagram_reader, stream_reader]);
+        Self { session, core, tx, inbox, last_update: Instant::now(), ended: None, tasks, up }
     }
 
     /// The local player's entity id.
@@ -300,6 +317,11 @@ impl Client {
     /// Why the connection ended, once it has.
     pub fn ended(&self) -> Option<&str> {
         self.ended.as_deref()
+    }
+
+    /// Payload bytes received so far (without cloning the counters).
+    pub fn bytes_in(&self) -> u64 {
+        self.tx.stats().bytes_received()
     }
 
     /// The counters, with the connection's byte counts.

@@ -50,7 +50,13 @@
 //!   test bots): once it would start predicting ([game-3]) it sends the player's inputs as they
 //!   come, with the same redundancy, acknowledgements, pacing and lag-compensation tick, and
 //!   draws its own character where the newest snapshot shows it; it counts no prediction error
-//!   or correction (it predicts nothing), only what the server measures of it.
+//!   or correction (it predicts nothing), only what the server measures of it. It decodes the
+//!   entities of one snapshot in `BLIND_DECODE_EVERY_TICKS` (and acknowledges only those, so
+//!   every baseline the zone uses is one it holds), enough to steer and aim; the header of
+//!   every snapshot (input acknowledgement, backlog) is read as a predicting client reads it.
+//!   Its driver reads what arrived once a tick, so arrival times say nothing of the link's
+//!   jitter: its pacing aims for the queue a clean link needs (`[pace-1]`'s floor: none, one
+//!   after a missed input), not for a tick of jitter its own reading made.
 
 mod events;
 
@@ -83,6 +89,9 @@ pub const SENT_TIMES_MAX: usize = 256;
 pub use crate::mirror::{MIRROR_CHARACTERS_WITHIN_M, MIRRORED_CRATES_MAX};
 /// Ticks after a handoff whose prediction errors count as the crossing's (`[game-13]`).
 pub const CROSSING_WINDOW_TICKS: u64 = 60;
+/// A client without prediction decodes one snapshot's entities in this many ticks
+/// (`[game-14]`).
+pub const BLIND_DECODE_EVERY_TICKS: u64 = 3;
 /// Seconds between round-trip probes.
 pub const PING_INTERVAL_S: f64 = 1.0;
 #[derive(Clone, Debug)]
@@ -269,6 +278,16 @@ impl GameClient {
     }
 
     fn on_snapshot(&mut self, arrival_s: f64, s: &Snapshot) {
+        if self.blind && s.tick < self.acked_tick + BLIND_DECODE_EVERY_TICKS {
+            // [game-14]: the header only, in order.
+            if s.tick <= self.last_snapshot_tick {
+                self.counters.snapshots_dropped += 1;
+                return;
+            }
+            self.counters.snapshots += 1;
+            self.on_snapshot_header(arrival_s, s);
+            return;
+        }
         let (_, updates) = match self.views.apply_counted(s) {
             Ok(applied) => applied,
             Err(ApplyError::Stale(_) | ApplyError::UnknownBaseline(_) | ApplyError::Violation(_)) => {
@@ -286,13 +305,22 @@ impl GameClient {
         let Some((_, view)) = self.views.latest() else { return };
         self.acked_tick = s.tick;
         let own = view.get(&self.me.0).copied();
+        // Back in its own view after being out of it: dead until now, it has respawned.
+        let was_in_view = std::mem::replace(&mut self.own_in_view, own.is_some());
+        let respawned = own.is_some() && !was_in_view;
         if let Some(p) = self.predictor.as_mut() {
             // `[game-8]`, `[game-12]`: the predicted world follows the server's, carried forward
             // to the tick being predicted.
             let ahead = self.next_seq.saturating_sub(1).saturating_sub(s.input_ack) as f32 * self.tick_s as f32;
             self.mirror.follow(p, view, self.me, ahead);
         }
+        self.on_snapshot_header(arrival_s, s);
+        self.on_own_state(s, own, respawned);
+    }
 
+    /// What a snapshot's header says (every snapshot, decoded or not): inputs missed and
+    /// acknowledged, the handoff meter, the zone's backlog of our inputs.
+    fn on_snapshot_header(&mut self, arrival_s: f64, s: &Snapshot) {
         // Two consecutive ticks that applied the same input while newer ones had been sent: the
         // zone had nothing for the second, an input missed its tick ([game-7]).
         if self.driving()
@@ -320,9 +348,11 @@ impl GameClient {
             }
         }
         self.observe_backlog(arrival_s, s.input_backlog);
-        // Back in its own view after being out of it: dead until now, it has respawned.
-        let was_in_view = std::mem::replace(&mut self.own_in_view, own.is_some());
-        let respawned = own.is_some() && !was_in_view;
+    }
+
+    /// The player's own character in a decoded snapshot: respawns, reconciliation, the start
+    /// of prediction.
+    fn on_own_state(&mut self, s: &Snapshot, own: Option<EntityState>, respawned: bool) {
         let Some(state) = own else { return };
         if respawned && self.driving() {
             // Like a join ([game-3]): predict again once the character rests where it came back.
@@ -387,6 +417,10 @@ impl GameClient {
     }
 
     fn jitter_ticks(&self) -> f64 {
+        if self.blind {
+            // [game-14]: arrivals read once a tick measure the reader, not the link.
+            return 0.0;
+        }
         (self.interp.delay_ticks() - 1.0) / 2.0
     }
 

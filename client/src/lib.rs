@@ -26,6 +26,6 @@ pub mod mirror;
 pub mod pacing;
 pub mod predict;
 
-pub use connection::{Client, JoinError, JoinOptions, Login};
+pub use connection::{Client, JoinError, JoinOptions, Login, Placed, place};
 pub use counters::{ClientCounters, Histogram};
 pub use game::{Drawn, DrawnProjectile, Frame, GameClient, Intent};

@@ -3,8 +3,11 @@
 //! # Layout
 //! - [`scenario`]: how a bot moves (`wander`, `hotspot`, `shooters`), as a pure function of
 //!   its seed and what it sees.
-//! - [`swarm`]: N headless `pwn_client::Client`s in one process over real QUIC, staggered
-//!   joins, one chat line each, progress counters, and the per-bot results.
+//! - [`swarm`]: N bots in one process over real QUIC, each its own connection, staggered
+//!   joins, one chat line each, progress counters, and the per-bot results: full bots are
+//!   headless `pwn_client::Client`s (prediction on), the rest cheap bots.
+//! - [`cheap`]: cheap bots, the same protocol without prediction, driven together by one task
+//!   once per tick.
 //! - [`attack`]: an adversarial client harness over raw QUIC (bad frames, handshakes and
 //!   ALPNs, stream and connection floods, half-open connections, a login storm, datagrams for
 //!   players it does not own), each outcome sorted into expected or not.
@@ -15,6 +18,7 @@
 //!   for an exit code CI can gate on.
 
 pub mod attack;
+pub mod cheap;
 pub mod duel;
 pub mod report;
 pub mod scenario;

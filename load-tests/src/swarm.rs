@@ -103,6 +103,194 @@ pub struct BotResult {
     pub failure_phase: Option<usize>,
 }
 
+/// What every bot keeps track of while it plays, predicting or not: per-second series, the
+/// farthest it got, input acknowledgement per phase, its chat line.
+pub(crate) struct Tally {
+    started: Instant,
+    origin: Option<glam::Vec3>,
+    chatted: bool,
+    second: u64,
+    last_bytes: u64,
+    last_corrections: u64,
+    error_max_this_second: f32,
+    ticks_per_s: u64,
+    updates: u64,
+    phase_now: usize,
+    ack_at_phase_start: pwn_client::Histogram,
+}
+
+impl Tally {
+    pub(crate) fn new(cfg: &SwarmConfig, counters: &ClientCounters) -> Self {
+        Self {
+            started: Instant::now(),
+            origin: None,
+            chatted: false,
+            second: 1,
+            last_bytes: 0,
+            last_corrections: 0,
+            error_max_this_second: 0.0,
+            ticks_per_s: u64::from(cfg.sim.tick_hz.max(1)),
+            updates: 0,
+            phase_now: phase(cfg),
+            ack_at_phase_start: counters.input_ack_ticks.clone(),
+        }
+    }
+
+    /// Whether the bot has played its time.
+    pub(crate) fn done(&self, cfg: &SwarmConfig) -> bool {
+        self.started.elapsed() >= cfg.duration
+    }
+
+    /// Whether it is time for the bot's one chat line (once, a second in).
+    pub(crate) fn chat_due(&mut self) -> bool {
+        let due = !self.chatted && self.started.elapsed() > Duration::from_secs(1);
+        self.chatted |= due;
+        due
+    }
+
+    /// After one update of the bot: `counters` are its core's, `bytes_in` its connection's.
+    pub(crate) fn updated(
+        &mut self,
+        cfg: &SwarmConfig,
+        result: &mut BotResult,
+        frame: &Frame,
+        counters: &ClientCounters,
+        bytes_in: impl FnOnce() -> u64,
+        progress: &Progress,
+    ) {
+        let p = phase(cfg);
+        if p != self.phase_now {
+            close_phase(result, self.phase_now, &counters.input_ack_ticks, &self.ack_at_phase_start);
+            self.ack_at_phase_start = counters.input_ack_ticks.clone();
+            self.phase_now = p;
+        }
+        self.updates += 1;
+        if let Some(me) = frame.me {
+            let o = *self.origin.get_or_insert(me.position_m);
+            let d = me.position_m - o;
+            result.moved_m = result.moved_m.max(glam::Vec2::new(d.x, d.z).length());
+        }
+        if counters.corrections > self.last_corrections {
+            progress.corrections.fetch_add(counters.corrections - self.last_corrections, Ordering::Relaxed);
+            self.last_corrections = counters.corrections;
+            self.error_max_this_second = self.error_max_this_second.max(counters.prediction_error_m.max() as f32);
+        }
+        progress.inputs.fetch_add(1, Ordering::Relaxed);
+        if self.updates >= self.second * self.ticks_per_s {
+            self.second += 1;
+            let bytes = bytes_in();
+            result.down_bytes_per_s.push(bytes - self.last_bytes);
+            self.last_bytes = bytes;
+            result.error_m_per_s.push(self.error_max_this_second);
+            self.error_max_this_second = 0.0;
+            if let Some(me) = frame.me
+                && result.trail.len() < TRAIL_POINTS_MAX
+            {
+                result.trail.push([me.position_m.x, me.position_m.z]);
+            }
+        }
+    }
+
+    /// The bot's connection ended early.
+    pub(crate) fn failed(&self, result: &mut BotResult, why: &str, progress: &Progress) {
+        result.failure = Some(why.to_owned());
+        result.failure_phase = Some(self.phase_now);
+        progress.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The end of the bot's play: its time and final counters.
+    pub(crate) fn finish(&self, result: &mut BotResult, counters: ClientCounters) {
+        result.played_s = self.started.elapsed().as_secs_f64();
+        close_phase(result, self.phase_now, &counters.input_ack_ticks, &self.ack_at_phase_start);
+        result.counters = counters;
+    }
+}
+
+fn close_phase(result: &mut BotResult, now: usize, ack: &pwn_client::Histogram, start: &pwn_client::Histogram) {
+    if result.input_ack_ticks_by_phase.len() <= now {
+        result.input_ack_ticks_by_phase.resize(now + 1, pwn_client::Histogram::new(1.0, 1));
+    }
+    result.input_ack_ticks_by_phase[now] = ack.since(start);
+}
+
+fn phase(cfg: &SwarmConfig) -> usize {
+    cfg.phase.as_ref().map_or(0, |p| p.load(Ordering::Relaxed))
+}
+
+impl BotResult {
+    /// A bot that has not joined yet.
+    pub(crate) fn new(index: usize, cfg: &SwarmConfig) -> Self {
+        Self {
+            index,
+            predicting: predicts(index, cfg.count, cfg.predicting),
+            joined: false,
+            failure: None,
+            counters: ClientCounters::default(),
+            played_s: 0.0,
+            moved_m: 0.0,
+            trail: Vec::new(),
+            down_bytes_per_s: Vec::new(),
+            error_m_per_s: Vec::new(),
+            input_ack_ticks_by_phase: Vec::new(),
+            failure_phase: None,
+        }
+    }
+}
+
+/// The options bot `index` joins with.
+pub(crate) fn join_options(index: usize, cfg: &SwarmConfig) -> JoinOptions {
+    JoinOptions {
+        timeout: Duration::from_secs(10),
+        link: cfg.link,
+        link_seed: cfg.seed ^ index as u64,
+        login: cfg.login.then(|| {
+            Login::LoginOrRegister(pwn_proto::Credentials {
+                username: format!("bot-{index}"),
+                password: BOT_PASSWORD.into(),
+            })
+        }),
+    }
+}
+
+/// Connects bot `index`, coming back when a busy gateway asks it to, like any client would.
+pub(crate) async fn connect_once(
+    index: usize,
+    net: &NetClient,
+    cfg: &SwarmConfig,
+) -> Result<pwn_net::Conn, pwn_client::JoinError> {
+    let hello = pwn_net::ClientHello::new(
+        pwn_proto::PeerRole::Client,
+        pwn_sim::build_digest(&cfg.sim),
+        format!("pwn-bot-{index}"),
+    );
+    Ok(net.connect(cfg.addr, &cfg.server_name, &hello).await?)
+}
+
+/// Joins bot `index` (connects, logs in, waits to be placed), retrying while a busy gateway
+/// says it is rate limited (a login storm of a few hundred bots keeps its hashing pool full
+/// for several seconds on a small machine).
+pub(crate) async fn join_placed(
+    index: usize,
+    net: &NetClient,
+    cfg: &SwarmConfig,
+) -> Result<pwn_client::Placed, pwn_client::JoinError> {
+    let options = join_options(index, cfg);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let placed = match connect_once(index, net, cfg).await {
+            Ok(conn) => pwn_client::place(conn, &options).await,
+            Err(e) => Err(e),
+        };
+        match placed {
+            Err(pwn_client::JoinError::Auth(pwn_proto::AuthError::RateLimited, _)) if attempt < JOIN_ATTEMPTS_MAX => {
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt)).min(JOIN_RETRY_PAUSE_MAX)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn run_bot(
     index: usize,
     net: Arc<NetClient>,
@@ -111,59 +299,17 @@ async fn run_bot(
     start_at: tokio::time::Instant,
 ) -> BotResult {
     tokio::time::sleep_until(start_at).await;
-    let mut result = BotResult {
-        index,
-        predicting: predicts(index, cfg.count, cfg.predicting),
-        joined: false,
-        failure: None,
-        counters: ClientCounters::default(),
-        played_s: 0.0,
-        moved_m: 0.0,
-        trail: Vec::new(),
-        down_bytes_per_s: Vec::new(),
-        error_m_per_s: Vec::new(),
-        input_ack_ticks_by_phase: Vec::new(),
-        failure_phase: None,
-    };
-    let phase = || cfg.phase.as_ref().map_or(0, |p| p.load(Ordering::Relaxed));
-    let agent = format!("pwn-bot-{index}");
-    let mut attempt = 0u32;
-    let joined = loop {
-        attempt += 1;
-        let joined = Client::connect(
-            &net,
-            cfg.addr,
-            &cfg.server_name,
-            cfg.world.clone(),
-            cfg.sim.clone(),
-            &agent,
-            &JoinOptions {
-                timeout: Duration::from_secs(10),
-                link: cfg.link,
-                link_seed: cfg.seed ^ index as u64,
-                login: cfg.login.then(|| {
-                    Login::LoginOrRegister(pwn_proto::Credentials {
-                        username: format!("bot-{index}"),
-                        password: BOT_PASSWORD.into(),
-                    })
-                }),
-            },
-        )
-        .await;
-        // A busy gateway asks bots to come back, like any client would.
-        match joined {
-            Err(pwn_client::JoinError::Auth(pwn_proto::AuthError::RateLimited, _)) if attempt < JOIN_ATTEMPTS_MAX => {
-                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt)).min(JOIN_RETRY_PAUSE_MAX)).await;
-            }
-            other => break other,
-        }
+    let mut result = BotResult::new(index, &cfg);
+    let joined = match join_placed(index, &net, &cfg).await {
+        Ok(placed) => Ok(Client::started(placed, cfg.world.clone(), cfg.sim.clone(), &join_options(index, &cfg))),
+        Err(e) => Err(e),
     };
     let mut client = match joined {
         Ok(c) => c,
         Err(e) => {
             progress.disconnects.fetch_add(1, Ordering::Relaxed);
             result.failure = Some(format!("join: {e}"));
-            result.failure_phase = Some(phase());
+            result.failure_phase = Some(phase(&cfg));
             return result;
         }
     };
@@ -176,81 +322,26 @@ async fn run_bot(
     let tick = Duration::from_secs_f32(cfg.sim.dt_s());
     let mut every = tokio::time::interval(tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let started = Instant::now();
-    let mut last = started;
+    let mut tally = Tally::new(&cfg, client.core().counters());
+    let mut last = Instant::now();
     let mut frame = Frame::default();
-    let mut origin = None;
-    let mut chatted = false;
-    let mut second = 1u64;
-    let mut last_bytes = 0u64;
-    let mut last_corrections = 0u64;
-    let mut error_max_this_second = 0.0f32;
-    let ticks_per_s = u64::from(cfg.sim.tick_hz.max(1));
-    let mut updates = 0u64;
-    let mut phase_now = phase();
-    let mut ack_at_phase_start = client.counters().input_ack_ticks.clone();
-    let close_phase =
-        |result: &mut BotResult, now: usize, ack: &pwn_client::Histogram, start: &pwn_client::Histogram| {
-            if result.input_ack_ticks_by_phase.len() <= now {
-                result.input_ack_ticks_by_phase.resize(now + 1, pwn_client::Histogram::new(1.0, 1));
-            }
-            result.input_ack_ticks_by_phase[now] = ack.since(start);
-        };
-    while started.elapsed() < cfg.duration {
+    while !tally.done(&cfg) {
         every.tick().await;
-        let p = phase();
-        if p != phase_now {
-            let ack = client.counters().input_ack_ticks.clone();
-            close_phase(&mut result, phase_now, &ack, &ack_at_phase_start);
-            ack_at_phase_start = ack;
-            phase_now = p;
-        }
         let now = Instant::now();
         let dt = now.duration_since(last).as_secs_f32();
         last = now;
         let intent: Intent = mover.intent(&frame);
         frame = client.update(dt, &intent);
-        updates += 1;
-        if let Some(me) = frame.me {
-            let o = *origin.get_or_insert(me.position_m);
-            let d = me.position_m - o;
-            result.moved_m = result.moved_m.max(glam::Vec2::new(d.x, d.z).length());
-        }
-        let c = client.core().counters();
-        if c.corrections > last_corrections {
-            progress.corrections.fetch_add(c.corrections - last_corrections, Ordering::Relaxed);
-            last_corrections = c.corrections;
-            error_max_this_second = error_max_this_second.max(c.prediction_error_m.max() as f32);
-        }
-        progress.inputs.fetch_add(1, Ordering::Relaxed);
-        if !chatted && started.elapsed() > Duration::from_secs(1) {
-            chatted = true;
+        tally.updated(&cfg, &mut result, &frame, client.core().counters(), || client.bytes_in(), &progress);
+        if tally.chat_due() {
             let _ = client.chat(ChatChannel::Proximity, format!("hello from bot {index}")).await;
         }
-        if updates >= second * ticks_per_s {
-            second += 1;
-            let counters = client.counters();
-            result.down_bytes_per_s.push(counters.bytes_in - last_bytes);
-            last_bytes = counters.bytes_in;
-            result.error_m_per_s.push(error_max_this_second);
-            error_max_this_second = 0.0;
-            if let Some(me) = frame.me
-                && result.trail.len() < TRAIL_POINTS_MAX
-            {
-                result.trail.push([me.position_m.x, me.position_m.z]);
-            }
-        }
         if let Some(why) = client.ended() {
-            result.failure = Some(why.to_owned());
-            result.failure_phase = Some(phase_now);
-            progress.disconnects.fetch_add(1, Ordering::Relaxed);
+            tally.failed(&mut result, why, &progress);
             break;
         }
     }
-    result.played_s = started.elapsed().as_secs_f64();
-    result.counters = client.counters();
-    let ack = result.counters.input_ack_ticks.clone();
-    close_phase(&mut result, phase_now, &ack, &ack_at_phase_start);
+    tally.finish(&mut result, client.counters());
     progress.playing.fetch_sub(1, Ordering::Relaxed);
     client.close().await;
     result
@@ -264,25 +355,67 @@ pub fn predicts(index: usize, count: usize, predicting: usize) -> bool {
     (i + 1) * predicting / n > i * predicting / n
 }
 
+/// Cheap bots joined and not yet taken by their driver.
+const JOINED_QUEUE_MAX: usize = 1_024;
+
+/// Joins cheap bot `index` and hands it to the driver; its result if it could not join.
+async fn join_cheap(
+    index: usize,
+    net: Arc<NetClient>,
+    cfg: Arc<SwarmConfig>,
+    progress: Arc<Progress>,
+    start_at: tokio::time::Instant,
+    driver: tokio::sync::mpsc::Sender<crate::cheap::CheapBot>,
+) -> Option<BotResult> {
+    tokio::time::sleep_until(start_at).await;
+    let mut result = BotResult::new(index, &cfg);
+    match join_placed(index, &net, &cfg).await {
+        Ok(placed) => {
+            // The driver outlives every join task; if it is gone the swarm is ending anyway.
+            let _ = driver.send(crate::cheap::CheapBot::new(result, placed, &cfg)).await;
+            None
+        }
+        Err(e) => {
+            progress.disconnects.fetch_add(1, Ordering::Relaxed);
+            result.failure = Some(format!("join: {e}"));
+            result.failure_phase = Some(phase(&cfg));
+            Some(result)
+        }
+    }
+}
+
 /// Runs the swarm to the end; `progress` can be read meanwhile. Results are in bot order.
+/// Full bots each run as their own task; cheap ones are driven together by one.
 pub async fn run_swarm(cfg: SwarmConfig, progress: Arc<Progress>) -> std::io::Result<Vec<BotResult>> {
     let transport = TransportConfig { connections_max: cfg.count.max(1) + 16, ..TransportConfig::default() };
     let net = NetClient::new(SocketAddr::from(([127, 0, 0, 1], 0)), &cfg.ca_pem, &transport)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let net = Arc::new(net);
     let cfg = Arc::new(cfg);
+    let (to_driver, joined) = tokio::sync::mpsc::channel(JOINED_QUEUE_MAX);
+    let driver = tokio::spawn(crate::cheap::drive(cfg.clone(), progress.clone(), joined));
     let t0 = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(cfg.count);
+    let mut full = Vec::new();
+    let mut cheap = Vec::new();
     for i in 0..cfg.count {
         let start_at = t0 + Duration::from_secs_f64(i as f64 / cfg.joins_per_s.max(1.0));
-        tasks.push(tokio::spawn(run_bot(i, net.clone(), cfg.clone(), progress.clone(), start_at)));
-    }
-    let mut results = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        match t.await {
-            Ok(r) => results.push(r),
-            Err(e) => return Err(std::io::Error::other(format!("a bot task failed: {e}"))),
+        let (net, cfg_i, progress) = (net.clone(), cfg.clone(), progress.clone());
+        if predicts(i, cfg.count, cfg.predicting) {
+            full.push(tokio::spawn(run_bot(i, net, cfg_i, progress, start_at)));
+        } else {
+            cheap.push(tokio::spawn(join_cheap(i, net, cfg_i, progress, start_at, to_driver.clone())));
         }
     }
+    drop(to_driver);
+    let failed = |e: tokio::task::JoinError| std::io::Error::other(format!("a bot task failed: {e}"));
+    let mut results = Vec::with_capacity(cfg.count);
+    for t in full {
+        results.push(t.await.map_err(failed)?);
+    }
+    for t in cheap {
+        results.extend(t.await.map_err(failed)?);
+    }
+    results.extend(driver.await.map_err(failed)?);
+    results.sort_by_key(|r| r.index);
     Ok(results)
 }

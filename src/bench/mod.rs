@@ -3,6 +3,7 @@
 
 pub mod attack;
 mod baseline;
+pub mod bots;
 pub mod lagcomp;
 pub mod login;
 pub mod proxy;
@@ -34,6 +35,9 @@ pub enum BenchCommand {
     /// alive, memory, honest players' disconnects and input acknowledgement, quiet against
     /// under attack.
     Attack(attack::BenchAttackArgs),
+    /// What a bot costs the machine driving it: full (predicting) bots against cheap ones,
+    /// side by side in one run against one local zone.
+    Bots(bots::BenchBotsArgs),
     /// Hit rates of a scripted shooter at several round trips, with and without lag
     /// compensation, side by side.
     Lagcomp(lagcomp::BenchLagcompArgs),
@@ -43,6 +47,7 @@ pub enum BenchCommand {
 pub fn run(config: Option<&std::path::Path>, cfg: &crate::config::PwnConfig, cmd: &BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Attack(args) => attack::bench_attack(config, cfg, args),
+        BenchCommand::Bots(args) => bots::bench_bots(config, cfg, args),
         BenchCommand::Lagcomp(args) => lagcomp::bench_lagcomp(cfg, args),
         BenchCommand::Sim(args) => sim::bench_sim(cfg, args),
         BenchCommand::Store(args) => store::bench_store(cfg, args),
