@@ -147,6 +147,18 @@ pub(crate) fn check_duration(duration: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(duration))
 }
 
+/// Runs a swarm on a thread of its own (a runtime of two workers), for benchmarks that watch
+/// its progress meanwhile.
+pub(crate) fn swarm_thread(
+    cfg: SwarmConfig,
+    progress: Arc<Progress>,
+) -> std::thread::JoinHandle<anyhow::Result<Vec<BotResult>>> {
+    std::thread::spawn(move || -> anyhow::Result<Vec<BotResult>> {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        Ok(rt.block_on(run_swarm(cfg, progress))?)
+    })
+}
+
 /// Runs a swarm with a progress line every second on stderr.
 pub(crate) fn swarm(cfg: SwarmConfig) -> anyhow::Result<Vec<BotResult>> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -11,7 +11,7 @@ use crate::demo::{DemoWorld, quantile, start_world};
 use anyhow::bail;
 use clap::Args;
 use pwn_load_tests::attack::{AttackConfig, AttackReport, run_attack};
-use pwn_load_tests::swarm::{BotResult, Progress, SwarmConfig, run_swarm};
+use pwn_load_tests::swarm::{BotResult, Progress, SwarmConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -130,13 +130,7 @@ fn run_phases(
         phase: Some(phase.clone()),
     };
     let progress = Arc::new(Progress::default());
-    let swarm = {
-        let progress = progress.clone();
-        std::thread::spawn(move || -> anyhow::Result<Vec<BotResult>> {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            Ok(rt.block_on(run_swarm(swarm_cfg, progress))?)
-        })
-    };
+    let swarm = crate::swarm_cmd::swarm_thread(swarm_cfg, progress.clone());
     // Memory, sampled four times a second into the current phase (0 = joining, not kept).
     let pids: Vec<u32> = world.roles.iter().map(crate::up::Role::pid).collect();
     let memory = Arc::new(std::sync::Mutex::new(vec![Memory::default(); pids.len()]));

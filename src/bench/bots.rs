@@ -11,7 +11,7 @@ use anyhow::bail;
 use clap::Args;
 use pwn_load_tests::report::Summary;
 use pwn_load_tests::scenario::Scenario;
-use pwn_load_tests::swarm::{BotResult, Progress, SwarmConfig, run_swarm};
+use pwn_load_tests::swarm::{BotResult, Progress, SwarmConfig};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -145,13 +145,7 @@ fn run_phase(
         phase: None,
     };
     let progress = Arc::new(Progress::default());
-    let swarm = {
-        let progress = progress.clone();
-        std::thread::spawn(move || -> anyhow::Result<Vec<BotResult>> {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            Ok(rt.block_on(run_swarm(swarm_cfg, progress))?)
-        })
-    };
+    let swarm = crate::swarm_cmd::swarm_thread(swarm_cfg, progress.clone());
     let kind = if predicting { "full" } else { "cheap" };
     let started = Instant::now();
     while progress.playing.load(Ordering::Relaxed) < u64::from(args.bots) {
