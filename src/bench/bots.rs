@@ -11,7 +11,7 @@ use anyhow::bail;
 use clap::Args;
 use pwn_load_tests::report::Summary;
 use pwn_load_tests::scenario::Scenario;
-use pwn_load_tests::swarm::{BotResult, Progress, SwarmConfig};
+use pwn_load_tests::swarm::{Progress, SwarmConfig};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
