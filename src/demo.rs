@@ -8,7 +8,8 @@ use crate::config::PwnConfig;
 use crate::swarm_cmd::{DemoArgs, audit_verdict, check_duration, judge, print_failures, swarm, verdict};
 use crate::up::{Role, start_role};
 use anyhow::{Context, bail};
-use pwn_load_tests::report::{Summary, ZoneSeries, html};
+use pwn_load_tests::charts::MapCell;
+use pwn_load_tests::report::{ReportInput, Summary, ZoneTimeline, html};
 use pwn_load_tests::swarm::SwarmConfig;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -240,7 +241,43 @@ const DEMO_KEYS: [&str; 16] = [
 /// Every figure `pwn demo` may report.
 fn known_keys() -> Vec<String> {
     let summary = Summary::default().json().keys().cloned().collect::<Vec<_>>();
-    summary.into_iter().chain(DEMO_KEYS.iter().chain(&crate::audit_cmd::SUMMARY_KEYS).map(|k| (*k).to_owned())).collect()
+    summary
+        .into_iter()
+        .chain(DEMO_KEYS.iter().chain(&crate::audit_cmd::SUMMARY_KEYS).map(|k| (*k).to_owned()))
+        .collect()
+}
+
+/// The partition's cells and who leases each, read from the world's store after a run (one
+/// cell, the whole world, for a zone holding it alone).
+fn map_cells(db: &std::path::Path, world: &pwn_sim::WorldDesc) -> anyhow::Result<Vec<MapCell>> {
+    let store = pwn_store::open_store(&pwn_store::StoreConfig {
+        backend: pwn_store::BackendKind::Sqlite,
+        path: db.to_path_buf(),
+        ..pwn_store::StoreConfig::default()
+    })?;
+    let (leaves, leases) = store.transact(|t| {
+        let (b, e) = pwn_store::keys::leaves_range();
+        let leaves = t.get_range(&b, &e, pwn_store::RangeOptions { limit: 1 << 16, reverse: false })?;
+        Ok::<_, pwn_store::StoreError>((leaves, pwn_store::fence::all_leases(t)?))
+    })?;
+    let mut cells: Vec<pwn_store::keys::CellKey> = leaves
+        .iter()
+        .filter_map(|(k, _)| foundationdb_tuple::unpack::<(String, String, String, u32, u64)>(k).ok())
+        .map(|(_, _, _, level, path)| pwn_store::keys::CellKey { level: u8::try_from(level).unwrap_or(u8::MAX), path })
+        .collect();
+    if cells.is_empty() {
+        cells = leases.iter().map(|(c, _)| *c).collect();
+    }
+    // The geometry of a cell depends only on the world's bounds.
+    let tree = pwn_partitioner::quadtree::Quadtree::uniform(world.origin_m, world.size_m, 0)?;
+    Ok(cells
+        .into_iter()
+        .map(|c| {
+            let r = tree.rect(c);
+            let owner = leases.iter().find(|(l, _)| *l == c).map_or(0, |(_, l)| l.node);
+            MapCell { min: r.min, max: r.max, owner }
+        })
+        .collect())
 }
 
 /// Runs the demo.
@@ -257,13 +294,12 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         args.zones, world.addr, args.bots, args.duration
     );
     let desc = cfg.world(None)?;
-    let bounds = desc.xz_bounds();
     let ca_pem = pwn_net::tls::dev_ca_cert(&data)?;
     let outcome = swarm(SwarmConfig {
         addr: world.addr,
         server_name: "localhost".into(),
         ca_pem,
-        world: desc,
+        world: desc.clone(),
         sim: cfg.sim.clone(),
         count: args.bots as usize,
         predicting: args.load.predicting(args.bots),
@@ -276,7 +312,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         phase: None,
     });
     world.stop();
-    let results = outcome?;
+    let (results, timeline) = outcome?;
 
     let zones: Vec<Vec<ZoneSecond>> =
         world.zones.iter().map(|z| z.lock().map(|s| s.clone()).unwrap_or_default()).collect();
@@ -290,23 +326,15 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         all.extend(mine);
     }
     all.sort_by(f32::total_cmp);
-    let mut series = ZoneSeries::default();
-    let seconds = zones.iter().map(Vec::len).max().unwrap_or(0);
-    for i in 0..seconds {
-        // The busiest zone each second.
-        let (mut p99, mut max, mut players) = (0.0f64, 0.0f64, 0.0f64);
-        for z in &zones {
-            let Some(second) = z.get(i) else { continue };
-            let mut t = second.tick_ms.clone();
-            t.sort_by(f32::total_cmp);
-            p99 = p99.max(quantile(&t, 0.99));
-            max = max.max(t.last().copied().map_or(0.0, f64::from));
-            players += second.players;
-        }
-        series.tick_ms_p99.push(p99);
-        series.tick_ms_max.push(max);
-        series.players.push(players);
-    }
+    let zone_timelines: Vec<ZoneTimeline> = zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| ZoneTimeline {
+            name: format!("zone {}", i + 1),
+            tick_ms: z.iter().map(|s| s.tick_ms.clone()).collect(),
+            players: z.iter().map(|s| s.players).collect(),
+        })
+        .collect();
     let last: Vec<ZoneSecond> = zones.iter().map(|z| z.last().cloned().unwrap_or_default()).collect();
     let summary = Summary::of(&results);
     let mut json = summary.json();
@@ -366,12 +394,24 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         "every figure can be named by a threshold: {:?}",
         json.keys().filter(|k| !known.contains(k)).collect::<Vec<_>>()
     );
-    let json = serde_json::Value::Object(json);
-    let page = html("PWN demo", &json, &series, &results, bounds);
+    let cells = map_cells(&data.join("pwn.sqlite"), &desc).unwrap_or_else(|e| {
+        eprintln!("pwn demo: the map has no cells: {e}");
+        Vec::new()
+    });
+    let scenario = args.scenario.parameters();
+    let page = html(&ReportInput {
+        title: "PWN demo",
+        summary: &json,
+        scenario: &scenario,
+        zones: &zone_timelines,
+        timeline: &timeline,
+        results: &results,
+        cells: &cells,
+    });
     std::fs::write(&args.report, page).with_context(|| format!("cannot write {}", args.report.display()))?;
     println!("  report: {}", args.report.display());
     if args.json {
-        println!("{json}");
+        println!("{}", serde_json::Value::Object(json));
     }
     verdict(failed)?;
     audit_verdict(Some(&audit))

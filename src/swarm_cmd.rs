@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use pwn_load_tests::report::Summary;
 use pwn_load_tests::scenario::Scenario;
-use pwn_load_tests::swarm::{BotResult, Progress, SwarmConfig, run_swarm};
+use pwn_load_tests::swarm::{BotResult, Progress, SwarmConfig, Timeline, run_swarm};
 use pwn_load_tests::threshold::{self, Threshold};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -160,7 +160,7 @@ pub(crate) fn swarm_thread(
 }
 
 /// Runs a swarm with a progress line every second on stderr.
-pub(crate) fn swarm(cfg: SwarmConfig) -> anyhow::Result<Vec<BotResult>> {
+pub(crate) fn swarm(cfg: SwarmConfig) -> anyhow::Result<(Vec<BotResult>, Timeline)> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let progress = Arc::new(Progress::default());
     let count = cfg.count;
@@ -189,7 +189,8 @@ pub(crate) fn swarm(cfg: SwarmConfig) -> anyhow::Result<Vec<BotResult>> {
         ticker.abort();
         results
     })?;
-    Ok(results)
+    let timeline = progress.timeline.lock().map(|t| t.clone()).unwrap_or_default();
+    Ok((results, timeline))
 }
 
 /// `pwn bots`.
@@ -201,7 +202,7 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     let ca_pem = pwn_net::tls::dev_ca_cert(&args.data)
         .with_context(|| format!("no development CA in {} (start the world with `pwn up`)", args.data.display()))?;
     let world = cfg.world(args.world.as_deref())?;
-    let results = swarm(SwarmConfig {
+    let (results, _) = swarm(SwarmConfig {
         addr: args.addr,
         server_name: "localhost".into(),
         ca_pem,

@@ -51,7 +51,7 @@ pub(crate) struct CheapBot {
 
 impl CheapBot {
     /// A bot just placed.
-    pub(crate) fn new(mut result: BotResult, placed: Placed, cfg: &SwarmConfig) -> Self {
+    pub(crate) fn new(mut result: BotResult, placed: Placed, cfg: &SwarmConfig, swarm_started: Instant) -> Self {
         let Placed { tx, rx, datagrams, me, .. } = placed;
         let mut core = GameClient::new(cfg.world.clone(), cfg.sim.clone(), me);
         core.mark_placed();
@@ -59,7 +59,7 @@ impl CheapBot {
         core.set_predict(false);
         result.joined = true;
         let seed = cfg.seed ^ (result.index as u64) << 20;
-        let tally = Tally::new(cfg, core.counters());
+        let tally = Tally::new(cfg, core.counters(), false, swarm_started);
         Self {
             mover: Mover::new(cfg.scenario, seed, cfg.world.xz_bounds(), &cfg.world.spawn_points),
             result,
@@ -112,7 +112,14 @@ impl CheapBot {
             let _ = self.tx.send_datagram(&m);
         }
         let stats = self.tx.stats();
-        self.tally.updated(cfg, &mut self.result, &self.frame, self.core.counters(), || stats.bytes_received(), progress);
+        self.tally.updated(
+            cfg,
+            &mut self.result,
+            &self.frame,
+            self.core.counters(),
+            || stats.bytes_received(),
+            progress,
+        );
         if self.tally.chat_due() {
             let tx = self.tx.clone();
             let text = format!("hello from bot {}", self.result.index);

@@ -13,11 +13,13 @@
 //!   players it does not own), each outcome sorted into expected or not.
 //! - [`duel`]: scripted duels for lag compensation: a shooter seeing a running target late,
 //!   aiming at what it draws, on a bare simulation (`pwn bench lagcomp`).
+//! - [`charts`]: the report's charts (plotters, inline SVG): percentiles over time and the map.
 //! - [`report`]: the summary (table and JSON keys) and the HTML report with plots.
 //! - [`threshold`]: pass/fail thresholds on the summary's figures (`input_ack_ticks_p99<=2`),
 //!   for an exit code CI can gate on.
 
 pub mod attack;
+pub mod charts;
 pub mod cheap;
 pub mod duel;
 pub mod report;

@@ -1,6 +1,8 @@
 //! What a swarm run measured: one [`Summary`] (the table `pwn bots` prints, the JSON keys of
-//! `pwn demo --json`) and an HTML report with inline SVG plots (no scripts, no network).
+//! `pwn demo --json`) and an HTML report with charts drawn by [`crate::charts`] (inline SVG, no
+//! scripts, no network).
 
+use crate::charts::{MapCell, Series, html_escape, time_chart, trail_map};
 use crate::swarm::BotResult;
 use pwn_client::Histogram;
 use std::fmt::Write as _;
@@ -188,129 +190,214 @@ fn mean(v: &[f64]) -> f64 {
     if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
 }
 
-/// A line plot of series over x = 0.. (one point per second), as inline SVG.
-fn line_plot(title: &str, unit: &str, series: &[(&str, &str, Vec<f64>)]) -> String {
-    let (w, h, pad) = (640.0, 220.0, 40.0);
-    let n = series.iter().map(|(_, _, v)| v.len()).max().unwrap_or(0).max(2);
-    let top = series.iter().flat_map(|(_, _, v)| v.iter().copied()).fold(0.0f64, f64::max).max(1e-9) * 1.1;
-    let mut svg = format!(
-        "<h2>{title}</h2><svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><rect width=\"{w}\" height=\"{h}\" fill=\"#fafafa\"/>"
-    );
-    let _ = write!(
-        svg,
-        "<text x=\"4\" y=\"14\" font-size=\"11\">{top:.2} {unit}</text><text x=\"4\" y=\"{}\" font-size=\"11\">0</text><text x=\"{}\" y=\"{}\" font-size=\"11\">{} s</text>",
-        h - pad + 4.0,
-        w - 60.0,
-        h - 8.0,
-        n - 1
-    );
-    for (i, (name, colour, v)) in series.iter().enumerate() {
-        let points: Vec<String> = v
-            .iter()
-            .enumerate()
-            .map(|(x, y)| {
-                let px = pad + (w - 2.0 * pad) * x as f64 / (n - 1) as f64;
-                let py = h - pad - (h - 2.0 * pad) * (y / top);
-                format!("{px:.1},{py:.1}")
-            })
-            .collect();
-        let _ = write!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/><text x=\"{}\" y=\"14\" font-size=\"11\" fill=\"{colour}\">{name}</text>",
-            points.join(" "),
-            120.0 + 140.0 * i as f64
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+/// One zone's seconds, for the report.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneTimeline {
+    /// Its name in the report.
+    pub name: String,
+    /// Each tick's duration, milliseconds, second by second.
+    pub tick_ms: Vec<Vec<f32>>,
+    /// Players it held, second by second.
+    pub players: Vec<f64>,
 }
 
-/// A top-down map of every bot's trail.
-fn trail_map(results: &[BotResult], bounds: [f32; 4]) -> String {
-    let size = 560.0f32;
-    let [x0, z0, x1, z1] = bounds;
-    let sx = size / (x1 - x0).max(1e-3);
-    let sz = size / (z1 - z0).max(1e-3);
-    let mut svg = format!(
-        "<h2>Bot trails (top-down)</h2><svg width=\"{size}\" height=\"{size}\" viewBox=\"0 0 {size} {size}\"><rect width=\"{size}\" height=\"{size}\" fill=\"#f4f4f0\"/>"
-    );
-    for r in results {
-        if r.trail.len() < 2 {
-            continue;
-        }
-        let hue = (r.index * 47) % 360;
-        let points: Vec<String> =
-            r.trail.iter().map(|[x, z]| format!("{:.1},{:.1}", (x - x0) * sx, size - (z - z0) * sz)).collect();
-        let _ = write!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"hsl({hue},60%,45%)\" stroke-opacity=\"0.6\" stroke-width=\"1\" points=\"{}\"/>",
-            points.join(" ")
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+/// Everything the HTML report shows.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportInput<'a> {
+    /// The page's title.
+    pub title: &'a str,
+    /// The run's figures (the JSON summary, thresholds and audit included).
+    pub summary: &'a serde_json::Map<String, serde_json::Value>,
+    /// The scenario's movement model and its parameters.
+    pub scenario: &'a [(String, String)],
+    /// Each zone's seconds.
+    pub zones: &'a [ZoneTimeline],
+    /// What bots measured over time.
+    pub timeline: &'a crate::swarm::Timeline,
+    /// Every bot's result.
+    pub results: &'a [BotResult],
+    /// The zone cells and their owners at the end (none for a zone holding the whole world).
+    pub cells: &'a [MapCell],
 }
 
-/// Per-second means over bots of a per-bot series.
-fn per_second_mean(results: &[BotResult], pick: impl Fn(&BotResult) -> Vec<f64>) -> Vec<f64> {
-    let series: Vec<Vec<f64>> = results.iter().map(pick).collect();
-    let n = series.iter().map(Vec::len).max().unwrap_or(0);
-    (0..n)
-        .map(|i| {
-            let v: Vec<f64> = series.iter().filter_map(|s| s.get(i).copied()).collect();
-            mean(&v)
+/// The unit of a summary figure, from its name's suffix (names carry their unit last).
+fn unit(key: &str) -> &'static str {
+    let has = |u: &str| key.ends_with(u) || key.contains(&format!("{u}_"));
+    if has("_ms") {
+        "ms"
+    } else if has("_ticks") {
+        "ticks"
+    } else if has("_kbps") {
+        "kbit/s"
+    } else if has("_m") {
+        "m"
+    } else if key.ends_with("per_bot_minute") {
+        "per bot per minute"
+    } else if has("_s") {
+        "s"
+    } else {
+        ""
+    }
+}
+
+fn quantile_f32(sorted: &[f32], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(f64::from(sorted[i]))
+}
+
+/// p50, p90 and p99 series of per-point histograms.
+fn percentiles(points: &[Histogram]) -> Vec<Series> {
+    [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)]
+        .iter()
+        .map(|(name, q)| Series {
+            name: (*name).into(),
+            values: points.iter().map(|h| (h.count() > 0).then(|| h.quantile(*q))).collect(),
         })
         .collect()
 }
 
-/// Zone-side figures the demo adds to the report.
-#[derive(Clone, Debug, Default)]
-pub struct ZoneSeries {
-    /// Tick duration p99 per second, milliseconds.
-    pub tick_ms_p99: Vec<f64>,
-    /// Tick duration maximum per second, milliseconds.
-    pub tick_ms_max: Vec<f64>,
-    /// Players per second.
-    pub players: Vec<f64>,
+/// Failures grouped by reason (numbers in the text are folded, so "bot 12 ..." and "bot 13 ..."
+/// count together), most frequent first.
+fn failure_table(results: &[BotResult]) -> Vec<(String, u64)> {
+    let mut by: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for r in results {
+        if let Some(f) = &r.failure {
+            let folded: String = f.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect();
+            let mut folded = folded.replace("##", "#");
+            while folded.contains("##") {
+                folded = folded.replace("##", "#");
+            }
+            *by.entry(folded).or_default() += 1;
+        }
+    }
+    let mut v: Vec<(String, u64)> = by.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
 }
 
-/// The HTML report: summary, tick time over time, bandwidth per client, prediction error,
-/// and the map of trails.
-pub fn html(
-    title: &str,
-    summary_json: &serde_json::Value,
-    zone: &ZoneSeries,
-    results: &[BotResult],
-    bounds: [f32; 4],
-) -> String {
+/// The HTML report: one self-contained file (no script, nothing fetched): the verdicts, the
+/// summary with units, the scenario, percentiles over time (tick time per zone, input
+/// acknowledgement, prediction error, bandwidth), an error table, and a map of the bots'
+/// trails at their scale with the zone cells coloured by owner.
+pub fn html(input: &ReportInput<'_>) -> String {
+    let e = html_escape;
     let mut out = String::new();
     let _ = write!(
         out,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title><style>body{{font-family:sans-serif;margin:2em;max-width:60em}}td{{padding:2px 12px}}</style></head><body><h1>{title}</h1><table>"
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title><style>body{{font-family:sans-serif;margin:2em;max-width:62em}}td,th{{padding:2px 12px;text-align:left}}td.n{{text-align:right}}.pass{{color:#1a7f37}}.fail{{color:#c62828;font-weight:bold}}section{{margin:1.5em 0}}</style></head><body><h1>{}</h1>",
+        e(input.title),
+        e(input.title)
     );
-    if let Some(map) = summary_json.as_object() {
-        for (k, v) in map {
-            let _ = write!(out, "<tr><td>{k}</td><td>{v}</td></tr>");
+    // Verdicts first: what CI and a reader look for.
+    out.push_str("<section id=\"verdicts\"><h2>Verdicts</h2><table>");
+    match input.summary.get("audit_clean") {
+        Some(serde_json::Value::Bool(true)) => out.push_str(
+            "<tr><td class=\"pass\">PASS</td><td>store audit: one owner per entity, no item twice or lost</td></tr>",
+        ),
+        Some(serde_json::Value::Bool(false)) => {
+            let problems =
+                input.summary.get("audit").and_then(|a| a.get("problems")).map(|p| p.to_string()).unwrap_or_default();
+            let _ = write!(out, "<tr><td class=\"fail\">FAIL</td><td>store audit: {}</td></tr>", e(&problems));
+        }
+        _ => out.push_str("<tr><td>-</td><td>store audit not run</td></tr>"),
+    }
+    if let Some(serde_json::Value::Array(verdicts)) = input.summary.get("thresholds") {
+        for v in verdicts {
+            let passed = v["passed"].as_bool().unwrap_or(false);
+            let _ = write!(
+                out,
+                "<tr><td class=\"{}\">{}</td><td>{} (was {})</td></tr>",
+                if passed { "pass" } else { "fail" },
+                if passed { "PASS" } else { "FAIL" },
+                e(v["threshold"].as_str().unwrap_or_default()),
+                e(&v["actual"].to_string())
+            );
         }
     }
-    out.push_str("</table>");
-    out.push_str(&line_plot(
-        "Zone tick time",
-        "ms",
-        &[
-            ("p99 per second", "#c0392b", zone.tick_ms_p99.clone()),
-            ("max per second", "#7f8c8d", zone.tick_ms_max.clone()),
-        ],
+    out.push_str("</table></section>");
+    out.push_str("<section id=\"summary\"><h2>Summary</h2><table><tr><th>figure</th><th>value</th><th>unit</th></tr>");
+    for (k, v) in input.summary {
+        if matches!(k.as_str(), "thresholds" | "audit") {
+            continue;
+        }
+        let _ = write!(out, "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>", e(k), e(&v.to_string()), unit(k));
+    }
+    out.push_str("</table></section><section id=\"scenario\"><h2>Scenario</h2><table>");
+    for (k, v) in input.scenario {
+        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", e(k), e(v));
+    }
+    out.push_str("</table></section><section id=\"charts\"><h2>Over time</h2>");
+    let per_point = input.timeline.seconds_per_point.max(1);
+    let every = if per_point == 1 { String::new() } else { format!(" (each point {per_point} s)") };
+    for (i, z) in input.zones.iter().enumerate() {
+        let series: Vec<Series> = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)]
+            .iter()
+            .map(|(name, q)| Series {
+                name: (*name).into(),
+                values: z
+                    .tick_ms
+                    .iter()
+                    .map(|t| {
+                        let mut t = t.clone();
+                        t.sort_by(f32::total_cmp);
+                        quantile_f32(&t, *q)
+                    })
+                    .collect(),
+            })
+            .collect();
+        out.push_str(&time_chart(
+            &format!("chart-tick-{i}"),
+            &format!("Tick time, {}", z.name),
+            "tick duration (ms)",
+            &series,
+        ));
+    }
+    let players: Vec<Series> = input
+        .zones
+        .iter()
+        .map(|z| Series { name: z.name.clone(), values: z.players.iter().map(|p| Some(*p)).collect() })
+        .collect();
+    out.push_str(&time_chart("chart-players", "Players per zone", "players", &players));
+    out.push_str(&time_chart(
+        "chart-input-ack",
+        &format!("Input acknowledgement, every bot{every}"),
+        "input sent to acknowledged (ticks)",
+        &percentiles(&input.timeline.input_ack_ticks),
     ));
-    let kbps = per_second_mean(results, |r| r.down_bytes_per_s.iter().map(|b| *b as f64 * 8.0 / 1e3).collect());
-    out.push_str(&line_plot("Bandwidth per client (down, mean over bots)", "kbps", &[("kbps", "#2980b9", kbps)]));
-    let err = per_second_mean(results, |r| r.error_m_per_s.iter().map(|e| f64::from(*e)).collect());
-    out.push_str(&line_plot(
-        "Prediction error (largest correction per bot and second, mean over bots)",
-        "m",
-        &[("error", "#8e44ad", err)],
+    out.push_str(&time_chart(
+        "chart-prediction-error",
+        &format!("Prediction error, predicting bots{every}"),
+        "error (m)",
+        &percentiles(&input.timeline.prediction_error_m),
     ));
-    out.push_str(&trail_map(results, bounds));
-    out.push_str("</body></html>\n");
+    out.push_str(&time_chart(
+        "chart-bandwidth",
+        &format!("Bandwidth per client, down{every}"),
+        "kbit/s",
+        &percentiles(&input.timeline.down_kbps),
+    ));
+    out.push_str("</section><section id=\"errors\"><h2>Errors</h2><table><tr><th>what</th><th>count</th></tr>");
+    let sum = |f: fn(&pwn_client::ClientCounters) -> u64| input.results.iter().map(|r| f(&r.counters)).sum::<u64>();
+    let mut rows: Vec<(String, u64)> = failure_table(input.results);
+    rows.push(("snapshots dropped by bots (late, duplicated, unknown baseline)".into(), sum(|c| c.snapshots_dropped)));
+    rows.push(("inputs that missed their tick (seen by bots)".into(), sum(|c| c.inputs_missed)));
+    rows.push(("inputs skipped after a stall of the bot".into(), sum(|c| c.inputs_skipped)));
+    for (key, what) in
+        [("zone_inputs_missed", "inputs missing at the zone's tick"), ("tick_overruns", "zone ticks over budget")]
+    {
+        if let Some(n) = input.summary.get(key).and_then(serde_json::Value::as_u64) {
+            rows.push((what.into(), n));
+        }
+    }
+    for (what, n) in rows {
+        let _ = write!(out, "<tr><td>{}</td><td class=\"n\">{n}</td></tr>", e(&what));
+    }
+    out.push_str("</table></section><section id=\"map\"><h2>Where the bots went</h2>");
+    let trails: Vec<&[[f32; 2]]> = input.results.iter().map(|r| r.trail.as_slice()).collect();
+    out.push_str(&trail_map("chart-map", "Bot trails and zone cells (top-down)", &trails, input.cells));
+    out.push_str("</section></body></html>\n");
     out
 }

@@ -45,6 +45,41 @@ impl std::fmt::Display for Scenario {
     }
 }
 
+impl Scenario {
+    /// The movement model and its parameters, for the report.
+    pub fn parameters(self) -> Vec<(String, String)> {
+        let mut p = vec![("scenario".to_owned(), self.to_string())];
+        let mut add = |k: &str, v: String| p.push((k.to_owned(), v));
+        match self {
+            Self::Wander | Self::Shooters => {
+                add("model", "random waypoints around the spawn points' centre, uniform over a disc".into());
+                add("wander radius", format!("{WANDER_RADIUS_M} m"));
+            }
+            Self::Hotspot => {
+                add("model", "random waypoints within 12 m of a spawn point picked at random".into());
+            }
+            Self::Border => {
+                add("model", "back and forth across the borders through the world's centre, a third of the bots in crowds at shared crossing points".into());
+                add("reach along a border", format!("{BORDER_REACH_M} m"));
+                add("swing past a border", format!("{:.0}-{BORDER_SWING_M} m", BORDER_SWING_M / 4.0));
+                add("crowd crossing points", format!("{BORDER_CROWDS:?} m"));
+                add("shooters", "half of the bots".into());
+            }
+        }
+        if self == Self::Shooters {
+            add("shooters", format!("every bot, at the nearest character within {AIM_RANGE_M} m"));
+        }
+        add("new waypoint", "on arrival (within 2 m), else 1 in 600 updates".into());
+        add("run / walk", "toggled about every 5 s".into());
+        add("jump", "1 in 300 updates".into());
+        add(
+            "stuck",
+            format!("moved under {STUCK_DISTANCE_M} m in {STUCK_CHECK_UPDATES} updates: a {DETOUR_M} m detour"),
+        );
+        p
+    }
+}
+
 /// Nearest other character a shooter aims at.
 const AIM_RANGE_M: f32 = 25.0;
 

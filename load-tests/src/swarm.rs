@@ -72,6 +72,60 @@ pub struct Progress {
     pub inputs: AtomicU64,
     /// Corrections so far, all bots.
     pub corrections: AtomicU64,
+    /// What bots measured, second by second, merged over bots.
+    pub timeline: std::sync::Mutex<Timeline>,
+}
+
+/// Points a timeline keeps at most: longer runs merge several seconds into each point.
+pub const TIMELINE_POINTS_MAX: usize = 3_600;
+
+/// What bots measured over the run, one point per `seconds_per_point` from the swarm's start,
+/// merged over bots, so that the report can draw percentiles over time.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// Seconds each point covers.
+    pub seconds_per_point: u64,
+    /// Input acknowledgement (ticks), every bot.
+    pub input_ack_ticks: Vec<pwn_client::Histogram>,
+    /// Prediction error (metres, 0 when exact), predicting bots.
+    pub prediction_error_m: Vec<pwn_client::Histogram>,
+    /// Each bot's payload received in the second, kilobits per second.
+    pub down_kbps: Vec<pwn_client::Histogram>,
+}
+
+impl Timeline {
+    /// A timeline for a run of `duration` (plus joining), within [`TIMELINE_POINTS_MAX`].
+    pub fn for_run(duration: Duration) -> Self {
+        let seconds = duration.as_secs() + 60;
+        Self { seconds_per_point: seconds.div_ceil(TIMELINE_POINTS_MAX as u64).max(1), ..Self::default() }
+    }
+
+    fn point<'a>(
+        v: &'a mut Vec<pwn_client::Histogram>,
+        at: usize,
+        empty: &pwn_client::Histogram,
+    ) -> &'a mut pwn_client::Histogram {
+        if v.len() <= at {
+            v.resize(at + 1, empty.clone());
+        }
+        &mut v[at]
+    }
+
+    /// Adds one bot's second, `at_s` seconds after the swarm started.
+    fn record(&mut self, at_s: u64, ack: &pwn_client::Histogram, error: Option<&pwn_client::Histogram>, kbps: f64) {
+        let at = ((at_s / self.seconds_per_point.max(1)) as usize).min(TIMELINE_POINTS_MAX - 1);
+        let empty = ClientCounters::default();
+        Self::point(&mut self.input_ack_ticks, at, &empty.input_ack_ticks).merge(ack);
+        if let Some(e) = error {
+            Self::point(&mut self.prediction_error_m, at, &empty.prediction_error_m).merge(e);
+        }
+        Self::point(&mut self.down_kbps, at, &kbps_histogram()).record(kbps);
+    }
+}
+
+/// The shape of a bandwidth histogram: 1 kbps buckets up to 10 Mbps.
+pub fn kbps_histogram() -> pwn_client::Histogram {
+    pwn_client::Histogram::new(1.0, 10_000)
 }
 
 /// One bot's outcome.
@@ -117,11 +171,19 @@ pub(crate) struct Tally {
     updates: u64,
     phase_now: usize,
     ack_at_phase_start: pwn_client::Histogram,
+    /// The counters at the last second's end, for the timeline.
+    ack_at_second_start: pwn_client::Histogram,
+    error_at_second_start: Option<pwn_client::Histogram>,
+    /// When the swarm started (the timeline's origin).
+    swarm_started: Instant,
 }
 
 impl Tally {
-    pub(crate) fn new(cfg: &SwarmConfig, counters: &ClientCounters) -> Self {
+    pub(crate) fn new(cfg: &SwarmConfig, counters: &ClientCounters, predicting: bool, swarm_started: Instant) -> Self {
         Self {
+            ack_at_second_start: counters.input_ack_ticks.clone(),
+            error_at_second_start: predicting.then(|| counters.prediction_error_m.clone()),
+            swarm_started,
             started: Instant::now(),
             origin: None,
             chatted: false,
@@ -180,7 +242,17 @@ impl Tally {
             self.second += 1;
             let bytes = bytes_in();
             result.down_bytes_per_s.push(bytes - self.last_bytes);
+            let kbps = (bytes - self.last_bytes) as f64 * 8.0 / 1e3;
             self.last_bytes = bytes;
+            let ack = counters.input_ack_ticks.since(&self.ack_at_second_start);
+            let error = self.error_at_second_start.as_ref().map(|e| counters.prediction_error_m.since(e));
+            if let Ok(mut t) = progress.timeline.lock() {
+                t.record(self.swarm_started.elapsed().as_secs(), &ack, error.as_ref(), kbps);
+            }
+            self.ack_at_second_start = counters.input_ack_ticks.clone();
+            if error.is_some() {
+                self.error_at_second_start = Some(counters.prediction_error_m.clone());
+            }
             result.error_m_per_s.push(self.error_max_this_second);
             self.error_max_this_second = 0.0;
             if let Some(me) = frame.me
@@ -297,6 +369,7 @@ async fn run_bot(
     cfg: Arc<SwarmConfig>,
     progress: Arc<Progress>,
     start_at: tokio::time::Instant,
+    swarm_started: Instant,
 ) -> BotResult {
     tokio::time::sleep_until(start_at).await;
     let mut result = BotResult::new(index, &cfg);
@@ -322,7 +395,7 @@ async fn run_bot(
     let tick = Duration::from_secs_f32(cfg.sim.dt_s());
     let mut every = tokio::time::interval(tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut tally = Tally::new(&cfg, client.core().counters());
+    let mut tally = Tally::new(&cfg, client.core().counters(), result.predicting, swarm_started);
     let mut last = Instant::now();
     let mut frame = Frame::default();
     while !tally.done(&cfg) {
@@ -365,6 +438,7 @@ async fn join_cheap(
     cfg: Arc<SwarmConfig>,
     progress: Arc<Progress>,
     start_at: tokio::time::Instant,
+    swarm_started: Instant,
     driver: tokio::sync::mpsc::Sender<crate::cheap::CheapBot>,
 ) -> Option<BotResult> {
     tokio::time::sleep_until(start_at).await;
@@ -372,7 +446,7 @@ async fn join_cheap(
     match join_placed(index, &net, &cfg).await {
         Ok(placed) => {
             // The driver outlives every join task; if it is gone the swarm is ending anyway.
-            let _ = driver.send(crate::cheap::CheapBot::new(result, placed, &cfg)).await;
+            let _ = driver.send(crate::cheap::CheapBot::new(result, placed, &cfg, swarm_started)).await;
             None
         }
         Err(e) => {
@@ -392,6 +466,10 @@ pub async fn run_swarm(cfg: SwarmConfig, progress: Arc<Progress>) -> std::io::Re
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let net = Arc::new(net);
     let cfg = Arc::new(cfg);
+    let swarm_started = Instant::now();
+    if let Ok(mut t) = progress.timeline.lock() {
+        *t = Timeline::for_run(cfg.duration);
+    }
     let (to_driver, joined) = tokio::sync::mpsc::channel(JOINED_QUEUE_MAX);
     let driver = tokio::spawn(crate::cheap::drive(cfg.clone(), progress.clone(), joined));
     let t0 = tokio::time::Instant::now();
@@ -401,9 +479,10 @@ pub async fn run_swarm(cfg: SwarmConfig, progress: Arc<Progress>) -> std::io::Re
         let start_at = t0 + Duration::from_secs_f64(i as f64 / cfg.joins_per_s.max(1.0));
         let (net, cfg_i, progress) = (net.clone(), cfg.clone(), progress.clone());
         if predicts(i, cfg.count, cfg.predicting) {
-            full.push(tokio::spawn(run_bot(i, net, cfg_i, progress, start_at)));
+            full.push(tokio::spawn(run_bot(i, net, cfg_i, progress, start_at, swarm_started)));
         } else {
-            cheap.push(tokio::spawn(join_cheap(i, net, cfg_i, progress, start_at, to_driver.clone())));
+            let driver = to_driver.clone();
+            cheap.push(tokio::spawn(join_cheap(i, net, cfg_i, progress, start_at, swarm_started, driver)));
         }
     }
     drop(to_driver);

@@ -82,8 +82,14 @@ pub fn bench_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &Benc
     world.stop();
     let (full, cheap) = (&phases[0], &phases[1]);
     let ratio = if cheap.cpu_ms_per_bot_s() > 0.0 { full.cpu_ms_per_bot_s() / cheap.cpu_ms_per_bot_s() } else { 0.0 };
-    println!("pwn bench bots: {} bots per swarm, {} scenario, {:.0} s measured each", args.bots, args.scenario, args.measure_s);
-    println!("  {:<10} {:>7} {:>16} {:>14} {:>16} {:>12}", "swarm", "joined", "cpu ms/bot/s", "zone tick p99", "input ack p99", "disconnects");
+    println!(
+        "pwn bench bots: {} bots per swarm, {} scenario, {:.0} s measured each",
+        args.bots, args.scenario, args.measure_s
+    );
+    println!(
+        "  {:<10} {:>7} {:>16} {:>14} {:>16} {:>12}",
+        "swarm", "joined", "cpu ms/bot/s", "zone tick p99", "input ack p99", "disconnects"
+    );
     for p in &phases {
         println!(
             "  {:<10} {:>7} {:>16.3} {:>11.2} ms {:>10.2} ticks {:>12}",
@@ -150,7 +156,11 @@ fn run_phase(
     let started = Instant::now();
     while progress.playing.load(Ordering::Relaxed) < u64::from(args.bots) {
         if started.elapsed() > Duration::from_secs_f64(join_s) || swarm.is_finished() {
-            eprintln!("pwn bench bots: only {} of {} {kind} bots joined", progress.playing.load(Ordering::Relaxed), args.bots);
+            eprintln!(
+                "pwn bench bots: only {} of {} {kind} bots joined",
+                progress.playing.load(Ordering::Relaxed),
+                args.bots
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
