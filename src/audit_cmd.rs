@@ -35,6 +35,11 @@ pub fn report_json(r: &pwn_store::audit::AuditReport) -> serde_json::Value {
 
 /// Audits the SQLite store at `path` (a load test's post-run check).
 pub fn audit_sqlite(path: &std::path::Path) -> anyhow::Result<pwn_store::audit::AuditReport> {
+    // Opening creates a missing file: an empty store, which audits clean. A path that names
+    // no store (a typo, a world keeping its store elsewhere) is an error, not a clean audit.
+    if !path.is_file() {
+        anyhow::bail!("no store to audit at {}", path.display());
+    }
     let store = pwn_store::open_store(&pwn_store::StoreConfig {
         backend: pwn_store::BackendKind::Sqlite,
         path: path.to_path_buf(),
@@ -45,6 +50,8 @@ pub fn audit_sqlite(path: &std::path::Path) -> anyhow::Result<pwn_store::audit::
 
 /// The keys [`summarize`] adds.
 pub const SUMMARY_KEYS: [&str; 4] = ["audit_clean", "duplicates", "losses", "audit"];
+/// Those of [`SUMMARY_KEYS`] that are figures a threshold can compare (`audit` is an object).
+pub const FIGURE_KEYS: [&str; 3] = ["audit_clean", "duplicates", "losses"];
 
 /// Adds a post-run audit's verdict to a load test's summary (`audit_clean`, `duplicates`,
 /// `losses`, `audit`) and prints it; `None` (not run) adds `audit_clean: null`.

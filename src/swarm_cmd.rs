@@ -197,7 +197,7 @@ pub(crate) fn swarm(cfg: SwarmConfig) -> anyhow::Result<(Vec<BotResult>, Timelin
 pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     let duration = check_duration(args.duration)?;
     let known = Summary::default().json();
-    let known = known.keys().map(String::as_str).chain(crate::audit_cmd::SUMMARY_KEYS);
+    let known = known.keys().map(String::as_str).chain(crate::audit_cmd::FIGURE_KEYS);
     threshold::check_keys(&args.load.thresholds, known)?;
     let ca_pem = pwn_net::tls::dev_ca_cert(&args.data)
         .with_context(|| format!("no development CA in {} (start the world with `pwn up`)", args.data.display()))?;

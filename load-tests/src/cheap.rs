@@ -73,9 +73,13 @@ impl CheapBot {
         }
     }
 
-    /// Reads what arrived since the last tick into the core.
-    fn read(&mut self) {
-        let now_s = self.core.now_s();
+    /// Reads what arrived since the last tick into the core, `dt_s` after the last update.
+    fn read(&mut self, dt_s: f32) {
+        // Read once a tick, a message arrived at some time since the last update, on the core's
+        // clock between `now_s()` and `now_s() + dt_s`: stamped at the middle (on average
+        // right). Stamped at the start, an input acknowledged by the first snapshot read after
+        // it was sent would count as acknowledged in no time at all.
+        let now_s = self.core.now_s() + 0.5 * f64::from(dt_s.max(0.0));
         for _ in 0..READS_PER_TICK_MAX {
             match ready_now(self.datagrams.recv()) {
                 Some(Ok(m)) => self.core.on_message(now_s, m),
@@ -103,7 +107,7 @@ impl CheapBot {
     /// One tick of play; false once the bot is done (its time played, or its connection
     /// ended).
     fn tick(&mut self, dt_s: f32, cfg: &SwarmConfig, progress: &Progress) -> bool {
-        self.read();
+        self.read(dt_s);
         let intent = self.mover.intent(&self.frame);
         self.frame = self.core.update(dt_s, &intent);
         for m in self.core.drain_outbox() {
