@@ -128,6 +128,14 @@ pub(crate) struct DemoWorld {
     pub(crate) zones: Vec<Seconds>,
     pub(crate) addr: SocketAddr,
     login: bool,
+    /// Each role's Prometheus endpoint (`zone-1`, ..., `world`, `gateway`).
+    pub(crate) metrics: Vec<(String, SocketAddr)>,
+}
+
+/// A loopback address for a role's metrics endpoint: a port free a moment ago (the role binds
+/// it soon after; a clash would show as a role that did not start).
+fn metrics_addr() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 impl DemoWorld {
@@ -149,10 +157,18 @@ pub(crate) fn start_world(
 ) -> anyhow::Result<DemoWorld> {
     let exe = std::env::current_exe().context("cannot find the pwn executable")?;
     let d = data.display().to_string();
-    let mut world =
-        DemoWorld { roles: Vec::new(), zones: Vec::new(), addr: SocketAddr::from(([127, 0, 0, 1], 0)), login: false };
+    let mut world = DemoWorld {
+        roles: Vec::new(),
+        zones: Vec::new(),
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        login: false,
+        metrics: Vec::new(),
+    };
     if zones == 1 {
-        let zone_args = ["zone", "--listen", "127.0.0.1:0", "--data", &d].map(String::from);
+        let m = metrics_addr()?;
+        world.metrics.push(("zone-1".into(), m));
+        let m = m.to_string();
+        let zone_args = ["zone", "--listen", "127.0.0.1:0", "--data", &d, "--metrics", &m].map(String::from);
         let (role, addr, seconds) = start_zone(&exe, config, &zone_args)?;
         world.roles.push(role);
         world.zones.push(seconds);
@@ -167,6 +183,9 @@ pub(crate) fn start_world(
         _ => "3",
     };
     let expected = zones.to_string();
+    let m = metrics_addr()?;
+    world.metrics.push(("world".into(), m));
+    let m = m.to_string();
     let (role, world_addr) = start_role(&exe, config, "world server", |c| {
         c.args([
             "world",
@@ -179,11 +198,16 @@ pub(crate) fn start_world(
             "--zones-expected",
             &expected,
         ]);
+        c.args(["--metrics", &m]);
     })?;
     world.roles.push(role);
-    for _ in 0..zones {
+    for i in 0..zones {
+        let m = metrics_addr()?;
+        world.metrics.push((format!("zone-{}", i + 1), m));
+        let m = m.to_string();
         let zone_args =
-            ["zone", "--listen", "127.0.0.1:0", "--data", &d, "--world-server", &world_addr].map(String::from);
+            ["zone", "--listen", "127.0.0.1:0", "--data", &d, "--world-server", &world_addr, "--metrics", &m]
+                .map(String::from);
         match start_zone(&exe, config, &zone_args) {
             Ok((role, _, seconds)) => {
                 world.roles.push(role);
@@ -195,8 +219,12 @@ pub(crate) fn start_world(
             }
         }
     }
+    let m = metrics_addr()?;
+    world.metrics.push(("gateway".into(), m));
+    let m = m.to_string();
     let gateway = start_role(&exe, config, "gateway", |c| {
         c.args(["gateway", "--listen", "127.0.0.1:0", "--data", &d, "--world-server", &world_addr]);
+        c.args(["--metrics", &m]);
         c.args(["--auth-per-address-per-s", "1000"]);
         if !gateway_args.iter().any(|a| a == "--auth-global-per-s") {
             c.args(["--auth-global-per-s", "1000"]);
@@ -219,8 +247,9 @@ pub(crate) fn start_world(
 
 /// The figures the demo adds to the bots' summary (and the post-run audit's), which
 /// thresholds may name.
-const DEMO_KEYS: [&str; 16] = [
+const DEMO_KEYS: [&str; 17] = [
     "scenario",
+    "roles",
     "duration_s",
     "zones",
     "tick_ms_p50",
@@ -237,6 +266,17 @@ const DEMO_KEYS: [&str; 16] = [
     "ghost_states",
     "zone_handoffs_in",
 ];
+
+/// Keys of the demo's JSON that hold no number (a name, one figure per zone, the audit's
+/// details): a threshold on them could only fail.
+const NOT_FIGURES: [&str; 4] = ["scenario", "zone_tick_ms_p99", "audit", "roles"];
+/// Figures the demo reports only with several zones.
+const SEVERAL_ZONES_KEYS: [&str; 3] = ["ghost_lag_ticks_p99", "ghost_states", "zone_handoffs_in"];
+
+/// Whether a threshold may name `key` in a demo of `zones` zones: a number this run reports.
+fn is_threshold_figure(key: &str, zones: u32) -> bool {
+    !NOT_FIGURES.contains(&key) && (zones > 1 || !SEVERAL_ZONES_KEYS.contains(&key))
+}
 
 /// Every figure `pwn demo` may report.
 fn known_keys() -> Vec<String> {
@@ -284,7 +324,10 @@ fn map_cells(db: &std::path::Path, world: &pwn_sim::WorldDesc) -> anyhow::Result
 pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoArgs) -> anyhow::Result<()> {
     let duration = check_duration(args.duration)?;
     let known = known_keys();
-    pwn_load_tests::threshold::check_keys(&args.load.thresholds, known.iter().map(String::as_str))?;
+    pwn_load_tests::threshold::check_keys(
+        &args.load.thresholds,
+        known.iter().map(String::as_str).filter(|k| is_threshold_figure(k, args.zones)),
+    )?;
     let temp = tempfile::tempdir()?;
     let data = args.data.clone().unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
@@ -295,6 +338,8 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     );
     let desc = cfg.world(None)?;
     let ca_pem = pwn_net::tls::dev_ca_cert(&data)?;
+    // Every role's own figures, read from its Prometheus endpoint once a second.
+    let scraper = pwn_load_tests::scrape::Scraper::start(world.metrics.clone());
     let outcome = swarm(SwarmConfig {
         addr: world.addr,
         server_name: "localhost".into(),
@@ -311,6 +356,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         login: world.login,
         phase: None,
     });
+    let roles = scraper.stop();
     world.stop();
     let (results, timeline) = outcome?;
 
@@ -386,6 +432,15 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         println!("  {:<34} {:>12}", "ghost lag ticks p99", json["ghost_lag_ticks_p99"]);
     }
     crate::audit_cmd::summarize(Some(&audit), &mut json);
+    let mut by_role = serde_json::Map::new();
+    for r in &roles {
+        let figures: serde_json::Map<String, serde_json::Value> = pwn_load_tests::scrape::figures(&r.role, &r.last)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.filter(|v| v.is_finite()).map_or(serde_json::Value::Null, |v| r3(v).into())))
+            .collect();
+        by_role.insert(r.role.clone(), figures.into());
+    }
+    json.insert("roles".into(), by_role.into());
     print!("{}", summary.table());
     print_failures(&results);
     let failed = judge(&args.load.thresholds, &mut json);
@@ -407,6 +462,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         timeline: &timeline,
         results: &results,
         cells: &cells,
+        roles: &roles,
     });
     std::fs::write(&args.report, page).with_context(|| format!("cannot write {}", args.report.display()))?;
     println!("  report: {}", args.report.display());

@@ -1,7 +1,8 @@
 //! `pwn demo`'s HTML report in a real headless browser (Debian's `chromium`): a short demo of
 //! two zones writes it, the browser renders it, and the rendered page holds every chart
-//! (tick time per zone, players, input acknowledgement, prediction error, bandwidth, the map
-//! with its cells), the verdicts of the thresholds and the audit, and a screenshot that is not
+//! (tick time per zone, players, input acknowledgement, prediction error, bandwidth, handoffs
+//! as the zones count them, the map with its cells), every role's own figures (scraped from its
+//! Prometheus endpoint during the run), the verdicts of the thresholds and the audit, and a screenshot that is not
 //! blank.
 
 use std::process::Command;
@@ -29,6 +30,13 @@ fn the_report_renders_every_chart_in_a_browser() {
     let stdout = String::from_utf8_lossy(&demo.stdout);
     assert!(demo.status.success(), "pwn demo failed: {stdout}\n{}", String::from_utf8_lossy(&demo.stderr));
     let url = format!("file://{}", report.display());
+    // Every role was scraped: the zones' and the gateway's own figures are in the summary.
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for role in ["zone-1", "zone-2", "world", "gateway"] {
+        assert!(summary["roles"][role].is_object(), "{role} was not scraped: {}", summary["roles"]);
+    }
+    assert!(summary["roles"]["gateway"]["authentications"].as_f64().unwrap() >= 6.0, "{}", summary["roles"]);
+    assert!(summary["roles"]["zone-1"]["tick ms p99 (histogram bucket)"].is_number(), "{}", summary["roles"]);
 
     let dom = chromium(&["--dump-dom", &url]);
     assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
@@ -40,12 +48,21 @@ fn the_report_renders_every_chart_in_a_browser() {
         "chart-input-ack",
         "chart-prediction-error",
         "chart-bandwidth",
+        "chart-handoffs",
         "chart-map",
     ] {
         assert!(dom.contains(&format!("<svg id=\"{id}\"")), "{id} is not on the rendered page");
     }
     assert!(!dom.contains("chart not drawn"), "a chart failed");
-    for text in ["PASS", "disconnects==0", "store audit", "time (s)", "tick duration (ms)", "zone node"] {
+    for text in [
+        "PASS",
+        "disconnects==0",
+        "store audit",
+        "time (s)",
+        "tick duration (ms)",
+        "zone node",
+        "Figures from every role",
+    ] {
         assert!(dom.contains(text), "{text:?} is not on the rendered page");
     }
 

@@ -15,6 +15,8 @@
 //!   aiming at what it draws, on a bare simulation (`pwn bench lagcomp`).
 //! - [`charts`]: the report's charts (plotters, inline SVG): percentiles over time and the map.
 //! - [`report`]: the summary (table and JSON keys) and the HTML report with plots.
+//! - [`scrape`]: each role's Prometheus endpoint read during a run (text format parser,
+//!   histogram quantiles), for the report.
 //! - [`threshold`]: pass/fail thresholds on the summary's figures (`input_ack_ticks_p99<=2`),
 //!   for an exit code CI can gate on.
 
@@ -24,5 +26,6 @@ pub mod cheap;
 pub mod duel;
 pub mod report;
 pub mod scenario;
+pub mod scrape;
 pub mod swarm;
 pub mod threshold;

@@ -218,6 +218,8 @@ pub struct ReportInput<'a> {
     pub results: &'a [BotResult],
     /// The zone cells and their owners at the end (none for a zone holding the whole world).
     pub cells: &'a [MapCell],
+    /// What each role's Prometheus endpoint said.
+    pub roles: &'a [crate::scrape::RoleScrapes],
 }
 
 /// The unit of a summary figure, from its name's suffix (names carry their unit last).
@@ -320,7 +322,7 @@ pub fn html(input: &ReportInput<'_>) -> String {
     out.push_str("</table></section>");
     out.push_str("<section id=\"summary\"><h2>Summary</h2><table><tr><th>figure</th><th>value</th><th>unit</th></tr>");
     for (k, v) in input.summary {
-        if matches!(k.as_str(), "thresholds" | "audit") {
+        if matches!(k.as_str(), "thresholds" | "audit" | "roles") {
             continue;
         }
         let _ = write!(out, "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>", e(k), e(&v.to_string()), unit(k));
@@ -379,7 +381,36 @@ pub fn html(input: &ReportInput<'_>) -> String {
         "kbit/s",
         &percentiles(&input.timeline.down_kbps),
     ));
-    out.push_str("</section><section id=\"errors\"><h2>Errors</h2><table><tr><th>what</th><th>count</th></tr>");
+    let handoffs: Vec<Series> = input
+        .roles
+        .iter()
+        .filter(|r| r.role.starts_with("zone"))
+        .map(|r| Series {
+            name: r.role.clone(),
+            values: r.handoffs_total.windows(2).map(|w| Some((w[1] - w[0]).max(0.0))).collect(),
+        })
+        .collect();
+    out.push_str(&time_chart(
+        "chart-handoffs",
+        "Handoffs per second, as each zone counts them",
+        "handoffs per second",
+        &handoffs,
+    ));
+    out.push_str("</section><section id=\"roles\"><h2>Figures from every role</h2><p>Read from each role's Prometheus endpoint once a second during the run; these are the last values (histogram quantiles are bucket bounds).</p><table><tr><th>role</th><th>figure</th><th>value</th></tr>");
+    for r in input.roles {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>scrapes that succeeded / failed</td><td class=\"n\">{} / {}</td></tr>",
+            e(&r.role),
+            r.ok,
+            r.failed
+        );
+        for (what, v) in crate::scrape::figures(&r.role, &r.last) {
+            let v = v.map_or_else(|| "-".to_owned(), |v| format!("{v}"));
+            let _ = write!(out, "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>", e(&r.role), e(what), e(&v));
+        }
+    }
+    out.push_str("</table></section><section id=\"errors\"><h2>Errors</h2><table><tr><th>what</th><th>count</th></tr>");
     let sum = |f: fn(&pwn_client::ClientCounters) -> u64| input.results.iter().map(|r| f(&r.counters)).sum::<u64>();
     let mut rows: Vec<(String, u64)> = failure_table(input.results);
     rows.push(("snapshots dropped by bots (late, duplicated, unknown baseline)".into(), sum(|c| c.snapshots_dropped)));
