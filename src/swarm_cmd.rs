@@ -29,7 +29,8 @@ pub struct BotsArgs {
     /// Seconds each bot plays.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// How they move: wander, hotspot, shooters or border.
+    /// How they move: wander, hotspot, shooters, border, flash-crowd, chat-storm, login-storm or
+    /// mixed (docs/LOAD_TESTING.md).
     #[arg(long, default_value = "wander")]
     scenario: Scenario,
     /// World description (must be the server's; default: the configured world, else the arena).
@@ -114,7 +115,8 @@ pub struct DemoArgs {
     /// Seconds each bot plays.
     #[arg(long, default_value_t = 20.0)]
     pub(crate) duration: f64,
-    /// How they move: wander, hotspot, shooters or border.
+    /// How they move: wander, hotspot, shooters, border, flash-crowd, chat-storm, login-storm or
+    /// mixed (docs/LOAD_TESTING.md).
     #[arg(long, default_value = "wander")]
     pub(crate) scenario: Scenario,
     /// Where to write the HTML report.

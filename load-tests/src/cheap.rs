@@ -59,9 +59,10 @@ impl CheapBot {
         core.set_predict(false);
         result.joined = true;
         let seed = cfg.seed ^ (result.index as u64) << 20;
-        let tally = Tally::new(cfg, core.counters(), false, swarm_started);
+        let behaviour = cfg.scenario.for_bot(result.index);
+        let tally = Tally::new(cfg, behaviour, core.counters(), false, swarm_started);
         Self {
-            mover: Mover::new(cfg.scenario, seed, cfg.world.xz_bounds(), &cfg.world.spawn_points),
+            mover: Mover::new(behaviour, seed, cfg.world.xz_bounds(), &cfg.world.spawn_points),
             result,
             core,
             tx,
@@ -108,6 +109,7 @@ impl CheapBot {
     /// ended).
     fn tick(&mut self, dt_s: f32, cfg: &SwarmConfig, progress: &Progress) -> bool {
         self.read(dt_s);
+        self.mover.set_clock_s(self.tally.swarm_s());
         let intent = self.mover.intent(&self.frame);
         self.frame = self.core.update(dt_s, &intent);
         for m in self.core.drain_outbox() {

@@ -19,7 +19,37 @@ pub enum Scenario {
     /// four cells meet): alone or in crowds at a few shared crossing points, half of them
     /// shooting at whoever comes near, across the border or not.
     Border,
+    /// Wander, then at `FLASH_AT_S` into the run everyone converges on the spawn points'
+    /// centre and mills within `FLASH_RADIUS_M` of it.
+    FlashCrowd,
+    /// Wander, each bot saying a proximity chat line every `CHAT_STORM_PERIOD_S`.
+    ChatStorm,
+    /// Every bot logs in at once (`LOGIN_STORM_JOINS_PER_S`, through the gateway where there
+    /// is one: argon2id for each), retrying when the gateway says it is busy, then wanders.
+    LoginStorm,
+    /// A mixed day: each bot one of the others by its index (`MIXED_DAY_SHARES`).
+    Mixed,
 }
+
+/// Joins started per second in a login storm.
+pub const LOGIN_STORM_JOINS_PER_S: f64 = 1_000.0;
+
+/// When the flash crowd converges, seconds after the swarm started.
+pub const FLASH_AT_S: f64 = 15.0;
+/// How close to the gathering point the crowd mills.
+pub const FLASH_RADIUS_M: f32 = 8.0;
+/// Seconds between a chat-storm bot's lines.
+pub const CHAT_STORM_PERIOD_S: f64 = 2.0;
+/// A mixed day: the share of bots (in hundredths) that wander, crowd hotspots, shoot, dance
+/// across borders, join the flash crowd and chat, in that order.
+pub const MIXED_DAY_SHARES: [(Scenario, u64); 6] = [
+    (Scenario::Wander, 35),
+    (Scenario::Hotspot, 20),
+    (Scenario::Shooters, 15),
+    (Scenario::Border, 10),
+    (Scenario::FlashCrowd, 10),
+    (Scenario::ChatStorm, 10),
+];
 
 impl std::str::FromStr for Scenario {
     type Err = String;
@@ -29,7 +59,13 @@ impl std::str::FromStr for Scenario {
             "hotspot" => Ok(Self::Hotspot),
             "shooters" => Ok(Self::Shooters),
             "border" => Ok(Self::Border),
-            other => Err(format!("unknown scenario {other:?} (wander, hotspot, shooters, border)")),
+            "flash-crowd" => Ok(Self::FlashCrowd),
+            "chat-storm" => Ok(Self::ChatStorm),
+            "login-storm" => Ok(Self::LoginStorm),
+            "mixed" => Ok(Self::Mixed),
+            other => Err(format!(
+                "unknown scenario {other:?} (wander, hotspot, shooters, border, flash-crowd, chat-storm, login-storm, mixed)"
+            )),
         }
     }
 }
@@ -41,16 +77,68 @@ impl std::fmt::Display for Scenario {
             Self::Hotspot => "hotspot",
             Self::Shooters => "shooters",
             Self::Border => "border",
+            Self::FlashCrowd => "flash-crowd",
+            Self::ChatStorm => "chat-storm",
+            Self::LoginStorm => "login-storm",
+            Self::Mixed => "mixed",
         })
     }
 }
 
 impl Scenario {
+    /// What bot `index` does in this scenario (a mixed day gives each bot one of the others).
+    pub fn for_bot(self, index: usize) -> Scenario {
+        if self != Self::Mixed {
+            return self;
+        }
+        // Spread over the indices: bot i takes the share its i-th hundredth falls in.
+        let slot = (index as u64 * 37) % 100;
+        let mut edge = 0;
+        for (s, share) in MIXED_DAY_SHARES {
+            edge += share;
+            if slot < edge {
+                return s;
+            }
+        }
+        Self::Wander
+    }
+
+    /// Joins started per second: `usual` unless the scenario is a login storm.
+    pub fn joins_per_s(self, usual: f64) -> f64 {
+        if self == Self::LoginStorm { LOGIN_STORM_JOINS_PER_S } else { usual }
+    }
+
+    /// Seconds between a bot's chat lines (`None`: one line, a second after joining).
+    pub fn chat_period_s(self) -> Option<f64> {
+        (self == Self::ChatStorm).then_some(CHAT_STORM_PERIOD_S)
+    }
+
     /// The movement model and its parameters, for the report.
     pub fn parameters(self) -> Vec<(String, String)> {
         let mut p = vec![("scenario".to_owned(), self.to_string())];
         let mut add = |k: &str, v: String| p.push((k.to_owned(), v));
         match self {
+            Self::Mixed => {
+                let shares: Vec<String> = MIXED_DAY_SHARES.iter().map(|(s, n)| format!("{n}% {s}")).collect();
+                add("model", format!("each bot one of the other scenarios, by its index: {}", shares.join(", ")));
+            }
+            Self::FlashCrowd => {
+                add("model", "wander, then everyone converges on the spawn points' centre and mills there".into());
+                add("converge at", format!("{FLASH_AT_S} s into the run"));
+                add("mill within", format!("{FLASH_RADIUS_M} m"));
+                add("wander radius before", format!("{WANDER_RADIUS_M} m"));
+            }
+            Self::LoginStorm => {
+                add("model", "every bot logs in at once, retrying while the gateway is busy, then wanders".into());
+                add("joins started", format!("{LOGIN_STORM_JOINS_PER_S} a second"));
+                add("retries", "up to 40, 250 ms more each time, at most 2 s apart".into());
+                add("wander radius", format!("{WANDER_RADIUS_M} m"));
+            }
+            Self::ChatStorm => {
+                add("model", "wander, chatting".into());
+                add("chat", format!("a proximity line every {CHAT_STORM_PERIOD_S} s per bot"));
+                add("wander radius", format!("{WANDER_RADIUS_M} m"));
+            }
             Self::Wander | Self::Shooters => {
                 add("model", "random waypoints around the spawn points' centre, uniform over a disc".into());
                 add("wander radius", format!("{WANDER_RADIUS_M} m"));
@@ -68,6 +156,9 @@ impl Scenario {
         }
         if self == Self::Shooters {
             add("shooters", format!("every bot, at the nearest character within {AIM_RANGE_M} m"));
+        }
+        if self.chat_period_s().is_none() && self != Self::Mixed {
+            add("chat", "one proximity line a second after joining".into());
         }
         add("new waypoint", "on arrival (within 2 m), else 1 in 600 updates".into());
         add("run / walk", "toggled about every 5 s".into());
@@ -100,6 +191,8 @@ pub struct Mover {
     checkpoint: Option<Vec3>,
     /// Fixed per bot: which border it dances across, whether in a crowd, whether it shoots.
     traits: u64,
+    /// Seconds since the swarm started, as the bot's driver last said.
+    clock_s: f64,
 }
 
 /// Border dancers cross at most this far along a border from the centre.
@@ -141,7 +234,18 @@ impl Mover {
             checkpoint: None,
             updates: 0,
             traits: seed.wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(17),
+            clock_s: 0.0,
         }
+    }
+
+    /// Sets the swarm's clock (seconds since it started): scenarios that change over the run
+    /// (the flash crowd) follow it.
+    pub fn set_clock_s(&mut self, clock_s: f64) {
+        if self.scenario == Scenario::FlashCrowd && self.clock_s < FLASH_AT_S && clock_s >= FLASH_AT_S {
+            // The crowd forms now: drop whatever the bot was heading for.
+            self.waypoint = None;
+        }
+        self.clock_s = clock_s;
     }
 
     fn next(&mut self) -> u32 {
@@ -178,6 +282,12 @@ impl Mover {
                     Vec3::new(c.x + along, 0.0, c.z + across)
                 };
                 Vec3::new(p.x.clamp(x0, x1), 0.0, p.z.clamp(z0, z1))
+            }
+            Scenario::FlashCrowd if self.clock_s >= FLASH_AT_S => {
+                let c = self.centre;
+                let angle = self.unit() * std::f32::consts::TAU;
+                let r = self.unit().sqrt() * FLASH_RADIUS_M;
+                Vec3::new((c.x + angle.cos() * r).clamp(x0, x1), 0.0, (c.z + angle.sin() * r).clamp(z0, z1))
             }
             Scenario::Hotspot if !self.hotspots.is_empty() => {
                 let i = self.next() as usize % self.hotspots.len();
@@ -303,5 +413,42 @@ mod tests {
         assert!(sides.windows(2).all(|p| p[0] != p[1]), "sides alternate: {sides:?}");
         assert!("nope".parse::<Scenario>().is_err());
         assert_eq!("shooters".parse::<Scenario>().unwrap(), Scenario::Shooters);
+    }
+
+    #[test]
+    fn a_flash_crowd_converges_a_chat_storm_chats_and_a_mixed_day_mixes() {
+        let bounds = [-500.0, -500.0, 500.0, 500.0];
+        let spawn = [[100.0, 1.0, 50.0]];
+        let mut m = Mover::new(Scenario::FlashCrowd, 9, bounds, &spawn);
+        let far = Vec3::new(300.0, 0.0, -200.0);
+        m.set_clock_s(1.0);
+        m.intent(&frame_at(far, vec![]));
+        let before = m.waypoint.unwrap();
+        assert!(before.distance(Vec3::new(100.0, 0.0, 50.0)) <= WANDER_RADIUS_M + 1.0, "wanders first: {before}");
+        m.set_clock_s(FLASH_AT_S + 0.1);
+        for _ in 0..20 {
+            m.intent(&frame_at(far, vec![]));
+            let w = m.waypoint.unwrap();
+            assert!(w.distance(Vec3::new(100.0, 0.0, 50.0)) <= FLASH_RADIUS_M + 1e-3, "converges: {w}");
+        }
+        assert_eq!(Scenario::ChatStorm.chat_period_s(), Some(CHAT_STORM_PERIOD_S));
+        assert_eq!(Scenario::Wander.chat_period_s(), None);
+        // Every share of the mixed day is taken, in about its proportion.
+        let mut counts = std::collections::BTreeMap::new();
+        for i in 0..1_000 {
+            let b = Scenario::Mixed.for_bot(i);
+            assert_ne!(b, Scenario::Mixed);
+            *counts.entry(b.to_string()).or_insert(0) += 1;
+        }
+        for (s, share) in MIXED_DAY_SHARES {
+            let n = counts[&s.to_string()];
+            assert!((n as i64 - share as i64 * 10).abs() <= 20, "{s}: {n} of 1000 for {share}%");
+        }
+        assert_eq!(Scenario::LoginStorm.joins_per_s(100.0), LOGIN_STORM_JOINS_PER_S);
+        assert_eq!(Scenario::Wander.joins_per_s(100.0), 100.0);
+        for name in ["flash-crowd", "chat-storm", "login-storm", "mixed"] {
+            assert_eq!(name.parse::<Scenario>().unwrap().to_string(), name);
+            assert!(name.parse::<Scenario>().unwrap().parameters().len() >= 3);
+        }
     }
 }

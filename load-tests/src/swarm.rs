@@ -46,7 +46,7 @@ pub struct SwarmConfig {
     pub scenario: Scenario,
     /// Seed of the bots' movement.
     pub seed: u64,
-    /// Joins started per second.
+    /// Joins started per second (a login storm starts them faster, `Scenario::joins_per_s`).
     pub joins_per_s: f64,
     /// Each bot's datagrams go through this link (latency, jitter, loss), if set.
     pub link: Option<pwn_net::conditioner::LinkProfile>,
@@ -162,7 +162,9 @@ pub struct BotResult {
 pub(crate) struct Tally {
     started: Instant,
     origin: Option<glam::Vec3>,
-    chatted: bool,
+    /// Seconds between chat lines (`None`: one line only), and when the next is due.
+    chat_period_s: Option<f64>,
+    next_chat_s: f64,
     second: u64,
     last_bytes: u64,
     last_corrections: u64,
@@ -179,14 +181,21 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    pub(crate) fn new(cfg: &SwarmConfig, counters: &ClientCounters, predicting: bool, swarm_started: Instant) -> Self {
+    pub(crate) fn new(
+        cfg: &SwarmConfig,
+        behaviour: Scenario,
+        counters: &ClientCounters,
+        predicting: bool,
+        swarm_started: Instant,
+    ) -> Self {
         Self {
+            chat_period_s: behaviour.chat_period_s(),
+            next_chat_s: 1.0,
             ack_at_second_start: counters.input_ack_ticks.clone(),
             error_at_second_start: predicting.then(|| counters.prediction_error_m.clone()),
             swarm_started,
             started: Instant::now(),
             origin: None,
-            chatted: false,
             second: 1,
             last_bytes: 0,
             last_corrections: 0,
@@ -203,11 +212,20 @@ impl Tally {
         self.started.elapsed() >= cfg.duration
     }
 
-    /// Whether it is time for the bot's one chat line (once, a second in).
+    /// Whether it is time for the bot's chat line: once, a second in, or every period of a
+    /// chat storm.
     pub(crate) fn chat_due(&mut self) -> bool {
-        let due = !self.chatted && self.started.elapsed() > Duration::from_secs(1);
-        self.chatted |= due;
+        let played_s = self.started.elapsed().as_secs_f64();
+        let due = played_s >= self.next_chat_s;
+        if due {
+            self.next_chat_s = self.chat_period_s.map_or(f64::INFINITY, |p| played_s + p);
+        }
         due
+    }
+
+    /// Seconds since the swarm started.
+    pub(crate) fn swarm_s(&self) -> f64 {
+        self.swarm_started.elapsed().as_secs_f64()
     }
 
     /// After one update of the bot: `counters` are its core's, `bytes_in` its connection's.
@@ -390,12 +408,13 @@ async fn run_bot(
     client.set_headless(true);
     client.set_predict(result.predicting);
     progress.playing.fetch_add(1, Ordering::Relaxed);
+    let behaviour = cfg.scenario.for_bot(index);
     let mut mover =
-        Mover::new(cfg.scenario, cfg.seed ^ (index as u64) << 20, cfg.world.xz_bounds(), &cfg.world.spawn_points);
+        Mover::new(behaviour, cfg.seed ^ (index as u64) << 20, cfg.world.xz_bounds(), &cfg.world.spawn_points);
     let tick = Duration::from_secs_f32(cfg.sim.dt_s());
     let mut every = tokio::time::interval(tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut tally = Tally::new(&cfg, client.core().counters(), result.predicting, swarm_started);
+    let mut tally = Tally::new(&cfg, behaviour, client.core().counters(), result.predicting, swarm_started);
     let mut last = Instant::now();
     let mut frame = Frame::default();
     while !tally.done(&cfg) {
@@ -403,6 +422,7 @@ async fn run_bot(
         let now = Instant::now();
         let dt = now.duration_since(last).as_secs_f32();
         last = now;
+        mover.set_clock_s(tally.swarm_s());
         let intent: Intent = mover.intent(&frame);
         frame = client.update(dt, &intent);
         tally.updated(&cfg, &mut result, &frame, client.core().counters(), || client.bytes_in(), &progress);
@@ -476,7 +496,7 @@ pub async fn run_swarm(cfg: SwarmConfig, progress: Arc<Progress>) -> std::io::Re
     let mut full = Vec::new();
     let mut cheap = Vec::new();
     for i in 0..cfg.count {
-        let start_at = t0 + Duration::from_secs_f64(i as f64 / cfg.joins_per_s.max(1.0));
+        let start_at = t0 + Duration::from_secs_f64(i as f64 / cfg.scenario.joins_per_s(cfg.joins_per_s).max(1.0));
         let (net, cfg_i, progress) = (net.clone(), cfg.clone(), progress.clone());
         if predicts(i, cfg.count, cfg.predicting) {
             full.push(tokio::spawn(run_bot(i, net, cfg_i, progress, start_at, swarm_started)));
