@@ -340,22 +340,39 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
     let ca_pem = pwn_net::tls::dev_ca_cert(&data)?;
     // Every role's own figures, read from its Prometheus endpoint once a second.
     let scraper = pwn_load_tests::scrape::Scraper::start(world.metrics.clone());
-    let outcome = swarm(SwarmConfig {
-        addr: world.addr,
-        server_name: "localhost".into(),
-        ca_pem,
-        world: desc.clone(),
-        sim: cfg.sim.clone(),
-        count: args.bots as usize,
-        predicting: args.load.predicting(args.bots),
-        duration,
-        scenario: args.scenario,
+    let worker_args = crate::workers::WorkerArgs {
+        addr: world.addr.to_string(),
+        data: data.clone(),
+        count: args.bots,
+        predicting: args.load.predicting(args.bots) as u32,
+        duration_s: args.duration,
+        scenario: args.scenario.to_string(),
         seed: 1,
-        joins_per_s: 100.0,
+        world: None,
+        direct: !world.login,
         link: None,
-        login: world.login,
-        phase: None,
-    });
+    };
+    let outcome = if args.workers > 1 {
+        crate::workers::run(config, &worker_args, args.workers)
+    } else {
+        swarm(SwarmConfig {
+            addr: world.addr,
+            server_name: "localhost".into(),
+            ca_pem,
+            world: desc.clone(),
+            sim: cfg.sim.clone(),
+            count: args.bots as usize,
+            predicting: args.load.predicting(args.bots),
+            duration,
+            scenario: args.scenario,
+            seed: 1,
+            joins_per_s: 100.0,
+            link: None,
+            login: world.login,
+            shard: None,
+            phase: None,
+        })
+    };
     let roles = scraper.stop();
     world.stop();
     let (results, timeline) = outcome?;

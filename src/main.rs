@@ -43,6 +43,7 @@ mod stats;
 mod swarm_cmd;
 mod up;
 mod user_cmd;
+mod workers;
 mod world_cmd;
 mod zone_cmd;
 
@@ -111,7 +112,7 @@ fn main() -> ExitCode {
         Command::Zone(args) => zone_cmd::run_zone(&cfg, &args),
         Command::Gateway(args) => gateway_cmd::run_gateway(&cfg, &args),
         Command::World(args) => world_cmd::run_world(&cfg, &args),
-        Command::Bots(args) => swarm_cmd::run_bots(&cfg, &args),
+        Command::Bots(args) => swarm_cmd::run_bots(config_path.as_deref(), &cfg, &args),
         Command::Demo(args) => demo::run_demo(config_path.as_deref(), &cfg, &args),
         Command::Bench(cmd) => bench::run(config_path.as_deref(), &cfg, &cmd),
         Command::Attack(args) => attack_cmd::run(&cfg, &args),

@@ -45,8 +45,8 @@ pub struct BotsArgs {
     direct: bool,
     /// Play over a conditioned link: one-way latency, jitter, loss (e.g. 50ms,10ms,1%),
     /// applied in process to each bot's datagrams both ways.
-    #[arg(long, value_parser = parse_link)]
-    link: Option<pwn_net::conditioner::LinkProfile>,
+    #[arg(long, value_parser = check_link)]
+    link: Option<String>,
     /// Print the summary as one JSON line at the end.
     #[arg(long)]
     json: bool,
@@ -59,6 +59,14 @@ pub struct BotsArgs {
     no_audit: bool,
     #[command(flatten)]
     load: LoadArgs,
+    /// Run the swarm as this many processes (`pwn bots --worker K` each, bots K, K+N, ...),
+    /// reporting as one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::workers::WORKERS_MAX)))]
+    workers: u32,
+    /// Internal: run as worker K of `--workers` and print the results for the command that
+    /// started this one.
+    #[arg(long, hide = true)]
+    worker: Option<u32>,
 }
 
 /// Flags `pwn bots` and `pwn demo` share: the swarm's make-up and its pass/fail thresholds.
@@ -136,10 +144,13 @@ pub struct DemoArgs {
     pub(crate) zones: u32,
     #[command(flatten)]
     pub(crate) load: LoadArgs,
+    /// Run the swarm as this many `pwn bots` processes reporting as one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::workers::WORKERS_MAX)))]
+    pub(crate) workers: u32,
 }
 
-fn parse_link(spec: &str) -> Result<pwn_net::conditioner::LinkProfile, String> {
-    pwn_net::conditioner::LinkProfile::parse(spec).map_err(|e| e.to_string())
+fn check_link(spec: &str) -> Result<String, String> {
+    pwn_net::conditioner::LinkProfile::parse(spec).map(|_| spec.to_owned()).map_err(|e| e.to_string())
 }
 
 pub(crate) fn check_duration(duration: f64) -> anyhow::Result<Duration> {
@@ -196,7 +207,7 @@ pub(crate) fn swarm(cfg: SwarmConfig) -> anyhow::Result<(Vec<BotResult>, Timelin
 }
 
 /// `pwn bots`.
-pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
+pub fn run_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     let duration = check_duration(args.duration)?;
     let known = Summary::default().json();
     let known = known.keys().map(String::as_str).chain(crate::audit_cmd::FIGURE_KEYS);
@@ -204,22 +215,47 @@ pub fn run_bots(cfg: &PwnConfig, args: &BotsArgs) -> anyhow::Result<()> {
     let ca_pem = pwn_net::tls::dev_ca_cert(&args.data)
         .with_context(|| format!("no development CA in {} (start the world with `pwn up`)", args.data.display()))?;
     let world = cfg.world(args.world.as_deref())?;
-    let (results, _) = swarm(SwarmConfig {
-        addr: args.addr,
-        server_name: "localhost".into(),
-        ca_pem,
-        world,
-        sim: cfg.sim.clone(),
-        count: args.count as usize,
-        predicting: args.load.predicting(args.count),
-        duration,
-        scenario: args.scenario,
-        seed: args.seed,
-        joins_per_s: 100.0,
-        link: args.link,
-        login: !args.direct,
-        phase: None,
-    })?;
+    let link = args.link.as_deref().map(pwn_net::conditioner::LinkProfile::parse).transpose()?;
+    if args.worker.is_some_and(|k| k >= args.workers) {
+        bail!("--worker must be below --workers");
+    }
+    let run_here = args.workers == 1 || args.worker.is_some();
+    let (results, timeline) = if run_here {
+        swarm(SwarmConfig {
+            addr: args.addr,
+            server_name: "localhost".into(),
+            ca_pem,
+            world,
+            sim: cfg.sim.clone(),
+            count: args.count as usize,
+            predicting: args.load.predicting(args.count),
+            duration,
+            scenario: args.scenario,
+            seed: args.seed,
+            joins_per_s: 100.0,
+            link,
+            login: !args.direct,
+            shard: args.worker.map(|k| (k as usize, args.workers as usize)),
+            phase: None,
+        })?
+    } else {
+        let worker_args = crate::workers::WorkerArgs {
+            addr: args.addr.to_string(),
+            data: args.data.clone(),
+            count: args.count,
+            predicting: args.load.predicting(args.count) as u32,
+            duration_s: args.duration,
+            scenario: args.scenario.to_string(),
+            seed: args.seed,
+            world: args.world.clone(),
+            direct: args.direct,
+            link: args.link.clone(),
+        };
+        crate::workers::run(config, &worker_args, args.workers)?
+    };
+    if args.worker.is_some() {
+        return crate::workers::report(results, timeline);
+    }
     let summary = Summary::of(&results);
     println!("pwn bots: {} bots, {} scenario, {:.0} s", args.count, args.scenario, args.duration);
     print!("{}", summary.table());

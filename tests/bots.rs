@@ -98,3 +98,27 @@ fn a_failing_threshold_or_a_dirty_store_fails_the_run() {
     assert_eq!(summary["audit_clean"], false, "{summary}");
     assert_eq!(summary["duplicates"], 1, "{summary}");
 }
+
+#[test]
+fn a_swarm_of_two_worker_processes_reports_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let common::Up { child: mut up, addr, guard: _guard, .. } = common::start_up(dir.path(), true);
+    let (ok, out, err) = bots(
+        &addr,
+        dir.path(),
+        &["--count", "6", "--predicting", "2", "--duration", "3", "--workers", "2", "--threshold", "joined==6"],
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let _ = up.wait();
+    assert!(ok, "{out}\n{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    // Six bots from two processes: every one joined once (accounts bot-0..5, no session taken
+    // over by a twin), the two predicting ones among them, and one audit over the world.
+    assert_eq!(summary["bots"], 6, "{summary}");
+    assert_eq!(summary["joined"], 6, "{summary}");
+    assert_eq!(summary["disconnects"], 0, "{summary}");
+    assert_eq!(summary["predicting"], 2, "{summary}");
+    assert_eq!(summary["moved"], 6, "{summary}");
+    assert_eq!(summary["audit_clean"], true, "{summary}");
+    assert!(summary["input_ack_ticks_p99"].as_f64().unwrap() > 0.0, "{summary}");
+}

@@ -4,8 +4,10 @@
 //! length, and mergeable, so a swarm of bots sums into one report).
 
 /// A histogram of non-negative values in equal-width buckets; values past the last bucket land
-/// in it (their exact maximum is kept separately).
-#[derive(Clone, PartialEq)]
+/// in it (their exact maximum is kept separately). Serialized with only its non-empty buckets
+/// (a load-test worker's results travel to the process that reports them).
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "HistogramWire", try_from = "HistogramWire")]
 pub struct Histogram {
     width: f64,
     counts: Vec<u64>,
@@ -22,6 +24,54 @@ impl std::fmt::Debug for Histogram {
             .field("p99", &self.quantile(0.99))
             .field("max", &self.max)
             .finish()
+    }
+}
+
+/// Most buckets a deserialized histogram may have.
+pub const HISTOGRAM_BUCKETS_MAX: u32 = 1 << 20;
+
+/// The serialized form of a [`Histogram`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HistogramWire {
+    width: f64,
+    buckets: u32,
+    /// Non-empty buckets: index, count.
+    counts: Vec<(u32, u64)>,
+    count: u64,
+    sum: f64,
+    max: f64,
+}
+
+impl From<Histogram> for HistogramWire {
+    fn from(h: Histogram) -> Self {
+        Self {
+            width: h.width,
+            buckets: h.counts.len() as u32,
+            counts: h.counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i as u32, *n)).collect(),
+            count: h.count,
+            sum: h.sum,
+            max: h.max,
+        }
+    }
+}
+
+impl TryFrom<HistogramWire> for Histogram {
+    type Error = String;
+    fn try_from(w: HistogramWire) -> Result<Self, String> {
+        if !(w.width.is_finite() && w.width > 0.0) || w.buckets == 0 || w.buckets > HISTOGRAM_BUCKETS_MAX {
+            return Err(format!("a histogram of {} buckets of width {}", w.buckets, w.width));
+        }
+        let mut counts = vec![0u64; w.buckets as usize];
+        let mut total = 0u64;
+        for (i, n) in w.counts {
+            let c = counts.get_mut(i as usize).ok_or_else(|| format!("bucket {i} of {}", w.buckets))?;
+            *c = c.checked_add(n).ok_or("a bucket overflows")?;
+            total = total.checked_add(n).ok_or("the counts overflow")?;
+        }
+        if total != w.count {
+            return Err(format!("buckets hold {total} values, not {}", w.count));
+        }
+        Ok(Self { width: w.width, counts, count: w.count, sum: w.sum, max: w.max })
     }
 }
 
@@ -107,7 +157,7 @@ impl Histogram {
 pub const HANDOFFS_KEPT_MAX: usize = 4_096;
 
 /// A client's counters; see [`crate::game::GameClient::counters`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClientCounters {
     /// Snapshots applied.
     pub snapshots: u64,
@@ -255,5 +305,28 @@ mod tests {
         h.merge(&Histogram::new(2.0, 10));
         assert_eq!(h.count(), before + 1, "a different shape is not merged");
         assert_eq!(Histogram::new(1.0, 3).quantile(0.99), 0.0);
+    }
+
+    #[test]
+    fn histograms_serialize_sparsely_and_refuse_what_is_not_one() {
+        let mut h = Histogram::new(0.5, 1_000);
+        for v in [0.1, 0.7, 0.7, 400.0, 1e9] {
+            h.record(v);
+        }
+        let wire: HistogramWire = h.clone().into();
+        assert_eq!(wire.counts, vec![(0, 1), (1, 2), (800, 1), (999, 1)], "only non-empty buckets");
+        let back = Histogram::try_from(wire).unwrap();
+        assert_eq!(back, h);
+        let bad = |f: fn(&mut HistogramWire)| {
+            let mut w: HistogramWire = h.clone().into();
+            f(&mut w);
+            Histogram::try_from(w).is_err()
+        };
+        assert!(bad(|w| w.counts.push((1_000, 1))), "a bucket past the end");
+        assert!(bad(|w| w.count += 1), "counts that do not add up");
+        assert!(bad(|w| w.width = f64::NAN));
+        assert!(bad(|w| w.buckets = 0));
+        assert!(bad(|w| w.buckets = HISTOGRAM_BUCKETS_MAX + 1));
+        assert!(bad(|w| w.counts.push((0, u64::MAX))), "overflowing counts");
     }
 }

@@ -53,6 +53,9 @@ pub struct SwarmConfig {
     /// Log in through a gateway (bot `i` is account `bot-i`, created on its first run);
     /// otherwise connect to a zone that places players directly.
     pub login: bool,
+    /// This process runs only the bots whose index is `k` modulo `n` (`Some((k, n))`: one of
+    /// `n` worker processes reporting as one swarm).
+    pub shard: Option<(usize, usize)>,
     /// A phase number the caller moves on (quiet, under attack, after, ...): each bot then
     /// also keeps its input acknowledgement per phase, and notes the phase it failed in.
     pub phase: Option<Arc<AtomicUsize>>,
@@ -81,7 +84,7 @@ pub const TIMELINE_POINTS_MAX: usize = 3_600;
 
 /// What bots measured over the run, one point per `seconds_per_point` from the swarm's start,
 /// merged over bots, so that the report can draw percentiles over time.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Timeline {
     /// Seconds each point covers.
     pub seconds_per_point: u64,
@@ -111,6 +114,23 @@ impl Timeline {
         &mut v[at]
     }
 
+    /// Adds another timeline of the same run (another worker's), point by point.
+    pub fn merge(&mut self, other: &Timeline) {
+        if self.seconds_per_point == 0 {
+            self.seconds_per_point = other.seconds_per_point;
+        }
+        let empty = ClientCounters::default();
+        for (mine, theirs, blank) in [
+            (&mut self.input_ack_ticks, &other.input_ack_ticks, empty.input_ack_ticks.clone()),
+            (&mut self.prediction_error_m, &other.prediction_error_m, empty.prediction_error_m.clone()),
+            (&mut self.down_kbps, &other.down_kbps, kbps_histogram()),
+        ] {
+            for (at, h) in theirs.iter().enumerate().take(TIMELINE_POINTS_MAX) {
+                Self::point(mine, at, &blank).merge(h);
+            }
+        }
+    }
+
     /// Adds one bot's second, `at_s` seconds after the swarm started.
     fn record(&mut self, at_s: u64, ack: &pwn_client::Histogram, error: Option<&pwn_client::Histogram>, kbps: f64) {
         let at = ((at_s / self.seconds_per_point.max(1)) as usize).min(TIMELINE_POINTS_MAX - 1);
@@ -129,7 +149,7 @@ pub fn kbps_histogram() -> pwn_client::Histogram {
 }
 
 /// One bot's outcome.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BotResult {
     /// Its index in the swarm.
     pub index: usize,
@@ -495,7 +515,8 @@ pub async fn run_swarm(cfg: SwarmConfig, progress: Arc<Progress>) -> std::io::Re
     let t0 = tokio::time::Instant::now();
     let mut full = Vec::new();
     let mut cheap = Vec::new();
-    for i in 0..cfg.count {
+    let mine = |i: usize| cfg.shard.is_none_or(|(k, n)| i % n.max(1) == k);
+    for i in (0..cfg.count).filter(|i| mine(*i)) {
         let start_at = t0 + Duration::from_secs_f64(i as f64 / cfg.scenario.joins_per_s(cfg.joins_per_s).max(1.0));
         let (net, cfg_i, progress) = (net.clone(), cfg.clone(), progress.clone());
         if predicts(i, cfg.count, cfg.predicting) {

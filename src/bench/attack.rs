@@ -127,6 +127,7 @@ fn run_phases(
         joins_per_s: 100.0,
         link: None,
         login: true,
+        shard: None,
         phase: Some(phase.clone()),
     };
     let progress = Arc::new(Progress::default());

@@ -148,6 +148,7 @@ fn run_phase(
         joins_per_s: 100.0,
         link: None,
         login: false,
+        shard: None,
         phase: None,
     };
     let progress = Arc::new(Progress::default());
