@@ -65,6 +65,7 @@ fn swarm_config(dir: &std::path::Path, addr: SocketAddr, count: usize, predictin
         joins_per_s: 50.0,
         link: None,
         login: false,
+        shard: None,
         phase: None,
     }
 }
