@@ -219,6 +219,10 @@ pub fn run_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &BotsAr
     if args.worker.is_some_and(|k| k >= args.workers) {
         bail!("--worker must be below --workers");
     }
+    if args.worker.is_some() {
+        // The command that started this worker takes a silent one for stopped or hung.
+        crate::workers::heartbeat();
+    }
     let run_here = args.workers == 1 || args.worker.is_some();
     let (results, timeline) = if run_here {
         swarm(SwarmConfig {

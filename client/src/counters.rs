@@ -71,6 +71,16 @@ impl TryFrom<HistogramWire> for Histogram {
         if total != w.count {
             return Err(format!("buckets hold {total} values, not {}", w.count));
         }
+        // Values are finite and non-negative (`record` makes them so), and the maximum is at
+        // least every value recorded: in the highest bucket holding one, as `record` files it.
+        if !(w.sum.is_finite() && w.sum >= 0.0 && w.max.is_finite() && w.max >= 0.0) {
+            return Err(format!("a sum of {} and a maximum of {}", w.sum, w.max));
+        }
+        if let Some(top) = counts.iter().rposition(|n| *n > 0)
+            && ((w.max / w.width) as usize) < top
+        {
+            return Err(format!("a maximum of {} below a value in bucket {top} of width {}", w.max, w.width));
+        }
         Ok(Self { width: w.width, counts, count: w.count, sum: w.sum, max: w.max })
     }
 }
@@ -328,5 +338,20 @@ mod tests {
         assert!(bad(|w| w.buckets = 0));
         assert!(bad(|w| w.buckets = HISTOGRAM_BUCKETS_MAX + 1));
         assert!(bad(|w| w.counts.push((0, u64::MAX))), "overflowing counts");
+        // What does not add up beyond the counts: a maximum below values recorded (quantiles
+        // are capped by it, so a p99 would read 0), negative or infinite sums and maxima.
+        assert!(bad(|w| w.max = 0.0), "a maximum below the highest bucket holding a value");
+        assert!(bad(|w| w.max = -1.0));
+        assert!(bad(|w| w.sum = -5.0));
+        assert!(bad(|w| w.sum = f64::INFINITY));
+        assert!(bad(|w| w.max = f64::INFINITY));
+        // What `since` and `merge` produce still travels: an interval's counts with the whole
+        // run's maximum, and no values at all with a maximum kept.
+        let mut later = h.clone();
+        later.record(3.0);
+        for ok in [later.since(&h), h.since(&h), Histogram::new(0.5, 1_000)] {
+            let back = Histogram::try_from(HistogramWire::from(ok.clone()));
+            assert_eq!(back.as_ref().ok(), Some(&ok), "{back:?}");
+        }
     }
 }

@@ -61,7 +61,9 @@ pub fn time_chart(id: &str, title: &str, unit: &str, series: &[Series]) -> Strin
     let seconds = series.iter().map(|s| s.values.len()).max().unwrap_or(0).max(2);
     let top =
         series.iter().flat_map(|s| s.values.iter().flatten().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max);
-    let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+    // A margin above the top, unless that would overflow (an infinite axis never finishes
+    // placing its ticks).
+    let top = if top > 0.0 { Some(top * 1.1).filter(|t| t.is_finite()).unwrap_or(top) } else { 1.0 };
     let mut svg = String::new();
     let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
         let root = SVGBackend::with_string(&mut svg, (760, 280)).into_drawing_area();
@@ -114,10 +116,14 @@ fn with_id(svg: &str, id: &str) -> String {
 /// A top-down map (x right, z up) of the bots' trails at the scale of where they went (a
 /// margin around their extent), with `cells` drawn and coloured by owner.
 pub fn trail_map(id: &str, title: &str, trails: &[&[[f32; 2]]], cells: &[MapCell]) -> String {
-    let points = trails.iter().flat_map(|t| t.iter());
-    let (mut x0, mut z0, mut x1, mut z1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    // Only finite positions are drawn (an infinite extent makes an axis that never finishes
+    // placing its ticks); the extent is computed in f64, where no f32 span overflows.
+    let finite = |p: &&[f32; 2]| p[0].is_finite() && p[1].is_finite();
+    let points = trails.iter().flat_map(|t| t.iter()).filter(finite);
+    let (mut x0, mut z0, mut x1, mut z1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
     for [x, z] in points {
-        (x0, z0, x1, z1) = (x0.min(*x), z0.min(*z), x1.max(*x), z1.max(*z));
+        let (x, z) = (f64::from(*x), f64::from(*z));
+        (x0, z0, x1, z1) = (x0.min(x), z0.min(z), x1.max(x), z1.max(z));
     }
     if x0 > x1 {
         (x0, z0, x1, z1) = (-50.0, -50.0, 50.0, 50.0);
@@ -125,12 +131,7 @@ pub fn trail_map(id: &str, title: &str, trails: &[&[[f32; 2]]], cells: &[MapCell
     // Square, with a margin of a tenth (at least 10 m) around the extent.
     let span = (x1 - x0).max(z1 - z0).max(20.0) * 1.2;
     let (cx, cz) = ((x0 + x1) / 2.0, (z0 + z1) / 2.0);
-    let (x0, x1, z0, z1) = (
-        f64::from(cx - span / 2.0),
-        f64::from(cx + span / 2.0),
-        f64::from(cz - span / 2.0),
-        f64::from(cz + span / 2.0),
-    );
+    let (x0, x1, z0, z1) = (cx - span / 2.0, cx + span / 2.0, cz - span / 2.0, cz + span / 2.0);
     let mut owners: Vec<u64> = cells.iter().map(|c| c.owner).collect();
     owners.sort_unstable();
     owners.dedup();
@@ -165,7 +166,7 @@ pub fn trail_map(id: &str, title: &str, trails: &[&[[f32; 2]]], cells: &[MapCell
         for (i, t) in trails.iter().enumerate().filter(|(_, t)| t.len() >= 2) {
             let c = colour(i + 3).mix(0.6);
             chart.draw_series(LineSeries::new(
-                t.iter().map(|[x, z]| (f64::from(*x), f64::from(*z))),
+                t.iter().filter(finite).map(|[x, z]| (f64::from(*x), f64::from(*z))),
                 c.stroke_width(1),
             ))?;
         }
@@ -212,5 +213,32 @@ mod tests {
         assert!(time_chart("e", "Empty", "ms", &[]).starts_with("<svg id=\"e\""));
         assert!(trail_map("m", "Empty", &[], &[]).starts_with("<svg id=\"m\""));
         assert_eq!(html_escape("<a&\">"), "&lt;a&amp;&quot;&gt;");
+    }
+
+    /// Runs `draw` on a thread and fails if it has not finished within a few seconds (an axis
+    /// over an infinite range never finishes placing its ticks).
+    fn drawn_in_time(draw: impl FnOnce() -> String + Send + 'static) -> String {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(draw()));
+        rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the chart was not drawn within 20 s")
+    }
+
+    #[test]
+    fn charts_of_huge_infinite_or_nan_values_are_drawn() {
+        // A value near f64::MAX: the margin above it overflowed to an infinite axis.
+        let huge = [Series { name: "p99".into(), values: vec![Some(f64::MAX), Some(1.0), Some(f64::NAN)] }];
+        let svg = drawn_in_time(move || time_chart("huge", "Huge", "ms", &huge));
+        assert!(svg.starts_with("<svg id=\"huge\""), "{}", &svg[..80.min(svg.len())]);
+        // Trails at f32::MAX, at infinity, or NaN: the span overflowed f32, or was infinite.
+        let far: [&'static [[f32; 2]]; 3] =
+            [&[[0.0, 0.0], [f32::MAX, 1.0]], &[[-f32::MAX, 0.0], [f32::INFINITY, 1.0]], &[[f32::NAN, 2.0], [3.0, 4.0]]];
+        for t in far {
+            let svg = drawn_in_time(move || trail_map("m", "Far", &[t], &[]));
+            assert!(svg.starts_with("<svg id=\"m\""), "{}", &svg[..80.min(svg.len())]);
+            assert!(!svg.contains("NaN") && !svg.contains("inf"), "no coordinate that is not a number");
+        }
+        // Bots that never moved: one point each, or none, still a map.
+        let still: &[&[[f32; 2]]] = &[&[[5.0, 5.0]], &[[5.0, 5.0], [5.0, 5.0]], &[]];
+        assert!(trail_map("s", "Still", still, &[]).starts_with("<svg id=\"s\""));
     }
 }

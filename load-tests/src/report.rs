@@ -385,10 +385,7 @@ pub fn html(input: &ReportInput<'_>) -> String {
         .roles
         .iter()
         .filter(|r| r.role.starts_with("zone"))
-        .map(|r| Series {
-            name: r.role.clone(),
-            values: r.handoffs_total.windows(2).map(|w| Some((w[1] - w[0]).max(0.0))).collect(),
-        })
+        .map(|r| Series { name: r.role.clone(), values: crate::scrape::rate_per_second(&r.handoffs_total) })
         .collect();
     out.push_str(&time_chart(
         "chart-handoffs",

@@ -91,8 +91,27 @@ pub fn fetch(addr: SocketAddr) -> std::io::Result<String> {
     s.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
     s.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
     s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+    // The whole answer within the timeout, not each read: an endpoint trickling a byte at a
+    // time would otherwise hold the scraper (and the demo waiting for it) indefinitely.
+    let deadline = std::time::Instant::now() + SCRAPE_TIMEOUT;
     let mut body = Vec::new();
-    s.take(SCRAPE_BYTES_MAX as u64 + 1).read_to_end(&mut body)?;
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the answer took too long"));
+        }
+        s.set_read_timeout(Some(left))?;
+        let n = match s.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 || body.len() > SCRAPE_BYTES_MAX {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
     if body.len() > SCRAPE_BYTES_MAX {
         return Err(std::io::Error::other(format!("more than {SCRAPE_BYTES_MAX} bytes")));
     }
@@ -207,8 +226,9 @@ pub struct RoleScrapes {
     pub ok: u64,
     /// Scrapes that failed.
     pub failed: u64,
-    /// Handoffs the role had counted, at each second (zones).
-    pub handoffs_total: Vec<f64>,
+    /// Handoffs the role had counted (zones), at each successful scrape: seconds since the
+    /// scraper started, total.
+    pub handoffs_total: Vec<(f64, f64)>,
 }
 
 impl Scraper {
@@ -221,22 +241,25 @@ impl Scraper {
                 .iter()
                 .map(|(role, addr)| RoleScrapes { role: role.clone(), addr: Some(*addr), ..RoleScrapes::default() })
                 .collect();
-            let mut next = std::time::Instant::now();
+            let started = std::time::Instant::now();
+            let mut next = started;
             loop {
                 for r in &mut out {
                     match r.addr.map(fetch) {
                         Some(Ok(text)) => {
                             r.last = Scrape { samples: parse(&text).0 };
                             r.ok += 1;
+                            let at_s = started.elapsed().as_secs_f64();
+                            r.handoffs_total.push((at_s, r.last.sum("pwn_zone_handoffs_total")));
                         }
                         _ => r.failed += 1,
                     }
-                    r.handoffs_total.push(r.last.sum("pwn_zone_handoffs_total"));
                 }
                 if flag.load(std::sync::atomic::Ordering::Relaxed) {
                     return out;
                 }
-                next += Duration::from_secs(1);
+                // A round slowed by a stalled role does not make the next ones come faster.
+                next = (next + Duration::from_secs(1)).max(std::time::Instant::now());
                 while std::time::Instant::now() < next && !flag.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -252,9 +275,43 @@ impl Scraper {
     }
 }
 
+/// A counter's rate per second from `(seconds, total)` readings, one value per whole second
+/// since the first reading (seconds with no reading in them are `None`; a rate between two
+/// readings is spread over the seconds between them).
+pub fn rate_per_second(readings: &[(f64, f64)]) -> Vec<Option<f64>> {
+    let Some(last) = readings.last() else { return Vec::new() };
+    let seconds = (last.0.max(0.0).ceil() as usize).min(crate::swarm::TIMELINE_POINTS_MAX);
+    let mut out = vec![None; seconds];
+    for w in readings.windows(2) {
+        let ((t0, v0), (t1, v1)) = (w[0], w[1]);
+        // Readings out of order (or NaN times) give no rate.
+        if t1.partial_cmp(&t0) != Some(std::cmp::Ordering::Greater) {
+            continue;
+        }
+        let rate = (v1 - v0).max(0.0) / (t1 - t0);
+        let (from, to) = (t0.floor() as usize, (t1.ceil() as usize).min(seconds));
+        for slot in out.iter_mut().take(to).skip(from) {
+            *slot = Some(rate);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_follow_the_clock_not_the_rounds() {
+        // A reading every second, then a 3 s gap (a stalled round), then every second again.
+        let r = [(0.0, 0.0), (1.0, 2.0), (2.0, 4.0), (5.0, 10.0), (6.0, 10.0)];
+        let v = rate_per_second(&r);
+        assert_eq!(v, vec![Some(2.0), Some(2.0), Some(2.0), Some(2.0), Some(2.0), Some(0.0)]);
+        assert!(rate_per_second(&[]).is_empty());
+        assert_eq!(rate_per_second(&[(0.5, 3.0)]), vec![None]);
+        // A counter that went back (a restarted role) gives no negative rate.
+        assert_eq!(rate_per_second(&[(0.0, 5.0), (1.0, 0.0)]), vec![Some(0.0)]);
+    }
 
     #[test]
     fn the_text_format_parses_and_histograms_give_quantiles() {
@@ -276,5 +333,26 @@ mod tests {
         assert_eq!(s.histogram_quantile("missing", 0.5), None);
         let quoted = s.samples.iter().find(|x| x.labels.get("outcome").is_some_and(|o| o == "ok")).unwrap();
         assert_eq!(quoted.labels["why"], "a \"quoted\" one, with a comma");
+    }
+
+    #[test]
+    fn an_endpoint_that_trickles_its_answer_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\n");
+            // A byte every 200 ms: each read succeeds well within the timeout.
+            for _ in 0..100 {
+                if c.write_all(b"#").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let started = std::time::Instant::now();
+        let got = fetch(addr);
+        assert!(got.is_err(), "{:?}", got.map(|b| b.len()));
+        assert!(started.elapsed() < SCRAPE_TIMEOUT + Duration::from_secs(1), "took {:?}", started.elapsed());
     }
 }

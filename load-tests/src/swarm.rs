@@ -279,8 +279,10 @@ impl Tally {
         if self.updates >= self.second * self.ticks_per_s {
             self.second += 1;
             let bytes = bytes_in();
-            result.down_bytes_per_s.push(bytes - self.last_bytes);
-            let kbps = (bytes - self.last_bytes) as f64 * 8.0 / 1e3;
+            // A new connection's count starts over; never a wrapped difference.
+            let received = bytes.saturating_sub(self.last_bytes);
+            result.down_bytes_per_s.push(received);
+            let kbps = received as f64 * 8.0 / 1e3;
             self.last_bytes = bytes;
             let ack = counters.input_ack_ticks.since(&self.ack_at_second_start);
             let error = self.error_at_second_start.as_ref().map(|e| counters.prediction_error_m.since(e));
@@ -508,7 +510,9 @@ pub async fn run_swarm(cfg: SwarmConfig, progress: Arc<Progress>) -> std::io::Re
     let cfg = Arc::new(cfg);
     let swarm_started = Instant::now();
     if let Ok(mut t) = progress.timeline.lock() {
-        *t = Timeline::for_run(cfg.duration);
+        // Joining takes count / rate seconds before the last bot's play starts.
+        let joins_s = cfg.count as f64 / cfg.scenario.joins_per_s(cfg.joins_per_s).max(1.0);
+        *t = Timeline::for_run(cfg.duration + Duration::from_secs_f64(joins_s.min(86_400.0)));
     }
     let (to_driver, joined) = tokio::sync::mpsc::channel(JOINED_QUEUE_MAX);
     let driver = tokio::spawn(crate::cheap::drive(cfg.clone(), progress.clone(), joined));
