@@ -41,6 +41,53 @@ struct Phase {
     window_s: f64,
     tick_ms_p99: f64,
     summary: Summary,
+    /// The zone process's CPU over the window by part (seconds).
+    zone_cpu: ZoneCpu,
+}
+
+/// A zone process's CPU by part, from its threads' names: the tick thread (simulation and
+/// sending), the view builders, and the IO runtime (QUIC: receiving, encrypting, syscalls).
+#[derive(Clone, Copy, Debug, Default)]
+struct ZoneCpu {
+    tick_s: f64,
+    views_s: f64,
+    io_s: f64,
+    other_s: f64,
+}
+
+impl ZoneCpu {
+    /// Reads every thread of `pid` (`/proc/PID/task/*/stat`, user plus system time).
+    fn of(pid: u32) -> Self {
+        let mut c = Self::default();
+        // Clock ticks per second of /proc's times (USER_HZ, 100 on Linux).
+        const USER_HZ: f64 = 100.0;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return c };
+        for t in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else { continue };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+            let name = &stat[open + 1..close];
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            // After the name: state is field 3, utime field 14 and stime field 15 (1-based).
+            let time = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+            let s = (time(11) + time(12)) / USER_HZ;
+            match name {
+                "pwn-zone-tick" => c.tick_s += s,
+                n if n.starts_with("pwn-views") => c.views_s += s,
+                n if n.starts_with("tokio-rt-worker") => c.io_s += s,
+                _ => c.other_s += s,
+            }
+        }
+        c
+    }
+
+    fn minus(self, o: Self) -> Self {
+        Self {
+            tick_s: self.tick_s - o.tick_s,
+            views_s: self.views_s - o.views_s,
+            io_s: self.io_s - o.io_s,
+            other_s: self.other_s - o.other_s,
+        }
+    }
 }
 
 impl Phase {
@@ -102,6 +149,24 @@ pub fn bench_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &Benc
         );
     }
     println!("  a cheap bot costs {ratio:.1}x less CPU than a full one");
+    // The zone's own cost per player and tick, by part: what the network shell (the IO
+    // runtime: QUIC, encryption, syscalls) costs beside the simulation and the views.
+    let per_player_tick_us = |p: &Phase, s: f64| {
+        let ticks = p.window_s * f64::from(cfg.sim.tick_hz);
+        if p.joined == 0 || ticks <= 0.0 { 0.0 } else { s * 1e6 / p.joined as f64 / ticks }
+    };
+    println!("  zone CPU per player per tick (us): tick thread / views / network (IO runtime) / other");
+    for p in &phases {
+        let z = p.zone_cpu;
+        println!(
+            "  {:<10} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            if p.predicting { "full" } else { "cheap" },
+            per_player_tick_us(p, z.tick_s),
+            per_player_tick_us(p, z.views_s),
+            per_player_tick_us(p, z.io_s),
+            per_player_tick_us(p, z.other_s)
+        );
+    }
     if args.json {
         let r3 = |v: f64| (v * 1e3).round() / 1e3;
         let json = serde_json::json!({
@@ -119,6 +184,9 @@ pub fn bench_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &Benc
             "cheap_input_ack_ticks_p99": r3(cheap.summary.input_ack_ticks_p99),
             "full_disconnects": full.summary.disconnects,
             "cheap_disconnects": cheap.summary.disconnects,
+            "zone_tick_thread_us_per_player_tick": r3(per_player_tick_us(cheap, cheap.zone_cpu.tick_s)),
+            "zone_views_us_per_player_tick": r3(per_player_tick_us(cheap, cheap.zone_cpu.views_s)),
+            "zone_network_us_per_player_tick": r3(per_player_tick_us(cheap, cheap.zone_cpu.io_s)),
         });
         println!("{json}");
     }
@@ -171,9 +239,10 @@ fn run_phase(
     let mark = seconds.lock().map(|s| s.len()).unwrap_or(0);
     let joined = progress.playing.load(Ordering::Relaxed);
     eprintln!("pwn bench bots: {joined} {kind} bots playing; measuring {:.0} s", args.measure_s);
-    let (cpu0, t0) = (cpu_s(), Instant::now());
+    let zone_pid = world.roles[0].pid();
+    let (cpu0, zone0, t0) = (cpu_s(), ZoneCpu::of(zone_pid), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(args.measure_s));
-    let (cpu1, window_s) = (cpu_s(), t0.elapsed().as_secs_f64());
+    let (cpu1, zone1, window_s) = (cpu_s(), ZoneCpu::of(zone_pid), t0.elapsed().as_secs_f64());
     let mut ticks: Vec<f32> =
         seconds.lock().map(|s| s.iter().skip(mark).flat_map(|s| s.tick_ms.clone()).collect()).unwrap_or_default();
     ticks.sort_by(f32::total_cmp);
@@ -185,5 +254,6 @@ fn run_phase(
         window_s,
         tick_ms_p99: quantile(&ticks, 0.99),
         summary: Summary::of(&results),
+        zone_cpu: zone1.minus(zone0),
     })
 }
