@@ -122,3 +122,18 @@ fn a_swarm_of_two_worker_processes_reports_as_one() {
     assert_eq!(summary["audit_clean"], true, "{summary}");
     assert!(summary["input_ack_ticks_p99"].as_f64().unwrap() > 0.0, "{summary}");
 }
+
+/// A gateway admits at most 64 connections from one address (against floods); a swarm larger
+/// than that spreads its bots over several loopback addresses, as players come from many.
+#[test]
+fn a_swarm_larger_than_one_address_may_open_all_joins_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let common::Up { child: mut up, addr, guard: _guard, .. } = common::start_up(dir.path(), true);
+    let (ok, out, err) = bots(&addr, dir.path(), &["--count", "70", "--predicting", "0", "--duration", "2"]);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let _ = up.wait();
+    assert!(ok, "{out}\n{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["joined"], 70, "{summary}\n{out}");
+    assert_eq!(summary["disconnects"], 0, "{summary}");
+}

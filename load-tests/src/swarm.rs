@@ -470,6 +470,37 @@ pub fn predicts(index: usize, count: usize, predicting: usize) -> bool {
     (i + 1) * predicting / n > i * predicting / n
 }
 
+/// Bots that share one source address. A gateway admits a bounded number of connections from
+/// one address (64 by default, against floods); players come from many, so on loopback the
+/// swarm spreads its bots over 127.0.0.1, 127.0.0.2, ... this many to each.
+pub const BOTS_PER_ADDRESS: usize = 48;
+/// Source addresses a swarm uses at most (127.0.0.1 to 127.0.0.250).
+pub const SWARM_ADDRESSES_MAX: usize = 250;
+
+/// The swarm's QUIC endpoints: one per source address its bots need (one when the world is
+/// not on IPv4 loopback).
+fn swarm_endpoints(cfg: &SwarmConfig) -> std::io::Result<Vec<Arc<NetClient>>> {
+    let spread = match cfg.addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_loopback() => {
+            cfg.count.div_ceil(BOTS_PER_ADDRESS).clamp(1, SWARM_ADDRESSES_MAX)
+        }
+        _ => 1,
+    };
+    let per_endpoint = if spread == 1 { cfg.count } else { BOTS_PER_ADDRESS };
+    let transport = TransportConfig { connections_max: per_endpoint.max(1) + 16, ..TransportConfig::default() };
+    (0..spread)
+        .map(|k| {
+            let bind = match cfg.addr.ip() {
+                std::net::IpAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+                std::net::IpAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1 + k as u8], 0)),
+            };
+            NetClient::new(bind, &cfg.ca_pem, &transport)
+                .map(Arc::new)
+                .map_err(|e| std::io::Error::other(format!("cannot open a bot endpoint on {bind}: {e}")))
+        })
+        .collect()
+}
+
 /// Cheap bots joined and not yet taken by their driver.
 const JOINED_QUEUE_MAX: usize = 1_024;
 
@@ -503,10 +534,7 @@ async fn join_cheap(
 /// Runs the swarm to the end; `progress` can be read meanwhile. Results are in bot order.
 /// Full bots each run as their own task; cheap ones are driven together by one.
 pub async fn run_swarm(cfg: SwarmConfig, progress: Arc<Progress>) -> std::io::Result<Vec<BotResult>> {
-    let transport = TransportConfig { connections_max: cfg.count.max(1) + 16, ..TransportConfig::default() };
-    let net = NetClient::new(SocketAddr::from(([127, 0, 0, 1], 0)), &cfg.ca_pem, &transport)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let net = Arc::new(net);
+    let endpoints = swarm_endpoints(&cfg)?;
     let cfg = Arc::new(cfg);
     let swarm_started = Instant::now();
     if let Ok(mut t) = progress.timeline.lock() {
@@ -522,7 +550,8 @@ pub async fn run_swarm(cfg: SwarmConfig, progress: Arc<Progress>) -> std::io::Re
     let mine = |i: usize| cfg.shard.is_none_or(|(k, n)| i % n.max(1) == k);
     for i in (0..cfg.count).filter(|i| mine(*i)) {
         let start_at = t0 + Duration::from_secs_f64(i as f64 / cfg.scenario.joins_per_s(cfg.joins_per_s).max(1.0));
-        let (net, cfg_i, progress) = (net.clone(), cfg.clone(), progress.clone());
+        let net = endpoints[(i / BOTS_PER_ADDRESS).min(endpoints.len() - 1)].clone();
+        let (cfg_i, progress) = (cfg.clone(), progress.clone());
         if predicts(i, cfg.count, cfg.predicting) {
             full.push(tokio::spawn(run_bot(i, net, cfg_i, progress, start_at, swarm_started)));
         } else {
