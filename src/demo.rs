@@ -449,15 +449,7 @@ pub fn run_demo(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &DemoAr
         println!("  {:<34} {:>12}", "ghost lag ticks p99", json["ghost_lag_ticks_p99"]);
     }
     crate::audit_cmd::summarize(Some(&audit), &mut json);
-    let mut by_role = serde_json::Map::new();
-    for r in &roles {
-        let figures: serde_json::Map<String, serde_json::Value> = pwn_load_tests::scrape::figures(&r.role, &r.last)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.filter(|v| v.is_finite()).map_or(serde_json::Value::Null, |v| r3(v).into())))
-            .collect();
-        by_role.insert(r.role.clone(), figures.into());
-    }
-    json.insert("roles".into(), by_role.into());
+    json.insert("roles".into(), crate::swarm_cmd::roles_json(&roles));
     print!("{}", summary.table());
     print_failures(&results);
     let failed = judge(&args.load.thresholds, &mut json);

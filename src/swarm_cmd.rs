@@ -57,6 +57,15 @@ pub struct BotsArgs {
     /// Skip the post-run store audit.
     #[arg(long)]
     no_audit: bool,
+    /// Write the HTML report here (as `pwn demo` does; without zone tick charts, which need
+    /// the zones' per-tick stats, but with every scraped role's figures).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Scrape a role's Prometheus endpoint once a second during the run, `NAME=ADDR` (names
+    /// starting with zone, gateway or world get that role's figures), e.g.
+    /// `--scrape zone-1=127.0.0.1:9101`; repeat for each role.
+    #[arg(long = "scrape", value_name = "NAME=ADDR", value_parser = parse_scrape)]
+    scrapes: Vec<(String, SocketAddr)>,
     #[command(flatten)]
     load: LoadArgs,
     /// Run the swarm as this many processes (`pwn bots --worker K` each, bots K, K+N, ...),
@@ -149,6 +158,29 @@ pub struct DemoArgs {
     pub(crate) workers: u32,
 }
 
+fn parse_scrape(spec: &str) -> Result<(String, SocketAddr), String> {
+    let (name, addr) = spec.split_once('=').ok_or_else(|| format!("{spec:?} is not NAME=ADDR"))?;
+    let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr:?}: {e}"))?;
+    if name.is_empty() || !addr.ip().is_loopback() {
+        return Err(format!("{spec:?}: a name and a loopback address"));
+    }
+    Ok((name.to_owned(), addr))
+}
+
+/// Every scraped role's figures, as the summary's `roles` object.
+pub(crate) fn roles_json(roles: &[pwn_load_tests::scrape::RoleScrapes]) -> serde_json::Value {
+    let r3 = |v: f64| (v * 1e3).round() / 1e3;
+    let mut by_role = serde_json::Map::new();
+    for r in roles {
+        let figures: serde_json::Map<String, serde_json::Value> = pwn_load_tests::scrape::figures(&r.role, &r.last)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.filter(|v| v.is_finite()).map_or(serde_json::Value::Null, |v| r3(v).into())))
+            .collect();
+        by_role.insert(r.role.clone(), figures.into());
+    }
+    by_role.into()
+}
+
 fn check_link(spec: &str) -> Result<String, String> {
     pwn_net::conditioner::LinkProfile::parse(spec).map(|_| spec.to_owned()).map_err(|e| e.to_string())
 }
@@ -224,6 +256,8 @@ pub fn run_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &BotsAr
         crate::workers::heartbeat();
     }
     let run_here = args.workers == 1 || args.worker.is_some();
+    let scraper = (args.worker.is_none() && !args.scrapes.is_empty())
+        .then(|| pwn_load_tests::scrape::Scraper::start(args.scrapes.clone()));
     let (results, timeline) = if run_here {
         swarm(SwarmConfig {
             addr: args.addr,
@@ -260,6 +294,7 @@ pub fn run_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &BotsAr
     if args.worker.is_some() {
         return crate::workers::report(results, timeline);
     }
+    let roles = scraper.map(pwn_load_tests::scrape::Scraper::stop).unwrap_or_default();
     let summary = Summary::of(&results);
     println!("pwn bots: {} bots, {} scenario, {:.0} s", args.count, args.scenario, args.duration);
     print!("{}", summary.table());
@@ -272,7 +307,25 @@ pub fn run_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &BotsAr
         _ => None,
     };
     crate::audit_cmd::summarize(audit.as_ref(), &mut json);
+    if !roles.is_empty() {
+        json.insert("roles".into(), roles_json(&roles));
+    }
     let failed = judge(&args.load.thresholds, &mut json);
+    if let Some(path) = &args.report {
+        let scenario = args.scenario.parameters();
+        let page = pwn_load_tests::report::html(&pwn_load_tests::report::ReportInput {
+            title: "PWN bots",
+            summary: &json,
+            scenario: &scenario,
+            zones: &[],
+            timeline: &timeline,
+            results: &results,
+            cells: &[],
+            roles: &roles,
+        });
+        std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("  report: {}", path.display());
+    }
     if args.json {
         println!("{}", serde_json::Value::Object(json));
     }

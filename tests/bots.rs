@@ -102,11 +102,30 @@ fn a_failing_threshold_or_a_dirty_store_fails_the_run() {
 #[test]
 fn a_swarm_of_two_worker_processes_reports_as_one() {
     let dir = tempfile::tempdir().unwrap();
-    let common::Up { child: mut up, addr, guard: _guard, .. } = common::start_up(dir.path(), true);
+    // The world's zones serve metrics (zone i at this port plus i); the swarm scrapes the first.
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let common::Up { child: mut up, addr, guard: _guard, .. } =
+        common::start_up_with(dir.path(), true, &["--metrics", &metrics.to_string()]);
+    let report = dir.path().join("bots.html");
     let (ok, out, err) = bots(
         &addr,
         dir.path(),
-        &["--count", "6", "--predicting", "2", "--duration", "3", "--workers", "2", "--threshold", "joined==6"],
+        &[
+            "--count",
+            "6",
+            "--predicting",
+            "2",
+            "--duration",
+            "3",
+            "--workers",
+            "2",
+            "--threshold",
+            "joined==6",
+            "--scrape",
+            &format!("zone-1={metrics}"),
+            "--report",
+            report.to_str().unwrap(),
+        ],
     );
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let _ = up.wait();
@@ -121,6 +140,10 @@ fn a_swarm_of_two_worker_processes_reports_as_one() {
     assert_eq!(summary["moved"], 6, "{summary}");
     assert_eq!(summary["audit_clean"], true, "{summary}");
     assert!(summary["input_ack_ticks_p99"].as_f64().unwrap() > 0.0, "{summary}");
+    // The zone's own figures, scraped during the run, beside the bots', and in the report.
+    assert!(summary["roles"]["zone-1"]["tick ms p99 (histogram bucket)"].is_number(), "{summary}");
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(page.contains("Figures from every role") && page.contains("zone-1"), "the report has the zone's figures");
 }
 
 /// A gateway admits at most 64 connections from one address (against floods); a swarm larger
