@@ -330,6 +330,13 @@ fn phase(cfg: &SwarmConfig) -> usize {
 }
 
 impl BotResult {
+    /// Notes that the bot could not join (counted as a disconnect, in the phase it happened).
+    fn join_failed(&mut self, e: &pwn_client::JoinError, cfg: &SwarmConfig, progress: &Progress) {
+        progress.disconnects.fetch_add(1, Ordering::Relaxed);
+        self.failure = Some(format!("join: {e}"));
+        self.failure_phase = Some(phase(cfg));
+    }
+
     /// A bot that has not joined yet.
     pub(crate) fn new(index: usize, cfg: &SwarmConfig) -> Self {
         Self {
@@ -420,9 +427,7 @@ async fn run_bot(
     let mut client = match joined {
         Ok(c) => c,
         Err(e) => {
-            progress.disconnects.fetch_add(1, Ordering::Relaxed);
-            result.failure = Some(format!("join: {e}"));
-            result.failure_phase = Some(phase(&cfg));
+            result.join_failed(&e, &cfg, &progress);
             return result;
         }
     };
@@ -523,9 +528,7 @@ async fn join_cheap(
             None
         }
         Err(e) => {
-            progress.disconnects.fetch_add(1, Ordering::Relaxed);
-            result.failure = Some(format!("join: {e}"));
-            result.failure_phase = Some(phase(&cfg));
+            result.join_failed(&e, &cfg, &progress);
             Some(result)
         }
     }
