@@ -81,13 +81,16 @@ impl Sink {
     pub(crate) fn send_datagram(&self, m: &Message) -> Result<usize, ConnError> {
         let payload = encode_datagram(m)?;
         let n = payload.len();
-        match self {
-            Self::Direct(tx) => tx.send_datagram_encoded(payload.into())?,
-            Self::Routed { link, player } => {
-                link.send_datagram(&Message::Routed(Routed { player: *player, payload }))?
-            }
-        }
+        self.send_encoded(payload)?;
         Ok(n)
+    }
+
+    /// Queues a datagram message already encoded (`encode_datagram`) for the player.
+    pub(crate) fn send_encoded(&self, payload: Vec<u8>) -> Result<(), ConnError> {
+        match self {
+            Self::Direct(tx) => tx.send_datagram_encoded(payload.into()),
+            Self::Routed { link, player } => link.send_datagram(&Message::Routed(Routed { player: *player, payload })),
+        }
     }
 
     /// Sends a reliable message to the player.

@@ -328,6 +328,8 @@ pub async fn run_with(
     });
     drop(inbox_tx);
 
+    let (snapshots_out, batches) = mpsc::channel(tick::SNAPSHOT_BATCHES_MAX);
+    tokio::spawn(tick::send_snapshots(batches));
     let tick_loop = tick::TickLoop {
         zone,
         stats,
@@ -346,6 +348,7 @@ pub async fn run_with(
         mesh: mesh_tick,
         inputs_epoch: Instant::now(),
         relays,
+        snapshots_out,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();

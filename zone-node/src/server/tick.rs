@@ -82,6 +82,26 @@ pub(crate) struct TickLoop {
     pub(crate) inputs_epoch: Instant,
     /// Inputs of players crossing a border (`crate::mesh_link` `[handoff-7]`).
     pub(crate) relays: crate::mesh_link::Relays,
+    /// A tick's snapshots, encoded, to the IO runtime's sender (`SnapshotSender`).
+    pub(crate) snapshots_out: mpsc::Sender<SnapshotBatch>,
+}
+
+/// A tick's snapshots, encoded, each with the player's sink.
+pub(crate) type SnapshotBatch = Vec<(Sink, Vec<u8>)>;
+/// Ticks of snapshots waiting for the IO runtime; past this the tick thread sends them itself.
+pub(crate) const SNAPSHOT_BATCHES_MAX: usize = 2;
+
+/// Hands each tick's snapshots to the QUIC endpoints in one go, on the IO runtime: the tick
+/// thread only encodes them. Pushing them one at a time from the tick thread woke the endpoint
+/// for each while it ran on another core, so it sent them a few at a time (many wakeups and
+/// small `sendmmsg` batches); one task pushing them all lets it send them together.
+pub(crate) async fn send_snapshots(mut batches: mpsc::Receiver<SnapshotBatch>) {
+    while let Some(batch) = batches.recv().await {
+        for (sink, payload) in batch {
+            // A closing connection: the player's task reports the end.
+            let _ = sink.send_encoded(payload);
+        }
+    }
 }
 
 impl TickLoop {
@@ -425,14 +445,23 @@ impl TickLoop {
         }
         metrics::counter!(metric::INPUTS_MISSING).increment(u64::from(out.inputs_missed));
         self.stats.inputs_missed.fetch_add(u64::from(out.inputs_missed), Ordering::Relaxed);
+        let mut batch: SnapshotBatch = Vec::with_capacity(out.snapshots.len());
         for (player, snapshot) in out.snapshots {
             if let Some((sink, _, _)) = self.players.get(&player) {
                 metrics::counter!(metric::SNAPSHOT_BYTES).increment(snapshot.updates.len() as u64);
-                // Snapshots fit a datagram by construction (budget cap, bounded removals). A send
-                // can still fail on a closing connection; the player's task reports the end.
-                if let Ok(n) = sink.send_datagram(&Message::Snapshot(snapshot)) {
-                    *self.bytes_sent.entry(player).or_default() += n as u64;
+                // Snapshots fit a datagram by construction (budget cap, bounded removals).
+                if let Ok(payload) = pwn_proto::encode_datagram(&Message::Snapshot(snapshot)) {
+                    *self.bytes_sent.entry(player).or_default() += payload.len() as u64;
+                    batch.push((sink.clone(), payload));
                 }
+            }
+        }
+        if let Err(mpsc::error::TrySendError::Full(batch) | mpsc::error::TrySendError::Closed(batch)) =
+            self.snapshots_out.try_send(batch)
+        {
+            // The IO runtime is behind by two ticks: this tick's go out from here.
+            for (sink, payload) in batch {
+                let _ = sink.send_encoded(payload);
             }
         }
         // Inputs applied this tick are acknowledged by the snapshots just queued.
