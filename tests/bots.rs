@@ -9,8 +9,17 @@ mod common;
 
 use std::process::Command;
 
+/// Each test here runs a whole world (five processes) and a swarm. Run side by side on a
+/// two-core machine their logins and joins time each other out, so they take turns.
+static ONE_WORLD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_world_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_WORLD_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn twenty_bots_play_in_a_local_world_without_disconnects() {
+    let _turn = one_world_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let common::Up { child: mut up, addr, guard: _guard, .. } = common::start_up(dir.path(), true);
 
@@ -64,6 +73,7 @@ fn bots(addr: &str, data: &std::path::Path, extra: &[&str]) -> (bool, String, St
 
 #[test]
 fn a_failing_threshold_or_a_dirty_store_fails_the_run() {
+    let _turn = one_world_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let common::Up { child: mut up, addr, guard: _guard, .. } = common::start_up(dir.path(), true);
 
@@ -101,6 +111,7 @@ fn a_failing_threshold_or_a_dirty_store_fails_the_run() {
 
 #[test]
 fn a_swarm_of_two_worker_processes_reports_as_one() {
+    let _turn = one_world_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     // The world's zones serve metrics (zone i at this port plus i); the swarm scrapes the first.
     let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -150,6 +161,7 @@ fn a_swarm_of_two_worker_processes_reports_as_one() {
 /// than that spreads its bots over several loopback addresses, as players come from many.
 #[test]
 fn a_swarm_larger_than_one_address_may_open_all_joins_through_the_gateway() {
+    let _turn = one_world_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let common::Up { child: mut up, addr, guard: _guard, .. } = common::start_up(dir.path(), true);
     let (ok, out, err) = bots(&addr, dir.path(), &["--count", "70", "--predicting", "0", "--duration", "2"]);
