@@ -1,4 +1,5 @@
-//! The world description: static geometry, dynamic crates and spawn points, as data that
+//! The world description: static geometry, dynamic crates, spawn points, object kinds and
+//! moving platforms, as data that
 //! loads from a TOML file (`worlds/arena.toml` is the default world written out).
 //!
 //! Everything read here is untrusted (an operator's file), so `validate` bounds counts and
@@ -38,6 +39,12 @@ pub struct WorldDesc {
     pub crates: Vec<CrateDesc>,
     /// Where characters appear; at least one.
     pub spawn_points: Vec<[f32; 3]>,
+    /// Kinds of objects players may place (`crate::object`); their index is their kind number.
+    #[serde(default, rename = "object_kind")]
+    pub object_kinds: Vec<crate::object::ObjectKind>,
+    /// Moving platforms: lifts, ferries, gates (`crate::platform`).
+    #[serde(default, rename = "platform")]
+    pub platforms: Vec<crate::platform::PlatformDesc>,
 }
 
 /// A static, oriented box.
@@ -173,6 +180,19 @@ impl WorldDesc {
                 return Err(DescError::Invalid(format!("crate {i} is outside the world")));
             }
         }
+        if self.object_kinds.len() > crate::object::OBJECT_KIND_COUNT_MAX {
+            return Err(DescError::Invalid(format!("more than {} object kinds", crate::object::OBJECT_KIND_COUNT_MAX)));
+        }
+        for (i, k) in self.object_kinds.iter().enumerate() {
+            k.validate(&format!("object kind {i}")).map_err(DescError::Invalid)?;
+        }
+        if self.platforms.len() > crate::platform::PLATFORM_COUNT_MAX {
+            return Err(DescError::Invalid(format!("more than {} platforms", crate::platform::PLATFORM_COUNT_MAX)));
+        }
+        for (i, p) in self.platforms.iter().enumerate() {
+            crate::platform::validate(&format!("platform {i}"), p, |x, z| self.contains_xz(x, z))
+                .map_err(DescError::Invalid)?;
+        }
         for (i, p) in self.spawn_points.iter().enumerate() {
             finite(&format!("spawn point {i}"), p)?;
             if !self.contains_xz(p[0], p[2]) {
@@ -193,6 +213,8 @@ impl WorldDesc {
             boxes: Vec::new(),
             crates: Vec::new(),
             spawn_points: vec![[0.0, 1.0, 0.0]],
+            object_kinds: Vec::new(),
+            platforms: Vec::new(),
         }
     }
 

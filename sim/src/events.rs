@@ -21,6 +21,8 @@ pub enum HitTarget {
     Character(EntityId),
     /// A crate, which was pushed.
     Crate(EntityId),
+    /// A world object (pushed if it is dynamic).
+    Object(EntityId),
     /// Static geometry.
     World,
 }

@@ -15,6 +15,8 @@
 //! - [`character`] and [`projectile`]: the moving parts; `controller` moves characters, with
 //!   other characters kept apart through a grid of start-of-tick positions (`neighbors`).
 //! - [`Sim`] (in `world` and `step`): building a world, stepping it, predicting one character.
+//! - [`object`]: world objects players place, of kinds the world file declares.
+//! - [`platform`]: moving platforms whose pose is a pure function of the tick.
 //! - [`snapshot`]: whole-world and predicted-state snapshots, and the state hash.
 //! - [`lagcomp`]: where characters were in the last second, so shots hit what their shooter
 //!   saw (lag compensation, bounded).
@@ -46,6 +48,8 @@ pub mod ids;
 pub mod input;
 pub mod lagcomp;
 mod neighbors;
+pub mod object;
+pub mod platform;
 pub mod projectile;
 pub mod quantize;
 pub mod rng;
@@ -61,6 +65,8 @@ pub use events::{DespawnReason, EntityKind, HitTarget, SimEvent};
 pub use handover::CrateMode;
 pub use ids::{EntityId, InputSeq, Tick};
 pub use input::{Buttons, PlayerInput};
+pub use object::{ObjectKind, ObjectRefused, ObjectView};
+pub use platform::{PlatformDesc, PlatformPath};
 pub use projectile::Projectile;
 pub use snapshot::{PredictedState, SimSnapshot};
 pub use step::StepReport;

@@ -25,6 +25,8 @@ pub struct SimSnapshot {
     characters: BTreeMap<EntityId, Character>,
     projectiles: BTreeMap<EntityId, Projectile>,
     history: crate::lagcomp::HitboxHistory,
+    objects: BTreeMap<EntityId, crate::object::ObjectBody>,
+    platform_positions: Vec<glam::Vec3>,
     islands: IslandManager,
     broad_phase: BroadPhaseBvh,
     narrow_phase: NarrowPhase,
@@ -68,6 +70,8 @@ impl Sim {
             characters: self.characters.clone(),
             projectiles: self.projectiles.clone(),
             history: self.history.clone(),
+            objects: self.objects.clone(),
+            platform_positions: self.platform_positions.clone(),
             islands: p.islands.clone(),
             broad_phase: p.broad_phase.clone(),
             narrow_phase: p.narrow_phase.clone(),
@@ -86,6 +90,8 @@ impl Sim {
         self.characters = s.characters;
         self.projectiles = s.projectiles;
         self.history = s.history;
+        self.objects = s.objects;
+        self.platform_positions = s.platform_positions;
         let p = &mut self.physics;
         p.islands = s.islands;
         p.broad_phase = s.broad_phase;
@@ -129,7 +135,7 @@ impl Sim {
     }
 
     /// A 64-bit hash of everything that evolves: tick, RNG, characters, projectiles, where
-    /// characters were (lag compensation), crates.
+    /// characters were (lag compensation), crates, objects, platforms.
     /// Equal hashes on two runs mean (with overwhelming probability) bit-identical worlds.
     pub fn state_hash(&self) -> u64 {
         let mut h = StateHasher::new();
@@ -154,6 +160,19 @@ impl Sim {
                 h.vec3(b.linvel());
                 h.vec3(b.angvel());
             }
+        }
+        for o in self.objects() {
+            h.u64(o.id.0);
+            h.u32(u32::from(o.state));
+            h.vec3(o.position_m);
+            for v in [o.rotation.x, o.rotation.y, o.rotation.z, o.rotation.w] {
+                h.f32(v);
+            }
+            h.vec3(o.linvel_mps);
+            h.vec3(o.angvel_rps);
+        }
+        for p in &self.platform_positions {
+            h.vec3(*p);
         }
         h.finish()
     }

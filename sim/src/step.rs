@@ -45,6 +45,7 @@ impl Sim {
         self.tick.0 += 1;
         report.inputs_unknown = inputs.keys().filter(|id| !self.characters.contains_key(id)).count() as u32;
         self.respawn_due(&mut report.events);
+        self.advance_platforms(self.tick.0, None);
         // Ghosts belong to other zones: they move only when their owner reports them.
         let ids: Vec<EntityId> = self.characters.values().filter(|c| !c.ghost).map(|c| c.id).collect();
         let mut decided = Vec::with_capacity(ids.len());
@@ -88,8 +89,20 @@ impl Sim {
     /// Predicted hits despawn the projectile but do not change anyone's health (the server
     /// decides damage). Returns `None` if the character is unknown.
     pub fn predict_step(&mut self, id: EntityId, input: PlayerInput) -> Option<Vec<SimEvent>> {
+        let tick = self.tick.0 + 1;
+        self.predict_step_at(id, input, tick)
+    }
+
+    /// [`Sim::predict_step`] for the server tick `tick` the input will be applied at: moving
+    /// platforms are where the server has them at that tick (`crate::platform`), so a
+    /// character riding one is predicted exactly.
+    pub fn predict_step_at(&mut self, id: EntityId, input: PlayerInput, tick: u64) -> Option<Vec<SimEvent>> {
         if !self.characters.contains_key(&id) {
             return None;
+        }
+        if !self.platforms.is_empty() {
+            self.place_platforms(tick.saturating_sub(1));
+            self.advance_platforms(tick, Some(id));
         }
         let mut events = Vec::new();
         let accepted = self.accept_input(id, input).ok();
@@ -100,6 +113,31 @@ impl Sim {
             self.advance_projectile(pid, false, &mut events);
         }
         Some(events)
+    }
+
+    /// Moves the platforms from where they are to where they are at `tick` and carries or
+    /// pushes the characters (`only`: just that one, for prediction) by their motion
+    /// (`crate::platform`). The colliders move now, for this tick's character moves; the
+    /// bodies reach the same pose in the physics step (kinematic, so crates feel the motion).
+    fn advance_platforms(&mut self, tick: u64, only: Option<EntityId>) {
+        if self.platforms.is_empty() {
+            return;
+        }
+        let after: Vec<Vec3> = self.platforms.iter().map(|p| p.position_at(tick)).collect();
+        let Sim { characters, platforms, platform_positions, cfg, .. } = self;
+        for ch in characters.values_mut().filter(|c| !c.ghost && only.is_none_or(|id| id == c.id)) {
+            crate::platform::carry(platforms, platform_positions, &after, &mut ch.state, cfg);
+        }
+        for (i, at) in after.iter().enumerate() {
+            let (body, collider) = self.platform_bodies[i];
+            if let Some(b) = self.physics.bodies.get_mut(body) {
+                b.set_next_kinematic_translation(*at);
+            }
+            if let Some(c) = self.physics.colliders.get_mut(collider) {
+                c.set_translation(*at);
+            }
+        }
+        self.platform_positions = after;
     }
 
     /// Validates an input against the character's last sequence number and sanitizes it.
@@ -122,8 +160,11 @@ impl Sim {
         events: &mut Vec<SimEvent>,
     ) {
         self.rebuild_neighbors(predicting);
-        let crate_colliders: Vec<ColliderHandle> =
+        // Everything that moves or changes: crates, objects, platforms (a small tree, rebuilt).
+        let mut crate_colliders: Vec<ColliderHandle> =
             self.crates.iter().filter(|c| c.mode != crate::handover::CrateMode::Away).map(|c| c.collider).collect();
+        crate_colliders.extend(self.object_colliders().filter(|h| self.physics.colliders[*h].is_enabled()));
+        crate_colliders.extend(self.platform_bodies.iter().map(|(_, c)| *c));
         self.scene.refresh_crates(&self.physics.colliders, &crate_colliders);
         let Sim { physics, characters, neighbors, pushes, cfg, bounds, scene, .. } = self;
         pushes.clear();
@@ -256,7 +297,7 @@ impl Sim {
                 HitTarget::Character(victim) if authoritative && !self.is_ghost(victim) => {
                     damage = self.damage(victim, p.damage, p.owner, events);
                 }
-                HitTarget::Crate(_) if authoritative => {
+                HitTarget::Crate(_) | HitTarget::Object(_) if authoritative => {
                     if let Some(body) = collider.and_then(|h| self.physics.colliders.get(h)).and_then(|c| c.parent()) {
                         let impulse = displacement.normalize_or_zero() * self.cfg.projectile.impulse_ns;
                         self.physics.bodies[body].apply_impulse_at_point(impulse, point, true);
@@ -295,6 +336,8 @@ impl Sim {
             HitTarget::Character(id)
         } else if self.crates.iter().any(|k| k.id == id) {
             HitTarget::Crate(id)
+        } else if self.is_object_collider(id, collider) {
+            HitTarget::Object(id)
         } else {
             HitTarget::World
         }

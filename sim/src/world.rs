@@ -67,6 +67,14 @@ pub struct Sim {
     pub(crate) characters: BTreeMap<EntityId, Character>,
     pub(crate) projectiles: BTreeMap<EntityId, Projectile>,
     pub(crate) crates: Vec<CrateBody>,
+    /// Placed world objects (`crate::object`).
+    pub(crate) objects: BTreeMap<EntityId, crate::object::ObjectBody>,
+    /// The ground's collider (objects may overlap it).
+    pub(crate) ground: ColliderHandle,
+    /// Moving platforms' paths, bodies, and centres at the current tick (`crate::platform`).
+    pub(crate) platforms: Vec<crate::platform::PlatformPath>,
+    pub(crate) platform_bodies: Vec<(RigidBodyHandle, ColliderHandle)>,
+    pub(crate) platform_positions: Vec<Vec3>,
     /// Where characters were in the last ticks (lag compensation).
     pub(crate) history: crate::lagcomp::HitboxHistory,
     /// Scratch: start-of-tick character positions. Not state; rebuilt every tick.
@@ -85,6 +93,8 @@ impl std::fmt::Debug for Sim {
             .field("characters", &self.characters.len())
             .field("projectiles", &self.projectiles.len())
             .field("crates", &self.crates.len())
+            .field("objects", &self.objects.len())
+            .field("platforms", &self.platforms.len())
             .finish()
     }
 }
@@ -105,7 +115,7 @@ impl Sim {
 
         // The ground is a half-space: one huge box would give imprecise contact normals far
         // from its centre, and characters never leave the bounds anyway.
-        physics.insert(
+        let (_, ground) = physics.insert(
             RigidBodyBuilder::fixed().translation(Vec3::new(0.0, desc.ground_y_m, 0.0)),
             ColliderBuilder::new(SharedShape::halfspace(Vec3::Y)).friction(0.8),
         );
@@ -127,6 +137,20 @@ impl Sim {
             );
             crates.push(CrateBody { id, body, collider, mode: crate::handover::CrateMode::Simulated });
         }
+        let platforms: Vec<crate::platform::PlatformPath> =
+            desc.platforms.iter().map(|p| crate::platform::PlatformPath::new(p, &cfg)).collect();
+        let platform_positions: Vec<Vec3> = platforms.iter().map(|p| p.position_at(0)).collect();
+        let platform_bodies = platforms
+            .iter()
+            .zip(&platform_positions)
+            .map(|(p, at)| {
+                let h = p.half_extents_m;
+                physics.insert(
+                    RigidBodyBuilder::kinematic_position_based().translation(*at),
+                    ColliderBuilder::cuboid(h.x, h.y, h.z),
+                )
+            })
+            .collect();
         let r = cfg.character.radius_m;
         let bounds = Bounds {
             min: [desc.origin_m[0] + r, desc.origin_m[1] + r],
@@ -150,6 +174,11 @@ impl Sim {
             projectiles: BTreeMap::new(),
             history: crate::lagcomp::HitboxHistory::default(),
             crates,
+            objects: BTreeMap::new(),
+            ground,
+            platforms,
+            platform_bodies,
+            platform_positions,
             neighbors: NeighborGrid::default(),
             pushes: Vec::new(),
             scene,
@@ -177,6 +206,31 @@ impl Sim {
     /// and inputs keep their numbering when it changes zone.
     pub fn join_clock(&mut self, tick: Tick) {
         self.tick = tick;
+        self.place_platforms(tick.0);
+    }
+
+    /// Moves every platform (body and collider at once) to where it is at `tick`.
+    pub(crate) fn place_platforms(&mut self, tick: u64) {
+        for (i, path) in self.platforms.iter().enumerate() {
+            let at = path.position_at(tick);
+            self.platform_positions[i] = at;
+            let (body, _) = self.platform_bodies[i];
+            if let Some(b) = self.physics.bodies.get_mut(body) {
+                b.set_translation(at, true);
+                b.set_next_kinematic_translation(at);
+            }
+        }
+        self.physics.bodies.propagate_modified_body_positions_to_colliders(&mut self.physics.colliders);
+    }
+
+    /// The moving platforms' paths, in world-file order.
+    pub fn platforms(&self) -> &[crate::platform::PlatformPath] {
+        &self.platforms
+    }
+
+    /// Platform centres at the current tick, in world-file order.
+    pub fn platform_positions(&self) -> &[Vec3] {
+        &self.platform_positions
     }
 
     /// A character's state.

@@ -176,7 +176,7 @@ impl Zone {
                 }
                 SimEvent::Hit { projectile, shooter, target, point_m, damage } => {
                     let target = match target {
-                        HitTarget::Character(t) | HitTarget::Crate(t) => t.0,
+                        HitTarget::Character(t) | HitTarget::Crate(t) | HitTarget::Object(t) => t.0,
                         HitTarget::World => 0,
                     };
                     let hit = GameEvent::Hit { projectile: projectile.0, shooter: shooter.0, target, damage };

@@ -408,7 +408,7 @@ impl Zone {
                     projectile: projectile.0,
                     shooter: shooter.0,
                     target: match target {
-                        HitTarget::Character(t) | HitTarget::Crate(t) => t.0,
+                        HitTarget::Character(t) | HitTarget::Crate(t) | HitTarget::Object(t) => t.0,
                         HitTarget::World => 0,
                     },
                     damage,
