@@ -1,12 +1,12 @@
-//! What of the server's view the predicted world holds (`[game-8]`, `[game-12]`): crates at the
-//! poses snapshots show, and the other characters near the player, carried forward by their
+//! What of the server's view the predicted world holds (`[game-8]`, `[game-12]`, `[game-15]`):
+//! crates and world objects at the poses snapshots show, and the other characters near the player, carried forward by their
 //! velocity to the tick being predicted. The client never simulates them; they are there so the
 //! player's own predicted movement meets them as the server's does.
 
 use crate::predict::Predictor;
 use pwn_proto::delta::{EntityState, View};
 use pwn_sim::EntityId;
-use pwn_sim::ids::{PROJECTILE_ID_BASE, WORLD_ENTITY_ID_BASE};
+use pwn_sim::ids::{OBJECT_ID_BASE, PROJECTILE_ID_BASE, WORLD_ENTITY_ID_BASE};
 use pwn_sim::quantize::{dequantize_position, dequantize_rotation, dequantize_velocity};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,10 +17,14 @@ pub const MIRRORED_CRATES_MAX: usize = 100_000;
 /// round trip's worth of ticks.
 pub const MIRROR_CHARACTERS_WITHIN_M: f32 = 8.0;
 
+/// World objects held in the predicted world at once (`[game-15]`).
+pub const MIRRORED_OBJECTS_MAX: usize = 100_000;
+
 /// The mirrored part of one predicted world; start a new one with each new predictor.
 #[derive(Clone, Debug, Default)]
 pub struct Mirror {
     crates: BTreeMap<u64, EntityState>,
+    objects: BTreeMap<u64, EntityState>,
     characters: BTreeSet<u64>,
 }
 
@@ -28,7 +32,8 @@ impl Mirror {
     /// Brings `p`'s world in line with `view` (the newest snapshot's), other characters moved on
     /// by `ahead_s` seconds of their velocity.
     pub fn follow(&mut self, p: &mut Predictor, view: &View, me: EntityId, ahead_s: f32) {
-        for (id, e) in view.range(WORLD_ENTITY_ID_BASE..PROJECTILE_ID_BASE) {
+        self.follow_objects(p, view);
+        for (id, e) in view.range(WORLD_ENTITY_ID_BASE..OBJECT_ID_BASE) {
             if self.crates.get(id) != Some(e) && self.crates.len() < MIRRORED_CRATES_MAX {
                 p.mirror_crate(EntityId(*id), dequantize_position(e.position), dequantize_rotation(e.rotation));
                 self.crates.insert(*id, *e);
@@ -50,5 +55,25 @@ impl Mirror {
             p.forget_character(EntityId(*gone));
         }
         self.characters = near;
+    }
+
+    /// `[game-15]`: world objects in view are in the predicted world as the server has them
+    /// (kind from the id, state in the health field), so walking into a wall placed a moment
+    /// ago stops the prediction where it stops the server; objects that left the view leave it.
+    fn follow_objects(&mut self, p: &mut Predictor, view: &View) {
+        let gone: Vec<u64> = self.objects.keys().filter(|id| !view.contains_key(id)).copied().collect();
+        for id in gone {
+            p.forget_object(EntityId(id));
+            self.objects.remove(&id);
+        }
+        for (id, e) in view.range(OBJECT_ID_BASE..PROJECTILE_ID_BASE) {
+            if self.objects.get(id) == Some(e) || self.objects.len() >= MIRRORED_OBJECTS_MAX {
+                continue;
+            }
+            let state = e.health;
+            if p.mirror_object(EntityId(*id), dequantize_position(e.position), dequantize_rotation(e.rotation), state) {
+                self.objects.insert(*id, *e);
+            }
+        }
     }
 }

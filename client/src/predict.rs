@@ -10,7 +10,12 @@
 //!   the visual position keeps the old prediction's offset and eases it out over time
 //!   (`SMOOTHING_PER_S`), or snaps past `SNAP_DISTANCE_M`;
 //! - `[predict-3]` at most `HISTORY_MAX` unacknowledged inputs are kept; older ones are dropped
-//!   (a client that far ahead is reconciled against whatever the server says next).
+//!   (a client that far ahead is reconciled against whatever the server says next);
+//! - `[predict-4]` each input is predicted at the server tick it will be applied at: the
+//!   snapshot that acknowledges input `n` at tick `t` gives the offset `t - n`, and input `s` is
+//!   predicted at `s + offset` (moving platforms are where the server has them at that tick, so
+//!   riding one is predicted exactly). When the offset changes, the unacknowledged inputs are
+//!   replayed at their new ticks.
 
 use glam::Vec3;
 use pwn_proto::WireInput;
@@ -62,6 +67,8 @@ pub struct Predictor {
     history: VecDeque<(u32, PlayerInput, PredictedState)>,
     visual_offset: Vec3,
     stats: PredictionStats,
+    /// Server tick minus input sequence of the last acknowledged input (`[predict-4]`).
+    tick_offset: Option<i64>,
 }
 
 impl std::fmt::Debug for Predictor {
@@ -75,7 +82,14 @@ impl Predictor {
     /// description and configuration as the server's), starting from `start`.
     pub fn new(mut sim: Sim, me: EntityId, start: CharacterState) -> Result<Self, pwn_sim::SimError> {
         sim.insert_character(me, start)?;
-        Ok(Self { sim, me, history: VecDeque::new(), visual_offset: Vec3::ZERO, stats: PredictionStats::default() })
+        Ok(Self {
+            sim,
+            me,
+            history: VecDeque::new(),
+            visual_offset: Vec3::ZERO,
+            stats: PredictionStats::default(),
+            tick_offset: None,
+        })
     }
 
     /// The counters.
@@ -97,7 +111,7 @@ impl Predictor {
     pub fn input(&mut self, input: &PlayerInput) -> WireInput {
         let wire = WireInput::from_input(input);
         let applied = wire.to_input();
-        self.sim.predict_step(self.me, applied);
+        self.predict(wire.seq, applied);
         if let Some(state) = self.sim.save_predicted(self.me) {
             self.history.push_back((wire.seq, applied, state));
         }
@@ -105,6 +119,22 @@ impl Predictor {
             self.history.pop_front();
         }
         wire
+    }
+
+    /// Predicts one input at the tick the server will apply it (`[predict-4]`).
+    fn predict(&mut self, seq: u32, input: PlayerInput) {
+        match self.tick_offset {
+            Some(offset) => {
+                let tick = (i64::from(seq) + offset).max(1) as u64;
+                self.sim.predict_step_at(self.me, input, tick)
+            }
+            None => self.sim.predict_step(self.me, input),
+        };
+    }
+
+    /// The server tick input `seq` is predicted at, once an acknowledgement has been seen.
+    pub fn tick_of_input(&self, seq: u32) -> Option<u64> {
+        self.tick_offset.map(|o| (i64::from(seq) + o).max(1) as u64)
     }
 
     /// The local player's projectiles in flight, as predicted.
@@ -128,6 +158,20 @@ impl Predictor {
         self.sim.mirror_crate(id, position, rotation)
     }
 
+    /// Puts a world object into the predicted world at the state the server shows (placed on
+    /// first sight, moved and changed after). Returns false for one the world refuses.
+    pub fn mirror_object(&mut self, id: EntityId, position: Vec3, rotation: glam::Quat, state: u16) -> bool {
+        if self.sim.object(id).is_none() {
+            return self.sim.place_object(id, position, rotation, state).is_ok();
+        }
+        self.sim.move_object(id, position, rotation).is_ok() && self.sim.set_object_state(id, state).is_ok()
+    }
+
+    /// Takes a world object out of the predicted world (removed, or out of view).
+    pub fn forget_object(&mut self, id: EntityId) {
+        self.sim.remove_object(id);
+    }
+
     /// Places another character of the predicted world where the server has it (see
     /// `pwn_sim::Sim::mirror_character`).
     pub fn mirror_character(&mut self, id: EntityId, position: Vec3, velocity: Vec3) -> bool {
@@ -147,9 +191,9 @@ impl Predictor {
         self.visual_offset *= keep;
     }
 
-    /// Reconciles with the server: `server` is the player's state in a snapshot whose
-    /// `input_ack` is the last input the server applied.
-    pub fn reconcile(&mut self, input_ack: u32, server: &EntityState) -> Reconciled {
+    /// Reconciles with the server: `server` is the player's state in the snapshot of `tick`
+    /// whose `input_ack` is the last input the server applied.
+    pub fn reconcile(&mut self, tick: u64, input_ack: u32, server: &EntityState) -> Reconciled {
         while self.history.front().is_some_and(|(seq, _, _)| *seq < input_ack) {
             self.history.pop_front();
         }
@@ -159,6 +203,9 @@ impl Predictor {
             return Reconciled::NotCompared;
         }
         self.history.pop_front();
+        let offset = tick as i64 - i64::from(input_ack);
+        let moved = self.tick_offset.is_some_and(|o| o != offset) && !self.sim.platforms().is_empty();
+        self.tick_offset = Some(offset);
         let mut authoritative = predicted.clone();
         let c = &mut authoritative.character;
         c.position_m = dequantize_position(server.position);
@@ -167,18 +214,29 @@ impl Predictor {
         c.health = server.health;
         if authoritative.character == predicted.character {
             self.stats.confirmations += 1;
+            if moved {
+                // Right so far, but the inputs after it were predicted at the old ticks.
+                self.replay_from(&authoritative);
+            }
             return Reconciled::Confirmed;
         }
-        let before = self.render_position().unwrap_or(Vec3::ZERO);
         let error = predicted.character.position_m.distance(authoritative.character.position_m);
         self.stats.corrections += 1;
         self.stats.error_m_max = self.stats.error_m_max.max(error);
         self.stats.error_m_sum += f64::from(error);
-        self.sim.restore_predicted(&authoritative);
+        self.replay_from(&authoritative);
+        Reconciled::Corrected { error_m: error }
+    }
+
+    /// Rolls back to `start` and replays every unacknowledged input; the visual position keeps
+    /// the old prediction's offset and eases it out (`[predict-2]`).
+    fn replay_from(&mut self, start: &PredictedState) {
+        let before = self.render_position().unwrap_or(Vec3::ZERO);
+        self.sim.restore_predicted(start);
         let replay: Vec<(u32, PlayerInput)> = self.history.iter().map(|(s, i, _)| (*s, *i)).collect();
         self.history.clear();
         for (s, i) in replay {
-            self.sim.predict_step(self.me, i);
+            self.predict(s, i);
             if let Some(state) = self.sim.save_predicted(self.me) {
                 self.history.push_back((s, i, state));
             }
@@ -189,6 +247,5 @@ impl Predictor {
         if self.visual_offset.length() > SNAP_DISTANCE_M {
             self.visual_offset = Vec3::ZERO;
         }
-        Reconciled::Corrected { error_m: error }
     }
 }

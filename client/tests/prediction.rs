@@ -1,8 +1,8 @@
 //! Prediction against the real zone core, through a deterministic stepper with virtual time
 //! and the link conditioner (100 ms round trip, 20 ms jitter, 2 % loss each way): a player
 //! alone on open ground is predicted exactly (zero corrections) thanks to the zone's playout
-//! queue (`[input-6]`); a shove by another player is corrected. Every run replays from its
-//! seed.
+//! queue (`[input-6]`); a shove by another player is corrected; a player riding a lift for
+//! thirty seconds is predicted exactly (`[predict-4]`). Every run replays from its seed.
 
 use pwn_client::predict::Predictor;
 use pwn_net::conditioner::{Conditioner, LinkProfile};
@@ -29,10 +29,41 @@ fn link() -> LinkProfile {
     }
 }
 
+/// The world with a lift under the spawn point: a 4 m slab rising 6 m at 2 m/s, pausing 1 s.
+fn lift_world() -> WorldDesc {
+    let mut w = world();
+    w.spawn_points = vec![[0.0, 1.6, 0.0]];
+    w.platforms = vec![pwn_sim::PlatformDesc {
+        half_extents_m: [2.0, 0.25, 2.0],
+        path_m: vec![[0.0, 0.25, 0.0], [0.0, 6.25, 0.0]],
+        speed_mps: 2.0,
+        pause_s: 1.0,
+        closed: false,
+    }];
+    w
+}
+
 /// Runs `ticks` ticks of one predicting client `me` (and optionally a scripted second player
 /// that runs into it); returns the predictor.
 fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
+    run_in(world(), link(), seed, ticks, shover, false, |_| {}).0
+}
+
+/// [`run`] in any world; `idle` sends inputs that do not move; `each_tick` sees the predictor
+/// after every tick. Returns the predictor and the heights the server had the player at.
+fn run_in(
+    world: WorldDesc,
+    link: LinkProfile,
+    seed: u64,
+    ticks: u32,
+    shover: bool,
+    idle: bool,
+    mut each_tick: impl FnMut(&Predictor),
+) -> (Predictor, Vec<f32>) {
+    let world_desc = world;
+    let world = || world_desc.clone();
     let cfg = SimConfig::default();
+    let mut heights = Vec::new();
     let mut zone = Zone::new(Sim::new(world(), cfg.clone(), 1).unwrap(), ZoneConfig::default());
     let me = EntityId(1);
     let other = EntityId(2);
@@ -41,8 +72,8 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
         zone.join(other).unwrap();
     }
     let dt = Duration::from_secs_f32(cfg.dt_s());
-    let mut up: Conditioner<Message> = Conditioner::new(link(), seed);
-    let mut down: Conditioner<Message> = Conditioner::new(link(), seed ^ 0xdead_beef);
+    let mut up: Conditioner<Message> = Conditioner::new(link, seed);
+    let mut down: Conditioner<Message> = Conditioner::new(link, seed ^ 0xdead_beef);
     let mut views = ReceivedViews::new(30);
     let mut predictor: Option<Predictor> = None;
     let mut sent: Vec<WireInput> = Vec::new();
@@ -65,6 +96,9 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
             zone.on_inputs(other, &InputBatch { ack_tick: 0, inputs: vec![i] }, 0);
         }
         let out = zone.tick();
+        if let Some(c) = zone.sim().character(me) {
+            heights.push(c.position_m.y);
+        }
         for (player, snapshot) in out.snapshots {
             if player == me {
                 down.send(now, Message::Snapshot(snapshot));
@@ -77,7 +111,7 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
             let Some(state) = view.get(&me.0).copied() else { continue };
             match predictor.as_mut() {
                 Some(p) => {
-                    p.reconcile(s.input_ack, &state);
+                    p.reconcile(s.tick, s.input_ack, &state);
                 }
                 // Start predicting once the character has settled from its spawn drop: before
                 // its first input the server ticks it on its own (falling), which the client
@@ -99,11 +133,11 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
         for _ in 0..burst {
             let Some(p) = predictor.as_mut() else { break };
             let seq = sent.len() as u32 + 1;
-            let strafe = if (seq / 45).is_multiple_of(2) { 0.0 } else { 0.5 };
+            let strafe = if (seq / 45).is_multiple_of(2) || idle { 0.0 } else { 0.5 };
             let input = PlayerInput {
                 seq: InputSeq(seq),
                 move_x: strafe,
-                move_z: 1.0,
+                move_z: if idle { 0.0 } else { 1.0 },
                 yaw_rad: 0.0,
                 pitch_rad: 0.0,
                 buttons: Buttons(Buttons::RUN),
@@ -114,8 +148,11 @@ fn run(seed: u64, ticks: u32, shover: bool) -> Predictor {
             up.send(now, Message::Inputs(InputBatch { ack_tick: acked_tick, inputs: redundant }));
             p.advance_visual(dt.as_secs_f32());
         }
+        if let Some(p) = predictor.as_ref() {
+            each_tick(p);
+        }
     }
-    predictor.expect("the client never received its state")
+    (predictor.expect("the client never received its state"), heights)
 }
 
 #[test]
@@ -134,4 +171,49 @@ fn a_shove_from_another_player_is_corrected() {
     let s = p.stats();
     assert!(s.corrections > 0, "a collision the client could not predict went unnoticed: {s:?}");
     assert!(s.confirmations > s.corrections, "{s:?}");
+}
+
+/// Rides the lift for 1,000 ticks over `link`; returns the corrections after the first
+/// acknowledgement, how often the tick offset changed after it, and the predictor's stats.
+fn ride(link: LinkProfile, seed: u64) -> (u64, u64, pwn_client::predict::PredictionStats) {
+    let mut first: Option<(u64, Option<u64>)> = None;
+    let mut offset_changes = 0;
+    let (p, heights) = run_in(lift_world(), link, seed, 1_000, false, true, |p| {
+        let offset = p.tick_of_input(0);
+        match first.as_mut() {
+            None if p.stats().confirmations > 0 => first = Some((p.stats().corrections, offset)),
+            Some((_, last)) if *last != offset => {
+                offset_changes += 1;
+                *last = offset;
+            }
+            _ => {}
+        }
+    });
+    let (at_first_ack, _) = first.expect("never confirmed");
+    let (low, high) = heights.iter().fold((f32::MAX, f32::MIN), |(l, h), y| (l.min(*y), h.max(*y)));
+    assert!(high - low > 5.9, "seed {seed}: rode only from {low} to {high}");
+    assert!(p.stats().confirmations > 800, "seed {seed}: only {} confirmations", p.stats().confirmations);
+    (p.stats().corrections - at_first_ack, offset_changes, p.stats().clone())
+}
+
+#[test]
+fn a_player_riding_a_lift_for_thirty_seconds_is_never_corrected() {
+    // `[predict-4]`: the lift's pose is a function of the tick, so once the first
+    // acknowledgement tells the client which server tick its inputs land on, every tick of the
+    // ride is predicted exactly: up, pause, down, pause, for 30 s.
+    let clean = LinkProfile { latency: Duration::from_millis(50), ..LinkProfile::default() };
+    for seed in 1..=5u64 {
+        let (corrections, _, stats) = ride(clean, seed);
+        assert_eq!(corrections, 0, "seed {seed}: corrected while riding: {stats:?}");
+    }
+    // Through jitter and loss the only corrections are the server's missed inputs (an input
+    // that misses its tick moves every later one a tick on, which corrects a walking player
+    // too); the lift adds none of its own.
+    for seed in 1..=10u64 {
+        let (corrections, offset_changes, stats) = ride(link(), seed);
+        assert!(
+            corrections <= offset_changes,
+            "seed {seed}: {corrections} corrections, {offset_changes} missed: {stats:?}"
+        );
+    }
 }

@@ -187,9 +187,8 @@ pub(crate) fn carry(
         }
         let c = &cfg.character;
         let top = after[i].y + path.half_extents_m.y;
-        let feet = st.position_m.y - c.half_height_m - c.radius_m;
         let mut p = st.position_m + Vec3::new(delta.x, 0.0, delta.z);
-        if delta.y > 0.0 && feet >= top - delta.y - STANDING_TOLERANCE_M {
+        if delta.y > 0.0 && st.position_m.y > after[i].y {
             // Rising under the character: lift it onto the top.
             p.y = top + c.half_height_m + c.radius_m + HOVER_M;
             st.grounded = true;

@@ -92,7 +92,7 @@ impl GameClient {
             return;
         }
         match self.predictor.as_mut() {
-            Some(p) => match p.reconcile(s.input_ack, &state) {
+            Some(p) => match p.reconcile(s.tick, s.input_ack, &state) {
                 Reconciled::NotCompared => {}
                 Reconciled::Confirmed => {
                     self.counters.confirmations += 1;
