@@ -11,6 +11,7 @@
 //!   protocol".
 //! - [`handshake`]: the version and simulation checks.
 //! - [`delta`]: snapshot deltas against an acknowledged baseline.
+//! - [`objects`]: edits of world objects and their outcomes.
 //! - [`view`]: the entity states a client holds, sorted by id in one list.
 
 pub mod codec;
@@ -18,6 +19,7 @@ pub mod delta;
 pub mod handshake;
 pub mod mesh;
 pub mod messages;
+pub mod objects;
 pub mod view;
 
 pub use codec::{
@@ -25,3 +27,4 @@ pub use codec::{
 };
 pub use mesh::*;
 pub use messages::*;
+pub use objects::*;

@@ -340,6 +340,15 @@ pub enum GameEvent {
         /// The first tick the new zone simulates the player at.
         tick: u64,
     },
+    /// The answer to a player's `EditObject` (`crate::objects` `[edit-2]`).
+    EditDone {
+        /// The request's number.
+        request: u32,
+        /// The object (a placed one's new id); 0 when a placement was refused.
+        object: u64,
+        /// How it ended.
+        outcome: crate::objects::EditOutcome,
+    },
 }
 
 /// One item of value a player owns.
@@ -518,6 +527,9 @@ pub enum Message {
     /// A player gives an item away (stream).
     #[speedy(tag = 32)]
     GiveItem(GiveItem),
+    /// A player edits a world object (stream).
+    #[speedy(tag = 33)]
+    EditObject(crate::objects::EditObject),
     /// Round-trip probe.
     #[speedy(tag = 40)]
     Ping(Ping),

@@ -17,6 +17,7 @@
 //! - [`audit`]: the store's consistency check (one owner per entity, every item once).
 //! - [`items`]: items of value: created, moved between owners and listed, each in one
 //!   transaction.
+//! - [`objects`]: world objects players place: records, position index, idempotent edits.
 //! - [`chunk`]: values larger than the value limit, split over several keys.
 //! - [`counters`]: id allocation from named counters.
 //! - `open`: choosing a backend from configuration.
@@ -34,6 +35,7 @@ pub mod items;
 pub mod keys;
 pub mod limits;
 mod memory;
+pub mod objects;
 mod open;
 pub mod ownership;
 mod sqlite;
