@@ -193,7 +193,12 @@ pub fn run_zone(cfg: &PwnConfig, args: &ZoneArgs) -> anyhow::Result<()> {
             .tick_threads
             .map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), |t| t as usize);
         let zone_cfg = ZoneConfig { tick_threads, max_rewind_ms: args.max_rewind_ms, ..ZoneConfig::default() };
-        run_with(net, Zone::new(sim, zone_cfg), opts, stats, shutdown).await;
+        let mut zone = Zone::new(sim, zone_cfg);
+        if let Some(p) = &opts.persistence {
+            let (placed, skipped) = zone.load_objects(&p.store, p.cell)?;
+            tracing::info!(cell = %p.cell, placed, skipped, "loaded the cell's world objects");
+        }
+        run_with(net, zone, opts, stats, shutdown).await;
         anyhow::Ok(())
     })
 }

@@ -385,6 +385,17 @@ impl Client {
         self.tx.send(&Message::GiveItem(GiveItem { item, to })).await
     }
 
+    /// Edits a world object (reliable): returns the request number. The zone answers with an
+    /// `EditDone` event for that number once the store committed it, or with why not; players
+    /// near the object see the change in the snapshots after the commit.
+    pub async fn edit(&mut self, op: pwn_proto::EditOp) -> Result<u64, ConnError> {
+        let wall_us =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let req = self.core.edit(op, wall_us);
+        self.tx.send(&Message::EditObject(req)).await?;
+        Ok(req.request)
+    }
+
     /// Ends the gateway session (the server saves the player and revokes the token), and waits
     /// for the gateway to confirm, briefly.
     pub async fn logout(&mut self) {

@@ -215,6 +215,14 @@ pub struct ClientCounters {
     pub items_received: u64,
     /// Times the player's character came back after dying (`[game-11]`).
     pub respawns: u64,
+    /// World-object edits sent (`[game-16]`).
+    pub edits_sent: u64,
+    /// Edits the zone committed.
+    pub edits_committed: u64,
+    /// Edits the zone refused.
+    pub edits_refused: u64,
+    /// Ticks from sending an edit to its answer (`EditDone`), committed ones only.
+    pub edit_done_ticks: Histogram,
     /// Payload bytes received (snapshots, events; without QUIC framing).
     pub bytes_in: u64,
     /// Payload bytes sent.
@@ -258,6 +266,11 @@ impl Default for ClientCounters {
             chat_from_others: 0,
             items_received: 0,
             respawns: 0,
+            edits_sent: 0,
+            edits_committed: 0,
+            edits_refused: 0,
+            // A tenth of a tick up to 100 ticks.
+            edit_done_ticks: Histogram::new(0.1, 1_000),
             bytes_in: 0,
             bytes_out: 0,
             handoffs: 0,

@@ -57,7 +57,14 @@
 //!   Its driver reads what arrived once a tick, so arrival times say nothing of the link's
 //!   jitter: its pacing aims for the queue a clean link needs (`[pace-1]`'s floor: none, one
 //!   after a missed input), not for a tick of jitter its own reading made.
+//! - `[game-15]` world objects in view are in the predicted world as the server has them
+//!   (`crate::mirror`), so walking into a wall placed a moment ago is predicted;
+//! - `[game-16]` edits of world objects ([`GameClient::edit`]) are numbered from the wall clock
+//!   in microseconds, strictly increasing (`pwn_proto::objects` `[edit-1]`); each is answered
+//!   once by an `EditDone` event, counted with the ticks it took (at most `EDITS_PENDING_MAX`
+//!   waiting are timed).
 
+mod edits;
 mod events;
 mod snapshots;
 
@@ -132,6 +139,10 @@ pub struct GameClient {
     /// What of the server's view the predicted world holds.
     mirror: Mirror,
     inventory: BTreeMap<u64, u32>,
+    /// Edits sent and not yet answered: request number and when it was sent (`[game-16]`).
+    edits_pending: BTreeMap<u64, f64>,
+    /// The last edit request number used.
+    last_edit_request: u64,
     /// Whether the player's own character was in the last snapshot's view (it is not while
     /// dead).
     own_in_view: bool,
@@ -187,6 +198,8 @@ impl GameClient {
             remote_projectiles: BTreeMap::new(),
             mirror: Mirror::default(),
             inventory: BTreeMap::new(),
+            edits_pending: BTreeMap::new(),
+            last_edit_request: 0,
             own_in_view: false,
             holding_still: false,
             headless: false,

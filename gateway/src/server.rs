@@ -281,7 +281,7 @@ async fn serve_connection(shared: Arc<Shared>, conn: Conn) {
                 let _ = tx.send(&Message::Event(GameEvent::Notice { text: "logged out".into() })).await;
                 continue;
             }
-            Message::Chat(_) | Message::GiveItem(_) if session.is_some() => {
+            Message::Chat(_) | Message::GiveItem(_) | Message::EditObject(_) if session.is_some() => {
                 if !limiter.allow() {
                     metrics::counter!(RATE_DROPPED_METRIC).increment(1);
                 } else if let Some((player, _)) = session {

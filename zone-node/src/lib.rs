@@ -7,6 +7,8 @@
 //!   crowd, from a grid rebuilt each tick and walked in rings outwards.
 //! - [`items`]: items of value: inventories read on joining, gifts between players nearby and
 //!   loot from kills, each a store transaction fenced by the cell lease, beside the tick.
+//! - [`objects`]: world objects players edit: each edit checked against the simulation,
+//!   committed as one fenced, idempotent store transaction, then applied; loading a cell's.
 //! - [`persist`]: checkpoints of the zone's crates and of its players who came through a
 //!   gateway, fenced by the cell lease; loading them.
 //! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
@@ -31,6 +33,7 @@ pub mod interest;
 pub mod items;
 pub mod links;
 pub mod mesh_link;
+pub mod objects;
 pub mod persist;
 pub mod server;
 pub mod snapshots;

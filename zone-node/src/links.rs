@@ -185,7 +185,7 @@ pub(crate) async fn serve_direct(
         }
     });
     while let Ok(Some(message)) = rx.recv().await {
-        if matches!(message, Message::Chat(_) | Message::GiveItem(_)) {
+        if matches!(message, Message::Chat(_) | Message::GiveItem(_) | Message::EditObject(_)) {
             forward(&inbox, ToZone::Message { player, message, arrived: std::time::Instant::now() });
         }
     }
@@ -289,7 +289,7 @@ pub(crate) async fn serve_gateway(
                 }
             }
             Message::Routed(r) if writers.contains_key(&r.player) => match decode_datagram(&r.payload) {
-                Ok(message @ (Message::Chat(_) | Message::GiveItem(_))) => {
+                Ok(message @ (Message::Chat(_) | Message::GiveItem(_) | Message::EditObject(_))) => {
                     let arrived = std::time::Instant::now();
                     forward(&inbox, ToZone::Message { player: EntityId(r.player), message, arrived })
                 }

@@ -357,10 +357,27 @@ pub(crate) enum Job {
 
 /// What the committer did.
 pub(crate) enum Committed {
-    Handoff { departure: Departure, result: Result<Handoff, OwnershipError> },
-    Claim { player: EntityId, cell: CellKey, result: Result<(), OwnershipError> },
-    Crates { cell: CellKey, epoch: u64, tick: u64, result: Result<CellCrates, OwnershipError> },
-    CrateHandoff { departure: CrateDeparture, result: Result<Handoff, OwnershipError> },
+    Handoff {
+        departure: Departure,
+        result: Result<Handoff, OwnershipError>,
+    },
+    Claim {
+        player: EntityId,
+        cell: CellKey,
+        result: Result<(), OwnershipError>,
+    },
+    Crates {
+        cell: CellKey,
+        epoch: u64,
+        tick: u64,
+        result: Result<CellCrates, OwnershipError>,
+        /// The cell's world objects (`crate::objects` `[zobj-5]`).
+        objects: Result<Vec<(u64, pwn_store::objects::ObjectRecord)>, pwn_store::StoreError>,
+    },
+    CrateHandoff {
+        departure: CrateDeparture,
+        result: Result<Handoff, OwnershipError>,
+    },
 }
 
 /// A cell's crates as the store holds them, each with its state if it was ever stored.
@@ -417,7 +434,8 @@ impl Committer {
                     }
                     Job::LoadCrates { cell, epoch, rect, placed, tick } => {
                         let result = crate::persist::load_cell_crates(&store, cell, epoch, rect, &placed);
-                        Committed::Crates { cell, epoch, tick, result }
+                        let objects = crate::objects::read_cell(&store, cell);
+                        Committed::Crates { cell, epoch, tick, result, objects }
                     }
                     Job::CrateHandoff { departure, from_epoch, from_rect, bounds } => {
                         let result =

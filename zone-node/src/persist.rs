@@ -304,6 +304,7 @@ pub fn checkpoint(
         cell,
         epoch,
         crates: crates.to_vec(),
+        objects: Vec::new(),
         players: players.to_vec(),
         owners_checked: false,
         rect_m: None,
@@ -320,6 +321,9 @@ pub struct CellCheckpoint {
     pub epoch: u64,
     /// The crates within it.
     pub crates: Vec<CrateState>,
+    /// Dynamic world objects within it, at the version the simulation holds
+    /// (`crate::objects` `[zobj-5]`).
+    pub objects: Vec<crate::objects::ObjectMotion>,
     /// The players it owns.
     pub players: Vec<PlayerState>,
     /// Whether each player's and crate's owner record is checked (`[persist-5]`,
@@ -354,6 +358,10 @@ pub fn checkpoint_cell(store: &Store, c: &CellCheckpoint, sim: &SimBounds) -> Re
             }
             t.set(&index_key(k.id, k.position, c.rect_m, sim), b"")?;
             t.set(&entity_key(k.id.0), &k.record().encode())?;
+        }
+        let bounds = pwn_store::objects::Bounds { origin_m: sim.origin_m, size_m: sim.size_m };
+        for o in &c.objects {
+            pwn_store::objects::save_motion(t, o.id.0, o.version, o.motion, &bounds)?;
         }
         Ok(skipped)
     })

@@ -123,6 +123,8 @@ pub struct Zone {
     pub(crate) shots: crate::border_shots::ShotBook,
     /// Crates owned, held as ghosts and departing (`crate::border_crates`).
     pub(crate) crates: crate::border_crates::CrateBook,
+    /// World objects' owners and versions (`crate::objects`).
+    pub(crate) objects: crate::objects::ObjectBook,
     /// The threads that build players' views, when `tick_threads` is above 1.
     pool: Option<rayon::ThreadPool>,
 }
@@ -170,12 +172,52 @@ impl Zone {
             border: crate::border::BorderState::default(),
             shots: crate::border_shots::ShotBook::default(),
             crates: crate::border_crates::CrateBook::default(),
+            objects: crate::objects::ObjectBook::default(),
         }
     }
 
     /// The simulation (read-only).
     pub fn sim(&self) -> &Sim {
         &self.sim
+    }
+
+    /// World objects' owners and versions.
+    pub fn objects(&self) -> &crate::objects::ObjectBook {
+        &self.objects
+    }
+
+    /// Checks a player's edit of a world object (`crate::objects` `[zobj-1]`).
+    pub fn check_edit(
+        &self,
+        serving: &dyn crate::objects::Serving,
+        player: EntityId,
+        req: &pwn_proto::EditObject,
+    ) -> Result<crate::objects::Validated, pwn_proto::EditOutcome> {
+        crate::objects::check(&self.sim, &self.objects, serving, player, req)
+    }
+
+    /// Applies a committed edit (`[zobj-4]`); returns the object it was about.
+    pub fn apply_edit(&mut self, done: &pwn_store::objects::EditDone) -> EntityId {
+        crate::objects::apply(&mut self.sim, &mut self.objects, done)
+    }
+
+    /// Places world objects read from the store (`[zobj-5]`): placed, skipped.
+    pub fn place_loaded_objects(&mut self, records: &[(u64, pwn_store::objects::ObjectRecord)]) -> (u32, u32) {
+        crate::objects::place_loaded(&mut self.sim, &mut self.objects, records)
+    }
+
+    /// Takes out the world objects at positions `inside` names (cells no longer served).
+    pub fn unload_objects(&mut self, inside: impl Fn(glam::Vec3) -> bool) -> usize {
+        crate::objects::unload(&mut self.sim, &mut self.objects, inside)
+    }
+
+    /// Loads `cell`'s world objects from the store (`[zobj-5]`): placed, skipped.
+    pub fn load_objects(
+        &mut self,
+        store: &pwn_store::Store,
+        cell: pwn_store::keys::CellKey,
+    ) -> Result<(u32, u32), pwn_store::StoreError> {
+        crate::objects::load(store, cell, &mut self.sim, &mut self.objects)
     }
 
     /// Players in the zone.
@@ -387,6 +429,18 @@ impl Zone {
                 health: 0,
             };
             states.push((s, [pos.x, pos.z], vel.length()));
+        }
+        // World objects: kind in the id, state in the health field (`pwn_proto::objects`).
+        for o in self.sim.objects() {
+            let s = EntityState {
+                id: o.id.0,
+                position: quantize_position(o.position_m),
+                velocity: quantize_velocity(o.linvel_mps),
+                yaw: 0,
+                rotation: quantize_rotation(o.rotation),
+                health: o.state,
+            };
+            states.push((s, [o.position_m.x, o.position_m.z], o.linvel_mps.length()));
         }
         states.sort_unstable_by_key(|(s, _, _)| s.id);
         let visible = crate::views::Visible::new(states, self.cfg.interest_radius_m);

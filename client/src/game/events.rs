@@ -42,6 +42,7 @@ impl GameClient {
                 }
                 self.crossing_until_tick = tick.saturating_add(CROSSING_WINDOW_TICKS);
             }
+            GameEvent::EditDone { request, outcome, .. } => self.edit_done(*request, *outcome),
             GameEvent::Inventory { items } => self.inventory = items.iter().map(|i| (i.id, i.kind)).collect(),
             GameEvent::ItemMoved { item, kind, to, .. } if *to == self.me.0 => {
                 self.counters.items_received += 1;

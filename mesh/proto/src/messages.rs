@@ -343,7 +343,7 @@ pub enum GameEvent {
     /// The answer to a player's `EditObject` (`crate::objects` `[edit-2]`).
     EditDone {
         /// The request's number.
-        request: u32,
+        request: u64,
         /// The object (a placed one's new id); 0 when a placement was refused.
         object: u64,
         /// How it ended.

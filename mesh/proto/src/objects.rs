@@ -4,7 +4,7 @@
 //!
 //! Rules (the zone's side is `pwn_zone_node::objects`):
 //! - `[edit-1]` every request carries a request number the client chose, strictly increasing
-//!   per player; a number at or below the last one the store committed for that player is
+//!   per player (across sessions: the client library counts from its clock); a number at or below the last one the store committed for that player is
 //!   answered with the stored outcome or refused as stale, never applied twice;
 //! - `[edit-2]` a request is answered exactly once with `EditDone`, after the store committed it
 //!   or with the reason it was refused.
@@ -62,8 +62,9 @@ impl EditOp {
 /// A player's request to change the world.
 #[derive(Readable, Writable, Copy, Clone, Debug, PartialEq, Eq)]
 pub struct EditObject {
-    /// The client's number for this request (`[edit-1]`).
-    pub request: u32,
+    /// The client's number for this request (`[edit-1]`); the client library takes it from its
+    /// clock in microseconds, so numbers keep increasing across sessions.
+    pub request: u64,
     /// What to do.
     pub op: EditOp,
 }

@@ -129,7 +129,7 @@ impl ObjectRecord {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct EditRecord {
     /// The request number.
-    pub request: u32,
+    pub request: u64,
     /// The object it was about (a placement's new id).
     pub object: u64,
 }
@@ -144,7 +144,7 @@ impl EditRecord {
 
     /// Reads the stored form.
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Self, StoreError> {
-        let (format, request, object): (i64, u32, u64) =
+        let (format, request, object): (i64, u64, u64) =
             unpack(value).map_err(|e| StoreError::Decode { key: describe(key), why: e.to_string() })?;
         if format != Self::FORMAT {
             return Err(StoreError::Decode { key: describe(key), why: format!("edit record format {format}") });
@@ -277,7 +277,7 @@ pub fn owned_count(t: &mut dyn Transaction, player: u64) -> Result<u64, StoreErr
 pub fn edit_once(
     t: &mut dyn Transaction,
     player: u64,
-    request: u32,
+    request: u64,
     edit: &StoreEdit,
     bounds: &Bounds,
     id_of: impl Fn(u64) -> u64,
@@ -369,11 +369,7 @@ pub type ObjectsPage = (Vec<(u64, ObjectRecord)>, Option<Vec<u8>>);
 
 /// The objects indexed inside `cell`, after `after` (exclusive; `None`: from the start), at most
 /// [`OBJECTS_PAGE_MAX`]: ids with their records (index entries without a record are skipped).
-pub fn objects_in(
-    t: &mut dyn Transaction,
-    cell: CellKey,
-    after: Option<&[u8]>,
-) -> Result<ObjectsPage, StoreError> {
+pub fn objects_in(t: &mut dyn Transaction, cell: CellKey, after: Option<&[u8]>) -> Result<ObjectsPage, StoreError> {
     let (b, e) = object_at_range(cell);
     let from = match after {
         Some(k) => {

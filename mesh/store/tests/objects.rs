@@ -35,7 +35,7 @@ fn id_of(serial: u64) -> u64 {
     1_000 + serial
 }
 
-fn place(store: &Store, player: u64, request: u32, x: f32) -> Result<EditDone, EditError> {
+fn place(store: &Store, player: u64, request: u64, x: f32) -> Result<EditDone, EditError> {
     let edit = StoreEdit::Place { record: record(x, 0), per_player_max: 2 };
     store.transact(|t| edit_once(t, player, request, &edit, &BOUNDS, id_of))
 }
@@ -123,7 +123,7 @@ fn obj_4_a_motion_checkpoint_never_undoes_a_committed_edit() {
 fn a_cells_objects_are_one_range_and_pages_cover_them_all() {
     for (store, _dir) in stores() {
         let mut placed = Vec::new();
-        for i in 0..5u32 {
+        for i in 0..5u64 {
             let edit = StoreEdit::Place { record: record(-90.0 + 40.0 * i as f32, 0), per_player_max: 100 };
             let EditDone::Applied { id, .. } =
                 store.transact(|t| edit_once(t, 7, i + 1, &edit, &BOUNDS, id_of)).unwrap()

@@ -117,9 +117,19 @@ impl TickLoop {
     pub(super) fn on_crates_committed(&mut self, done: Committed) {
         let Some(mesh) = &self.mesh else { return };
         match done {
-            Committed::Crates { cell, epoch, tick, result } => match result {
+            Committed::Crates { cell, epoch, tick, result, objects } => match result {
                 Ok(crates) if mesh.serving(cell) == Some(Epoch(epoch)) => {
                     let n = self.zone.own_crates(cell, &crates, tick);
+                    // Objects once, when the cell is first loaded: a re-read would move dynamic
+                    // objects back to their last checkpoint.
+                    match objects {
+                        Ok(records) if !mesh.loaded.contains(&cell) => {
+                            let (placed, skipped) = self.zone.place_loaded_objects(&records);
+                            tracing::info!(cell = %cell, placed, skipped, "objects of the cell loaded");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(cell = %cell, error = %e, "cannot read the cell's objects"),
+                    }
                     if n > 0 || !mesh.loaded.contains(&cell) {
                         tracing::info!(cell = %cell, crates = n, "crates of the cell loaded");
                     }

@@ -214,6 +214,10 @@ impl TickLoop {
         }
         metrics::counter!(crate::mesh_link::metric::CELLS_LOST).increment(cells.len() as u64);
         self.zone.leave_crates_of(cells);
+        if let Some(mesh) = &self.mesh {
+            let tree = mesh.territory.tree();
+            self.zone.unload_objects(|p| cells.contains(&tree.leaf_at(p.x, p.z)));
+        }
         let gone: Vec<EntityId> =
             self.zone.players().filter(|p| self.zone.player_cell(*p).is_some_and(|c| cells.contains(&c))).collect();
         for p in gone {

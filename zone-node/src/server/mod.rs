@@ -7,6 +7,7 @@
 //! bounded inbox (full means dropped and counted), snapshots go out as datagrams (queued, never
 //! awaited), and reliable events go through a bounded per-player queue drained by a writer task.
 
+mod edits;
 mod mesh_entities;
 mod mesh_tick;
 mod persister;
@@ -328,6 +329,10 @@ pub async fn run_with(
     });
     drop(inbox_tx);
 
+    let bounds = SimBounds::of(zone.sim());
+    let edits = store.clone().map(|s| {
+        edits::Edits::start(s, pwn_store::objects::Bounds { origin_m: bounds.origin_m, size_m: bounds.size_m })
+    });
     let (snapshots_out, batches) = mpsc::channel(tick::SNAPSHOT_BATCHES_MAX);
     tokio::spawn(tick::send_snapshots(batches));
     let tick_loop = tick::TickLoop {
@@ -341,6 +346,7 @@ pub async fn run_with(
         persistent: HashSet::new(),
         departed: VecDeque::new(),
         items,
+        edits,
         checkpoints: store.is_some().then_some(checkpoint_tx),
         leaving: store.is_some().then_some(leaving_tx),
         interval_ticks,

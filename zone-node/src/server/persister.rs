@@ -158,6 +158,7 @@ mod tests {
             cell,
             epoch,
             crates: vec![crate_state],
+            objects: Vec::new(),
             players: vec![at(10.0)],
             owners_checked: false,
             rect_m: None,

@@ -72,6 +72,8 @@ pub(crate) struct TickLoop {
     /// The last state of players who left, newest last (`[persist-4]`).
     pub(crate) departed: VecDeque<PlayerState>,
     pub(crate) items: Option<Items>,
+    /// World-object edits waiting for the store (`super::edits`).
+    pub(crate) edits: Option<super::edits::Edits>,
     pub(crate) checkpoints: Option<watch::Sender<Option<Checkpoint>>>,
     pub(crate) leaving: Option<mpsc::Sender<Leaving>>,
     pub(crate) interval_ticks: u64,
@@ -129,6 +131,7 @@ impl TickLoop {
             let started = Instant::now();
             self.drain_inbox();
             self.expire_leases();
+            self.finish_edits();
             self.tick(ticks_per_s);
             let took = started.elapsed();
             metrics::histogram!(metric::TICK_MS).record(took.as_secs_f64() * 1e3);
@@ -326,6 +329,7 @@ impl TickLoop {
                     Err(e) => tracing::debug!(player = %player, error = %e, "chat refused"),
                 }
             }
+            Message::EditObject(req) => self.on_edit(player, req),
             Message::GiveItem(give) => {
                 let to = EntityId(give.to);
                 let persistent = &self.persistent;
@@ -371,6 +375,9 @@ impl TickLoop {
                         CellCheckpoint {
                             cell,
                             epoch: h.epoch.0,
+                            objects: crate::objects::motions(self.zone.sim(), self.zone.objects(), |p| {
+                                tree.leaf_at(p.x, p.z) == cell
+                            }),
                             crates: self.zone.crates_of(cell),
                             players: players.iter().filter(|(_, c)| *c == Some(cell)).map(|(p, _)| *p).collect(),
                             owners_checked: true,
@@ -382,6 +389,7 @@ impl TickLoop {
             (None, Some((cell, epoch))) => vec![CellCheckpoint {
                 cell,
                 epoch,
+                objects: crate::objects::motions(self.zone.sim(), self.zone.objects(), |_| true),
                 crates: crate_states(self.zone.sim()),
                 players: players.into_iter().map(|(p, _)| p).collect(),
                 owners_checked: false,

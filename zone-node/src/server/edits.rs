@@ -1,0 +1,185 @@
+//! The tick thread's side of world-object edits (`crate::objects`): each player's rate and
+//! pending count (`[zobj-2]`), the bounded queue to the worker that commits edits, and the
+//! outcomes coming back, applied to the simulation and answered (`[zobj-4]`).
+
+use crate::objects::{EDIT_BURST, EDITS_PER_S, PENDING_PER_PLAYER_MAX, QUEUE_MAX, Validated};
+use pwn_proto::EditOutcome;
+use pwn_sim::EntityId;
+use pwn_store::objects::{Bounds, EditDone};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// An edit's outcome from the worker.
+pub(crate) type Finished = (Validated, Result<EditDone, EditOutcome>);
+
+/// Rate, pending counts, and the worker's queues.
+pub(crate) struct Edits {
+    jobs: mpsc::Sender<Validated>,
+    finished: mpsc::Receiver<Finished>,
+    pending: HashMap<EntityId, u8>,
+    /// Edit tokens per player (refilled every tick, `[zobj-2]`); players without an entry
+    /// have a full bucket.
+    tokens: HashMap<EntityId, f32>,
+}
+
+impl Edits {
+    /// Starts the worker committing to `store`.
+    pub(crate) fn start(store: pwn_store::Store, bounds: Bounds) -> Self {
+        let (jobs, mut rx) = mpsc::channel::<Validated>(QUEUE_MAX);
+        let (done, finished) = mpsc::channel::<Finished>(QUEUE_MAX);
+        tokio::spawn(async move {
+            while let Some(v) = rx.recv().await {
+                let store = store.clone();
+                let started = std::time::Instant::now();
+                let Ok(f) = tokio::task::spawn_blocking(move || {
+                    let outcome = crate::objects::commit(&store, &v, &bounds);
+                    (v, outcome)
+                })
+                .await
+                else {
+                    return;
+                };
+                metrics::histogram!(crate::objects::TXN_MS_METRIC).record(started.elapsed().as_secs_f64() * 1e3);
+                if done.send(f).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Self { jobs, finished, pending: HashMap::new(), tokens: HashMap::new() }
+    }
+
+    /// Refills every player's tokens by one tick's worth (`dt_s`); full buckets are forgotten.
+    pub(crate) fn refill(&mut self, dt_s: f32) {
+        self.tokens.retain(|_, t| {
+            *t += EDITS_PER_S * dt_s;
+            *t < EDIT_BURST
+        });
+    }
+
+    /// Takes one of `player`'s tokens and a pending slot, and queues `v` (`[zobj-2]`).
+    pub(crate) fn submit(&mut self, v: Validated) -> Result<(), EditOutcome> {
+        let player = v.player;
+        let tokens = self.tokens.entry(player).or_insert(EDIT_BURST);
+        if *tokens < 1.0 {
+            return Err(EditOutcome::RateLimited);
+        }
+        let pending = self.pending.entry(player).or_default();
+        if *pending >= PENDING_PER_PLAYER_MAX {
+            return Err(EditOutcome::Busy);
+        }
+        if self.jobs.try_send(v).is_err() {
+            return Err(EditOutcome::Busy);
+        }
+        *tokens -= 1.0;
+        *pending += 1;
+        Ok(())
+    }
+
+    /// Takes a token for a request refused before it was queued (refusals count against the
+    /// rate too, or a client could probe for free).
+    pub(crate) fn spend(&mut self, player: EntityId) -> bool {
+        let tokens = self.tokens.entry(player).or_insert(EDIT_BURST);
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+
+    /// Outcomes ready now.
+    pub(crate) fn drain(&mut self) -> Vec<Finished> {
+        let mut out = Vec::new();
+        while let Ok(f) = self.finished.try_recv() {
+            if let Some(n) = self.pending.get_mut(&f.0.player) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.pending.remove(&f.0.player);
+                }
+            }
+            out.push(f);
+        }
+        out
+    }
+}
+
+/// What a zone of a partitioned world serves: the leaf holding a point, if its lease is held
+/// and its entities are loaded.
+struct MeshServing<'a> {
+    mesh: &'a super::mesh_tick::MeshTick,
+}
+
+impl crate::objects::Serving for MeshServing<'_> {
+    fn cell_at(&self, x: f32, z: f32) -> Option<(pwn_store::keys::CellKey, u64)> {
+        let cell = self.mesh.territory.tree().leaf_at(x, z);
+        if !self.mesh.loaded.contains(&cell) {
+            return None;
+        }
+        self.mesh.serving(cell).map(|e| (cell, e.0))
+    }
+
+    fn objects_in(&self, sim: &pwn_sim::Sim, cell: pwn_store::keys::CellKey) -> usize {
+        let tree = self.mesh.territory.tree();
+        sim.objects().filter(|o| tree.leaf_at(o.position_m.x, o.position_m.z) == cell).count()
+    }
+}
+
+impl super::tick::TickLoop {
+    /// A player's edit: checked, then queued for the store, or answered with the refusal
+    /// (`[zobj-1]`, `[zobj-2]`).
+    pub(super) fn on_edit(&mut self, player: EntityId, req: pwn_proto::EditObject) {
+        let queued = match (&mut self.edits, &self.mesh, self.single) {
+            (Some(edits), Some(mesh), _) => {
+                let checked = self.zone.check_edit(&MeshServing { mesh }, player, &req);
+                checked.and_then(|v| edits.submit(v)).map_err(|why| (why, edits))
+            }
+            (Some(edits), None, Some(cell)) => {
+                let checked = self.zone.check_edit(&crate::objects::WholeWorld { cell }, player, &req);
+                checked.and_then(|v| edits.submit(v)).map_err(|why| (why, edits))
+            }
+            _ => {
+                self.answer_edit(player, req.request, req.op.object().unwrap_or(0), EditOutcome::Invalid);
+                return;
+            }
+        };
+        if let Err((why, edits)) = queued {
+            // A refusal costs a token too, or probing would be free.
+            let why =
+                if why != EditOutcome::RateLimited && !edits.spend(player) { EditOutcome::RateLimited } else { why };
+            self.answer_edit(player, req.request, req.op.object().unwrap_or(0), why);
+        }
+    }
+
+    /// Applies committed edits and answers every finished one (`[zobj-4]`).
+    pub(super) fn finish_edits(&mut self) {
+        let Some(edits) = &mut self.edits else { return };
+        edits.refill(self.clock.period.as_secs_f32());
+        for (v, outcome) in edits.drain() {
+            let (object, outcome) = match outcome {
+                Ok(done) => {
+                    metrics::counter!(crate::objects::EDITS_METRIC).increment(1);
+                    (self.zone.apply_edit(&done).0, EditOutcome::Committed)
+                }
+                Err(why) => (edit_object(&v.edit), why),
+            };
+            self.answer_edit(v.player, v.request, object, outcome);
+        }
+    }
+
+    fn answer_edit(&self, player: EntityId, request: u64, object: u64, outcome: EditOutcome) {
+        if outcome != EditOutcome::Committed {
+            metrics::counter!(crate::objects::REFUSED_METRIC, "reason" => format!("{outcome:?}")).increment(1);
+        }
+        let Some((_, events, _)) = self.players.get(&player) else { return };
+        if events.try_send(pwn_proto::GameEvent::EditDone { request, object, outcome }).is_err() {
+            metrics::counter!(super::metric::EVENTS_DROPPED).increment(1);
+        }
+    }
+}
+
+/// The object an edit is about (0 for a placement).
+fn edit_object(edit: &pwn_store::objects::StoreEdit) -> u64 {
+    match *edit {
+        pwn_store::objects::StoreEdit::Place { .. } => 0,
+        pwn_store::objects::StoreEdit::Update { id, .. } | pwn_store::objects::StoreEdit::Remove { id, .. } => id,
+    }
+}
