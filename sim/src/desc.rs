@@ -240,6 +240,13 @@ mod tests {
     }
 
     #[test]
+    fn the_workshop_world_parses_with_its_kinds_and_platforms() {
+        let w = WorldDesc::from_toml(include_str!("../../worlds/workshop.toml")).unwrap();
+        assert_eq!(w.object_kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["wall", "door", "block", "sign"]);
+        assert_eq!(w.platforms.len(), 3);
+    }
+
+    #[test]
     fn bad_worlds_are_refused_with_a_reason() {
         let mut w = WorldDesc::flat(100.0);
         w.spawn_points.clear();
