@@ -175,6 +175,9 @@ pub struct ClientCounters {
     pub snapshots_dropped: u64,
     /// Entity updates in applied snapshots.
     pub entity_updates: u64,
+    /// Entity updates of world objects (a placement, a change, a dynamic object moving; none for
+    /// objects at rest once held).
+    pub object_updates: u64,
     /// Packed update bytes in applied snapshots (the `updates` field).
     pub update_bytes: u64,
     /// Inputs sent (each once; repeats for redundancy not counted).
@@ -245,6 +248,7 @@ impl Default for ClientCounters {
             snapshots: 0,
             snapshots_dropped: 0,
             entity_updates: 0,
+            object_updates: 0,
             update_bytes: 0,
             inputs_sent: 0,
             inputs_skipped: 0,

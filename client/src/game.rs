@@ -264,6 +264,11 @@ impl GameClient {
         &self.inventory
     }
 
+    /// The newest view the client holds (the tick and every entity in it), if any.
+    pub fn latest_view(&self) -> Option<(u64, &pwn_proto::delta::View)> {
+        self.views.latest()
+    }
+
     /// The counters.
     pub fn counters(&self) -> &ClientCounters {
         &self.counters

@@ -15,7 +15,12 @@
 //!   snapshot that acknowledges input `n` at tick `t` gives the offset `t - n`, and input `s` is
 //!   predicted at `s + offset` (moving platforms are where the server has them at that tick, so
 //!   riding one is predicted exactly). When the offset changes, the unacknowledged inputs are
-//!   replayed at their new ticks.
+//!   replayed at their new ticks;
+//! - `[predict-5]` an offset that grew since the last confirmed input means the server ran ticks
+//!   without an input of this player (it arrived late) and repeated its last movement: the
+//!   acknowledged input is predicted again from the last confirmed state, with those ticks run
+//!   as the server ran them (`pwn_sim::Sim::predict_missed_at`, at most
+//!   `MISSED_TICKS_REPLAYED_MAX`), before it is compared. A late input then costs no correction.
 
 use glam::Vec3;
 use pwn_proto::WireInput;
@@ -28,6 +33,8 @@ use std::collections::VecDeque;
 pub const HISTORY_MAX: usize = 120;
 /// A correction larger than this is shown at once instead of eased.
 pub const SNAP_DISTANCE_M: f32 = 2.0;
+/// Most server ticks without input replayed between two confirmed inputs (`[predict-5]`).
+pub const MISSED_TICKS_REPLAYED_MAX: u64 = 30;
 /// Fraction of the remaining visual error removed per second.
 pub const SMOOTHING_PER_S: f32 = 10.0;
 
@@ -64,11 +71,24 @@ pub enum Reconciled {
 pub struct Predictor {
     sim: Sim,
     me: EntityId,
-    history: VecDeque<(u32, PlayerInput, PredictedState)>,
+    history: VecDeque<Predicted>,
     visual_offset: Vec3,
     stats: PredictionStats,
     /// Server tick minus input sequence of the last acknowledged input (`[predict-4]`).
     tick_offset: Option<i64>,
+    /// The last input the server confirmed (or corrected): its sequence, the server tick it
+    /// was applied at, and the state after it (`[predict-5]`).
+    confirmed: Option<(u32, u64, PredictedState)>,
+}
+
+/// One unacknowledged input and what it was predicted to give.
+#[derive(Clone, Debug)]
+struct Predicted {
+    seq: u32,
+    input: PlayerInput,
+    state: PredictedState,
+    /// The server tick it was predicted at (`None` before any acknowledgement).
+    tick: Option<u64>,
 }
 
 impl std::fmt::Debug for Predictor {
@@ -89,6 +109,7 @@ impl Predictor {
             visual_offset: Vec3::ZERO,
             stats: PredictionStats::default(),
             tick_offset: None,
+            confirmed: None,
         })
     }
 
@@ -111,30 +132,29 @@ impl Predictor {
     pub fn input(&mut self, input: &PlayerInput) -> WireInput {
         let wire = WireInput::from_input(input);
         let applied = wire.to_input();
-        self.predict(wire.seq, applied);
-        if let Some(state) = self.sim.save_predicted(self.me) {
-            self.history.push_back((wire.seq, applied, state));
-        }
+        self.predict_and_keep(wire.seq, applied);
         while self.history.len() > HISTORY_MAX {
             self.history.pop_front();
         }
         wire
     }
 
-    /// Predicts one input at the tick the server will apply it (`[predict-4]`).
-    fn predict(&mut self, seq: u32, input: PlayerInput) {
-        match self.tick_offset {
-            Some(offset) => {
-                let tick = (i64::from(seq) + offset).max(1) as u64;
-                self.sim.predict_step_at(self.me, input, tick)
-            }
+    /// Predicts one input at the tick the server will apply it (`[predict-4]`) and remembers it.
+    fn predict_and_keep(&mut self, seq: u32, input: PlayerInput) {
+        let tick = self.tick_of_input(seq);
+        match tick {
+            Some(tick) => self.sim.predict_step_at(self.me, input, tick),
             None => self.sim.predict_step(self.me, input),
         };
+        if let Some(state) = self.sim.save_predicted(self.me) {
+            self.history.push_back(Predicted { seq, input, state, tick });
+        }
     }
 
     /// The server tick input `seq` is predicted at, once an acknowledgement has been seen.
     pub fn tick_of_input(&self, seq: u32) -> Option<u64> {
-        self.tick_offset.map(|o| (i64::from(seq) + o).max(1) as u64)
+        // Saturating: a snapshot's tick comes from the network, whatever it says.
+        self.tick_offset.map(|o| i64::from(seq).saturating_add(o).max(1) as u64)
     }
 
     /// The local player's projectiles in flight, as predicted.
@@ -194,29 +214,38 @@ impl Predictor {
     /// Reconciles with the server: `server` is the player's state in the snapshot of `tick`
     /// whose `input_ack` is the last input the server applied.
     pub fn reconcile(&mut self, tick: u64, input_ack: u32, server: &EntityState) -> Reconciled {
-        while self.history.front().is_some_and(|(seq, _, _)| *seq < input_ack) {
+        while self.history.front().is_some_and(|p| p.seq < input_ack) {
             self.history.pop_front();
         }
-        let Some((seq, _, predicted)) = self.history.front().cloned() else { return Reconciled::NotCompared };
-        if seq != input_ack {
+        let Some(front) = self.history.front().cloned() else { return Reconciled::NotCompared };
+        if front.seq != input_ack {
             // The acknowledged input is older than anything remembered: nothing to compare.
             return Reconciled::NotCompared;
         }
         self.history.pop_front();
-        let offset = tick as i64 - i64::from(input_ack);
-        let moved = self.tick_offset.is_some_and(|o| o != offset) && !self.sim.platforms().is_empty();
-        self.tick_offset = Some(offset);
+        // Where the player is drawn now, before anything below moves the predicted world.
+        let drawn = self.render_position().unwrap_or(Vec3::ZERO);
+        self.tick_offset = Some(i64::try_from(tick).unwrap_or(i64::MAX).saturating_sub(i64::from(input_ack)));
+        // Predicted at another tick: the inputs after it were too (`[predict-4]`).
+        let moved = front.tick != Some(tick);
+        let predicted = match self.confirmed.take() {
+            Some((seq, at, state)) if moved && seq + 1 == input_ack && at < tick => {
+                self.repredict(&state, at, front.input, tick).unwrap_or(front.state)
+            }
+            _ => front.state,
+        };
         let mut authoritative = predicted.clone();
         let c = &mut authoritative.character;
         c.position_m = dequantize_position(server.position);
         c.velocity_mps = dequantize_velocity(server.velocity);
         c.yaw_rad = dequantize_yaw(server.yaw);
         c.health = server.health;
+        self.confirmed = Some((input_ack, tick, authoritative.clone()));
         if authoritative.character == predicted.character {
             self.stats.confirmations += 1;
             if moved {
-                // Right so far, but the inputs after it were predicted at the old ticks.
-                self.replay_from(&authoritative);
+                // Right, but the inputs after it were predicted at the old ticks.
+                self.replay_from(&authoritative, drawn);
             }
             return Reconciled::Confirmed;
         }
@@ -224,22 +253,40 @@ impl Predictor {
         self.stats.corrections += 1;
         self.stats.error_m_max = self.stats.error_m_max.max(error);
         self.stats.error_m_sum += f64::from(error);
-        self.replay_from(&authoritative);
+        self.replay_from(&authoritative, drawn);
         Reconciled::Corrected { error_m: error }
     }
 
-    /// Rolls back to `start` and replays every unacknowledged input; the visual position keeps
-    /// the old prediction's offset and eases it out (`[predict-2]`).
-    fn replay_from(&mut self, start: &PredictedState) {
-        let before = self.render_position().unwrap_or(Vec3::ZERO);
+    /// `[predict-5]`: the state after `input` applied at `tick`, from `start` confirmed at
+    /// `start_tick`, with the ticks between run without input as the server ran them. `None`
+    /// when too many ticks lie between. Leaves the predicted world at that state (the caller
+    /// replays the later inputs).
+    fn repredict(
+        &mut self,
+        start: &PredictedState,
+        start_tick: u64,
+        input: PlayerInput,
+        tick: u64,
+    ) -> Option<PredictedState> {
+        if tick - start_tick > MISSED_TICKS_REPLAYED_MAX {
+            return None;
+        }
         self.sim.restore_predicted(start);
-        let replay: Vec<(u32, PlayerInput)> = self.history.iter().map(|(s, i, _)| (*s, *i)).collect();
+        for missed in start_tick + 1..tick {
+            self.sim.predict_missed_at(self.me, missed);
+        }
+        self.sim.predict_step_at(self.me, input, tick);
+        self.sim.save_predicted(self.me)
+    }
+
+    /// Rolls back to `start` and replays every unacknowledged input; the player stays drawn
+    /// where it was (`before`) and the difference eases out (`[predict-2]`).
+    fn replay_from(&mut self, start: &PredictedState, before: Vec3) {
+        self.sim.restore_predicted(start);
+        let replay: Vec<(u32, PlayerInput)> = self.history.iter().map(|p| (p.seq, p.input)).collect();
         self.history.clear();
         for (s, i) in replay {
-            self.predict(s, i);
-            if let Some(state) = self.sim.save_predicted(self.me) {
-                self.history.push_back((s, i, state));
-            }
+            self.predict_and_keep(s, i);
             self.stats.replayed += 1;
         }
         let after = self.predicted().map_or(before, |c| c.position_m);

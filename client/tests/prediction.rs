@@ -217,3 +217,72 @@ fn a_player_riding_a_lift_for_thirty_seconds_is_never_corrected() {
         );
     }
 }
+
+/// Runs a player walking in turns over a clean one-tick link, on `world`, with its inputs held
+/// back one tick at `late_at` (the zone runs that tick without an input, `[input-4]`); returns
+/// the predictor and the zone's count of missed inputs.
+fn walk_with_a_late_input(world: WorldDesc, late_at: u32) -> (Predictor, u64) {
+    let cfg = SimConfig::default();
+    let mut zone = Zone::new(Sim::new(world.clone(), cfg.clone(), 1).unwrap(), ZoneConfig::default());
+    let me = EntityId(1);
+    zone.join(me).unwrap();
+    let mut views = ReceivedViews::new(30);
+    let mut predictor: Option<Predictor> = None;
+    let (mut seq, mut pending) = (0u32, Vec::<WireInput>::new());
+    for t in 0..900u32 {
+        if t != late_at {
+            for w in pending.drain(..) {
+                zone.on_inputs(me, &InputBatch { ack_tick: 0, inputs: vec![w] }, 0);
+            }
+        }
+        let out = zone.tick();
+        for (_, s) in out.snapshots.into_iter().filter(|(p, _)| *p == me) {
+            let Ok(view) = views.apply(&s) else { continue };
+            let Some(state) = view.get(&me.0).copied() else { continue };
+            match predictor.as_mut() {
+                Some(p) => {
+                    p.reconcile(s.tick, s.input_ack, &state);
+                }
+                None if state.velocity != [0, 0, 0] => {}
+                None => {
+                    let mut c = CharacterState::spawned_at(dequantize_position(state.position), &cfg);
+                    c.yaw_rad = dequantize_yaw(state.yaw);
+                    c.grounded = true;
+                    predictor = Some(Predictor::new(Sim::new(world.clone(), cfg.clone(), 1).unwrap(), me, c).unwrap());
+                }
+            }
+        }
+        if let Some(p) = predictor.as_mut() {
+            seq += 1;
+            let walking = t % 60 < 40;
+            let input = PlayerInput {
+                seq: InputSeq(seq),
+                move_z: if walking { 1.0 } else { 0.0 },
+                yaw_rad: (t / 60) as f32 * 1.3,
+                ..PlayerInput::default()
+            };
+            pending.push(p.input(&input));
+        }
+    }
+    let missed = zone.input_counters(me).map_or(0, |c| c.missing);
+    (predictor.expect("predicting"), missed)
+}
+
+#[test]
+fn predict_5_a_late_input_is_predicted_as_the_server_ran_it() {
+    // The zone runs one tick without the player's input and repeats its movement; the client
+    // learns it from the next acknowledgement and predicts that tick the same way: no correction,
+    // walking on the ground or on a rising lift.
+    let mut lift = lift_world();
+    lift.spawn_points = vec![[0.0, 1.6, 0.0]];
+    lift.platforms[0].half_extents_m = [12.0, 0.25, 12.0];
+    for (name, world) in [("ground", world()), ("lift", lift)] {
+        for late_at in [200, 333, 517] {
+            let (p, missed) = walk_with_a_late_input(world.clone(), late_at);
+            assert!(missed >= 1, "{name}: the zone never missed an input");
+            let s = p.stats();
+            assert_eq!(s.corrections, 0, "{name}, late at {late_at}: {s:?}");
+            assert!(s.confirmations > 700, "{name}: {s:?}");
+        }
+    }
+}

@@ -242,7 +242,10 @@ mod tests {
     #[test]
     fn the_workshop_world_parses_with_its_kinds_and_platforms() {
         let w = WorldDesc::from_toml(include_str!("../../worlds/workshop.toml")).unwrap();
-        assert_eq!(w.object_kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["wall", "door", "block", "sign"]);
+        assert_eq!(
+            w.object_kinds.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+            ["wall", "door", "block", "sign"]
+        );
         assert_eq!(w.platforms.len(), 3);
     }
 

@@ -97,6 +97,18 @@ impl Sim {
     /// platforms are where the server has them at that tick (`crate::platform`), so a
     /// character riding one is predicted exactly.
     pub fn predict_step_at(&mut self, id: EntityId, input: PlayerInput, tick: u64) -> Option<Vec<SimEvent>> {
+        self.predict_at(id, Some(input), tick)
+    }
+
+    /// A server tick at which the predicted character had no input (it arrived late): the
+    /// character repeats its last movement without jump or fire, as [`Sim::step`] does, with
+    /// platforms where they are at `tick`. A client that learns the server missed an input
+    /// predicts that tick with this, instead of correcting for it.
+    pub fn predict_missed_at(&mut self, id: EntityId, tick: u64) -> Option<Vec<SimEvent>> {
+        self.predict_at(id, None, tick)
+    }
+
+    fn predict_at(&mut self, id: EntityId, input: Option<PlayerInput>, tick: u64) -> Option<Vec<SimEvent>> {
         if !self.characters.contains_key(&id) {
             return None;
         }
@@ -105,7 +117,7 @@ impl Sim {
             self.advance_platforms(tick, Some(id));
         }
         let mut events = Vec::new();
-        let accepted = self.accept_input(id, input).ok();
+        let accepted = input.and_then(|i| self.accept_input(id, i).ok());
         let near = self.characters.get(&id).map(|c| c.state.position_m);
         self.move_characters(&[(id, accepted)], near, &mut events);
         let owned: Vec<EntityId> = self.projectiles.values().filter(|p| p.owner == id).map(|p| p.id).collect();

@@ -6,6 +6,7 @@ mod baseline;
 pub mod bots;
 pub mod lagcomp;
 pub mod login;
+pub mod objects;
 pub mod proxy;
 pub mod sim;
 pub mod store;
@@ -38,6 +39,10 @@ pub enum BenchCommand {
     /// What a bot costs the machine driving it: full (predicting) bots against cheap ones,
     /// side by side in one run against one local zone.
     Bots(bots::BenchBotsArgs),
+    /// World objects and moving platforms: committed edits per second on the embedded store;
+    /// over QUIC against a local zone, edit latency to every bot, prediction of bots riding a
+    /// lifting raft against bots on the ground, and object bytes at rest.
+    Objects(objects::BenchObjectsArgs),
     /// Hit rates of a scripted shooter at several round trips, with and without lag
     /// compensation, side by side.
     Lagcomp(lagcomp::BenchLagcompArgs),
@@ -49,6 +54,7 @@ pub fn run(config: Option<&std::path::Path>, cfg: &crate::config::PwnConfig, cmd
         BenchCommand::Attack(args) => attack::bench_attack(config, cfg, args),
         BenchCommand::Bots(args) => bots::bench_bots(config, cfg, args),
         BenchCommand::Lagcomp(args) => lagcomp::bench_lagcomp(cfg, args),
+        BenchCommand::Objects(args) => objects::bench_objects(cfg, args),
         BenchCommand::Sim(args) => sim::bench_sim(cfg, args),
         BenchCommand::Store(args) => store::bench_store(cfg, args),
         BenchCommand::Transport(args) => transport::bench_transport(args),

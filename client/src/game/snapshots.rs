@@ -26,7 +26,8 @@ impl GameClient {
         };
         self.counters.snapshots += 1;
         self.snapshots_since_join += 1;
-        self.counters.entity_updates += updates as u64;
+        self.counters.entity_updates += updates.all as u64;
+        self.counters.object_updates += updates.objects as u64;
         self.counters.update_bytes += s.updates.len() as u64;
         if let Some(shared) = self.views.shared(s.tick) {
             self.interp.push_shared(s.tick, arrival_s, shared);

@@ -204,8 +204,9 @@ impl ReceivedViews {
         self.apply_counted(s).map(|(view, _)| view)
     }
 
-    /// Like [`ReceivedViews::apply`], also returning how many entity updates the snapshot carried.
-    pub fn apply_counted(&mut self, s: &crate::messages::Snapshot) -> Result<(&View, usize), ApplyError> {
+    /// Like [`ReceivedViews::apply`], also returning how many entity updates the snapshot
+    /// carried, in all and of world objects.
+    pub fn apply_counted(&mut self, s: &crate::messages::Snapshot) -> Result<(&View, UpdateCounts), ApplyError> {
         if self.latest().is_some_and(|(t, _)| s.tick <= t) {
             return Err(ApplyError::Stale(s.tick));
         }
@@ -221,13 +222,23 @@ impl ReceivedViews {
         while self.views.len() > RECEIVED_VIEWS_MAX {
             self.views.pop_first();
         }
-        Ok((&self.views[&s.tick], updates.len()))
+        let objects = updates.iter().filter(|u| pwn_sim::EntityId(u.id).is_object()).count();
+        Ok((&self.views[&s.tick], UpdateCounts { all: updates.len(), objects }))
     }
 
     /// The view of `tick`, shared (no copy), if still held.
     pub fn shared(&self, tick: u64) -> Option<std::sync::Arc<View>> {
         self.views.get(&tick).cloned()
     }
+}
+
+/// Entity updates one snapshot carried.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateCounts {
+    /// Every entity update.
+    pub all: usize,
+    /// Updates of world objects (ids in the object range).
+    pub objects: usize,
 }
 
 const HAS_POSITION: u8 = 1;
