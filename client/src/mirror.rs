@@ -67,7 +67,8 @@ impl Mirror {
             self.objects.remove(&id);
         }
         for (id, e) in view.range(OBJECT_ID_BASE..PROJECTILE_ID_BASE) {
-            if self.objects.get(id) == Some(e) || self.objects.len() >= MIRRORED_OBJECTS_MAX {
+            let held = self.objects.get(id);
+            if held == Some(e) || (held.is_none() && self.objects.len() >= MIRRORED_OBJECTS_MAX) {
                 continue;
             }
             let state = e.health;

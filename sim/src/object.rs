@@ -269,8 +269,8 @@ impl Sim {
     }
 
     /// What an object of `kind` at this pose would overlap: `Some(id)` of a character, crate
-    /// or object in the way (`EntityId(0)` for static geometry or a platform), `None` when the
-    /// space is free. The ground does not count (objects may be sunk into it), nor does
+    /// or object in the way (`EntityId(0)` for static geometry or a platform's path: anywhere a
+    /// platform goes, with room for what it carries and pushes), `None` when the space is free. The ground does not count (objects may be sunk into it), nor does
     /// `ignore` (an object being moved). The zone refuses placements that overlap.
     pub fn object_blocked(
         &self,
@@ -321,19 +321,101 @@ impl Sim {
                 })
                 .map(|ch| ch.id);
         }
-        // Platforms move with the tick: test their boxes where they are now.
+        // Platforms: anywhere along their path, with room for the characters they carry on top
+        // and push ahead (carrying and pushing test no collisions, so nothing may stand there).
         if found.is_none() {
             let aabb = shape.compute_aabb(&pose);
-            for (i, path) in self.platforms.iter().enumerate() {
-                let c = self.platform_positions[i];
-                let e = path.half_extents_m;
-                let overlap = (0..3).all(|a| aabb.mins[a] < c[a] + e[a] && aabb.maxs[a] > c[a] - e[a]);
-                if overlap {
+            let c = &self.cfg.character;
+            let (margin, above) = (2.0 * c.radius_m + 0.1, 2.0 * (c.half_height_m + c.radius_m) + 0.1);
+            for path in &self.platforms {
+                let (lo, hi) = path.swept(margin, above);
+                if (0..3).all(|a| aabb.mins[a] < hi[a] && aabb.maxs[a] > lo[a]) {
                     return Some(EntityId(0));
                 }
             }
         }
         found
+    }
+
+    /// Whether a character standing at `at` would overlap a solid object (spawn points skip
+    /// such spots, so an object built on a spawn point cannot trap those who appear there).
+    pub(crate) fn object_at_character(&self, at: Vec3) -> bool {
+        let c = &self.cfg.character;
+        let capsule = Capsule::new_y(c.half_height_m, c.radius_m);
+        let pose = Pose::from_translation(at);
+        self.objects.values().any(|o| {
+            self.physics
+                .colliders
+                .get(o.collider)
+                .is_some_and(|k| k.is_enabled() && overlap(&pose, &capsule, k.position(), k.shape()))
+        })
+    }
+
+    /// Moves every live character that overlaps object `id` out of it, sideways along the
+    /// object's nearer face (an object committed while someone walked into its place: a wall
+    /// placed, a door shut). Returns the characters moved.
+    pub fn clear_object_footprint(&mut self, id: EntityId) -> Vec<EntityId> {
+        let Some(o) = self.objects.get(&id) else { return Vec::new() };
+        let Some(k) = self.physics.colliders.get(o.collider) else { return Vec::new() };
+        if !k.is_enabled() {
+            return Vec::new();
+        }
+        let (pose, kind) = (*k.position(), usize::from(o.kind));
+        let h = Vec3::from(self.desc.object_kinds[kind].half_extents_m);
+        let c = self.cfg.character.clone();
+        let capsule = Capsule::new_y(c.half_height_m, c.radius_m);
+        let shape = Cuboid::new(h);
+        let mut moved = Vec::new();
+        for ch in self.characters.values_mut().filter(|ch| !ch.ghost && ch.state.alive()) {
+            if !overlap(&pose, &shape, &Pose::from_translation(ch.state.position_m), &capsule) {
+                continue;
+            }
+            // In the object's frame: out through the nearer of its X and Z faces.
+            let local = pose.rotation.inverse() * (ch.state.position_m - pose.translation);
+            let clear = |half: f32, v: f32| (half + c.radius_m + 0.05) * if v < 0.0 { -1.0 } else { 1.0 };
+            let out = if h.x - local.x.abs() < h.z - local.z.abs() {
+                Vec3::new(clear(h.x, local.x), local.y, local.z)
+            } else {
+                Vec3::new(local.x, local.y, clear(h.z, local.z))
+            };
+            let mut at = pose.translation + pose.rotation * out;
+            at.y = ch.state.position_m.y;
+            ch.state.position_m = crate::quantize::snap_position(at);
+            if let Some(b) = self.physics.bodies.get_mut(ch.body) {
+                b.set_translation(ch.state.position_m, true);
+                b.set_next_kinematic_translation(ch.state.position_m);
+            }
+            moved.push(ch.id);
+        }
+        self.physics.bodies.propagate_modified_body_positions_to_colliders(&mut self.physics.colliders);
+        moved
+    }
+
+    /// Puts dynamic objects that left the world back inside it, at rest: pushed past an edge or
+    /// fallen through the ground, they would be lost to every zone (none could load them).
+    pub(crate) fn keep_objects_inside(&mut self) {
+        let [x0, z0, x1, z1] = self.desc.xz_bounds();
+        let floor = self.desc.ground_y_m;
+        for o in self.objects.values() {
+            let Some(b) = self.physics.bodies.get_mut(o.body) else { continue };
+            if !b.is_dynamic() {
+                continue;
+            }
+            let p = b.translation();
+            let h = Vec3::from(self.desc.object_kinds[usize::from(o.kind)].half_extents_m).max_element();
+            let inside = Vec3::new(
+                p.x.clamp(x0 + h, (x1 - h).max(x0 + h)),
+                p.y.max(floor - 1.0),
+                p.z.clamp(z0 + h, (z1 - h).max(z0 + h)),
+            );
+            if inside != p || !p.is_finite() {
+                let inside = if inside.is_finite() { inside } else { Vec3::new(x0 + h, floor + h, z0 + h) };
+                b.set_translation(Vec3::new(inside.x, inside.y.max(floor + h).min(floor + 4096.0), inside.z), true);
+                b.set_linvel(Vec3::ZERO, true);
+                b.set_angvel(Vec3::ZERO, true);
+            }
+        }
+        self.physics.bodies.propagate_modified_body_positions_to_colliders(&mut self.physics.colliders);
     }
 
     /// Colliders of objects that characters bump into (for movement's scene index).
@@ -345,6 +427,12 @@ impl Sim {
     pub(crate) fn is_object_collider(&self, id: EntityId, collider: ColliderHandle) -> bool {
         self.objects.get(&id).is_some_and(|o| o.collider == collider)
     }
+}
+
+/// Whether two oriented boxes, each (half extents, centre, rotation), intersect.
+pub fn boxes_overlap(a: (Vec3, Vec3, Quat), b: (Vec3, Vec3, Quat)) -> bool {
+    let (sa, sb) = (Cuboid::new(a.0), Cuboid::new(b.0));
+    overlap(&Pose::from_parts(a.1, a.2.normalize()), &sa, &Pose::from_parts(b.1, b.2.normalize()), &sb)
 }
 
 /// Whether two shapes intersect (a pair parry cannot test counts as overlapping: refuse

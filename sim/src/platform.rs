@@ -33,6 +33,9 @@ pub const PATH_POINTS_MAX: usize = 32;
 pub const PLATFORM_SPEED_MAX_MPS: f32 = 20.0;
 /// Longest pause at a waypoint.
 pub const PAUSE_MAX_S: f32 = 600.0;
+/// Longest one leg of a path may take (an hour); a path slower than that is refused, which
+/// also keeps every tick count far from overflowing.
+pub const LEG_MAX_S: f32 = 3_600.0;
 /// How far a character's feet may be from a platform's top and still stand on it (the
 /// controller hovers `HOVER_M` above ground; this covers grid snapping on top).
 const STANDING_TOLERANCE_M: f32 = 0.05;
@@ -97,7 +100,9 @@ impl PlatformPath {
             })
             .collect();
         let pause_ticks = (desc.pause_s * hz).round() as u64;
-        let cycle_ticks = legs.iter().map(|l| l.travel_ticks + pause_ticks).sum::<u64>().max(1);
+        // Validation bounds each leg to an hour and a pause to ten minutes: no overflow here.
+        let cycle_ticks =
+            legs.iter().fold(0u64, |n, l| n.saturating_add(l.travel_ticks).saturating_add(pause_ticks)).max(1);
         Self { legs, pause_ticks, cycle_ticks, half_extents_m: Vec3::from(desc.half_extents_m) }
     }
 
@@ -125,10 +130,11 @@ impl PlatformPath {
 
     /// Where the centre is at a fractional tick (for drawing between ticks).
     pub fn position_between(&self, tick: f64) -> Vec3 {
-        let t = tick.max(0.0);
+        // A time from outside (a renderer's clock): anything not finite is the start.
+        let t = if tick.is_finite() { tick.max(0.0) } else { 0.0 };
         let base = t.floor() as u64;
         let f = (t - t.floor()) as f32;
-        self.position_at(base).lerp(self.position_at(base + 1), f)
+        self.position_at(base).lerp(self.position_at(base.saturating_add(1)), f)
     }
 
     /// Whether a character at `p` stands on the platform when its centre is at `centre`
@@ -141,6 +147,21 @@ impl PlatformPath {
         (feet - top).abs() <= STANDING_TOLERANCE_M
             && (p.x - centre.x).abs() <= h.x + c.radius_m
             && (p.z - centre.z).abs() <= h.z + c.radius_m
+    }
+
+    /// The box every pose of the platform fills over its whole path, widened by `margin_m`
+    /// (and raised by `above_m` over its top, where riders stand): (min, max).
+    pub fn swept(&self, margin_m: f32, above_m: f32) -> (Vec3, Vec3) {
+        let h = self.half_extents_m + Vec3::splat(margin_m);
+        let (mut lo, mut hi) = (Vec3::splat(f32::MAX), Vec3::splat(f32::MIN));
+        for leg in &self.legs {
+            for p in [leg.from, leg.to] {
+                lo = lo.min(p - h);
+                hi = hi.max(p + h);
+            }
+        }
+        hi.y += above_m;
+        (lo, hi)
     }
 
     /// Whether a character's capsule at `p` overlaps the platform's box at `centre` (bounding
@@ -217,6 +238,11 @@ pub(crate) fn validate(what: &str, p: &PlatformDesc, contains_xz: impl Fn(f32, f
     }
     if !(p.speed_mps.is_finite() && p.speed_mps > 0.0 && p.speed_mps <= PLATFORM_SPEED_MAX_MPS) {
         return Err(format!("{what} speed must be in (0, {PLATFORM_SPEED_MAX_MPS}] m/s"));
+    }
+    let slowest = p.path_m.windows(2).map(|w| Vec3::from(w[0]).distance(Vec3::from(w[1]))).fold(0.0f32, f32::max);
+    let leg_s = slowest / p.speed_mps;
+    if !leg_s.is_finite() || leg_s > LEG_MAX_S {
+        return Err(format!("{what} takes longer than {LEG_MAX_S} s for one leg at its speed"));
     }
     if !(p.pause_s.is_finite() && (0.0..=PAUSE_MAX_S).contains(&p.pause_s)) {
         return Err(format!("{what} pause must be in [0, {PAUSE_MAX_S}] s"));

@@ -74,6 +74,9 @@ impl Sim {
         }
         self.move_characters(&decided, None, &mut report.events);
         self.physics.step();
+        if !self.objects.is_empty() {
+            self.keep_objects_inside();
+        }
         let ids: Vec<EntityId> = self.projectiles.keys().copied().collect();
         for id in ids {
             self.advance_projectile(id, true, &mut report.events);

@@ -439,7 +439,7 @@ impl Sim {
             let free = self.characters.values().filter(|c| c.state.alive()).all(|c| {
                 let d = c.state.position_m - candidate;
                 d.x * d.x + d.z * d.z > clearance * clearance
-            });
+            }) && !self.object_at_character(candidate);
             if free {
                 break;
             }

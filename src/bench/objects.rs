@@ -105,8 +105,10 @@ fn store_part(commits: u32, world: &WorldDesc, sim: &SimConfig) -> anyhow::Resul
         let v = zone
             .check_edit(&serving, me, &EditObject { request, op })
             .map_err(|e| anyhow::anyhow!("the bench edit was refused: {e:?}"))?;
-        let done = commit(&store, &v, &bounds).map_err(|e| anyhow::anyhow!("the bench edit failed: {e:?}"))?;
-        Ok(zone.apply_edit(&done).0)
+        let done = commit(&store, &v, &bounds);
+        let object = zone.finish_edit(&serving, &v, &done);
+        done.map_err(|e| anyhow::anyhow!("the bench edit failed: {e:?}"))?;
+        Ok(object)
     };
     let at = |dx: f32, y: f32| quantize_position(Vec3::new(here.x + dx, y, here.z + 3.0));
     let door = edit(&mut zone, EditOp::Place { kind: DOOR, position: at(-2.0, 1.5), yaw: 0, state: 0 })?;

@@ -17,7 +17,12 @@
 //!   version and the player's last request (`pwn_store::objects` `[obj-1]` to `[obj-3]`): a zone
 //!   that lost its cell commits nothing, and of two edits of one object exactly one commits;
 //! - `[zobj-4]` the simulation changes only after the commit, so nobody sees an edit the store
-//!   may not have; every request is answered once (`EditDone`);
+//!   may not have; every request is answered once (`EditDone`). Until then the edit holds the
+//!   space it claims and its object: a later edit overlapping that space is `Blocked`, a later
+//!   edit of that object `Busy`. A committed edit whose cell this zone no longer serves is not
+//!   applied (its new owner loads it); a character standing where an object was committed (it
+//!   walked in meanwhile) is moved out sideways; a retry that finds its edit already committed
+//!   applies the record the store holds now;
 //! - `[zobj-5]` a zone loading a cell places every object the store indexes in it; checkpoints
 //!   write dynamic objects' motion only at the version the simulation holds (`[obj-4]`).
 
@@ -60,13 +65,55 @@ pub struct ObjectMeta {
     pub version: u64,
 }
 
-/// The objects of a zone: who owns each and at which version the simulation holds it.
+/// The space an object takes: its box's half extents and pose.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Footprint {
+    /// Half extents of the box.
+    pub half_extents_m: Vec3,
+    /// Centre.
+    pub position_m: Vec3,
+    /// Orientation.
+    pub rotation: Quat,
+}
+
+impl Footprint {
+    fn overlaps(&self, other: &Footprint) -> bool {
+        let a = (self.half_extents_m, self.position_m, self.rotation);
+        pwn_sim::object::boxes_overlap(a, (other.half_extents_m, other.position_m, other.rotation))
+    }
+}
+
+/// An edit waiting for the store (`[zobj-4]`).
+#[derive(Clone, Debug, PartialEq)]
+struct Reservation {
+    player: EntityId,
+    request: u64,
+    object: Option<EntityId>,
+    footprint: Option<Footprint>,
+}
+
+/// The objects of a zone: who owns each and at which version the simulation holds it, and the
+/// edits waiting for the store.
 #[derive(Clone, Debug, Default)]
 pub struct ObjectBook {
     meta: BTreeMap<EntityId, ObjectMeta>,
+    reserved: Vec<Reservation>,
 }
 
 impl ObjectBook {
+    /// Edits waiting for the store.
+    pub fn pending(&self) -> usize {
+        self.reserved.len()
+    }
+
+    fn busy(&self, id: EntityId) -> bool {
+        self.reserved.iter().any(|r| r.object == Some(id))
+    }
+
+    fn claimed(&self, f: &Footprint) -> bool {
+        self.reserved.iter().filter_map(|r| r.footprint.as_ref()).any(|r| r.overlaps(f))
+    }
+
     /// One object's owner and version.
     pub fn get(&self, id: EntityId) -> Option<ObjectMeta> {
         self.meta.get(&id).copied()
@@ -94,6 +141,10 @@ pub struct Validated {
     pub edit: StoreEdit,
     /// Every cell the edit touches, with the lease epoch this zone holds it at.
     pub fences: Vec<(CellKey, u64)>,
+    /// What was asked.
+    pub op: EditOp,
+    /// The space the object will take, when the edit makes it solid somewhere.
+    pub footprint: Option<Footprint>,
 }
 
 /// What the zone serves: the cell (and its lease epoch) holding a point, if this zone serves
@@ -153,10 +204,22 @@ pub fn check(
     let near = |p: Vec3| p.distance(me) <= REACH_M;
     let served = |p: Vec3| serving.cell_at(p.x, p.z).ok_or(EditOutcome::OutOfBounds);
     let kinds = sim.object_kinds();
-    let done = |edit: StoreEdit, fences: Vec<(CellKey, u64)>| {
+    let footprint = |kind: u16, position_m: Vec3, rotation: Quat| Footprint {
+        half_extents_m: Vec3::from(kinds[usize::from(kind)].half_extents_m),
+        position_m,
+        rotation,
+    };
+    let free = |kind: u16, at: Vec3, rotation: Quat, ignore: Option<EntityId>| {
+        let f = footprint(kind, at, rotation);
+        match sim.object_blocked(kind, at, rotation, ignore).is_some() || book.claimed(&f) {
+            true => Err(EditOutcome::Blocked),
+            false => Ok(f),
+        }
+    };
+    let done = |edit: StoreEdit, fences: Vec<(CellKey, u64)>, footprint: Option<Footprint>| {
         let mut fences = fences;
         fences.dedup();
-        Ok(Validated { player, request: req.request, edit, fences })
+        Ok(Validated { player, request: req.request, edit, fences, op: req.op, footprint })
     };
     if let EditOp::Place { kind, position, yaw, state } = req.op {
         let k = kinds.get(usize::from(kind)).ok_or(EditOutcome::Invalid)?;
@@ -175,15 +238,16 @@ pub fn check(
             return Err(EditOutcome::CellFull);
         }
         let rotation = upright(yaw);
-        if sim.object_blocked(kind, at, rotation, None).is_some() {
-            return Err(EditOutcome::Blocked);
-        }
+        let claims = if k.solid_in(state) { Some(free(kind, at, rotation, None)?) } else { None };
         let edit =
             StoreEdit::Place { record: record_of(kind, state, at, rotation), per_player_max: OBJECTS_PER_PLAYER_MAX };
-        return done(edit, vec![cell]);
+        return done(edit, vec![cell], claims);
     }
     let id = EntityId(req.op.object().unwrap_or(0));
     let (Some(now), Some(meta)) = (sim.object(id), book.get(id)) else { return Err(EditOutcome::Missing) };
+    if book.busy(id) {
+        return Err(EditOutcome::Busy);
+    }
     let k = &kinds[usize::from(now.kind)];
     let owner_only = k.editors == Editors::Owner;
     if owner_only && meta.owner != player.0 {
@@ -209,28 +273,24 @@ pub fn check(
                 return Err(EditOutcome::CellFull);
             }
             let rotation = upright(yaw);
-            if k.solid_in(now.state) && sim.object_blocked(now.kind, to, rotation, Some(id)).is_some() {
-                return Err(EditOutcome::Blocked);
-            }
+            let claims = if k.solid_in(now.state) { Some(free(now.kind, to, rotation, Some(id))?) } else { None };
             let record = record_of(now.kind, now.state, to, rotation);
-            done(StoreEdit::Update { id: id.0, expect_version, record, owner_only }, vec![here, there])
+            done(StoreEdit::Update { id: id.0, expect_version, record, owner_only }, vec![here, there], claims)
         }
         EditOp::SetState { state, .. } => {
             if state >= k.states {
                 return Err(EditOutcome::Invalid);
             }
             let closing = !k.solid_in(now.state) && k.solid_in(state);
-            if closing && sim.object_blocked(now.kind, now.position_m, now.rotation, Some(id)).is_some() {
-                return Err(EditOutcome::Blocked);
-            }
+            let claims = if closing { Some(free(now.kind, now.position_m, now.rotation, Some(id))?) } else { None };
             let record = ObjectRecord {
                 linvel_mps: now.linvel_mps.to_array(),
                 angvel_rps: now.angvel_rps.to_array(),
                 ..record_of(now.kind, state, now.position_m, now.rotation)
             };
-            done(StoreEdit::Update { id: id.0, expect_version, record, owner_only }, vec![here])
+            done(StoreEdit::Update { id: id.0, expect_version, record, owner_only }, vec![here], claims)
         }
-        EditOp::Remove { .. } => done(StoreEdit::Remove { id: id.0, expect_version, owner_only }, vec![here]),
+        EditOp::Remove { .. } => done(StoreEdit::Remove { id: id.0, expect_version, owner_only }, vec![here], None),
     }
 }
 
@@ -246,7 +306,7 @@ pub fn commit(store: &pwn_store::Store, v: &Validated, bounds: &Bounds) -> Resul
             pwn_store::fence::check_lease(t, *cell, *epoch)?;
         }
         pwn_store::objects::edit_once(t, v.player.0, v.request, &v.edit, bounds, |serial| {
-            EntityId::object(serial % pwn_sim::ids::OBJECT_SERIAL_LIMIT, kind).0
+            (serial < pwn_sim::ids::OBJECT_SERIAL_LIMIT).then(|| EntityId::object(serial, kind).0)
         })
     });
     outcome.map_err(|e| match e {
@@ -254,6 +314,10 @@ pub fn commit(store: &pwn_store::Store, v: &Validated, bounds: &Bounds) -> Resul
         EditError::Missing => EditOutcome::Missing,
         EditError::NotAllowed => EditOutcome::NotAllowed,
         EditError::PlayerFull => EditOutcome::PlayerFull,
+        EditError::IdTaken => {
+            tracing::error!(player = %v.player, "no free object id (the serial counter is behind the objects)");
+            EditOutcome::StoreFailed
+        }
         EditError::Store(e) => {
             tracing::warn!(player = %v.player, request = v.request, error = %e, "object edit not committed");
             EditOutcome::StoreFailed
@@ -261,27 +325,57 @@ pub fn commit(store: &pwn_store::Store, v: &Validated, bounds: &Bounds) -> Resul
     })
 }
 
-/// Puts a committed edit into the simulation (`[zobj-4]`); returns the object it was about.
-pub fn apply(sim: &mut Sim, book: &mut ObjectBook, done: &EditDone) -> EntityId {
-    let (id, record) = match *done {
-        EditDone::AlreadyDone { id } => return EntityId(id),
-        EditDone::Applied { id, record } => (EntityId(id), record),
+/// Holds the space and object of a validated edit until it is finished (`[zobj-4]`).
+pub fn reserve(book: &mut ObjectBook, v: &Validated) {
+    let object = v.op.object().map(EntityId);
+    book.reserved.push(Reservation { player: v.player, request: v.request, object, footprint: v.footprint });
+}
+
+/// Finishes an edit (`[zobj-4]`): releases what it held and, once committed, puts the store's
+/// record into the simulation if this zone serves where it is. Returns the object it was about
+/// (0 for a refused placement).
+pub fn finish(
+    sim: &mut Sim,
+    book: &mut ObjectBook,
+    serving: &dyn Serving,
+    v: &Validated,
+    outcome: &Result<EditDone, EditOutcome>,
+) -> u64 {
+    book.reserved.retain(|r| !(r.player == v.player && r.request == v.request));
+    let (id, record) = match *outcome {
+        Err(_) => return v.op.object().unwrap_or(0),
+        Ok(EditDone::Applied { id, record } | EditDone::AlreadyDone { id, record }) => (EntityId(id), record),
     };
-    match record {
-        None => {
+    let held = book.meta.get(&id).map(|m| m.version);
+    let Some(r) = record else {
+        if held.is_some() {
             sim.remove_object(id);
             book.meta.remove(&id);
         }
-        Some(r) => {
-            if let Err(e) = place_record(sim, id, &r) {
-                // Committed but refused by the simulation: only a world file changed under a
-                // running store could do this. The store stays the truth; say so.
-                tracing::error!(object = %id, error = %e, "a committed object does not fit the simulation");
-            }
-            book.meta.insert(id, ObjectMeta { owner: r.owner, version: r.version });
-        }
+        return id.0;
+    };
+    if held.is_some_and(|version| version >= r.version) {
+        return id.0;
     }
-    id
+    if serving.cell_at(r.position_m[0], r.position_m[2]).is_none() {
+        // Not ours (any more): whoever serves the cell loads it from the store.
+        sim.remove_object(id);
+        book.meta.remove(&id);
+        return id.0;
+    }
+    let applied = match (v.op, sim.object(id)) {
+        // A state change leaves a moving object where the simulation has it.
+        (EditOp::SetState { .. }, Some(_)) => sim.set_object_state(id, r.state),
+        _ => place_record(sim, id, &r),
+    };
+    if let Err(e) = applied {
+        // Committed but refused by the simulation: only a world file changed under a running
+        // store could do this. The store stays the truth; say so.
+        tracing::error!(object = %id, error = %e, "a committed object does not fit the simulation");
+    }
+    book.meta.insert(id, ObjectMeta { owner: r.owner, version: r.version });
+    sim.clear_object_footprint(id);
+    id.0
 }
 
 /// Places or updates one object in the simulation as its record says.

@@ -186,19 +186,28 @@ impl Zone {
         &self.objects
     }
 
-    /// Checks a player's edit of a world object (`crate::objects` `[zobj-1]`).
+    /// Checks a player's edit of a world object (`crate::objects` `[zobj-1]`); a valid one holds
+    /// its space and object until [`Zone::finish_edit`] (`[zobj-4]`).
     pub fn check_edit(
-        &self,
+        &mut self,
         serving: &dyn crate::objects::Serving,
         player: EntityId,
         req: &pwn_proto::EditObject,
     ) -> Result<crate::objects::Validated, pwn_proto::EditOutcome> {
-        crate::objects::check(&self.sim, &self.objects, serving, player, req)
+        let v = crate::objects::check(&self.sim, &self.objects, serving, player, req)?;
+        crate::objects::reserve(&mut self.objects, &v);
+        Ok(v)
     }
 
-    /// Applies a committed edit (`[zobj-4]`); returns the object it was about.
-    pub fn apply_edit(&mut self, done: &pwn_store::objects::EditDone) -> EntityId {
-        crate::objects::apply(&mut self.sim, &mut self.objects, done)
+    /// Finishes a checked edit with the store's outcome (`[zobj-4]`); returns the object it
+    /// was about (0 for a refused placement).
+    pub fn finish_edit(
+        &mut self,
+        serving: &dyn crate::objects::Serving,
+        v: &crate::objects::Validated,
+        outcome: &Result<pwn_store::objects::EditDone, pwn_proto::EditOutcome>,
+    ) -> u64 {
+        crate::objects::finish(&mut self.sim, &mut self.objects, serving, v, outcome)
     }
 
     /// Places world objects read from the store (`[zobj-5]`): placed, skipped.

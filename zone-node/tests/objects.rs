@@ -65,8 +65,10 @@ impl Fixture {
             Ok(v) => v,
             Err(why) => return (why, 0),
         };
-        match commit(&self.store, &v, &self.bounds) {
-            Ok(done) => (EditOutcome::Committed, self.zone.apply_edit(&done).0),
+        let outcome = commit(&self.store, &v, &self.bounds);
+        let object = self.zone.finish_edit(&self.serving, &v, &outcome);
+        match outcome {
+            Ok(_) => (EditOutcome::Committed, object),
             Err(why) => (why, 0),
         }
     }
@@ -164,20 +166,27 @@ fn obj_2_two_players_editing_one_door_at_once_get_exactly_one_outcome() {
     f.settle();
     let at = f.here(a) + Vec3::new(3.0, 0.0, 3.0);
     let (_, door) = f.edit(a, 1, place(DOOR, at + Vec3::Y * 1.5));
-    // Both validated against the same version, then committed one after the other.
     let open = EditObject { request: 2, op: EditOp::SetState { object: door, state: 1 } };
     let remove = EditObject { request: 1, op: EditOp::Remove { object: door } };
     let va = f.zone.check_edit(&f.serving, a, &open).unwrap();
-    let vb = f.zone.check_edit(&f.serving, b, &remove).unwrap();
+    // In one zone, a second edit of the door waits for the first (`[zobj-4]`).
+    assert_eq!(f.zone.check_edit(&f.serving, b, &remove).unwrap_err(), EditOutcome::Busy);
+    // Another zone holding the same cell (a stale one, say) validates against the same
+    // version; the store lets exactly one commit.
+    let mut other = Zone::new(Sim::new(world(), SimConfig::default(), 1).unwrap(), ZoneConfig::default());
+    other.load_objects(&f.store, CellKey::ROOT).unwrap();
+    other.join_at(b, f.zone.sim().character(b).cloned()).unwrap();
+    let vb = other.check_edit(&f.serving, b, &remove).unwrap();
     let first = commit(&f.store, &va, &f.bounds);
     let second = commit(&f.store, &vb, &f.bounds);
     assert!(matches!(first, Ok(EditDone::Applied { record: Some(r), .. }) if r.state == 1));
     assert_eq!(second, Err(EditOutcome::Stale));
-    f.zone.apply_edit(&first.unwrap());
+    f.zone.finish_edit(&f.serving, &va, &first);
+    other.finish_edit(&f.serving, &vb, &second);
     assert_eq!(f.zone.sim().object(EntityId(door)).unwrap().state, 1);
     // A retry of the committed request is applied once: nothing changes, same object.
     let again = commit(&f.store, &va, &f.bounds).unwrap();
-    assert_eq!(again, EditDone::AlreadyDone { id: door });
+    assert!(matches!(again, EditDone::AlreadyDone { id, record: Some(r) } if id == door && r.version == 2));
     assert_eq!(f.zone.objects().get(EntityId(door)).unwrap().version, 2);
 }
 

@@ -11,7 +11,7 @@ impl GameClient {
     /// `wall_clock_us` (microseconds since the Unix epoch), so numbers keep increasing across
     /// sessions (`pwn_proto::objects` `[edit-1]`). Send it on the reliable stream.
     pub fn edit(&mut self, op: EditOp, wall_clock_us: u64) -> EditObject {
-        let request = wall_clock_us.max(self.last_edit_request + 1);
+        let request = wall_clock_us.max(self.last_edit_request.saturating_add(1));
         self.last_edit_request = request;
         self.counters.edits_sent += 1;
         if self.edits_pending.len() >= EDITS_PENDING_MAX {

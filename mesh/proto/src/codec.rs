@@ -119,7 +119,7 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         30 => 32 + max_usize(TEXT_LEN_MAX, INVENTORY_ITEMS_MAX * 12), // Event
         31 => 16 + TEXT_LEN_MAX,                                      // Chat
         32 => 1 + 16,                                                 // GiveItem
-        33 => 1 + 8 + 1 + 20,                                         // EditObject
+        33 => 1 + 8 + 1 + 22,                                         // EditObject
         40 | 41 => 1 + 16,                                            // Ping, Pong
         50..=52 => FRAME_SIZE_MAX,                                    // RPC
         60 => 1 + 9,                                                  // Attach

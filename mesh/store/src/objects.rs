@@ -210,10 +210,14 @@ pub enum EditDone {
         /// Its record after the edit.
         record: Option<ObjectRecord>,
     },
-    /// The same request was already committed (`[obj-1]`): nothing more happened.
+    /// The same request was already committed (`[obj-1]`): nothing more happened. The record
+    /// is the object as the store holds it now (`None`: removed), so a zone whose first commit's
+    /// outcome was unknown can still apply it.
     AlreadyDone {
         /// The object it was about.
         id: u64,
+        /// Its record now.
+        record: Option<ObjectRecord>,
     },
 }
 
@@ -232,6 +236,9 @@ pub enum EditError {
     /// The player owns as many objects as it may.
     #[error("too many objects")]
     PlayerFull,
+    /// The id allocated is taken, or the serials ran out.
+    #[error("no free object id")]
+    IdTaken,
     /// The store failed (a fence included).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -273,19 +280,20 @@ pub fn owned_count(t: &mut dyn Transaction, player: u64) -> Result<u64, StoreErr
 }
 
 /// Applies `edit` for `player`'s request `request` at most once (`[obj-1]` to `[obj-3]`);
-/// `id_of` makes an object id from a new serial. The caller fences the transaction.
+/// `id_of` makes an object id from a new serial (`None` when serials ran out). The caller fences
+/// the transaction.
 pub fn edit_once(
     t: &mut dyn Transaction,
     player: u64,
     request: u64,
     edit: &StoreEdit,
     bounds: &Bounds,
-    id_of: impl Fn(u64) -> u64,
+    id_of: impl Fn(u64) -> Option<u64>,
 ) -> Result<EditDone, EditError> {
     let key = edit_key(player);
     if let Some(last) = t.get(&key)?.map(|v| EditRecord::decode(&key, &v)).transpose()? {
         if last.request == request {
-            return Ok(EditDone::AlreadyDone { id: last.object });
+            return Ok(EditDone::AlreadyDone { id: last.object, record: get(t, last.object)? });
         }
         if last.request > request {
             return Err(EditError::Stale);
@@ -296,7 +304,11 @@ pub fn edit_once(
             if owned_count(t, player)? >= u64::from(per_player_max) {
                 return Err(EditError::PlayerFull);
             }
-            let id = id_of(crate::counters::next_id(t, OBJECT_SERIAL_COUNTER)?);
+            let id = id_of(crate::counters::next_id(t, OBJECT_SERIAL_COUNTER)?).ok_or(EditError::IdTaken)?;
+            if t.get(&object_key(id))?.is_some() {
+                // Never over another object (a counter restored from an old backup).
+                return Err(EditError::IdTaken);
+            }
             let record = ObjectRecord { owner: player, version: 1, ..record };
             t.set(&object_key(id), &record.encode())?;
             t.set(&bounds.index_key(id, record.position_m), b"")?;
@@ -341,8 +353,8 @@ fn checked(
     Ok(old)
 }
 
-/// Writes a dynamic object's motion if its record is still at `version` (`[obj-4]`); returns
-/// whether it wrote.
+/// Writes a dynamic object's motion if its record is still at `version` (`[obj-4]`) and the pose
+/// is one a zone can load (finite, a unit rotation, inside the bounds); returns whether it wrote.
 pub fn save_motion(
     t: &mut dyn Transaction,
     id: u64,
@@ -350,11 +362,22 @@ pub fn save_motion(
     motion: ([f32; 3], [f32; 4], [f32; 3], [f32; 3]),
     bounds: &Bounds,
 ) -> Result<bool, StoreError> {
+    let (position_m, rotation, linvel_mps, angvel_rps) = motion;
+    let finite = position_m.iter().chain(&rotation).chain(&linvel_mps).chain(&angvel_rps).all(|v| v.is_finite());
+    let unit = (rotation.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 0.01;
+    let [x0, z0] = bounds.origin_m;
+    let inside = position_m[0] >= x0
+        && position_m[2] >= z0
+        && position_m[0] < x0 + bounds.size_m[0]
+        && position_m[2] < z0 + bounds.size_m[1]
+        && position_m[1].abs() <= 4096.0;
+    if !(finite && unit && inside) {
+        return Ok(false);
+    }
     let Some(old) = get(t, id)? else { return Ok(false) };
     if old.version != version {
         return Ok(false);
     }
-    let (position_m, rotation, linvel_mps, angvel_rps) = motion;
     if old.position_m != position_m {
         t.clear(&bounds.index_key(id, old.position_m))?;
         t.set(&bounds.index_key(id, position_m), b"")?;

@@ -56,27 +56,9 @@ impl Edits {
         });
     }
 
-    /// Takes one of `player`'s tokens and a pending slot, and queues `v` (`[zobj-2]`).
-    pub(crate) fn submit(&mut self, v: Validated) -> Result<(), EditOutcome> {
-        let player = v.player;
-        let tokens = self.tokens.entry(player).or_insert(EDIT_BURST);
-        if *tokens < 1.0 {
-            return Err(EditOutcome::RateLimited);
-        }
-        let pending = self.pending.entry(player).or_default();
-        if *pending >= PENDING_PER_PLAYER_MAX {
-            return Err(EditOutcome::Busy);
-        }
-        if self.jobs.try_send(v).is_err() {
-            return Err(EditOutcome::Busy);
-        }
-        *tokens -= 1.0;
-        *pending += 1;
-        Ok(())
-    }
-
-    /// Takes a token for a request refused before it was queued (refusals count against the
-    /// rate too, or a client could probe for free).
+    /// Takes one of `player`'s tokens (`[zobj-2]`), before anything is checked: refused
+    /// requests cost as much as accepted ones, or probing (and the tick's time checking) would
+    /// be free.
     pub(crate) fn spend(&mut self, player: EntityId) -> bool {
         let tokens = self.tokens.entry(player).or_insert(EDIT_BURST);
         if *tokens < 1.0 {
@@ -84,6 +66,21 @@ impl Edits {
         }
         *tokens -= 1.0;
         true
+    }
+
+    /// Whether `player` may have one more edit waiting (`[zobj-2]`).
+    pub(crate) fn has_room(&self, player: EntityId) -> bool {
+        self.pending.get(&player).is_none_or(|n| *n < PENDING_PER_PLAYER_MAX)
+    }
+
+    /// Queues `v` for the store (`[zobj-2]`); `Err` gives it back when the queue is full.
+    pub(crate) fn submit(&mut self, v: Validated) -> Result<(), Box<Validated>> {
+        let player = v.player;
+        if let Err(e) = self.jobs.try_send(v) {
+            return Err(Box::new(e.into_inner()));
+        }
+        *self.pending.entry(player).or_default() += 1;
+        Ok(())
     }
 
     /// Outcomes ready now.
@@ -123,29 +120,46 @@ impl crate::objects::Serving for MeshServing<'_> {
     }
 }
 
+/// The cells this zone serves, as the objects' checks see them.
+fn serving_of<'a>(
+    mesh: &'a Option<super::mesh_tick::MeshTick>,
+    single: Option<(pwn_store::keys::CellKey, u64)>,
+) -> Option<Box<dyn crate::objects::Serving + 'a>> {
+    match (mesh, single) {
+        (Some(mesh), _) => Some(Box::new(MeshServing { mesh })),
+        (None, Some(cell)) => Some(Box::new(crate::objects::WholeWorld { cell })),
+        (None, None) => None,
+    }
+}
+
 impl super::tick::TickLoop {
-    /// A player's edit: checked, then queued for the store, or answered with the refusal
-    /// (`[zobj-1]`, `[zobj-2]`).
+    /// A player's edit: rate first, then checked, then queued for the store, or answered with
+    /// the refusal (`[zobj-1]`, `[zobj-2]`).
     pub(super) fn on_edit(&mut self, player: EntityId, req: pwn_proto::EditObject) {
-        let queued = match (&mut self.edits, &self.mesh, self.single) {
-            (Some(edits), Some(mesh), _) => {
-                let checked = self.zone.check_edit(&MeshServing { mesh }, player, &req);
-                checked.and_then(|v| edits.submit(v)).map_err(|why| (why, edits))
-            }
-            (Some(edits), None, Some(cell)) => {
-                let checked = self.zone.check_edit(&crate::objects::WholeWorld { cell }, player, &req);
-                checked.and_then(|v| edits.submit(v)).map_err(|why| (why, edits))
-            }
-            _ => {
-                self.answer_edit(player, req.request, req.op.object().unwrap_or(0), EditOutcome::Invalid);
+        let object = req.op.object().unwrap_or(0);
+        let (Some(edits), Some(serving)) = (&mut self.edits, serving_of(&self.mesh, self.single)) else {
+            self.answer_edit(player, req.request, object, EditOutcome::Invalid);
+            return;
+        };
+        if !edits.spend(player) {
+            self.answer_edit(player, req.request, object, EditOutcome::RateLimited);
+            return;
+        }
+        if !edits.has_room(player) {
+            self.answer_edit(player, req.request, object, EditOutcome::Busy);
+            return;
+        }
+        let v = match self.zone.check_edit(serving.as_ref(), player, &req) {
+            Ok(v) => v,
+            Err(why) => {
+                self.answer_edit(player, req.request, object, why);
                 return;
             }
         };
-        if let Err((why, edits)) = queued {
-            // A refusal costs a token too, or probing would be free.
-            let why =
-                if why != EditOutcome::RateLimited && !edits.spend(player) { EditOutcome::RateLimited } else { why };
-            self.answer_edit(player, req.request, req.op.object().unwrap_or(0), why);
+        if let Err(v) = edits.submit(v) {
+            // Not queued: it holds nothing any more.
+            self.zone.finish_edit(serving.as_ref(), &v, &Err(EditOutcome::Busy));
+            self.answer_edit(player, req.request, object, EditOutcome::Busy);
         }
     }
 
@@ -153,15 +167,26 @@ impl super::tick::TickLoop {
     pub(super) fn finish_edits(&mut self) {
         let Some(edits) = &mut self.edits else { return };
         edits.refill(self.clock.period.as_secs_f32());
-        for (v, outcome) in edits.drain() {
-            let (object, outcome) = match outcome {
-                Ok(done) => {
+        let finished = edits.drain();
+        if finished.is_empty() {
+            return;
+        }
+        let Some(serving) = serving_of(&self.mesh, self.single) else { return };
+        let mut answers = Vec::with_capacity(finished.len());
+        for (v, outcome) in finished {
+            let object = self.zone.finish_edit(serving.as_ref(), &v, &outcome);
+            let outcome = match outcome {
+                Ok(_) => {
                     metrics::counter!(crate::objects::EDITS_METRIC).increment(1);
-                    (self.zone.apply_edit(&done).0, EditOutcome::Committed)
+                    EditOutcome::Committed
                 }
-                Err(why) => (edit_object(&v.edit), why),
+                Err(why) => why,
             };
-            self.answer_edit(v.player, v.request, object, outcome);
+            answers.push((v.player, v.request, object, outcome));
+        }
+        drop(serving);
+        for (player, request, object, outcome) in answers {
+            self.answer_edit(player, request, object, outcome);
         }
     }
 
@@ -173,13 +198,5 @@ impl super::tick::TickLoop {
         if events.try_send(pwn_proto::GameEvent::EditDone { request, object, outcome }).is_err() {
             metrics::counter!(super::metric::EVENTS_DROPPED).increment(1);
         }
-    }
-}
-
-/// The object an edit is about (0 for a placement).
-fn edit_object(edit: &pwn_store::objects::StoreEdit) -> u64 {
-    match *edit {
-        pwn_store::objects::StoreEdit::Place { .. } => 0,
-        pwn_store::objects::StoreEdit::Update { id, .. } | pwn_store::objects::StoreEdit::Remove { id, .. } => id,
     }
 }
