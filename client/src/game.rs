@@ -318,7 +318,7 @@ impl GameClient {
         self.holding_still = false;
     }
 
-    fn start_predicting(&mut self, state: &EntityState) {
+    fn start_predicting(&mut self, tick: u64, state: &EntityState) {
         if !self.predict {
             // [game-14]: the same start, without a predicted world.
             self.blind = true;
@@ -330,10 +330,13 @@ impl GameClient {
         c.velocity_mps = dequantize_velocity(state.velocity);
         c.yaw_rad = dequantize_yaw(state.yaw);
         c.health = state.health;
+        // Prediction starts with the character at rest: standing on something.
+        c.grounded = state.velocity == [0, 0, 0];
         let built: Result<Predictor, SimError> =
             Sim::new(self.world.clone(), self.cfg.clone(), 1).and_then(|sim| Predictor::new(sim, self.me, c));
         match built {
-            Ok(p) => {
+            Ok(mut p) => {
+                p.started_at(tick, self.next_seq);
                 self.predictor = Some(p);
                 self.holding_still = false;
                 // A new predicted world starts from the world file: mirror everything again.

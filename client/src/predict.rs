@@ -113,6 +113,16 @@ impl Predictor {
         })
     }
 
+    /// Tells the predictor the server tick its start state is of and the first input it will
+    /// predict: until that input is acknowledged, the server runs the character without input,
+    /// which `[predict-5]` then predicts as it does for a late input (a player who starts on a
+    /// moving platform is predicted exactly from its first input).
+    pub fn started_at(&mut self, tick: u64, first_seq: u32) {
+        if let (Some(state), Some(before)) = (self.sim.save_predicted(self.me), first_seq.checked_sub(1)) {
+            self.confirmed = Some((before, tick, state));
+        }
+    }
+
     /// The counters.
     pub fn stats(&self) -> &PredictionStats {
         &self.stats

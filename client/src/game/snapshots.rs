@@ -134,7 +134,7 @@ impl GameClient {
             },
             None if self.blind => {}
             None if state.velocity != [0, 0, 0] || self.snapshots_since_join < u64::from(PACE_WINDOW_SNAPSHOTS) => {}
-            None => self.start_predicting(&state),
+            None => self.start_predicting(s.tick, &state),
         }
     }
 
