@@ -175,8 +175,8 @@ pub struct ClientCounters {
     pub snapshots_dropped: u64,
     /// Entity updates in applied snapshots.
     pub entity_updates: u64,
-    /// Entity updates of world objects (a placement, a change, a dynamic object moving; none for
-    /// objects at rest once held).
+    /// Entity updates of world objects the client already held (a change, a dynamic object
+    /// moving; none for objects at rest).
     pub object_updates: u64,
     /// Packed update bytes in applied snapshots (the `updates` field).
     pub update_bytes: u64,

@@ -217,12 +217,13 @@ impl ReceivedViews {
             self.views.get(&s.baseline_tick).ok_or(ApplyError::UnknownBaseline(s.baseline_tick))?
         };
         let updates = unpack(baseline, &s.updates, Motion::between(s.baseline_tick, s.tick, self.tick_hz))?;
+        let objects =
+            updates.iter().filter(|u| pwn_sim::EntityId(u.id).is_object() && baseline.contains_key(&u.id)).count();
         let view = apply(baseline, &updates, &s.removed)?;
         self.views.insert(s.tick, std::sync::Arc::new(view));
         while self.views.len() > RECEIVED_VIEWS_MAX {
             self.views.pop_first();
         }
-        let objects = updates.iter().filter(|u| pwn_sim::EntityId(u.id).is_object()).count();
         Ok((&self.views[&s.tick], UpdateCounts { all: updates.len(), objects }))
     }
 
@@ -237,7 +238,8 @@ impl ReceivedViews {
 pub struct UpdateCounts {
     /// Every entity update.
     pub all: usize,
-    /// Updates of world objects (ids in the object range).
+    /// Updates of world objects the receiver already held (ids in the object range, in the
+    /// baseline): a change, or a dynamic object moving; an object at rest never has one.
     pub objects: usize,
 }
 
