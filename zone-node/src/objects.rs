@@ -24,7 +24,13 @@
 //!   walked in meanwhile) is moved out sideways; a retry that finds its edit already committed
 //!   applies the record the store holds now;
 //! - `[zobj-5]` a zone loading a cell places every object the store indexes in it; checkpoints
-//!   write dynamic objects' motion only at the version the simulation holds (`[obj-4]`).
+//!   write dynamic objects' motion only at the version the simulation holds (`[obj-4]`);
+//! - `[zobj-6]` in a partitioned world a zone holds its neighbours' objects within the ghost
+//!   margin of its cells as ghosts, read-only (its players see them and collide with them): the
+//!   owner sends each committed edit near a border at once, and every few seconds a full listing
+//!   (ghosts it no longer names are released); a ghost only moves to a newer version, only from
+//!   the zone serving the cell it is in, only near this zone's cells, and is never edited,
+//!   checkpointed or loaded as this zone's own.
 
 use glam::{Quat, Vec3};
 use pwn_proto::{EditObject, EditOp, EditOutcome};
@@ -98,9 +104,23 @@ struct Reservation {
 pub struct ObjectBook {
     meta: BTreeMap<EntityId, ObjectMeta>,
     reserved: Vec<Reservation>,
+    /// Neighbours' objects held here (`[zobj-6]`): the node that sent each, and its version.
+    ghosts: BTreeMap<EntityId, (u64, u64)>,
+    /// Full listings being received, per sending node.
+    listing: BTreeMap<u64, std::collections::BTreeSet<EntityId>>,
 }
 
 impl ObjectBook {
+    /// Neighbours' objects held as ghosts.
+    pub fn ghost_count(&self) -> usize {
+        self.ghosts.len()
+    }
+
+    /// Whether `id` is a neighbour's object held here.
+    pub fn is_ghost(&self, id: EntityId) -> bool {
+        self.ghosts.contains_key(&id)
+    }
+
     /// Edits waiting for the store.
     pub fn pending(&self) -> usize {
         self.reserved.len()
@@ -416,6 +436,7 @@ pub fn place_loaded(sim: &mut Sim, book: &mut ObjectBook, records: &[(u64, Objec
             continue;
         }
         book.meta.insert(id, ObjectMeta { owner: r.owner, version: r.version });
+        book.ghosts.remove(&id);
         placed += 1;
     }
     (placed, skipped)
@@ -472,4 +493,95 @@ pub struct ObjectMotion {
     pub version: u64,
     /// Position, rotation, linear and angular velocity.
     pub motion: ([f32; 3], [f32; 4], [f32; 3], [f32; 3]),
+}
+
+/// This zone's objects as a neighbour holds them (`[zobj-6]`), grouped by the nodes `near`
+/// names for each position (the neighbours whose cells are within the ghost margin).
+pub fn ghosts_for(
+    sim: &Sim,
+    book: &ObjectBook,
+    mut near: impl FnMut(Vec3, &mut Vec<u64>),
+) -> BTreeMap<u64, Vec<pwn_proto::WireObject>> {
+    let mut out: BTreeMap<u64, Vec<pwn_proto::WireObject>> = BTreeMap::new();
+    let mut nodes = Vec::new();
+    for o in sim.objects() {
+        let Some(meta) = book.get(o.id) else { continue };
+        near(o.position_m, &mut nodes);
+        for node in &nodes {
+            out.entry(*node).or_default().push(wire_of(&o, meta.version));
+        }
+    }
+    out
+}
+
+/// One object for a neighbour (`None` view: removed).
+pub fn wire_of(o: &pwn_sim::ObjectView, version: u64) -> pwn_proto::WireObject {
+    pwn_proto::WireObject {
+        id: o.id.0,
+        state: o.state,
+        version,
+        removed: false,
+        position_m: o.position_m.to_array(),
+        rotation: o.rotation.to_array(),
+    }
+}
+
+/// Applies a neighbour's ghosts (`[zobj-6]`): `from` is the sending node; `accept` says whether
+/// a position lies in a cell `from` serves and near this zone's cells. Returns how many were
+/// refused.
+pub fn apply_ghosts(
+    sim: &mut Sim,
+    book: &mut ObjectBook,
+    from: u64,
+    g: &pwn_proto::ObjectGhosts,
+    accept: impl Fn(Vec3) -> bool,
+) -> u32 {
+    let mut refused = 0;
+    for o in &g.objects {
+        let id = EntityId(o.id);
+        let at = Vec3::from(o.position_m);
+        if book.meta.contains_key(&id) || !id.is_object() || !accept(at) {
+            refused += 1;
+            continue;
+        }
+        if g.full {
+            book.listing.entry(from).or_default().insert(id);
+        }
+        if o.removed {
+            if book.ghosts.remove(&id).is_some() {
+                sim.remove_object(id);
+            }
+            continue;
+        }
+        if book.ghosts.get(&id).is_some_and(|(_, v)| *v >= o.version) {
+            continue;
+        }
+        let kind = id.object_kind().unwrap_or(u16::MAX);
+        let r = ObjectRecord {
+            state: o.state,
+            version: o.version,
+            rotation: o.rotation,
+            ..record_of(kind, o.state, at, Quat::IDENTITY)
+        };
+        match place_record(sim, id, &r) {
+            Ok(()) => {
+                book.ghosts.insert(id, (from, o.version));
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    if g.full && g.last {
+        let listed = book.listing.remove(&from).unwrap_or_default();
+        let stale: Vec<EntityId> = book
+            .ghosts
+            .iter()
+            .filter(|(id, (node, _))| *node == from && !listed.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            book.ghosts.remove(&id);
+            sim.remove_object(id);
+        }
+    }
+    refused
 }

@@ -215,6 +215,30 @@ impl Zone {
         crate::objects::place_loaded(&mut self.sim, &mut self.objects, records)
     }
 
+    /// This zone's objects for its neighbours (`crate::objects` `[zobj-6]`), by node.
+    pub fn object_ghosts_for(
+        &self,
+        near: impl FnMut(glam::Vec3, &mut Vec<u64>),
+    ) -> std::collections::BTreeMap<u64, Vec<pwn_proto::WireObject>> {
+        crate::objects::ghosts_for(&self.sim, &self.objects, near)
+    }
+
+    /// One of this zone's own objects as a neighbour holds it (`None`: not one of its own).
+    pub fn object_wire(&self, id: EntityId) -> Option<pwn_proto::WireObject> {
+        let meta = self.objects.get(id)?;
+        Some(crate::objects::wire_of(&self.sim.object(id)?, meta.version))
+    }
+
+    /// A neighbour's objects (`[zobj-6]`); returns how many were refused.
+    pub fn apply_object_ghosts(
+        &mut self,
+        from: u64,
+        g: &pwn_proto::ObjectGhosts,
+        accept: impl Fn(glam::Vec3) -> bool,
+    ) -> u32 {
+        crate::objects::apply_ghosts(&mut self.sim, &mut self.objects, from, g, accept)
+    }
+
     /// Takes out the world objects at positions `inside` names (cells no longer served).
     pub fn unload_objects(&mut self, inside: impl Fn(glam::Vec3) -> bool) -> usize {
         crate::objects::unload(&mut self.sim, &mut self.objects, inside)

@@ -135,6 +135,7 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         76 => 16 + 64,                                                // BorderEvent
         77 => 16 + crate::mesh::CRATE_GHOSTS_PER_MESSAGE_MAX * 64,    // CrateGhosts
         78 => 64 + 64,                                                // HandoffCrate
+        79 => 16 + crate::mesh::OBJECT_GHOSTS_PER_MESSAGE_MAX * 48,   // ObjectGhosts
         _ => return None,
     })
 }
@@ -211,6 +212,10 @@ pub fn validate(m: &Message) -> Result<(), Violation> {
             finite("crate_ghosts.crates", g.crates.iter().all(|c| c.is_finite()))
         }
         Message::HandoffCrate(h) => finite("handoff_crate.state", h.state.is_finite()),
+        Message::ObjectGhosts(g) => {
+            too_long("object_ghosts.objects", g.objects.len(), crate::mesh::OBJECT_GHOSTS_PER_MESSAGE_MAX)?;
+            finite("object_ghosts.objects", g.objects.iter().all(|o| o.is_finite()))
+        }
         Message::Rehome(r) => too_long("rehome.addr", r.addr.len(), crate::mesh::ADDR_LEN_MAX),
         Message::Routed(r) => too_long("routed.payload", r.payload.len(), DATAGRAM_SIZE_MAX - ROUTED_OVERHEAD_BYTES),
         _ => Ok(()),

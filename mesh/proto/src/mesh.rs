@@ -352,3 +352,45 @@ pub struct HandoffCrate {
     /// The crate.
     pub state: WireCrate,
 }
+
+/// Most objects in one `ObjectGhosts` message.
+pub const OBJECT_GHOSTS_PER_MESSAGE_MAX: usize = 512;
+
+/// One world object as a neighbour holds it (pwn-zone-node `[zobj-6]`).
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq)]
+pub struct WireObject {
+    /// Its id (the object range; the kind in its low bits).
+    pub id: u64,
+    /// Its state.
+    pub state: u16,
+    /// The store's version of it; a ghost only moves forward.
+    pub version: u64,
+    /// Removed (the pose is then meaningless).
+    pub removed: bool,
+    /// Centre.
+    pub position_m: [f32; 3],
+    /// Orientation quaternion (x, y, z, w).
+    pub rotation: [f32; 4],
+}
+
+impl WireObject {
+    /// Whether every float is finite (the codec refuses anything else).
+    pub fn is_finite(&self) -> bool {
+        self.position_m.iter().chain(&self.rotation).all(|v| v.is_finite())
+    }
+}
+
+/// Zone to zone: world objects of the sender's cells within the ghost margin of the receiver's,
+/// held there read-only (players see them and collide with them). Sent when an edit near a
+/// border commits (`full` false: just those), and every few seconds in full (`full` true, over
+/// as many messages as it takes, the last one `last`): ghosts of the sender a full listing does
+/// not name are released.
+#[derive(Readable, Writable, Clone, Debug, PartialEq)]
+pub struct ObjectGhosts {
+    /// A full listing of the sender's objects near the receiver.
+    pub full: bool,
+    /// The listing's last message.
+    pub last: bool,
+    /// At most `OBJECT_GHOSTS_PER_MESSAGE_MAX`.
+    pub objects: Vec<WireObject>,
+}

@@ -584,4 +584,7 @@ pub enum Message {
     /// A crate handed to a neighbour after the store committed it (zone link, stream).
     #[speedy(tag = 78)]
     HandoffCrate(crate::mesh::HandoffCrate),
+    /// A zone's world objects near a neighbour (zone link, stream).
+    #[speedy(tag = 79)]
+    ObjectGhosts(crate::mesh::ObjectGhosts),
 }

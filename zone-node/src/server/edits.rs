@@ -173,8 +173,17 @@ impl super::tick::TickLoop {
         }
         let Some(serving) = serving_of(&self.mesh, self.single) else { return };
         let mut answers = Vec::with_capacity(finished.len());
+        let mut edited = Vec::new();
         for (v, outcome) in finished {
+            // Where the object was, for neighbours that held it (`[zobj-6]`).
+            let was_at = v.op.object().and_then(|id| self.zone.sim().object(EntityId(id))).map(|o| o.position_m);
             let object = self.zone.finish_edit(serving.as_ref(), &v, &outcome);
+            if outcome.is_ok() {
+                let at = was_at.or_else(|| self.zone.sim().object(EntityId(object)).map(|o| o.position_m));
+                if let Some(at) = at {
+                    edited.push((EntityId(object), at));
+                }
+            }
             let outcome = match outcome {
                 Ok(_) => {
                     metrics::counter!(crate::objects::EDITS_METRIC).increment(1);
@@ -185,6 +194,9 @@ impl super::tick::TickLoop {
             answers.push((v.player, v.request, object, outcome));
         }
         drop(serving);
+        if !edited.is_empty() && self.mesh.is_some() {
+            self.send_object_ghosts(false, Some(&edited));
+        }
         for (player, request, object, outcome) in answers {
             self.answer_edit(player, request, object, outcome);
         }

@@ -10,11 +10,14 @@ use crate::mesh_link::{Committed, Job};
 use crate::persist::SimBounds;
 use pwn_partitioner::{Epoch, ZoneId};
 use pwn_proto::Message;
+use pwn_sim::EntityId;
 use pwn_store::keys::CellKey;
 use pwn_store::ownership::{Handoff, OwnershipError};
 
 /// Ticks between two reads of a served cell's crates (5 s at 30 Hz).
 pub const CRATES_REREAD_TICKS: u64 = 150;
+/// Ticks between two full listings of this zone's objects near each neighbour (`[zobj-6]`).
+pub const OBJECT_GHOSTS_EVERY_TICKS: u64 = 150;
 
 impl TickLoop {
     /// The committer's job reading (and claiming) `cell`'s crates, asked at `tick`.
@@ -23,12 +26,19 @@ impl TickLoop {
         Job::LoadCrates { cell, epoch, rect, placed: mesh.placed_crates.clone(), tick }
     }
 
-    /// Projectiles and crates after the border pass: handed on, committed, ghosted; and now and
+    /// Projectiles and crates after the border pass: handed on, committed, ghosted; every few
+    /// seconds this zone's objects near each neighbour listed to it (`[zobj-6]`); and now and
     /// then each served cell's crates read again, to adopt any the store says are its own but
     /// that never arrived (their handoff message lost with a link or a zone).
     pub(super) fn crates_and_shots_border(&mut self) {
-        let Some(mesh) = &self.mesh else { return };
+        if self.mesh.is_none() {
+            return;
+        }
         let tick = self.zone.sim().tick().0;
+        if tick.is_multiple_of(OBJECT_GHOSTS_EVERY_TICKS) {
+            self.send_object_ghosts(true, None);
+        }
+        let Some(mesh) = &self.mesh else { return };
         if tick.is_multiple_of(CRATES_REREAD_TICKS) {
             let now = mesh.now_ms();
             let cells: Vec<(CellKey, u64)> = mesh
@@ -96,6 +106,23 @@ impl TickLoop {
                 self.zone.apply_border_event(&e);
             }
             Message::CrateGhosts(g) => self.zone.apply_crate_ghosts(from, g.tick, g.complete, &g.crates),
+            Message::ObjectGhosts(g) => {
+                // `[zobj-6]`: only the sender's own cells, only near this zone's.
+                let margin = mesh.territory.config().ghost_margin_m;
+                let tree = mesh.territory.tree();
+                let now = mesh.now_ms();
+                let accept = |p: glam::Vec3| {
+                    mesh.territory.owner(tree.leaf_at(p.x, p.z)).is_some_and(|(n, _)| n == from)
+                        && mesh
+                            .held
+                            .cells()
+                            .any(|(c, h)| now < h.valid_until_ms && tree.rect(c).distance(p.x, p.z) <= margin)
+                };
+                let refused_n = self.zone.apply_object_ghosts(from.0, &g, accept);
+                if refused_n > 0 {
+                    metrics::counter!(crate::mesh_link::metric::PEER_REFUSED).increment(u64::from(refused_n));
+                }
+            }
             Message::HandoffCrate(h) => {
                 let cell = CellKey { level: h.to_cell.level, path: h.to_cell.path };
                 let from_cell = CellKey { level: h.from_cell.level, path: h.from_cell.path };
@@ -179,6 +206,64 @@ impl TickLoop {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Sends this zone's objects near each neighbour to it (`[zobj-6]`): a full listing
+    /// (`full`, to every neighbour, empty ones too, so stale ghosts are released), or the
+    /// objects `only` names (just committed edits; `None` entries of the list were removed, with
+    /// where they were).
+    pub(super) fn send_object_ghosts(&self, full: bool, only: Option<&[(EntityId, glam::Vec3)]>) {
+        let Some(mesh) = &self.mesh else { return };
+        let near = |p: glam::Vec3, out: &mut Vec<u64>| {
+            let mut nodes = Vec::new();
+            mesh.territory.ghost_targets(p.x, p.z, &mut nodes);
+            out.clear();
+            out.extend(nodes.iter().map(|n| n.0));
+        };
+        let mut batches = match only {
+            None => self.zone.object_ghosts_for(near),
+            Some(edited) => {
+                let mut out: std::collections::BTreeMap<u64, Vec<pwn_proto::WireObject>> = Default::default();
+                let mut nodes = Vec::new();
+                for (id, was_at) in edited {
+                    let wire = self.zone.object_wire(*id).unwrap_or(pwn_proto::WireObject {
+                        id: id.0,
+                        state: 0,
+                        version: u64::MAX,
+                        removed: true,
+                        position_m: was_at.to_array(),
+                        rotation: [0.0, 0.0, 0.0, 1.0],
+                    });
+                    for p in [*was_at, glam::Vec3::from(wire.position_m)] {
+                        near(p, &mut nodes);
+                        for n in &nodes {
+                            let list = out.entry(*n).or_default();
+                            if !list.iter().any(|w| w.id == wire.id) {
+                                list.push(wire);
+                            }
+                        }
+                    }
+                }
+                out
+            }
+        };
+        if full {
+            for node in mesh.addrs.keys().filter(|n| **n != mesh.me) {
+                batches.entry(node.0).or_default();
+            }
+        }
+        for (node, objects) in batches {
+            let chunks: Vec<&[pwn_proto::WireObject]> = if objects.is_empty() {
+                vec![&[]]
+            } else {
+                objects.chunks(pwn_proto::OBJECT_GHOSTS_PER_MESSAGE_MAX).collect()
+            };
+            let n = chunks.len();
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                let g = pwn_proto::ObjectGhosts { full, last: i + 1 == n, objects: chunk.to_vec() };
+                mesh.peers.send(ZoneId(node), Message::ObjectGhosts(g));
+            }
         }
     }
 }

@@ -1,0 +1,200 @@
+//! World objects across a border (`pwn_zone_node::objects` `[zobj-6]`), on the two-zone fixture
+//! (WEST holds x < 0, EAST the rest, one store): an object WEST commits near the border reaches
+//! EAST as a ghost that EAST's players see in their snapshots and collide with, but cannot
+//! edit; its removal reaches EAST too; a full listing releases ghosts it does not name; EAST
+//! refuses ghosts from a zone that does not serve their cell, or inside its own cells.
+
+mod common;
+
+use common::{EAST, Pair, WEST, field, pair, place};
+use glam::Vec3;
+use pwn_proto::delta::ReceivedViews;
+use pwn_proto::{EditObject, EditOp, EditOutcome, ObjectGhosts};
+use pwn_sim::object::Editors;
+use pwn_sim::quantize::quantize_position;
+use pwn_sim::{EntityId, InputSeq, ObjectKind, Sim, WorldDesc};
+use pwn_store::keys::CellKey;
+use pwn_store::objects::Bounds;
+use pwn_zone_node::objects::{Serving, commit};
+use pwn_zone_node::territory::Territory;
+use pwn_zone_node::zone::Zone;
+
+const WALL: u16 = 0;
+
+fn world() -> WorldDesc {
+    let wall = ObjectKind {
+        name: "wall".into(),
+        half_extents_m: [2.0, 1.5, 0.2],
+        dynamic: false,
+        density_kgpm3: 100.0,
+        states: 1,
+        passable_states: vec![],
+        editors: Editors::Anyone,
+    };
+    WorldDesc { crates: Vec::new(), object_kinds: vec![wall], ..field() }
+}
+
+/// What one zone of the pair serves.
+struct Served<'a> {
+    territory: &'a Territory,
+    epochs: &'a [(CellKey, pwn_partitioner::ZoneId, pwn_partitioner::Epoch)],
+    me: pwn_partitioner::ZoneId,
+}
+
+impl Serving for Served<'_> {
+    fn cell_at(&self, x: f32, z: f32) -> Option<(CellKey, u64)> {
+        let leaf = self.territory.tree().leaf_at(x, z);
+        self.epochs.iter().find(|(c, n, _)| *c == leaf && *n == self.me).map(|(c, _, e)| (*c, e.0))
+    }
+    fn objects_in(&self, sim: &Sim, _cell: CellKey) -> usize {
+        sim.object_count()
+    }
+}
+
+/// Ghosts of `from`'s objects for `to` (what `send_object_ghosts` sends), as one message.
+fn ghosts(p: &Pair, from: usize, to: pwn_partitioner::ZoneId, full: bool) -> ObjectGhosts {
+    let (zone, territory) = &p.zones[from];
+    let mut by_node = zone.object_ghosts_for(|at, out| {
+        let mut nodes = Vec::new();
+        territory.ghost_targets(at.x, at.z, &mut nodes);
+        out.clear();
+        out.extend(nodes.iter().map(|n| n.0));
+    });
+    ObjectGhosts { full, last: true, objects: by_node.remove(&to.0).unwrap_or_default() }
+}
+
+/// EAST applies `g` as its shell does: only positions in cells of `sender`, near EAST's cells.
+fn east_applies(p: &mut Pair, sender: pwn_partitioner::ZoneId, g: &ObjectGhosts) -> u32 {
+    let (zone, territory) = &mut p.zones[1];
+    let margin = territory.config().ghost_margin_m;
+    let accept = |at: Vec3| {
+        let tree = territory.tree();
+        territory.owner(tree.leaf_at(at.x, at.z)).is_some_and(|(n, _)| n == sender)
+            && tree.leaves().any(|c| {
+                territory.owner(c).is_some_and(|(n, _)| n == EAST) && tree.rect(c).distance(at.x, at.z) <= margin
+            })
+    };
+    zone.apply_object_ghosts(sender.0, g, accept)
+}
+
+fn edit(p: &mut Pair, side: usize, player: u64, request: u64, op: EditOp) -> (EditOutcome, u64) {
+    let me = [WEST, EAST][side];
+    let epochs = p.epochs.clone();
+    let bounds = Bounds { origin_m: world().origin_m, size_m: world().size_m };
+    let (zone, territory) = &mut p.zones[side];
+    let served = Served { territory, epochs: &epochs, me };
+    let v = match zone.check_edit(&served, EntityId(player), &EditObject { request, op }) {
+        Ok(v) => v,
+        Err(why) => return (why, 0),
+    };
+    let outcome = commit(&p.store, &v, &bounds);
+    let object = zone.finish_edit(&served, &v, &outcome);
+    (outcome.map_or_else(|e| e, |_| EditOutcome::Committed), object)
+}
+
+fn settle(zone: &mut Zone) {
+    for _ in 0..20 {
+        zone.tick();
+    }
+}
+
+#[test]
+fn zobj_6_an_object_near_the_border_is_seen_and_felt_across_it_but_edited_only_by_its_owner() {
+    let mut p = pair(world());
+    {
+        let (z, t) = &mut p.zones[0];
+        place(z, t, 1, [-3.0, 1.0, 100.0]);
+        settle(z);
+    }
+    {
+        let (z, t) = &mut p.zones[1];
+        place(z, t, 2, [2.5, 1.0, 104.0]);
+        settle(z);
+    }
+    // A wall across the z axis just west of the border (it spans z 102..106, x -1.2..-0.8).
+    let at = Vec3::new(-1.0, 1.5, 104.0);
+    let op = EditOp::Place { kind: WALL, position: quantize_position(at), yaw: 16_384, state: 0 };
+    let (outcome, wall) = edit(&mut p, 0, 1, 1, op);
+    assert_eq!(outcome, EditOutcome::Committed);
+    let g = ghosts(&p, 0, EAST, false);
+    assert_eq!(g.objects.iter().map(|o| o.id).collect::<Vec<_>>(), vec![wall]);
+    assert_eq!(east_applies(&mut p, WEST, &g), 0);
+    let east = &mut p.zones[1].0;
+    assert!(east.objects().is_ghost(EntityId(wall)));
+    // EAST's player sees it in its snapshot...
+    let out = east.tick();
+    let (_, s) = out.snapshots.iter().find(|(pl, _)| *pl == EntityId(2)).unwrap();
+    let view = ReceivedViews::new(30).apply(s).unwrap().clone();
+    assert!(view.contains_key(&wall), "the ghost is not in EAST's snapshot");
+    // ...cannot edit it from there...
+    assert_eq!(edit(&mut p, 1, 2, 1, EditOp::Remove { object: wall }).0, EditOutcome::Missing);
+    // ...and runs into it: walking west from x = 2.5 it stops at the wall's east face.
+    let east = &mut p.zones[1].0;
+    for seq in 1..=90u32 {
+        let i = pwn_proto::WireInput::from_input(&pwn_sim::PlayerInput {
+            seq: InputSeq(seq),
+            move_z: 1.0,
+            yaw_rad: -std::f32::consts::FRAC_PI_2,
+            ..Default::default()
+        });
+        east.on_inputs(EntityId(2), &pwn_proto::InputBatch { ack_tick: 0, inputs: vec![i] }, 0);
+        east.tick();
+    }
+    let x = east.sim().character(EntityId(2)).unwrap().position_m.x;
+    let r = east.sim().config().character.radius_m;
+    assert!(x >= -0.8 + r - 0.05, "walked through the ghost wall to x = {x}");
+    assert!(x < 0.5, "never reached the wall: x = {x}");
+    // Its removal reaches EAST as well.
+    assert_eq!(edit(&mut p, 0, 1, 2, EditOp::Remove { object: wall }).0, EditOutcome::Committed);
+    let removed = pwn_proto::WireObject {
+        id: wall,
+        state: 0,
+        version: u64::MAX,
+        removed: true,
+        position_m: at.to_array(),
+        rotation: [0.0, 0.0, 0.0, 1.0],
+    };
+    let g = ObjectGhosts { full: false, last: true, objects: vec![removed] };
+    assert_eq!(east_applies(&mut p, WEST, &g), 0);
+    assert_eq!(p.zones[1].0.sim().object_count(), 0);
+}
+
+#[test]
+fn zobj_6_a_full_listing_releases_ghosts_it_does_not_name_and_strangers_are_refused() {
+    let mut p = pair(world());
+    {
+        let (z, t) = &mut p.zones[0];
+        place(z, t, 1, [-3.0, 1.0, 100.0]);
+        settle(z);
+    }
+    let at = Vec3::new(-1.0, 1.5, 104.0);
+    let op = EditOp::Place { kind: WALL, position: quantize_position(at), yaw: 16_384, state: 0 };
+    let (_, wall) = edit(&mut p, 0, 1, 1, op);
+    let g = ghosts(&p, 0, EAST, true);
+    assert_eq!(east_applies(&mut p, WEST, &g), 0);
+    assert_eq!(p.zones[1].0.objects().ghost_count(), 1);
+    // From EAST's own side of the border, or claimed by a zone that does not serve the cell.
+    let mut fake = g.objects[0];
+    fake.id = EntityId::object(999, WALL).0;
+    fake.position_m = [5.0, 1.5, 104.0];
+    let own_side = ObjectGhosts { full: false, last: true, objects: vec![fake] };
+    assert_eq!(east_applies(&mut p, WEST, &own_side), 1);
+    let stranger = ObjectGhosts { full: false, last: true, objects: vec![g.objects[0]] };
+    assert_eq!(east_applies(&mut p, pwn_partitioner::ZoneId(77), &stranger), 1);
+    // Far from EAST's cells: refused too.
+    let mut far = g.objects[0];
+    far.id = EntityId::object(998, WALL).0;
+    far.position_m = [-300.0, 1.5, 104.0];
+    assert_eq!(east_applies(&mut p, WEST, &ObjectGhosts { full: false, last: true, objects: vec![far] }), 1);
+    // An older version never replaces a newer one.
+    let mut old = g.objects[0];
+    old.version = 0;
+    old.position_m = [-1.0, 1.5, 110.0];
+    east_applies(&mut p, WEST, &ObjectGhosts { full: false, last: true, objects: vec![old] });
+    assert_eq!(p.zones[1].0.sim().object(EntityId(wall)).unwrap().position_m.z, 104.0);
+    // WEST's next full listing no longer names it (removed while a message was lost, say).
+    let empty = ObjectGhosts { full: true, last: true, objects: vec![] };
+    assert_eq!(east_applies(&mut p, WEST, &empty), 0);
+    assert_eq!(p.zones[1].0.objects().ghost_count(), 0);
+    assert_eq!(p.zones[1].0.sim().object_count(), 0);
+}
