@@ -21,6 +21,7 @@
 //!   for an exit code CI can gate on.
 
 pub mod attack;
+pub mod builders;
 pub mod charts;
 pub mod cheap;
 pub mod duel;

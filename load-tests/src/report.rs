@@ -43,6 +43,12 @@ pub struct Summary {
     pub inputs_sent: u64,
     /// Items of value that changed owner (gifts, loot), as the receiving bots heard of them.
     pub items_moved: u64,
+    /// Edits of world objects the zones committed (builders).
+    pub edits_committed: u64,
+    /// Edits the zones refused.
+    pub edits_refused: u64,
+    /// Ticks from sending an edit to its answer, 99th percentile over committed edits.
+    pub edit_done_ticks_p99: f64,
     /// Handoffs between zones the bots were told of (`AuthorityMoved`).
     pub handoffs: u64,
     /// Ticks a crossing bot went without a snapshot acknowledging a new input, beyond the one
@@ -63,6 +69,7 @@ impl Summary {
     pub fn of(results: &[BotResult]) -> Self {
         let mut ack = pwn_client::ClientCounters::default().input_ack_ticks;
         let mut err = pwn_client::ClientCounters::default().prediction_error_m;
+        let mut edit_ticks = pwn_client::ClientCounters::default().edit_done_ticks;
         let mut handoff: Vec<u32> = Vec::new();
         let mut crossing = pwn_client::ClientCounters::default().prediction_error_crossing_m;
         let mut elsewhere = pwn_client::ClientCounters::default().prediction_error_elsewhere_m;
@@ -96,6 +103,9 @@ impl Summary {
             }
             s.inputs_sent += c.inputs_sent;
             s.items_moved += c.items_received;
+            s.edits_committed += c.edits_committed;
+            s.edits_refused += c.edits_refused;
+            merge(&mut edit_ticks, &c.edit_done_ticks);
             if r.played_s > 0.0 {
                 kbps.push(c.bytes_in as f64 * 8.0 / 1e3 / r.played_s);
             }
@@ -107,6 +117,7 @@ impl Summary {
         s.bytes_per_entity_update = if updates == 0 { 0.0 } else { bytes as f64 / updates as f64 };
         s.down_kbps_per_client_mean = mean(&kbps);
         s.input_ack_ticks_p99 = ack.quantile(0.99);
+        s.edit_done_ticks_p99 = edit_ticks.quantile(0.99);
         s.input_ack_ticks_p50 = ack.quantile(0.5);
         s.prediction_error_m_p99 = err.quantile(0.99);
         handoff.sort_unstable();
@@ -124,7 +135,7 @@ impl Summary {
 
     /// The summary as a table, one figure per line.
     pub fn table(&self) -> String {
-        let rows: [(&str, String); 20] = [
+        let rows: [(&str, String); 21] = [
             ("bots joined / started", format!("{} / {}", self.joined, self.bots)),
             ("of which predicting", self.predicting.to_string()),
             ("disconnects", self.disconnects.to_string()),
@@ -140,6 +151,13 @@ impl Summary {
             ("rtt ms (mean)", format!("{:.2}", self.rtt_ms_mean)),
             ("interpolation delay ticks (mean)", format!("{:.2}", self.interpolation_delay_ticks_mean)),
             ("items that changed owner", self.items_moved.to_string()),
+            (
+                "object edits committed / refused",
+                format!(
+                    "{} / {} (answer p99 {:.1} ticks)",
+                    self.edits_committed, self.edits_refused, self.edit_done_ticks_p99
+                ),
+            ),
             ("handoffs", self.handoffs.to_string()),
             ("handoff ticks p99", format!("{:.0}", self.handoff_ticks_p99)),
             ("prediction error m p99 at crossings", format!("{:.3}", self.prediction_error_crossing_m_p99)),
@@ -172,6 +190,9 @@ impl Summary {
         m.insert("corrections_per_bot_minute".into(), r3(self.corrections_per_bot_minute).into());
         m.insert("rtt_ms_mean".into(), r3(self.rtt_ms_mean).into());
         m.insert("items_moved".into(), self.items_moved.into());
+        m.insert("edits_committed".into(), self.edits_committed.into());
+        m.insert("edits_refused".into(), self.edits_refused.into());
+        m.insert("edit_done_ticks_p99".into(), r3(self.edit_done_ticks_p99).into());
         m.insert("handoffs".into(), self.handoffs.into());
         m.insert("handoff_ticks_p99".into(), r3(self.handoff_ticks_p99).into());
         m.insert("handoff_ticks_max".into(), r3(self.handoff_ticks_max).into());

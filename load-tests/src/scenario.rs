@@ -29,6 +29,9 @@ pub enum Scenario {
     LoginStorm,
     /// A mixed day: each bot one of the others by its index (`MIXED_DAY_SHARES`).
     Mixed,
+    /// Half the bots build (place, change, move and remove objects of the world's kinds), half
+    /// ride platforms (`crate::builders`).
+    Builders,
 }
 
 /// Joins started per second in a login storm.
@@ -63,8 +66,9 @@ impl std::str::FromStr for Scenario {
             "chat-storm" => Ok(Self::ChatStorm),
             "login-storm" => Ok(Self::LoginStorm),
             "mixed" => Ok(Self::Mixed),
+            "builders" => Ok(Self::Builders),
             other => Err(format!(
-                "unknown scenario {other:?} (wander, hotspot, shooters, border, flash-crowd, chat-storm, login-storm, mixed)"
+                "unknown scenario {other:?} (wander, hotspot, shooters, border, flash-crowd, chat-storm, login-storm, mixed, builders)"
             )),
         }
     }
@@ -81,6 +85,7 @@ impl std::fmt::Display for Scenario {
             Self::ChatStorm => "chat-storm",
             Self::LoginStorm => "login-storm",
             Self::Mixed => "mixed",
+            Self::Builders => "builders",
         })
     }
 }
@@ -118,6 +123,22 @@ impl Scenario {
         let mut p = vec![("scenario".to_owned(), self.to_string())];
         let mut add = |k: &str, v: String| p.push((k.to_owned(), v));
         match self {
+            Self::Builders => {
+                add("model", "even bots build where they landed, odd bots ride platforms".into());
+                add(
+                    "builders",
+                    format!(
+                        "every {} s the next step of: place an object {} m ahead (kind by index), change its state, move it 1 m aside, remove it",
+                        crate::builders::BUILD_PERIOD_S,
+                        crate::builders::BUILD_AHEAD_M
+                    ),
+                );
+                add(
+                    "riders",
+                    "walk to the first waypoint of a platform picked by index (or 1.2 m beside it) and wait there"
+                        .into(),
+                );
+            }
             Self::Mixed => {
                 let shares: Vec<String> = MIXED_DAY_SHARES.iter().map(|(s, n)| format!("{n}% {s}")).collect();
                 add("model", format!("each bot one of the other scenarios, by its index: {}", shares.join(", ")));
@@ -193,6 +214,10 @@ pub struct Mover {
     traits: u64,
     /// Seconds since the swarm started, as the bot's driver last said.
     clock_s: f64,
+    /// Builders scenario: whether this bot builds, and the platform stops a rider picks from.
+    builder: bool,
+    stops: Vec<Vec3>,
+    stop: Option<Vec3>,
 }
 
 /// Border dancers cross at most this far along a border from the centre.
@@ -235,7 +260,17 @@ impl Mover {
             updates: 0,
             traits: seed.wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(17),
             clock_s: 0.0,
+            builder: false,
+            stops: Vec::new(),
+            stop: None,
         }
+    }
+
+    /// The bot's part in the builders scenario: building, or riding one of `world`'s platforms.
+    pub fn with_builders_role(mut self, builder: bool, world: &pwn_sim::WorldDesc) -> Self {
+        self.builder = builder;
+        self.stops = world.platforms.iter().map(|p| Vec3::from(p.path_m[0])).collect();
+        self
     }
 
     /// Sets the swarm's clock (seconds since it started): scenarios that change over the run
@@ -307,11 +342,32 @@ impl Mover {
         }
     }
 
+    /// Builders stand where they landed, each facing its own way (so their objects spread);
+    /// riders walk to a spot on their platform's stop and wait there.
+    fn builders_intent(&mut self, here: Vec3, _yaw_rad: f32) -> Intent {
+        let own_yaw = (self.traits % 360) as f32 * std::f32::consts::PI / 180.0;
+        if self.builder || self.stops.is_empty() {
+            return Intent { yaw_rad: own_yaw, ..Intent::default() };
+        }
+        // Riders spread over the platforms by their traits, and over a ring on each.
+        let pick = (self.traits >> 9) as usize % self.stops.len();
+        let ring = Vec3::new(own_yaw.cos(), 0.0, own_yaw.sin()) * 1.2 * ((self.traits >> 20) % 2) as f32;
+        let stop = *self.stop.get_or_insert(self.stops[pick] + ring);
+        let d = Vec3::new(stop.x - here.x, 0.0, stop.z - here.z);
+        if d.length() < 0.5 {
+            return Intent { yaw_rad: own_yaw, ..Intent::default() };
+        }
+        Intent { move_z: 1.0, yaw_rad: d.x.atan2(d.z), buttons: Buttons(Buttons::RUN), ..Intent::default() }
+    }
+
     /// The intent for the next update, given the last frame.
     pub fn intent(&mut self, frame: &Frame) -> Intent {
         self.updates += 1;
         let Some(me) = frame.me else { return Intent::default() };
         let here = me.position_m;
+        if self.scenario == Scenario::Builders {
+            return self.builders_intent(here, me.yaw_rad);
+        }
         let arrived = self.waypoint.is_none_or(|w| Vec3::new(w.x - here.x, 0.0, w.z - here.z).length() < 2.0);
         // Stuck against a wall or in a crowd: try somewhere else.
         if self.updates.is_multiple_of(STUCK_CHECK_UPDATES) {

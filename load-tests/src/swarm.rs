@@ -243,6 +243,11 @@ impl Tally {
         due
     }
 
+    /// Seconds this bot has played.
+    pub(crate) fn played_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
     /// Seconds since the swarm started.
     pub(crate) fn swarm_s(&self) -> f64 {
         self.swarm_started.elapsed().as_secs_f64()
@@ -437,7 +442,11 @@ async fn run_bot(
     progress.playing.fetch_add(1, Ordering::Relaxed);
     let behaviour = cfg.scenario.for_bot(index);
     let mut mover =
-        Mover::new(behaviour, cfg.seed ^ (index as u64) << 20, cfg.world.xz_bounds(), &cfg.world.spawn_points);
+        Mover::new(behaviour, cfg.seed ^ (index as u64) << 20, cfg.world.xz_bounds(), &cfg.world.spawn_points)
+            .with_builders_role(crate::builders::builds(index), &cfg.world);
+    let mut builder = (behaviour == Scenario::Builders && crate::builders::builds(index))
+        .then(|| crate::builders::Builder::new(index, &cfg.world))
+        .flatten();
     let tick = Duration::from_secs_f32(cfg.sim.dt_s());
     let mut every = tokio::time::interval(tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -455,6 +464,12 @@ async fn run_bot(
         tally.updated(&cfg, &mut result, &frame, client.core().counters(), || client.bytes_in(), &progress);
         if tally.chat_due() {
             let _ = client.chat(ChatChannel::Proximity, format!("hello from bot {index}")).await;
+        }
+        if let Some(b) = builder.as_mut()
+            && let Some(op) = b.next(&frame, tally.played_s())
+            && let Ok(request) = client.edit(op).await
+        {
+            b.sent(request);
         }
         if let Some(why) = client.ended() {
             tally.failed(&mut result, why, &progress);
