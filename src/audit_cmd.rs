@@ -26,6 +26,7 @@ pub fn report_json(r: &pwn_store::audit::AuditReport) -> serde_json::Value {
         "leaves": r.leaves,
         "leases": r.leases,
         "items": r.items,
+        "objects": r.objects,
         "duplicates": r.duplicates,
         "losses": r.losses,
         "other": r.other,
@@ -86,6 +87,7 @@ pub fn run(cfg: &PwnConfig, args: &AuditArgs) -> anyhow::Result<()> {
         println!("  cells owning entities    {:>10}", r.owning_cells);
         println!("  cells / leases           {:>4} / {:<4}", r.leaves, r.leases);
         println!("  items of value           {:>10}", r.items);
+        println!("  world objects            {:>10}", r.objects);
         println!("  duplicates               {:>10}", r.duplicates);
         println!("  losses                   {:>10}", r.losses);
         println!("  other problems           {:>10}", r.other);

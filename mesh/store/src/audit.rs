@@ -1,7 +1,8 @@
 //! The store's own consistency check, for operators (`pwn audit`) and load tests: every
 //! entity has exactly one owner and its cell's index agrees; every owning cell is a leaf of
 //! the partition with a lease; every item of value exists once, in its owner's inventory and
-//! nowhere else, and none has vanished. It reads one consistent snapshot (one transaction),
+//! nowhere else, and none has vanished; every world object is in the position index exactly
+//! once, every index entry names an object, and each player's object count is what it owns. It reads one consistent snapshot (one transaction),
 //! so it can run against a live world.
 
 use crate::api::{RangeOptions, Transaction};
@@ -26,6 +27,8 @@ pub struct AuditReport {
     pub leases: u64,
     /// Items of value.
     pub items: u64,
+    /// World objects.
+    pub objects: u64,
     /// Entities owned twice (two index entries, or an index entry disagreeing with the record).
     pub duplicates: u64,
     /// Entities or items lost (an item id never allocated-then-missing, an owner record with no
@@ -200,7 +203,53 @@ pub fn audit(t: &mut dyn Transaction) -> Result<AuditReport, StoreError> {
             r.problem(losses, format!("item {id} was created and no longer exists"));
         }
     }
+    audit_objects(t, &mut r)?;
     Ok(r)
+}
+
+/// World objects (`crate::objects` `[obj-3]`): indexed once each, no index entry without its
+/// object (a zone loading the cell would skip it), counts that match.
+fn audit_objects(t: &mut dyn Transaction, r: &mut AuditReport) -> Result<(), StoreError> {
+    let mut owned: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut objects = BTreeSet::new();
+    for (k, v) in all(t, "objects")? {
+        match (unpack::<(String, String, u64)>(&k), crate::objects::ObjectRecord::decode(&k, &v)) {
+            (Ok((_, _, id)), Ok(rec)) => {
+                objects.insert(id);
+                *owned.entry(rec.owner).or_default() += 1;
+            }
+            _ => r.problem(Kind::Other, format!("undecodable object {}", crate::keys::describe(&k))),
+        }
+    }
+    r.objects = objects.len() as u64;
+    let mut indexed: BTreeMap<u64, u32> = BTreeMap::new();
+    for (k, _) in all(t, "object_at")? {
+        if let Ok((_, _, _, id)) = unpack::<(String, String, u64, u64)>(&k) {
+            *indexed.entry(id).or_default() += 1;
+        }
+    }
+    for id in &objects {
+        match indexed.get(id) {
+            Some(1) => {}
+            None => r.problem(Kind::Loss, format!("object {id} is in no position index: no zone loads it")),
+            Some(n) => r.problem(Kind::Duplicate, format!("object {id} is in the position index {n} times")),
+        }
+    }
+    for id in indexed.keys().filter(|id| !objects.contains(id)) {
+        r.problem(Kind::Other, format!("the position index names object {id}, which does not exist"));
+    }
+    for (k, v) in all(t, "object_counts")? {
+        let Ok((_, _, player)) = unpack::<(String, String, u64)>(&k) else { continue };
+        let n = <[u8; 8]>::try_from(v.as_slice()).map(i64::from_le_bytes).unwrap_or(-1);
+        let have = owned.remove(&player).unwrap_or(0);
+        if n != have {
+            r.problem(Kind::Other, format!("player {player} is counted {n} objects but owns {have}"));
+        }
+    }
+    for (player, have) in owned {
+        r.problem(Kind::Other, format!("player {player} owns {have} objects but is counted none"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -233,5 +282,42 @@ mod tests {
         assert_eq!(found.duplicates, 2, "{found:?}");
         assert_eq!(found.losses, 1, "{found:?}");
         assert!(found.problems.iter().any(|p| p.contains("item") && p.contains("inventories")));
+    }
+
+    #[test]
+    fn objects_indexed_twice_or_not_at_all_and_wrong_counts_are_found() {
+        use crate::objects::{Bounds, EditDone, ObjectRecord, StoreEdit, edit_once, object_at_key};
+        let store = Store::new(Arc::new(MemoryBackend::new()));
+        let bounds = Bounds { origin_m: [-100.0, -100.0], size_m: [200.0, 200.0] };
+        let record = ObjectRecord {
+            kind: 0,
+            state: 0,
+            owner: 0,
+            position_m: [1.0, 1.0, 1.0],
+            rotation: [0.0, 0.0, 0.0, 1.0],
+            linvel_mps: [0.0; 3],
+            angvel_rps: [0.0; 3],
+            version: 0,
+        };
+        let mut placed = Vec::new();
+        for request in 1..=3 {
+            let edit = StoreEdit::Place { record, per_player_max: 10 };
+            let done = store.transact(|t| edit_once(t, 7, request, &edit, &bounds, |s| Some(100 + s))).unwrap();
+            let EditDone::Applied { id, .. } = done else { panic!("{done:?}") };
+            placed.push(id);
+        }
+        let clean = store.transact(|t| audit(t)).unwrap();
+        assert!(clean.clean(), "{clean:?}");
+        assert_eq!(clean.objects, 3);
+        // One indexed twice, one not at all, an index entry for nothing, a count that is off.
+        store.transact(|t| t.set(&object_at_key(5, placed[0]), b"")).unwrap();
+        let (b, e) = crate::objects::object_at_range(CellKey::ROOT);
+        let entries = store.transact(|t| t.get_range(&b, &e, RangeOptions::default())).unwrap();
+        let second = entries.iter().find(|(k, _)| unpack::<(String, String, u64, u64)>(k).unwrap().3 == placed[1]);
+        store.transact(|t| t.clear(&second.unwrap().0)).unwrap();
+        store.transact(|t| t.set(&object_at_key(9, 4242), b"")).unwrap();
+        store.transact(|t| t.set(&crate::objects::count_key(7), &5i64.to_le_bytes())).unwrap();
+        let found = store.transact(|t| audit(t)).unwrap();
+        assert_eq!((found.duplicates, found.losses, found.other), (1, 1, 2), "{found:?}");
     }
 }
