@@ -20,7 +20,10 @@
 //!   without an input of this player (it arrived late) and repeated its last movement: the
 //!   acknowledged input is predicted again from the last confirmed state, with those ticks run
 //!   as the server ran them (`pwn_sim::Sim::predict_missed_at`, at most
-//!   `MISSED_TICKS_REPLAYED_MAX`), before it is compared. A late input then costs no correction.
+//!   `MISSED_TICKS_REPLAYED_MAX`), before it is compared; the ticks without input may fall
+//!   before or after it (a snapshot lost in between hides which), so each place is tried, the
+//!   tick it was predicted at first, then from the latest. A late input then costs no
+//!   correction.
 
 use glam::Vec3;
 use pwn_proto::WireInput;
@@ -35,6 +38,9 @@ pub const HISTORY_MAX: usize = 120;
 pub const SNAP_DISTANCE_M: f32 = 2.0;
 /// Most server ticks without input replayed between two confirmed inputs (`[predict-5]`).
 pub const MISSED_TICKS_REPLAYED_MAX: u64 = 30;
+/// Ticks an acknowledged input may have landed at that `[predict-5]` tries (a correction that
+/// no place explains costs this many short replays).
+pub const LANDING_TICKS_TRIED_MAX: usize = 8;
 /// Fraction of the remaining visual error removed per second.
 pub const SMOOTHING_PER_S: f32 = 10.0;
 
@@ -238,18 +244,37 @@ impl Predictor {
         self.tick_offset = Some(i64::try_from(tick).unwrap_or(i64::MAX).saturating_sub(i64::from(input_ack)));
         // Predicted at another tick: the inputs after it were too (`[predict-4]`).
         let moved = front.tick != Some(tick);
+        let as_server = |predicted: &PredictedState| {
+            let mut authoritative = predicted.clone();
+            let c = &mut authoritative.character;
+            c.position_m = dequantize_position(server.position);
+            c.velocity_mps = dequantize_velocity(server.velocity);
+            c.yaw_rad = dequantize_yaw(server.yaw);
+            c.health = server.health;
+            authoritative
+        };
         let predicted = match self.confirmed.take() {
-            Some((seq, at, state)) if moved && seq + 1 == input_ack && at < tick => {
-                self.repredict(&state, at, front.input, tick).unwrap_or(front.state)
+            Some((seq, at, state)) if moved && seq.checked_add(1) == Some(input_ack) && at < tick => {
+                // The input landed at some tick after `at` and no later than `tick`, with ticks
+                // without input around it: the tick it was predicted at first, then the latest.
+                let mut candidates: Vec<u64> = front.tick.filter(|t| (at + 1..=tick).contains(t)).into_iter().collect();
+                candidates.extend((at + 1..=tick).rev().take(LANDING_TICKS_TRIED_MAX));
+                candidates.dedup();
+                let mut found = None;
+                let mut latest = None;
+                for landed in candidates {
+                    let Some(p) = self.repredict(&state, at, front.input, landed, tick) else { continue };
+                    if as_server(&p).character == p.character {
+                        found = Some(p);
+                        break;
+                    }
+                    latest.get_or_insert(p);
+                }
+                found.or(latest).unwrap_or(front.state)
             }
             _ => front.state,
         };
-        let mut authoritative = predicted.clone();
-        let c = &mut authoritative.character;
-        c.position_m = dequantize_position(server.position);
-        c.velocity_mps = dequantize_velocity(server.velocity);
-        c.yaw_rad = dequantize_yaw(server.yaw);
-        c.health = server.health;
+        let authoritative = as_server(&predicted);
         self.confirmed = Some((input_ack, tick, authoritative.clone()));
         if authoritative.character == predicted.character {
             self.stats.confirmations += 1;
@@ -267,8 +292,9 @@ impl Predictor {
         Reconciled::Corrected { error_m: error }
     }
 
-    /// `[predict-5]`: the state after `input` applied at `tick`, from `start` confirmed at
-    /// `start_tick`, with the ticks between run without input as the server ran them. `None`
+    /// `[predict-5]`: the state at `tick` after `input` applied at `landed`, from `start`
+    /// confirmed at `start_tick`, with the ticks around it run without input as the server ran
+    /// them. `None`
     /// when too many ticks lie between. Leaves the predicted world at that state (the caller
     /// replays the later inputs).
     fn repredict(
@@ -276,16 +302,20 @@ impl Predictor {
         start: &PredictedState,
         start_tick: u64,
         input: PlayerInput,
+        landed: u64,
         tick: u64,
     ) -> Option<PredictedState> {
         if tick - start_tick > MISSED_TICKS_REPLAYED_MAX {
             return None;
         }
         self.sim.restore_predicted(start);
-        for missed in start_tick + 1..tick {
+        for missed in start_tick + 1..landed {
             self.sim.predict_missed_at(self.me, missed);
         }
-        self.sim.predict_step_at(self.me, input, tick);
+        self.sim.predict_step_at(self.me, input, landed);
+        for missed in (landed..tick).map(|t| t + 1) {
+            self.sim.predict_missed_at(self.me, missed);
+        }
         self.sim.save_predicted(self.me)
     }
 

@@ -223,6 +223,17 @@ impl Sim {
         Ok(())
     }
 
+    /// Holds an object still where it is put (another zone's object held as a ghost: only its
+    /// owner simulates it, so here it is kinematic, moved only by [`Sim::move_object`]).
+    pub fn hold_object(&mut self, id: EntityId) -> Result<(), ObjectRefused> {
+        let o = self.objects.get(&id).ok_or(ObjectRefused::Missing)?;
+        let b = self.physics.bodies.get_mut(o.body).ok_or(ObjectRefused::Missing)?;
+        if b.is_dynamic() {
+            b.set_body_type(RigidBodyType::KinematicPositionBased, true);
+        }
+        Ok(())
+    }
+
     /// Changes an object's state (a door opens: it stops colliding if the state is passable).
     pub fn set_object_state(&mut self, id: EntityId, state: u16) -> Result<(), ObjectRefused> {
         let o = self.objects.get_mut(&id).ok_or(ObjectRefused::Missing)?;

@@ -194,8 +194,8 @@ impl Zone {
         player: EntityId,
         req: &pwn_proto::EditObject,
     ) -> Result<crate::objects::Validated, pwn_proto::EditOutcome> {
-        let v = crate::objects::check(&self.sim, &self.objects, serving, player, req)?;
-        crate::objects::reserve(&mut self.objects, &v);
+        let mut v = crate::objects::check(&self.sim, &self.objects, serving, player, req)?;
+        crate::objects::reserve(&mut self.objects, &mut v);
         Ok(v)
     }
 
@@ -210,9 +210,21 @@ impl Zone {
         crate::objects::finish(&mut self.sim, &mut self.objects, serving, v, outcome)
     }
 
-    /// Places world objects read from the store (`[zobj-5]`): placed, skipped.
-    pub fn place_loaded_objects(&mut self, records: &[(u64, pwn_store::objects::ObjectRecord)]) -> (u32, u32) {
+    /// Places world objects read from the store for a cell this zone now serves (`[zobj-5]`),
+    /// after releasing the ghosts inside it (`inside`: the store says what is there now).
+    /// Returns placed, skipped.
+    pub fn place_loaded_objects(
+        &mut self,
+        records: &[(u64, pwn_store::objects::ObjectRecord)],
+        inside: impl Fn(glam::Vec3) -> bool,
+    ) -> (u32, u32) {
+        crate::objects::drop_ghosts_in(&mut self.sim, &mut self.objects, inside);
         crate::objects::place_loaded(&mut self.sim, &mut self.objects, records)
+    }
+
+    /// Releases the object ghosts `node` sent (`[zobj-6]`: it left the map).
+    pub fn drop_object_ghosts_of(&mut self, node: u64) {
+        crate::objects::drop_ghosts_of(&mut self.sim, &mut self.objects, node);
     }
 
     /// This zone's objects for its neighbours (`crate::objects` `[zobj-6]`), by node.
@@ -244,13 +256,17 @@ impl Zone {
         crate::objects::unload(&mut self.sim, &mut self.objects, inside)
     }
 
-    /// Loads `cell`'s world objects from the store (`[zobj-5]`): placed, skipped.
+    /// Loads `cell`'s world objects from the store (`[zobj-5]`), releasing the ghosts inside
+    /// it first: placed, skipped.
     pub fn load_objects(
         &mut self,
         store: &pwn_store::Store,
         cell: pwn_store::keys::CellKey,
     ) -> Result<(u32, u32), pwn_store::StoreError> {
-        crate::objects::load(store, cell, &mut self.sim, &mut self.objects)
+        let records = crate::objects::read_cell(store, cell)?;
+        let (origin, size) = (self.sim.desc().origin_m, self.sim.desc().size_m);
+        let inside = |p: glam::Vec3| pwn_store::keys::CellKey::containing(cell.level, p.x, p.z, origin, size) == cell;
+        Ok(self.place_loaded_objects(&records, inside))
     }
 
     /// Players in the zone.

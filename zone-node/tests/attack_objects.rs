@@ -537,7 +537,7 @@ fn zobj_5_records_this_world_cannot_hold_are_skipped_not_a_panic() {
         (EntityId::object(1, WALL).0, rec(WALL, 0, [0.0, 1.5, 5.0], up)),
     ];
     let mut zone = Zone::new(Sim::new(world(), SimConfig::default(), 1).unwrap(), ZoneConfig::default());
-    let (placed, skipped) = zone.place_loaded_objects(&records);
+    let (placed, skipped) = zone.place_loaded_objects(&records, |_| false);
     assert_eq!(placed + skipped, records.len() as u32);
     assert_eq!(zone.sim().object_count(), 1);
     assert_eq!(zone.sim().object(EntityId::object(1, WALL)).unwrap().rotation, Quat::IDENTITY);

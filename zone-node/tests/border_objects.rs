@@ -60,7 +60,7 @@ fn ghosts(p: &Pair, from: usize, to: pwn_partitioner::ZoneId, full: bool) -> Obj
         out.clear();
         out.extend(nodes.iter().map(|n| n.0));
     });
-    ObjectGhosts { full, last: true, objects: by_node.remove(&to.0).unwrap_or_default() }
+    ObjectGhosts { full, first: true, last: true, objects: by_node.remove(&to.0).unwrap_or_default() }
 }
 
 /// EAST applies `g` as its shell does: only positions in cells of `sender`, near EAST's cells.
@@ -154,7 +154,7 @@ fn zobj_6_an_object_near_the_border_is_seen_and_felt_across_it_but_edited_only_b
         position_m: at.to_array(),
         rotation: [0.0, 0.0, 0.0, 1.0],
     };
-    let g = ObjectGhosts { full: false, last: true, objects: vec![removed] };
+    let g = ObjectGhosts { full: false, first: true, last: true, objects: vec![removed] };
     assert_eq!(east_applies(&mut p, WEST, &g), 0);
     assert_eq!(p.zones[1].0.sim().object_count(), 0);
 }
@@ -177,23 +177,26 @@ fn zobj_6_a_full_listing_releases_ghosts_it_does_not_name_and_strangers_are_refu
     let mut fake = g.objects[0];
     fake.id = EntityId::object(999, WALL).0;
     fake.position_m = [5.0, 1.5, 104.0];
-    let own_side = ObjectGhosts { full: false, last: true, objects: vec![fake] };
+    let own_side = ObjectGhosts { full: false, first: true, last: true, objects: vec![fake] };
     assert_eq!(east_applies(&mut p, WEST, &own_side), 1);
-    let stranger = ObjectGhosts { full: false, last: true, objects: vec![g.objects[0]] };
+    let stranger = ObjectGhosts { full: false, first: true, last: true, objects: vec![g.objects[0]] };
     assert_eq!(east_applies(&mut p, pwn_partitioner::ZoneId(77), &stranger), 1);
     // Far from EAST's cells: refused too.
     let mut far = g.objects[0];
     far.id = EntityId::object(998, WALL).0;
     far.position_m = [-300.0, 1.5, 104.0];
-    assert_eq!(east_applies(&mut p, WEST, &ObjectGhosts { full: false, last: true, objects: vec![far] }), 1);
+    assert_eq!(
+        east_applies(&mut p, WEST, &ObjectGhosts { full: false, first: true, last: true, objects: vec![far] }),
+        1
+    );
     // An older version never replaces a newer one.
     let mut old = g.objects[0];
     old.version = 0;
     old.position_m = [-1.0, 1.5, 110.0];
-    east_applies(&mut p, WEST, &ObjectGhosts { full: false, last: true, objects: vec![old] });
+    east_applies(&mut p, WEST, &ObjectGhosts { full: false, first: true, last: true, objects: vec![old] });
     assert_eq!(p.zones[1].0.sim().object(EntityId(wall)).unwrap().position_m.z, 104.0);
     // WEST's next full listing no longer names it (removed while a message was lost, say).
-    let empty = ObjectGhosts { full: true, last: true, objects: vec![] };
+    let empty = ObjectGhosts { full: true, first: true, last: true, objects: vec![] };
     assert_eq!(east_applies(&mut p, WEST, &empty), 0);
     assert_eq!(p.zones[1].0.objects().ghost_count(), 0);
     assert_eq!(p.zones[1].0.sim().object_count(), 0);

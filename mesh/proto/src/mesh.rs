@@ -389,6 +389,8 @@ impl WireObject {
 pub struct ObjectGhosts {
     /// A full listing of the sender's objects near the receiver.
     pub full: bool,
+    /// The listing's first message (an earlier listing cut short is forgotten).
+    pub first: bool,
     /// The listing's last message.
     pub last: bool,
     /// At most `OBJECT_GHOSTS_PER_MESSAGE_MAX`.

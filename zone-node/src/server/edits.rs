@@ -31,14 +31,15 @@ impl Edits {
             while let Some(v) = rx.recv().await {
                 let store = store.clone();
                 let started = std::time::Instant::now();
-                let Ok(f) = tokio::task::spawn_blocking(move || {
+                let kept = v.clone();
+                // A commit that panicked is answered as failed: what the edit holds is released
+                // and the worker goes on.
+                let f = tokio::task::spawn_blocking(move || {
                     let outcome = crate::objects::commit(&store, &v, &bounds);
                     (v, outcome)
                 })
                 .await
-                else {
-                    return;
-                };
+                .unwrap_or((kept, Err(EditOutcome::StoreFailed)));
                 metrics::histogram!(crate::objects::TXN_MS_METRIC).record(started.elapsed().as_secs_f64() * 1e3);
                 if done.send(f).await.is_err() {
                     return;

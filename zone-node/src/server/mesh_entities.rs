@@ -151,7 +151,9 @@ impl TickLoop {
                     // objects back to their last checkpoint.
                     match objects {
                         Ok(records) if !mesh.loaded.contains(&cell) => {
-                            let (placed, skipped) = self.zone.place_loaded_objects(&records);
+                            let rect = mesh.territory.tree().rect(cell);
+                            let inside = |p: glam::Vec3| rect.contains(p.x, p.z, 0.0);
+                            let (placed, skipped) = self.zone.place_loaded_objects(&records, inside);
                             tracing::info!(cell = %cell, placed, skipped, "objects of the cell loaded");
                         }
                         Ok(_) => {}
@@ -261,7 +263,7 @@ impl TickLoop {
             };
             let n = chunks.len();
             for (i, chunk) in chunks.into_iter().enumerate() {
-                let g = pwn_proto::ObjectGhosts { full, last: i + 1 == n, objects: chunk.to_vec() };
+                let g = pwn_proto::ObjectGhosts { full, first: i == 0, last: i + 1 == n, objects: chunk.to_vec() };
                 mesh.peers.send(ZoneId(node), Message::ObjectGhosts(g));
             }
         }

@@ -191,6 +191,7 @@ impl TickLoop {
         for gone in holders.into_iter().filter(|n| !listed.contains(n)) {
             self.zone.drop_ghosts_of(gone);
             self.zone.drop_crate_ghosts_of(gone);
+            self.zone.drop_object_ghosts_of(gone.0);
         }
         self.lose_cells(&lost);
     }

@@ -41,6 +41,10 @@ use pwn_store::keys::CellKey;
 use pwn_store::objects::{Bounds, EditDone, EditError, ObjectRecord, StoreEdit};
 use std::collections::BTreeMap;
 
+mod ghosts;
+use ghosts::count_ghost;
+pub use ghosts::{GHOSTS_PER_NEIGHBOUR_MAX, apply_ghosts, drop_ghosts_in, drop_ghosts_of, ghosts_for, wire_of};
+
 /// Farthest a player may be from where an object is, or is to be.
 pub const REACH_M: f32 = 8.0;
 /// Most objects one cell holds.
@@ -92,8 +96,7 @@ impl Footprint {
 /// An edit waiting for the store (`[zobj-4]`).
 #[derive(Clone, Debug, PartialEq)]
 struct Reservation {
-    player: EntityId,
-    request: u64,
+    id: u64,
     object: Option<EntityId>,
     footprint: Option<Footprint>,
 }
@@ -104,10 +107,18 @@ struct Reservation {
 pub struct ObjectBook {
     meta: BTreeMap<EntityId, ObjectMeta>,
     reserved: Vec<Reservation>,
+    /// The last reservation's id.
+    last_reservation: u64,
     /// Neighbours' objects held here (`[zobj-6]`): the node that sent each, and its version.
     ghosts: BTreeMap<EntityId, (u64, u64)>,
     /// Full listings being received, per sending node.
     listing: BTreeMap<u64, std::collections::BTreeSet<EntityId>>,
+    /// Objects neighbours said were removed, newest last (bounded), so a late copy of one is
+    /// not held again.
+    removed: std::collections::BTreeSet<EntityId>,
+    removed_order: std::collections::VecDeque<EntityId>,
+    /// Ghosts held per sending node.
+    ghosts_of: BTreeMap<u64, usize>,
 }
 
 impl ObjectBook {
@@ -165,6 +176,8 @@ pub struct Validated {
     pub op: EditOp,
     /// The space the object will take, when the edit makes it solid somewhere.
     pub footprint: Option<Footprint>,
+    /// What it holds until it is finished (`[zobj-4]`; 0 before `reserve`).
+    pub reservation: u64,
 }
 
 /// What the zone serves: the cell (and its lease epoch) holding a point, if this zone serves
@@ -239,7 +252,7 @@ pub fn check(
     let done = |edit: StoreEdit, fences: Vec<(CellKey, u64)>, footprint: Option<Footprint>| {
         let mut fences = fences;
         fences.dedup();
-        Ok(Validated { player, request: req.request, edit, fences, op: req.op, footprint })
+        Ok(Validated { player, request: req.request, edit, fences, op: req.op, footprint, reservation: 0 })
     };
     if let EditOp::Place { kind, position, yaw, state } = req.op {
         let k = kinds.get(usize::from(kind)).ok_or(EditOutcome::Invalid)?;
@@ -346,9 +359,11 @@ pub fn commit(store: &pwn_store::Store, v: &Validated, bounds: &Bounds) -> Resul
 }
 
 /// Holds the space and object of a validated edit until it is finished (`[zobj-4]`).
-pub fn reserve(book: &mut ObjectBook, v: &Validated) {
+pub fn reserve(book: &mut ObjectBook, v: &mut Validated) {
     let object = v.op.object().map(EntityId);
-    book.reserved.push(Reservation { player: v.player, request: v.request, object, footprint: v.footprint });
+    book.last_reservation += 1;
+    v.reservation = book.last_reservation;
+    book.reserved.push(Reservation { id: v.reservation, object, footprint: v.footprint });
 }
 
 /// Finishes an edit (`[zobj-4]`): releases what it held and, once committed, puts the store's
@@ -361,7 +376,7 @@ pub fn finish(
     v: &Validated,
     outcome: &Result<EditDone, EditOutcome>,
 ) -> u64 {
-    book.reserved.retain(|r| !(r.player == v.player && r.request == v.request));
+    book.reserved.retain(|r| r.id != v.reservation);
     let (id, record) = match *outcome {
         Err(_) => return v.op.object().unwrap_or(0),
         Ok(EditDone::Applied { id, record } | EditDone::AlreadyDone { id, record }) => (EntityId(id), record),
@@ -382,6 +397,11 @@ pub fn finish(
         sim.remove_object(id);
         book.meta.remove(&id);
         return id.0;
+    }
+    if let Some((node, _)) = book.ghosts.remove(&id) {
+        // A neighbour's ghost under this id (planted, or stale): this zone's own object wins.
+        count_ghost(book, node, -1);
+        sim.remove_object(id);
     }
     let applied = match (v.op, sim.object(id)) {
         // A state change leaves a moving object where the simulation has it.
@@ -436,7 +456,9 @@ pub fn place_loaded(sim: &mut Sim, book: &mut ObjectBook, records: &[(u64, Objec
             continue;
         }
         book.meta.insert(id, ObjectMeta { owner: r.owner, version: r.version });
-        book.ghosts.remove(&id);
+        if let Some((node, _)) = book.ghosts.remove(&id) {
+            count_ghost(book, node, -1);
+        }
         placed += 1;
     }
     (placed, skipped)
@@ -448,6 +470,9 @@ pub fn unload(sim: &mut Sim, book: &mut ObjectBook, inside: impl Fn(Vec3) -> boo
     for id in &gone {
         sim.remove_object(*id);
         book.meta.remove(id);
+        if let Some((node, _)) = book.ghosts.remove(id) {
+            count_ghost(book, node, -1);
+        }
     }
     gone.len()
 }
@@ -493,95 +518,4 @@ pub struct ObjectMotion {
     pub version: u64,
     /// Position, rotation, linear and angular velocity.
     pub motion: ([f32; 3], [f32; 4], [f32; 3], [f32; 3]),
-}
-
-/// This zone's objects as a neighbour holds them (`[zobj-6]`), grouped by the nodes `near`
-/// names for each position (the neighbours whose cells are within the ghost margin).
-pub fn ghosts_for(
-    sim: &Sim,
-    book: &ObjectBook,
-    mut near: impl FnMut(Vec3, &mut Vec<u64>),
-) -> BTreeMap<u64, Vec<pwn_proto::WireObject>> {
-    let mut out: BTreeMap<u64, Vec<pwn_proto::WireObject>> = BTreeMap::new();
-    let mut nodes = Vec::new();
-    for o in sim.objects() {
-        let Some(meta) = book.get(o.id) else { continue };
-        near(o.position_m, &mut nodes);
-        for node in &nodes {
-            out.entry(*node).or_default().push(wire_of(&o, meta.version));
-        }
-    }
-    out
-}
-
-/// One object for a neighbour (`None` view: removed).
-pub fn wire_of(o: &pwn_sim::ObjectView, version: u64) -> pwn_proto::WireObject {
-    pwn_proto::WireObject {
-        id: o.id.0,
-        state: o.state,
-        version,
-        removed: false,
-        position_m: o.position_m.to_array(),
-        rotation: o.rotation.to_array(),
-    }
-}
-
-/// Applies a neighbour's ghosts (`[zobj-6]`): `from` is the sending node; `accept` says whether
-/// a position lies in a cell `from` serves and near this zone's cells. Returns how many were
-/// refused.
-pub fn apply_ghosts(
-    sim: &mut Sim,
-    book: &mut ObjectBook,
-    from: u64,
-    g: &pwn_proto::ObjectGhosts,
-    accept: impl Fn(Vec3) -> bool,
-) -> u32 {
-    let mut refused = 0;
-    for o in &g.objects {
-        let id = EntityId(o.id);
-        let at = Vec3::from(o.position_m);
-        if book.meta.contains_key(&id) || !id.is_object() || !accept(at) {
-            refused += 1;
-            continue;
-        }
-        if g.full {
-            book.listing.entry(from).or_default().insert(id);
-        }
-        if o.removed {
-            if book.ghosts.remove(&id).is_some() {
-                sim.remove_object(id);
-            }
-            continue;
-        }
-        if book.ghosts.get(&id).is_some_and(|(_, v)| *v >= o.version) {
-            continue;
-        }
-        let kind = id.object_kind().unwrap_or(u16::MAX);
-        let r = ObjectRecord {
-            state: o.state,
-            version: o.version,
-            rotation: o.rotation,
-            ..record_of(kind, o.state, at, Quat::IDENTITY)
-        };
-        match place_record(sim, id, &r) {
-            Ok(()) => {
-                book.ghosts.insert(id, (from, o.version));
-            }
-            Err(_) => refused += 1,
-        }
-    }
-    if g.full && g.last {
-        let listed = book.listing.remove(&from).unwrap_or_default();
-        let stale: Vec<EntityId> = book
-            .ghosts
-            .iter()
-            .filter(|(id, (node, _))| *node == from && !listed.contains(id))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stale {
-            book.ghosts.remove(&id);
-            sim.remove_object(id);
-        }
-    }
-    refused
 }
