@@ -4,100 +4,16 @@
 
 mod common;
 
-use common::{EAST, Pair, WEST, field, pair, place};
+use common::objects::{BLOCK, Served, WALL, east_applies, edit, ghosts, objects_world as world};
+use common::{EAST, Pair, WEST, pair, place};
 use glam::{Quat, Vec3};
-use pwn_partitioner::{Epoch, ZoneId};
+use pwn_partitioner::ZoneId;
 use pwn_proto::{EditObject, EditOp, EditOutcome, ObjectGhosts, WireObject};
-use pwn_sim::object::Editors;
 use pwn_sim::quantize::quantize_position;
-use pwn_sim::{EntityId, InputSeq, ObjectKind, Sim, WorldDesc};
-use pwn_store::keys::CellKey;
+use pwn_sim::{EntityId, InputSeq};
 use pwn_store::objects::Bounds;
-use pwn_zone_node::objects::{Serving, commit};
-use pwn_zone_node::territory::Territory;
+use pwn_zone_node::objects::commit;
 use pwn_zone_node::zone::Zone;
-
-const WALL: u16 = 0;
-const BLOCK: u16 = 1;
-
-fn world() -> WorldDesc {
-    let wall = ObjectKind {
-        name: "wall".into(),
-        half_extents_m: [2.0, 1.5, 0.2],
-        dynamic: false,
-        density_kgpm3: 100.0,
-        states: 1,
-        passable_states: vec![],
-        editors: Editors::Anyone,
-    };
-    let block = ObjectKind {
-        name: "block".into(),
-        half_extents_m: [0.5, 0.5, 0.5],
-        dynamic: true,
-        density_kgpm3: 60.0,
-        states: 1,
-        passable_states: vec![],
-        editors: Editors::Anyone,
-    };
-    WorldDesc { crates: Vec::new(), object_kinds: vec![wall, block], ..field() }
-}
-
-struct Served<'a> {
-    territory: &'a Territory,
-    epochs: &'a [(CellKey, ZoneId, Epoch)],
-    me: ZoneId,
-}
-
-impl Serving for Served<'_> {
-    fn cell_at(&self, x: f32, z: f32) -> Option<(CellKey, u64)> {
-        let leaf = self.territory.tree().leaf_at(x, z);
-        self.epochs.iter().find(|(c, n, _)| *c == leaf && *n == self.me).map(|(c, _, e)| (*c, e.0))
-    }
-    fn objects_in(&self, sim: &Sim, _cell: CellKey) -> usize {
-        sim.object_count()
-    }
-}
-
-/// What `send_object_ghosts` sends `to` from zone `from` (one message).
-fn ghosts(p: &Pair, from: usize, to: ZoneId, full: bool) -> ObjectGhosts {
-    let (zone, territory) = &p.zones[from];
-    let mut by_node = zone.object_ghosts_for(|at, out| {
-        let mut nodes = Vec::new();
-        territory.ghost_targets(at.x, at.z, &mut nodes);
-        out.clear();
-        out.extend(nodes.iter().map(|n| n.0));
-    });
-    ObjectGhosts { full, first: true, last: true, objects: by_node.remove(&to.0).unwrap_or_default() }
-}
-
-/// EAST applies `g` as its shell does (`mesh_entities.rs`).
-fn east_applies(p: &mut Pair, sender: ZoneId, g: &ObjectGhosts) -> u32 {
-    let (zone, territory) = &mut p.zones[1];
-    let margin = territory.config().ghost_margin_m;
-    let accept = |at: Vec3| {
-        let tree = territory.tree();
-        territory.owner(tree.leaf_at(at.x, at.z)).is_some_and(|(n, _)| n == sender)
-            && tree.leaves().any(|c| {
-                territory.owner(c).is_some_and(|(n, _)| n == EAST) && tree.rect(c).distance(at.x, at.z) <= margin
-            })
-    };
-    zone.apply_object_ghosts(sender.0, g, accept)
-}
-
-fn edit(p: &mut Pair, side: usize, player: u64, request: u64, op: EditOp) -> (EditOutcome, u64) {
-    let me = [WEST, EAST][side];
-    let epochs = p.epochs.clone();
-    let bounds = Bounds { origin_m: world().origin_m, size_m: world().size_m };
-    let (zone, territory) = &mut p.zones[side];
-    let served = Served { territory, epochs: &epochs, me };
-    let v = match zone.check_edit(&served, EntityId(player), &EditObject { request, op }) {
-        Ok(v) => v,
-        Err(why) => return (why, 0),
-    };
-    let outcome = commit(&p.store, &v, &bounds);
-    let object = zone.finish_edit(&served, &v, &outcome);
-    (outcome.map_or_else(|e| e, |_| EditOutcome::Committed), object)
-}
 
 fn settle(zone: &mut Zone) {
     for _ in 0..20 {

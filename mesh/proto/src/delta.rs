@@ -75,7 +75,7 @@ pub struct EntityState {
     pub health: u16,
 }
 
-pub use crate::view::View;
+pub use crate::view::{UpdateCounts, View};
 
 fn changed<T: PartialEq + Copy>(old: Option<T>, new: T) -> Option<T> {
     if old == Some(new) { None } else { Some(new) }
@@ -231,16 +231,6 @@ impl ReceivedViews {
     pub fn shared(&self, tick: u64) -> Option<std::sync::Arc<View>> {
         self.views.get(&tick).cloned()
     }
-}
-
-/// Entity updates one snapshot carried.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct UpdateCounts {
-    /// Every entity update.
-    pub all: usize,
-    /// Updates of world objects the receiver already held (ids in the object range, in the
-    /// baseline): a change, or a dynamic object moving; an object at rest never has one.
-    pub objects: usize,
 }
 
 const HAS_POSITION: u8 = 1;

@@ -7,6 +7,16 @@
 
 use crate::delta::EntityState;
 
+/// Entity updates one snapshot carried.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateCounts {
+    /// Every entity update.
+    pub all: usize,
+    /// Updates of world objects the receiver already held (ids in the object range, in the
+    /// baseline): a change, or a dynamic object moving; an object at rest never has one.
+    pub objects: usize,
+}
+
 /// Entity states sorted by id, at most one per id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct View {

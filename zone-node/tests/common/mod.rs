@@ -5,6 +5,8 @@
 // Each test binary uses part of it.
 #![allow(dead_code)]
 
+pub mod objects;
+
 use glam::Vec3;
 use pwn_partitioner::{Epoch, Quadtree, ZoneId};
 use pwn_sim::{CrateDesc, EntityId, Sim, SimConfig, WorldDesc};
