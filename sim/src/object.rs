@@ -234,6 +234,17 @@ impl Sim {
         Ok(())
     }
 
+    /// Lets a held object move again (its kind dynamic): the opposite of [`Sim::hold_object`].
+    pub fn free_object(&mut self, id: EntityId) -> Result<(), ObjectRefused> {
+        let o = self.objects.get(&id).ok_or(ObjectRefused::Missing)?;
+        let dynamic = self.desc.object_kinds.get(usize::from(o.kind)).is_some_and(|k| k.dynamic);
+        let b = self.physics.bodies.get_mut(o.body).ok_or(ObjectRefused::Missing)?;
+        if dynamic && !b.is_dynamic() {
+            b.set_body_type(RigidBodyType::Dynamic, true);
+        }
+        Ok(())
+    }
+
     /// Changes an object's state (a door opens: it stops colliding if the state is passable).
     pub fn set_object_state(&mut self, id: EntityId, state: u16) -> Result<(), ObjectRefused> {
         let o = self.objects.get_mut(&id).ok_or(ObjectRefused::Missing)?;

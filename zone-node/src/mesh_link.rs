@@ -346,6 +346,12 @@ pub(crate) enum Job {
         /// The tick it was asked at.
         tick: u64,
     },
+    /// Commit a dynamic object's change of hands (`crate::objects` `[zobj-7]`).
+    ObjectDeparture {
+        departure: crate::objects::ObjectDeparture,
+        from_cells: Vec<(CellKey, u64)>,
+        bounds: pwn_store::objects::Bounds,
+    },
     /// Commit a crate's departure, fenced by the giving cell's epoch.
     CrateHandoff {
         departure: CrateDeparture,
@@ -373,6 +379,10 @@ pub(crate) enum Committed {
         result: Result<CellCrates, OwnershipError>,
         /// The cell's world objects (`crate::objects` `[zobj-5]`).
         objects: Result<Vec<(u64, pwn_store::objects::ObjectRecord)>, pwn_store::StoreError>,
+    },
+    ObjectDeparture {
+        departure: crate::objects::ObjectDeparture,
+        result: Result<pwn_store::objects::ObjectRecord, pwn_proto::EditOutcome>,
     },
     CrateHandoff {
         departure: CrateDeparture,
@@ -436,6 +446,10 @@ impl Committer {
                         let result = crate::persist::load_cell_crates(&store, cell, epoch, rect, &placed);
                         let objects = crate::objects::read_cell(&store, cell);
                         Committed::Crates { cell, epoch, tick, result, objects }
+                    }
+                    Job::ObjectDeparture { departure, from_cells, bounds } => {
+                        let result = crate::objects::commit_departure(&store, &departure, &from_cells, &bounds);
+                        Committed::ObjectDeparture { departure, result }
                     }
                     Job::CrateHandoff { departure, from_epoch, from_rect, bounds } => {
                         let result =

@@ -222,6 +222,41 @@ impl Zone {
         crate::objects::place_loaded(&mut self.sim, &mut self.objects, records)
     }
 
+    /// This zone's dynamic objects now in another zone's cell, held still until their change
+    /// of hands is committed (`crate::objects` `[zobj-7]`).
+    pub fn object_border_pass(
+        &mut self,
+        territory: &crate::territory::Territory,
+    ) -> Vec<crate::objects::ObjectDeparture> {
+        crate::objects::border_pass(&mut self.sim, &mut self.objects, territory)
+    }
+
+    /// A departure's outcome (`[zobj-7]`); the message for the taking zone when committed.
+    pub fn object_departed(
+        &mut self,
+        d: &crate::objects::ObjectDeparture,
+        result: &Result<pwn_store::objects::ObjectRecord, pwn_proto::EditOutcome>,
+    ) -> Option<pwn_proto::HandoffObject> {
+        crate::objects::departed(&mut self.sim, &mut self.objects, d, result)
+    }
+
+    /// An object a neighbour handed over (`[zobj-7]`; the shell checked cell and epoch).
+    pub fn arrive_object(&mut self, h: &pwn_proto::HandoffObject) -> bool {
+        crate::objects::arrive(&mut self.sim, &mut self.objects, h)
+    }
+
+    /// Puts an object at a pose in the simulation only (tools, tests: the store is not written;
+    /// a dynamic object moves on from there).
+    pub fn set_object_motion(
+        &mut self,
+        id: EntityId,
+        position: glam::Vec3,
+        linvel: glam::Vec3,
+    ) -> Result<(), pwn_sim::ObjectRefused> {
+        let rotation = self.sim.object(id).map_or(glam::Quat::IDENTITY, |o| o.rotation);
+        self.sim.set_object_motion(id, position, rotation, linvel, glam::Vec3::ZERO)
+    }
+
     /// Releases the object ghosts `node` sent (`[zobj-6]`: it left the map).
     pub fn drop_object_ghosts_of(&mut self, node: u64) {
         crate::objects::drop_ghosts_of(&mut self.sim, &mut self.objects, node);

@@ -13,6 +13,8 @@ use pwn_proto::delta::ReceivedViews;
 use pwn_proto::{EditOp, EditOutcome, ObjectGhosts};
 use pwn_sim::quantize::quantize_position;
 use pwn_sim::{EntityId, InputSeq};
+use pwn_store::keys::CellKey;
+use pwn_store::objects::Bounds;
 use pwn_zone_node::zone::Zone;
 
 fn settle(zone: &mut Zone) {
@@ -123,4 +125,71 @@ fn zobj_6_a_full_listing_releases_ghosts_it_does_not_name_and_strangers_are_refu
     assert_eq!(east_applies(&mut p, WEST, &empty), 0);
     assert_eq!(p.zones[1].0.objects().ghost_count(), 0);
     assert_eq!(p.zones[1].0.sim().object_count(), 0);
+}
+
+#[test]
+fn zobj_7_a_block_pushed_across_the_border_changes_hands_exactly_once() {
+    use common::objects::BLOCK;
+    let mut p = pair(world());
+    {
+        let (z, t) = &mut p.zones[0];
+        place(z, t, 1, [-3.0, 1.0, 100.0]);
+        settle(z);
+    }
+    let op = EditOp::Place { kind: BLOCK, position: quantize_position(Vec3::new(-2.0, 0.5, 104.0)), yaw: 0, state: 0 };
+    let (outcome, block) = edit(&mut p, 0, 1, 1, op);
+    assert_eq!(outcome, EditOutcome::Committed);
+    let block = EntityId(block);
+    let bounds = Bounds { origin_m: world().origin_m, size_m: world().size_m };
+    let west_cells: Vec<(CellKey, u64)> =
+        p.epochs.iter().filter(|(_, n, _)| *n == WEST).map(|(c, _, e)| (*c, e.0)).collect();
+    // Just over the border, within the hysteresis: it stays WEST's.
+    let (west, wt) = &mut p.zones[0];
+    west.set_object_motion(block, Vec3::new(1.0, 0.5, 104.0), Vec3::ZERO).unwrap();
+    assert!(west.object_border_pass(wt).is_empty());
+    // Pushed (here: put) well into EAST's cell.
+    west.set_object_motion(block, Vec3::new(6.0, 0.5, 104.0), Vec3::ZERO).unwrap();
+    let departures = west.object_border_pass(wt);
+    assert_eq!(departures.len(), 1, "{departures:?}");
+    let d = departures[0];
+    assert_eq!(d.node, EAST.0);
+    // A departure the store refuses (a stale epoch for the taking cell): it stays in WEST.
+    let mut stale = d;
+    stale.to.1 = 999;
+    let refused = pwn_zone_node::objects::commit_departure(&p.store, &stale, &west_cells, &bounds);
+    assert!(refused.is_err());
+    // The real one commits once; a retry finds it done; WEST lets go once.
+    let committed = pwn_zone_node::objects::commit_departure(&p.store, &d, &west_cells, &bounds);
+    let again = pwn_zone_node::objects::commit_departure(&p.store, &d, &west_cells, &bounds);
+    assert_eq!(committed, again);
+    let west = &mut p.zones[0].0;
+    let h = west.object_departed(&d, &committed).expect("the handoff message");
+    assert!(west.object_departed(&d, &again).is_none(), "handed over twice");
+    assert!(west.sim().object(block).is_none() && west.objects().get(block).is_none());
+    // EAST adopts it as its own, at the store's version.
+    let east = &mut p.zones[1].0;
+    assert!(east.arrive_object(&h));
+    assert!(!east.arrive_object(&h), "adopted twice");
+    assert_eq!(east.objects().get(block).map(|m| m.version), Some(2));
+    assert!(!east.objects().is_ghost(block));
+    // The store holds it once, in EAST's cell: a fresh EAST loads it, a fresh WEST does not.
+    let east_cells: Vec<CellKey> = p.epochs.iter().filter(|(_, n, _)| *n == EAST).map(|(c, _, _)| *c).collect();
+    let mut fresh_east = pwn_zone_node::zone::Zone::new(
+        pwn_sim::Sim::new(world(), pwn_sim::SimConfig::default(), 1).unwrap(),
+        Default::default(),
+    );
+    let mut fresh_west = pwn_zone_node::zone::Zone::new(
+        pwn_sim::Sim::new(world(), pwn_sim::SimConfig::default(), 1).unwrap(),
+        Default::default(),
+    );
+    for c in &east_cells {
+        fresh_east.load_objects(&p.store, *c).unwrap();
+    }
+    for (c, _) in &west_cells {
+        fresh_west.load_objects(&p.store, *c).unwrap();
+    }
+    assert!(fresh_east.sim().object(block).is_some());
+    assert!(fresh_west.sim().object(block).is_none());
+    let audit = p.store.transact(|t| pwn_store::audit::audit(t)).unwrap();
+    assert!(audit.clean(), "{audit:?}");
 }

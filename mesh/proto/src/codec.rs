@@ -136,6 +136,7 @@ pub fn kind_size_max(tag: u8) -> Option<usize> {
         77 => 16 + crate::mesh::CRATE_GHOSTS_PER_MESSAGE_MAX * 64,    // CrateGhosts
         78 => 64 + 64,                                                // HandoffCrate
         79 => 16 + crate::mesh::OBJECT_GHOSTS_PER_MESSAGE_MAX * 48,   // ObjectGhosts
+        80 => 128,                                                    // HandoffObject
         _ => return None,
     })
 }
@@ -212,6 +213,7 @@ pub fn validate(m: &Message) -> Result<(), Violation> {
             finite("crate_ghosts.crates", g.crates.iter().all(|c| c.is_finite()))
         }
         Message::HandoffCrate(h) => finite("handoff_crate.state", h.state.is_finite()),
+        Message::HandoffObject(h) => finite("handoff_object", h.is_finite()),
         Message::ObjectGhosts(g) => {
             too_long("object_ghosts.objects", g.objects.len(), crate::mesh::OBJECT_GHOSTS_PER_MESSAGE_MAX)?;
             finite("object_ghosts.objects", g.objects.iter().all(|o| o.is_finite()))

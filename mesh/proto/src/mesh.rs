@@ -396,3 +396,28 @@ pub struct ObjectGhosts {
     /// At most `OBJECT_GHOSTS_PER_MESSAGE_MAX`.
     pub objects: Vec<WireObject>,
 }
+
+/// Zone to zone, after the store committed it (pwn-zone-node `[zobj-7]`): a dynamic object the
+/// sender simulated moved into the receiver's cell and is the receiver's now, in this state.
+#[derive(Readable, Writable, Copy, Clone, Debug, PartialEq)]
+pub struct HandoffObject {
+    /// The object as it left (its version the one the store now holds).
+    pub object: WireObject,
+    /// The player who placed it.
+    pub owner: u64,
+    /// Linear velocity.
+    pub linvel_mps: [f32; 3],
+    /// Angular velocity.
+    pub angvel_rps: [f32; 3],
+    /// The taking cell.
+    pub to_cell: WireCell,
+    /// The taking cell's lease epoch the handoff was fenced by.
+    pub to_epoch: u64,
+}
+
+impl HandoffObject {
+    /// Whether every float is finite.
+    pub fn is_finite(&self) -> bool {
+        self.object.is_finite() && self.linvel_mps.iter().chain(&self.angvel_rps).all(|v| v.is_finite())
+    }
+}

@@ -587,4 +587,7 @@ pub enum Message {
     /// A zone's world objects near a neighbour (zone link, stream).
     #[speedy(tag = 79)]
     ObjectGhosts(crate::mesh::ObjectGhosts),
+    /// A dynamic object handed to a neighbour after the store committed it (zone link, stream).
+    #[speedy(tag = 80)]
+    HandoffObject(crate::mesh::HandoffObject),
 }

@@ -19,7 +19,10 @@
 //! - `[obj-3]` record, index and the owner's count change in one transaction, so they always
 //!   agree; a player owns at most the caller's limit;
 //! - `[obj-4]` a checkpoint of a dynamic object's motion ([`save_motion`]) writes only while
-//!   the record's version is the one the simulation holds, so it never undoes a committed edit.
+//!   the record's version is the one the simulation holds, so it never undoes a committed edit;
+//! - `[obj-5]` a dynamic object that moved into another zone's cell changes hands in one
+//!   transaction fenced by both cells' leases and its version ([`move_across`]): its record and
+//!   index move to where it left, at the next version, exactly once.
 
 use crate::api::{AsStoreError, RangeOptions, Transaction};
 use crate::error::StoreError;
@@ -412,4 +415,44 @@ pub fn objects_in(t: &mut dyn Transaction, cell: CellKey, after: Option<&[u8]>) 
         }
     }
     Ok((out, next))
+}
+
+/// A dynamic object moved by the simulation into a cell of another zone: its record takes the
+/// pose it left at and the next version, and its index entry moves, in one transaction fenced by
+/// the lease of the cell its record is in (one of `from_cells`, the giving zone's) and of the
+/// taking cell `to` (`[obj-5]`). Run again after a commit whose outcome was unknown, it finds
+/// the record already moved and returns it. Returns the record as it now is.
+pub fn move_across(
+    t: &mut dyn Transaction,
+    id: u64,
+    expect_version: u64,
+    motion: ([f32; 3], [f32; 4], [f32; 3], [f32; 3]),
+    from_cells: &[(CellKey, u64)],
+    to: (CellKey, u64),
+    bounds: &Bounds,
+) -> Result<ObjectRecord, EditError> {
+    let old = get(t, id)?.ok_or(EditError::Missing)?;
+    let (position_m, rotation, linvel_mps, angvel_rps) = motion;
+    if old.version == expect_version.saturating_add(1) && old.position_m == position_m {
+        return Ok(old);
+    }
+    if old.version != expect_version {
+        return Err(EditError::Stale);
+    }
+    let [x, _, z] = old.position_m;
+    let from = from_cells
+        .iter()
+        .find(|(c, _)| CellKey::containing(c.level, x, z, bounds.origin_m, bounds.size_m) == *c)
+        .ok_or(EditError::NotAllowed)?;
+    crate::fence::check_lease(t, from.0, from.1)?;
+    crate::fence::check_lease(t, to.0, to.1)?;
+    let [nx, _, nz] = position_m;
+    if CellKey::containing(to.0.level, nx, nz, bounds.origin_m, bounds.size_m) != to.0 {
+        return Err(EditError::NotAllowed);
+    }
+    let new = ObjectRecord { position_m, rotation, linvel_mps, angvel_rps, version: old.version + 1, ..old };
+    t.clear(&bounds.index_key(id, old.position_m))?;
+    t.set(&bounds.index_key(id, new.position_m), b"")?;
+    t.set(&object_key(id), &new.encode())?;
+    Ok(new)
 }

@@ -30,7 +30,9 @@
 //!   owner sends each committed edit near a border at once, and every few seconds a full listing
 //!   (ghosts it no longer names are released); a ghost only moves to a newer version, only from
 //!   the zone serving the cell it is in, only near this zone's cells, and is never edited,
-//!   checkpointed or loaded as this zone's own.
+//!   checkpointed or loaded as this zone's own;
+//! - `[zobj-7]` a dynamic object the simulation moves into another zone's cell (past the
+//!   hysteresis) changes hands exactly once (`handoff`).
 
 use glam::{Quat, Vec3};
 use pwn_proto::{EditObject, EditOp, EditOutcome};
@@ -42,8 +44,10 @@ use pwn_store::objects::{Bounds, EditDone, EditError, ObjectRecord, StoreEdit};
 use std::collections::BTreeMap;
 
 mod ghosts;
+mod handoff;
 use ghosts::count_ghost;
 pub use ghosts::{GHOSTS_PER_NEIGHBOUR_MAX, apply_ghosts, drop_ghosts_in, drop_ghosts_of, ghosts_for, wire_of};
+pub use handoff::{DEPARTURE_RETRY_TICKS, ObjectDeparture, arrive, border_pass, commit_departure, departed};
 
 /// Farthest a player may be from where an object is, or is to be.
 pub const REACH_M: f32 = 8.0;
@@ -119,6 +123,10 @@ pub struct ObjectBook {
     removed_order: std::collections::VecDeque<EntityId>,
     /// Ghosts held per sending node.
     ghosts_of: BTreeMap<u64, usize>,
+    /// Objects whose change of hands is being committed (`[zobj-7]`).
+    departing: std::collections::BTreeSet<EntityId>,
+    /// Objects whose departure was refused, and the tick they may try again.
+    retry_at: BTreeMap<EntityId, u64>,
 }
 
 impl ObjectBook {

@@ -51,6 +51,8 @@ impl TickLoop {
                 let _ = mesh.committer.submit(Self::load_crates(mesh, cell, epoch, tick));
             }
         }
+        self.objects_border();
+        let Some(mesh) = &self.mesh else { return };
         for (node, h) in self.zone.projectiles_leaving(&mesh.territory) {
             mesh.peers.send(node, Message::HandoffProjectile(h));
         }
@@ -106,6 +108,20 @@ impl TickLoop {
                 self.zone.apply_border_event(&e);
             }
             Message::CrateGhosts(g) => self.zone.apply_crate_ghosts(from, g.tick, g.complete, &g.crates),
+            Message::HandoffObject(h) => {
+                // `[zobj-7]`: into a cell this zone serves at the epoch the commit was fenced by.
+                let cell = CellKey { level: h.to_cell.level, path: h.to_cell.path };
+                let [x, _, z] = h.object.position_m;
+                if mesh.serving(cell) != Some(Epoch(h.to_epoch))
+                    || mesh.territory.tree().leaf_at(x, z) != cell
+                    || !self.zone.arrive_object(&h)
+                {
+                    // The store names where it is; that cell's owner loads it.
+                    tracing::warn!(object = h.object.id, cell = %cell, from = %from, "object handoff refused");
+                    return refused();
+                }
+                metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in", "kind" => "object").increment(1);
+            }
             Message::ObjectGhosts(g) => {
                 // `[zobj-6]`: only the sender's own cells, only near this zone's.
                 let margin = mesh.territory.config().ghost_margin_m;
@@ -266,6 +282,31 @@ impl TickLoop {
                 let g = pwn_proto::ObjectGhosts { full, first: i == 0, last: i + 1 == n, objects: chunk.to_vec() };
                 mesh.peers.send(ZoneId(node), Message::ObjectGhosts(g));
             }
+        }
+    }
+
+    /// Dynamic objects that moved into a neighbour's cell go to the committer (`[zobj-7]`).
+    fn objects_border(&mut self) {
+        let Some(mesh) = &self.mesh else { return };
+        let departures = self.zone.object_border_pass(&mesh.territory);
+        if departures.is_empty() {
+            return;
+        }
+        let now = mesh.now_ms();
+        let from_cells: Vec<(CellKey, u64)> =
+            mesh.held.cells().filter(|(_, h)| now < h.valid_until_ms).map(|(c, h)| (c, h.epoch.0)).collect();
+        let b = SimBounds::of(self.zone.sim());
+        let bounds = pwn_store::objects::Bounds { origin_m: b.origin_m, size_m: b.size_m };
+        let mut failed = Vec::new();
+        for departure in departures {
+            let job = Job::ObjectDeparture { departure, from_cells: from_cells.clone(), bounds };
+            if !mesh.committer.submit(job) {
+                failed.push(departure);
+            }
+        }
+        for d in failed {
+            // Not queued: it stays here and tries again later.
+            self.zone.object_departed(&d, &Err(pwn_proto::EditOutcome::Busy));
         }
     }
 }

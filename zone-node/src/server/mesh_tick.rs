@@ -408,6 +408,13 @@ impl TickLoop {
                 }
             }
             done @ (Committed::Crates { .. } | Committed::CrateHandoff { .. }) => self.on_crates_committed(done),
+            Committed::ObjectDeparture { departure, result } => {
+                if let Some(h) = self.zone.object_departed(&departure, &result) {
+                    metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "out", "kind" => "object")
+                        .increment(1);
+                    mesh.peers.send(ZoneId(departure.node), Message::HandoffObject(h));
+                }
+            }
             Committed::Claim { player, cell, result } => {
                 if let Err(e) = result {
                     // Another cell owns it: it is not ours to simulate.
