@@ -121,6 +121,9 @@ impl TickLoop {
                     return refused();
                 }
                 metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in", "kind" => "object").increment(1);
+                // The zone it came from (and any other near it) holds it as a ghost at once.
+                let at = glam::Vec3::from(h.object.position_m);
+                self.send_object_ghosts(false, Some(&[(EntityId(h.object.id), at)]));
             }
             Message::ObjectGhosts(g) => {
                 // `[zobj-6]`: only the sender's own cells, only near this zone's.
