@@ -346,6 +346,8 @@ pub(crate) enum Job {
         /// The tick it was asked at.
         tick: u64,
     },
+    /// Read an object a neighbour says it handed over, before adopting it (`[zobj-7]`).
+    AdoptObject { handoff: pwn_proto::HandoffObject },
     /// Commit a dynamic object's change of hands (`crate::objects` `[zobj-7]`).
     ObjectDeparture {
         departure: crate::objects::ObjectDeparture,
@@ -383,6 +385,10 @@ pub(crate) enum Committed {
     ObjectDeparture {
         departure: crate::objects::ObjectDeparture,
         result: Result<pwn_store::objects::ObjectRecord, pwn_proto::EditOutcome>,
+    },
+    AdoptObject {
+        handoff: pwn_proto::HandoffObject,
+        stored: Result<Option<pwn_store::objects::ObjectRecord>, pwn_store::StoreError>,
     },
     CrateHandoff {
         departure: CrateDeparture,
@@ -446,6 +452,10 @@ impl Committer {
                         let result = crate::persist::load_cell_crates(&store, cell, epoch, rect, &placed);
                         let objects = crate::objects::read_cell(&store, cell);
                         Committed::Crates { cell, epoch, tick, result, objects }
+                    }
+                    Job::AdoptObject { handoff } => {
+                        let stored = store.transact(|t| pwn_store::objects::get(t, handoff.object.id));
+                        Committed::AdoptObject { handoff, stored }
                     }
                     Job::ObjectDeparture { departure, from_cells, bounds } => {
                         let result = crate::objects::commit_departure(&store, &departure, &from_cells, &bounds);

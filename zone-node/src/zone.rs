@@ -240,9 +240,15 @@ impl Zone {
         crate::objects::departed(&mut self.sim, &mut self.objects, d, result)
     }
 
-    /// An object a neighbour handed over (`[zobj-7]`; the shell checked cell and epoch).
-    pub fn arrive_object(&mut self, h: &pwn_proto::HandoffObject) -> bool {
-        crate::objects::arrive(&mut self.sim, &mut self.objects, h)
+    /// An object a neighbour handed over (`[zobj-7]`), adopted only as the store holds it
+    /// (`stored`, read after the message came) in a cell `serves` names.
+    pub fn arrive_object(
+        &mut self,
+        h: &pwn_proto::HandoffObject,
+        stored: Option<&pwn_store::objects::ObjectRecord>,
+        serves: impl Fn(glam::Vec3) -> bool,
+    ) -> bool {
+        crate::objects::arrive(&mut self.sim, &mut self.objects, h, stored, serves)
     }
 
     /// Puts an object at a pose in the simulation only (tools, tests: the store is not written;

@@ -167,9 +167,9 @@ fn zobj_7_a_block_pushed_across_the_border_changes_hands_exactly_once() {
     assert!(west.object_departed(&d, &again).is_none(), "handed over twice");
     assert!(west.sim().object(block).is_none() && west.objects().get(block).is_none());
     // EAST adopts it as its own, at the store's version.
+    assert!(common::objects::adopt(&mut p, 1, &h));
+    assert!(!common::objects::adopt(&mut p, 1, &h), "adopted twice");
     let east = &mut p.zones[1].0;
-    assert!(east.arrive_object(&h));
-    assert!(!east.arrive_object(&h), "adopted twice");
     assert_eq!(east.objects().get(block).map(|m| m.version), Some(2));
     assert!(!east.objects().is_ghost(block));
     // The store holds it once, in EAST's cell: a fresh EAST loads it, a fresh WEST does not.

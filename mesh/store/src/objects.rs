@@ -356,6 +356,19 @@ fn checked(
     Ok(old)
 }
 
+/// Whether a pose is one a zone can load: finite, a unit rotation, inside the bounds.
+fn loadable(position_m: [f32; 3], rotation: [f32; 4], linvel: [f32; 3], angvel: [f32; 3], bounds: &Bounds) -> bool {
+    let finite = position_m.iter().chain(&rotation).chain(&linvel).chain(&angvel).all(|v| v.is_finite());
+    let unit = (rotation.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 0.01;
+    let [x0, z0] = bounds.origin_m;
+    let inside = position_m[0] >= x0
+        && position_m[2] >= z0
+        && position_m[0] < x0 + bounds.size_m[0]
+        && position_m[2] < z0 + bounds.size_m[1]
+        && position_m[1].abs() <= 4096.0;
+    finite && unit && inside
+}
+
 /// Writes a dynamic object's motion if its record is still at `version` (`[obj-4]`) and the pose
 /// is one a zone can load (finite, a unit rotation, inside the bounds); returns whether it wrote.
 pub fn save_motion(
@@ -366,15 +379,7 @@ pub fn save_motion(
     bounds: &Bounds,
 ) -> Result<bool, StoreError> {
     let (position_m, rotation, linvel_mps, angvel_rps) = motion;
-    let finite = position_m.iter().chain(&rotation).chain(&linvel_mps).chain(&angvel_rps).all(|v| v.is_finite());
-    let unit = (rotation.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 0.01;
-    let [x0, z0] = bounds.origin_m;
-    let inside = position_m[0] >= x0
-        && position_m[2] >= z0
-        && position_m[0] < x0 + bounds.size_m[0]
-        && position_m[2] < z0 + bounds.size_m[1]
-        && position_m[1].abs() <= 4096.0;
-    if !(finite && unit && inside) {
+    if !loadable(position_m, rotation, linvel_mps, angvel_rps, bounds) {
         return Ok(false);
     }
     let Some(old) = get(t, id)? else { return Ok(false) };
@@ -433,7 +438,16 @@ pub fn move_across(
 ) -> Result<ObjectRecord, EditError> {
     let old = get(t, id)?.ok_or(EditError::Missing)?;
     let (position_m, rotation, linvel_mps, angvel_rps) = motion;
-    if old.version == expect_version.saturating_add(1) && old.position_m == position_m {
+    if !loadable(position_m, rotation, linvel_mps, angvel_rps, bounds) {
+        // A pose no zone could load would leave the object to nobody.
+        return Err(EditError::NotAllowed);
+    }
+    let [nx, _, nz] = position_m;
+    let in_to = CellKey::containing(to.0.level, nx, nz, bounds.origin_m, bounds.size_m) == to.0;
+    if old.version == expect_version.saturating_add(1) && old.position_m == position_m && in_to {
+        // Already moved (a retry after an unknown outcome): still only for the taking cell's
+        // current lease.
+        crate::fence::check_lease(t, to.0, to.1)?;
         return Ok(old);
     }
     if old.version != expect_version {
@@ -446,8 +460,7 @@ pub fn move_across(
         .ok_or(EditError::NotAllowed)?;
     crate::fence::check_lease(t, from.0, from.1)?;
     crate::fence::check_lease(t, to.0, to.1)?;
-    let [nx, _, nz] = position_m;
-    if CellKey::containing(to.0.level, nx, nz, bounds.origin_m, bounds.size_m) != to.0 {
+    if !in_to {
         return Err(EditError::NotAllowed);
     }
     let new = ObjectRecord { position_m, rotation, linvel_mps, angvel_rps, version: old.version + 1, ..old };

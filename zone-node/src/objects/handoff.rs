@@ -5,9 +5,9 @@
 //! record, in the taking cell's index, and only the zone the store names goes on simulating it.
 //! A refused commit lets the object move again here and tries later.
 
-use super::{ObjectBook, ObjectMeta, place_record, record_of};
+use super::{ObjectBook, ObjectMeta, place_record};
 use crate::territory::{Placement, Territory};
-use glam::{Quat, Vec3};
+use glam::Vec3;
 use pwn_proto::{EditOutcome, HandoffObject, WireCell};
 use pwn_sim::{EntityId, Sim};
 use pwn_store::keys::CellKey;
@@ -115,6 +115,12 @@ pub fn departed(
                 to_epoch: d.to.1,
             })
         }
+        Err(EditOutcome::StoreFailed) => {
+            // It may have committed (an unknown outcome): held where it left, it tries again
+            // with the same state, which the store answers as done if it was.
+            book.retry_at.insert(d.id, sim.tick().0 + DEPARTURE_RETRY_TICKS);
+            None
+        }
         Err(why) => {
             tracing::debug!(object = %d.id, ?why, "object departure refused; it stays here for now");
             let _ = sim.free_object(d.id);
@@ -124,11 +130,23 @@ pub fn departed(
     }
 }
 
-/// A neighbour handed this zone an object it now owns (the shell checked the cell and epoch):
-/// it replaces any ghost of it and is simulated here from the state it left at.
-pub fn arrive(sim: &mut Sim, book: &mut ObjectBook, h: &HandoffObject) -> bool {
+/// A neighbour handed this zone an object it now owns: adopted only as the store holds it
+/// (`stored`, read after the message came: the same version, in a cell `serves` says is this
+/// zone's), so a replayed or forged message adopts nothing. It replaces any ghost of it and is
+/// simulated here from the state it left at.
+pub fn arrive(
+    sim: &mut Sim,
+    book: &mut ObjectBook,
+    h: &HandoffObject,
+    stored: Option<&ObjectRecord>,
+    serves: impl Fn(Vec3) -> bool,
+) -> bool {
     let id = EntityId(h.object.id);
     let Some(kind) = id.object_kind() else { return false };
+    let Some(s) = stored else { return false };
+    if s.version != h.object.version || s.kind != kind || !serves(Vec3::from(s.position_m)) {
+        return false;
+    }
     if book.meta.get(&id).is_some_and(|m| m.version >= h.object.version) {
         return false;
     }
@@ -136,18 +154,10 @@ pub fn arrive(sim: &mut Sim, book: &mut ObjectBook, h: &HandoffObject) -> bool {
         super::count_ghost(book, node, -1);
         sim.remove_object(id);
     }
-    let r = ObjectRecord {
-        owner: h.owner,
-        version: h.object.version,
-        rotation: h.object.rotation,
-        linvel_mps: h.linvel_mps,
-        angvel_rps: h.angvel_rps,
-        ..record_of(kind, h.object.state, Vec3::from(h.object.position_m), Quat::IDENTITY)
-    };
-    if place_record(sim, id, &r).is_err() {
+    if place_record(sim, id, s).is_err() {
         return false;
     }
     let _ = sim.free_object(id);
-    book.meta.insert(id, ObjectMeta { owner: h.owner, version: h.object.version });
+    book.meta.insert(id, ObjectMeta { owner: s.owner, version: s.version });
     true
 }

@@ -109,21 +109,12 @@ impl TickLoop {
             }
             Message::CrateGhosts(g) => self.zone.apply_crate_ghosts(from, g.tick, g.complete, &g.crates),
             Message::HandoffObject(h) => {
-                // `[zobj-7]`: into a cell this zone serves at the epoch the commit was fenced by.
+                // `[zobj-7]`: into a cell this zone serves; adopted once the store backs it.
                 let cell = CellKey { level: h.to_cell.level, path: h.to_cell.path };
-                let [x, _, z] = h.object.position_m;
-                if mesh.serving(cell) != Some(Epoch(h.to_epoch))
-                    || mesh.territory.tree().leaf_at(x, z) != cell
-                    || !self.zone.arrive_object(&h)
-                {
-                    // The store names where it is; that cell's owner loads it.
+                if mesh.serving(cell).is_none() || !mesh.committer.submit(Job::AdoptObject { handoff: h }) {
                     tracing::warn!(object = h.object.id, cell = %cell, from = %from, "object handoff refused");
-                    return refused();
+                    refused();
                 }
-                metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in", "kind" => "object").increment(1);
-                // The zone it came from (and any other near it) holds it as a ghost at once.
-                let at = glam::Vec3::from(h.object.position_m);
-                self.send_object_ghosts(false, Some(&[(EntityId(h.object.id), at)]));
             }
             Message::ObjectGhosts(g) => {
                 // `[zobj-6]`: only the sender's own cells, only near this zone's.

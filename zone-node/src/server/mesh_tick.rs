@@ -408,6 +408,22 @@ impl TickLoop {
                 }
             }
             done @ (Committed::Crates { .. } | Committed::CrateHandoff { .. }) => self.on_crates_committed(done),
+            Committed::AdoptObject { handoff, stored } => {
+                let tree = mesh.territory.tree();
+                let now = mesh.now_ms();
+                let serves = |p: glam::Vec3| mesh.held.serving(tree.leaf_at(p.x, p.z), now).is_some();
+                let stored = stored.ok().flatten();
+                if self.zone.arrive_object(&handoff, stored.as_ref(), serves) {
+                    metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "in", "kind" => "object")
+                        .increment(1);
+                    // The zone it came from (and any other near it) holds it as a ghost at once.
+                    let at = glam::Vec3::from(handoff.object.position_m);
+                    self.send_object_ghosts(false, Some(&[(EntityId(handoff.object.id), at)]));
+                } else {
+                    metrics::counter!(crate::mesh_link::metric::PEER_REFUSED).increment(1);
+                    tracing::warn!(object = handoff.object.id, "object handoff not backed by the store; not adopted");
+                }
+            }
             Committed::ObjectDeparture { departure, result } => {
                 if let Some(h) = self.zone.object_departed(&departure, &result) {
                     metrics::counter!(crate::mesh_link::metric::HANDOFFS, "dir" => "out", "kind" => "object")

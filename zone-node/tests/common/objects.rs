@@ -93,3 +93,17 @@ pub fn edit(p: &mut Pair, side: usize, player: u64, request: u64, op: EditOp) ->
     let object = zone.finish_edit(&served, &v, &outcome);
     (outcome.map_or_else(|e| e, |_| EditOutcome::Committed), object)
 }
+
+/// Zone `side` adopts a handed-over object as its shell does (`[zobj-7]`): the record as the
+/// store holds it now, in a cell the zone serves.
+pub fn adopt(p: &mut Pair, side: usize, h: &pwn_proto::HandoffObject) -> bool {
+    let me = [WEST, EAST][side];
+    let stored = p.store.transact(|t| pwn_store::objects::get(t, h.object.id)).unwrap();
+    let epochs = p.epochs.clone();
+    let (zone, territory) = &mut p.zones[side];
+    let serves = |at: Vec3| {
+        let leaf = territory.tree().leaf_at(at.x, at.z);
+        epochs.iter().any(|(c, n, _)| *c == leaf && *n == me)
+    };
+    zone.arrive_object(h, stored.as_ref(), serves)
+}
