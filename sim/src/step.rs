@@ -9,8 +9,8 @@
 //! 4. one rapier step (crates fall and tumble; kinematic characters reach their new poses);
 //! 5. each projectile, in id order: swept hit test, damage, despawn or advance.
 
-use crate::character::effective_input;
-use crate::controller::{Env, move_character};
+use crate::character::{Character, effective_input};
+use crate::controller::{Env, Push, move_character};
 use crate::events::{DespawnReason, EntityKind, HitTarget, SimEvent};
 use crate::ids::EntityId;
 use crate::input::{Buttons, PlayerInput, SeqVerdict, check_seq};
@@ -19,6 +19,7 @@ use crate::quantize::{snap_position, snap_velocity};
 use crate::world::Sim;
 use glam::Vec3;
 use rapier3d::prelude::*;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 /// What one step did besides its events: counts for metrics.
@@ -36,6 +37,34 @@ pub struct StepReport {
     pub inputs_too_far_ahead: u32,
     /// Inputs for entities this simulation does not hold.
     pub inputs_unknown: u32,
+}
+
+/// Fewer characters than this move on the caller's thread even with a pool (the hand-off
+/// would cost more than it saves).
+const PARALLEL_MOVES_MIN: usize = 64;
+
+/// A character that fires this tick, with the input it fires by.
+type Shooter = (EntityId, PlayerInput);
+
+/// Moves one live character by its fresh input (or its last one repeated); returns it as a
+/// shooter if it fires this tick.
+fn move_one(
+    env: &Env<'_>,
+    ch: &mut Character,
+    fresh: Option<PlayerInput>,
+    pushes: &mut Vec<Push>,
+) -> Option<Shooter> {
+    if !ch.state.alive() {
+        return None;
+    }
+    let input = effective_input(&ch.state, fresh);
+    if let Some(i) = fresh {
+        ch.state.last_seq = Some(i.seq);
+        ch.state.last_input = i;
+    }
+    move_character(env, ch.id, &mut ch.state, input, pushes);
+    ch.state.fire_cooldown_ticks = ch.state.fire_cooldown_ticks.saturating_sub(1);
+    (fresh.is_some() && input.buttons.has(Buttons::FIRE) && ch.state.fire_cooldown_ticks == 0).then_some((ch.id, input))
 }
 
 impl Sim {
@@ -181,7 +210,7 @@ impl Sim {
         crate_colliders.extend(self.object_colliders().filter(|h| self.physics.colliders[*h].is_enabled()));
         crate_colliders.extend(self.platform_bodies.iter().map(|(_, c)| *c));
         self.scene.refresh_crates(&self.physics.colliders, &crate_colliders);
-        let Sim { physics, characters, neighbors, pushes, cfg, bounds, scene, .. } = self;
+        let Sim { physics, characters, neighbors, pushes, cfg, bounds, scene, pool, .. } = self;
         pushes.clear();
         let mut shooters = Vec::new();
         {
@@ -194,20 +223,41 @@ impl Sim {
                 cfg,
                 bounds: *bounds,
             };
-            for (id, fresh) in decided {
-                let Some(ch) = characters.get_mut(id) else { continue };
-                if !ch.state.alive() {
-                    continue;
+            let ascending = decided.windows(2).all(|w| w[0].0 < w[1].0);
+            match pool.as_ref().filter(|_| decided.len() >= PARALLEL_MOVES_MIN && ascending) {
+                Some(pool) => {
+                    // The characters to move, matched to their inputs (both in id order).
+                    let mut wanted = decided.iter().peekable();
+                    let mut work: Vec<(&mut Character, Option<PlayerInput>)> = Vec::with_capacity(decided.len());
+                    for (id, ch) in characters.iter_mut() {
+                        while wanted.next_if(|(w, _)| w < id).is_some() {}
+                        if let Some((_, fresh)) = wanted.next_if(|(w, _)| w == id) {
+                            work.push((ch, *fresh));
+                        }
+                    }
+                    let chunk = work.len().div_ceil(pool.current_num_threads() * 4).max(1);
+                    let parts: Vec<(Vec<Push>, Vec<Shooter>)> = pool.install(|| {
+                        work.par_chunks_mut(chunk)
+                            .map(|part| {
+                                let (mut pushed, mut fired) = (Vec::new(), Vec::new());
+                                for (ch, fresh) in part.iter_mut() {
+                                    fired.extend(move_one(&env, ch, *fresh, &mut pushed));
+                                }
+                                (pushed, fired)
+                            })
+                            .collect()
+                    });
+                    // Concatenated in id order: what the serial loop below produces.
+                    for (pushed, fired) in parts {
+                        pushes.extend(pushed);
+                        shooters.extend(fired);
+                    }
                 }
-                let input = effective_input(&ch.state, *fresh);
-                if let Some(i) = fresh {
-                    ch.state.last_seq = Some(i.seq);
-                    ch.state.last_input = *i;
-                }
-                move_character(&env, *id, &mut ch.state, input, pushes);
-                ch.state.fire_cooldown_ticks = ch.state.fire_cooldown_ticks.saturating_sub(1);
-                if fresh.is_some() && input.buttons.has(Buttons::FIRE) && ch.state.fire_cooldown_ticks == 0 {
-                    shooters.push((*id, input));
+                None => {
+                    for (id, fresh) in decided {
+                        let Some(ch) = characters.get_mut(id) else { continue };
+                        shooters.extend(move_one(&env, ch, *fresh, pushes));
+                    }
                 }
             }
         }

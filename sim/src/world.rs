@@ -83,6 +83,8 @@ pub struct Sim {
     pub(crate) pushes: Vec<Push>,
     /// Scratch: movement's view of static geometry and crates, refreshed every tick.
     pub(crate) scene: SceneIndex,
+    /// Threads that move characters in parallel (`Sim::set_pool`); none: one thread.
+    pub(crate) pool: Option<std::sync::Arc<rayon::ThreadPool>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -182,7 +184,17 @@ impl Sim {
             neighbors: NeighborGrid::default(),
             pushes: Vec::new(),
             scene,
+            pool: None,
         })
+    }
+
+    /// Moves characters on `pool`'s threads from the next step on (none: on the caller's
+    /// thread). The outcome is the same bits either way: each character's move reads only the
+    /// world as it was at the start of the tick and writes only its own state
+    /// (`crate::controller`), and what the moves hand on (pushes, shots) is gathered in id
+    /// order, as the serial loop makes it.
+    pub fn set_pool(&mut self, pool: Option<std::sync::Arc<rayon::ThreadPool>>) {
+        self.pool = pool;
     }
 
     /// The configuration.

@@ -186,3 +186,37 @@ fn the_state_hash_covers_where_characters_were() {
     assert_ne!(hits_a, hits_b, "the scenario must tell the two worlds apart");
     assert_ne!(hashes_before.0, hashes_before.1, "equal hashes, different futures");
 }
+
+/// `[sim-par]` Characters moved on a pool of threads (`Sim::set_pool`) end every tick in the
+/// same bits as characters moved one after another: a crowd in the arena (above the size at
+/// which the pool is used) bumping into each other and the crates, jumping and shooting.
+#[test]
+fn moves_on_a_pool_match_moves_on_one_thread_bit_for_bit() {
+    let seed = 0x9a7a;
+    let players = 240;
+    let inputs = script(seed, players, 200);
+    let crowd = |pool: Option<std::sync::Arc<rayon::ThreadPool>>| {
+        let mut sim = Sim::new(WorldDesc::arena(), SimConfig::default(), seed).unwrap();
+        sim.set_pool(pool);
+        for p in 1..=players {
+            sim.spawn_character(EntityId(p)).unwrap();
+        }
+        sim
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let mut parallel = crowd(Some(std::sync::Arc::new(pool)));
+    let mut serial = crowd(None);
+    let mut fired = 0;
+    for (t, tick_inputs) in inputs.iter().enumerate() {
+        let rp = parallel.step(tick_inputs);
+        let rs = serial.step(tick_inputs);
+        assert_eq!(rp, rs, "events differ at tick {t}");
+        assert_eq!(parallel.state_hash(), serial.state_hash(), "hashes differ at tick {t}");
+        fired += rp
+            .events
+            .iter()
+            .filter(|e| matches!(e, pwn_sim::SimEvent::Spawned { kind: pwn_sim::EntityKind::Projectile, .. }))
+            .count();
+    }
+    assert!(fired > 100, "only {fired} shots fired");
+}

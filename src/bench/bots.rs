@@ -46,11 +46,11 @@ struct Phase {
 }
 
 /// A zone process's CPU by part, from its threads' names: the tick thread (simulation and
-/// sending), the view builders, and the IO runtime (QUIC: receiving, encrypting, syscalls).
+/// sending), the tick's pool (players' views, character moves), and the IO runtime (QUIC: receiving, encrypting, syscalls).
 #[derive(Clone, Copy, Debug, Default)]
 struct ZoneCpu {
     tick_s: f64,
-    views_s: f64,
+    pool_s: f64,
     io_s: f64,
     other_s: f64,
 }
@@ -72,7 +72,7 @@ impl ZoneCpu {
             let s = (time(11) + time(12)) / USER_HZ;
             match name {
                 "pwn-zone-tick" => c.tick_s += s,
-                n if n.starts_with("pwn-views") => c.views_s += s,
+                n if n.starts_with("pwn-tick-pool") => c.pool_s += s,
                 n if n.starts_with("tokio-rt-worker") => c.io_s += s,
                 _ => c.other_s += s,
             }
@@ -83,7 +83,7 @@ impl ZoneCpu {
     fn minus(self, o: Self) -> Self {
         Self {
             tick_s: self.tick_s - o.tick_s,
-            views_s: self.views_s - o.views_s,
+            pool_s: self.pool_s - o.pool_s,
             io_s: self.io_s - o.io_s,
             other_s: self.other_s - o.other_s,
         }
@@ -155,14 +155,16 @@ pub fn bench_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &Benc
         let ticks = p.window_s * f64::from(cfg.sim.tick_hz);
         if p.joined == 0 || ticks <= 0.0 { 0.0 } else { s * 1e6 / p.joined as f64 / ticks }
     };
-    println!("  zone CPU per player per tick (us): tick thread / views / network (IO runtime) / other");
+    println!(
+        "  zone CPU per player per tick (us): tick thread / tick pool (views, moves) / network (IO runtime) / other"
+    );
     for p in &phases {
         let z = p.zone_cpu;
         println!(
             "  {:<10} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
             if p.predicting { "full" } else { "cheap" },
             per_player_tick_us(p, z.tick_s),
-            per_player_tick_us(p, z.views_s),
+            per_player_tick_us(p, z.pool_s),
             per_player_tick_us(p, z.io_s),
             per_player_tick_us(p, z.other_s)
         );
@@ -185,7 +187,7 @@ pub fn bench_bots(config: Option<&std::path::Path>, cfg: &PwnConfig, args: &Benc
             "full_disconnects": full.summary.disconnects,
             "cheap_disconnects": cheap.summary.disconnects,
             "zone_tick_thread_us_per_player_tick": r3(per_player_tick_us(cheap, cheap.zone_cpu.tick_s)),
-            "zone_views_us_per_player_tick": r3(per_player_tick_us(cheap, cheap.zone_cpu.views_s)),
+            "zone_pool_us_per_player_tick": r3(per_player_tick_us(cheap, cheap.zone_cpu.pool_s)),
             "zone_network_us_per_player_tick": r3(per_player_tick_us(cheap, cheap.zone_cpu.io_s)),
         });
         println!("{json}");

@@ -64,6 +64,7 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
     }
     let mut acked = vec![0u64; players.len()];
     let mut tick_ms = Vec::with_capacity(args.ticks as usize);
+    let (mut step_ms, mut views_ms) = (Vec::new(), Vec::new());
     let mut serial_ms = Vec::with_capacity(args.ticks as usize);
     let mut differing_ticks = 0u32;
     let (mut updates_bytes, mut snapshots) = (0u64, 0u64);
@@ -105,6 +106,8 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
         }
         if t > args.warmup {
             tick_ms.push(took);
+            step_ms.push(out.step_ms);
+            views_ms.push(out.views_ms);
             for (_, s) in &out.snapshots {
                 updates_bytes += s.updates.len() as u64;
                 snapshots += 1;
@@ -123,7 +126,14 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
         "pwn bench zone: {} players ({}), {} ticks after {} of warm-up",
         args.players, args.scenario, args.ticks, args.warmup
     );
-    println!("  tick ms p50 {p50:.2}  p99 {p99:.2}  max {max:.2}  (views on {threads} thread(s))");
+    println!("  tick ms p50 {p50:.2}  p99 {p99:.2}  max {max:.2}  (views and moves on {threads} thread(s))");
+    step_ms.sort_by(f64::total_cmp);
+    views_ms.sort_by(f64::total_cmp);
+    let part = |v: &[f64]| (quantile(v, 0.5), quantile(v, 0.99));
+    let ((step_p50, step_p99), (views_p50, views_p99)) = (part(&step_ms), part(&views_ms));
+    println!(
+        "  of it: simulation step p50 {step_p50:.2} p99 {step_p99:.2}, players' views p50 {views_p50:.2} p99 {views_p99:.2}"
+    );
     serial_ms.sort_by(f64::total_cmp);
     let (serial_p50, serial_p99) = (quantile(&serial_ms, 0.5), quantile(&serial_ms, 0.99));
     if serial.is_some() {
@@ -142,6 +152,10 @@ pub fn bench_zone(cfg: &PwnConfig, args: &BenchZoneArgs) -> anyhow::Result<()> {
                 "tick_ms_p50": round3(p50),
                 "tick_ms_p99": round3(p99),
                 "tick_ms_max": round3(max),
+                "step_ms_p50": round3(step_p50),
+                "step_ms_p99": round3(step_p99),
+                "views_ms_p50": round3(views_p50),
+                "views_ms_p99": round3(views_p99),
                 "update_bytes_per_snapshot": round3(bytes_per_snapshot),
                 "threads": threads,
                 "serial_tick_ms_p50": round3(serial_p50),

@@ -7,8 +7,6 @@
 //! few hundred entities instead of every one within the radius. The answer is exactly the
 //! brute-force one (`nearest_linear`, tested against it).
 
-use std::cmp::Ordering;
-
 /// Below this many entities a straight pass beats building the grid.
 pub const GRID_MIN_ENTITIES: usize = 256;
 
@@ -19,8 +17,11 @@ const CELLS_MAX: usize = 1 << 16;
 /// A hit: an entity's index and its squared distance.
 pub type Hit = (u32, f32);
 
-fn by_distance(a: &Hit, b: &Hit) -> Ordering {
-    a.1.total_cmp(&b.1).then(a.0.cmp(&b.0))
+/// Orders hits by squared distance, then index. Squared distances that pass the radius test
+/// are never negative nor NaN, so their bits order as the numbers do, and one integer
+/// comparison replaces a float comparison and a tie-break.
+fn distance_key(h: &Hit) -> u64 {
+    (u64::from(h.1.to_bits()) << 32) | u64::from(h.0)
 }
 
 fn d2(p: [f32; 2], me: [f32; 2]) -> f32 {
@@ -30,7 +31,7 @@ fn d2(p: [f32; 2], me: [f32; 2]) -> f32 {
 /// Keeps the `cap` nearest of `hits` (any order afterwards).
 fn keep_nearest(hits: &mut Vec<Hit>, cap: usize) {
     if hits.len() > cap {
-        hits.select_nth_unstable_by(cap - 1, by_distance);
+        hits.select_nth_unstable_by_key(cap - 1, distance_key);
         hits.truncate(cap);
     }
 }
@@ -61,7 +62,7 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// Buckets `positions` into cells of about a quarter of `radius_m` (larger if the area
+    /// Buckets `positions` into cells of an eighth of `radius_m` (larger if the area
     /// would need more than a million cells).
     pub fn build(positions: &[[f32; 2]], radius_m: f32) -> Self {
         let finite = positions.iter().filter(|p| p[0].is_finite() && p[1].is_finite());
@@ -76,7 +77,7 @@ impl Grid {
         if lo[0] > hi[0] || !(hi[0] - lo[0]).is_finite() || !(hi[1] - lo[1]).is_finite() {
             return Self::default();
         }
-        let mut cell_m = (radius_m.abs() / 4.0).max(1.0);
+        let mut cell_m = (radius_m.abs() / 8.0).max(1.0);
         // Counted in f64, so that a wide spread cannot overflow before the cap is reached.
         let span = |cell: f32, a: usize| (f64::from(hi[a] - lo[a]) / f64::from(cell)).floor() + 1.0;
         while span(cell_m, 0) * span(cell_m, 1) > CELLS_MAX as f64 {

@@ -12,7 +12,8 @@
 //! - [`persist`]: checkpoints of the zone's crates and of its players who came through a
 //!   gateway, fenced by the cell lease; loading them.
 //! - [`snapshots`]: per-client snapshot building: priority by distance, speed and staleness,
-//!   a byte budget, packed deltas against the client's acknowledged view.
+//!   a byte budget, packed deltas against the client's acknowledged view; [`shared_bodies`]
+//!   packs each entity's update once per tick for all the clients that hold the same base.
 //! - [`zone`]: the zone core: simulation plus players, advanced one tick at a time (no IO);
 //!   `views` builds each player's view of a tick (interest, snapshot), on a pool of threads
 //!   when the zone has more than one core to use, with the same bytes as on one.
@@ -36,6 +37,7 @@ pub mod mesh_link;
 pub mod objects;
 pub mod persist;
 pub mod server;
+pub mod shared_bodies;
 pub mod snapshots;
 pub mod territory;
 mod views;

@@ -14,6 +14,7 @@
 //! - `[snap-6]` when acknowledgements have been lost for longer than `BASELINE_AGE_MAX` ticks the
 //!   builder falls back to a full snapshot, because the client may no longer hold the baseline.
 
+use crate::shared_bodies::{NOT_SHARED, SharedBodies, SharedView};
 use pwn_proto::Snapshot;
 use pwn_proto::delta::{EntityState, Motion, id_len, pack_body, put_id, update_between};
 use std::collections::VecDeque;
@@ -34,6 +35,15 @@ pub struct Candidate {
     pub state: EntityState,
     /// Importance: larger goes first (the zone derives it from distance and speed).
     pub priority: f32,
+    /// Its index in this tick's shared bodies (`crate::shared_bodies`), or `NOT_SHARED`.
+    pub shared: u32,
+}
+
+impl Candidate {
+    /// A candidate with no shared body.
+    pub fn new(state: EntityState, priority: f32) -> Self {
+        Self { state, priority, shared: NOT_SHARED }
+    }
 }
 
 /// A view as the zone records it: states sorted by id (cheap to copy and to walk in step with
@@ -52,11 +62,17 @@ pub struct ClientSnapshots {
     /// Reused work lists of `build`: what needs sending (in id order), its urgency order, and
     /// the packed bodies of what was chosen.
     needed: Vec<Needed>,
-    order: Vec<(f32, u32)>,
+    order: Vec<u64>,
     bodies: Vec<u8>,
     /// Mean packed size of the updates chosen lately (with ids in full).
     update_bytes_mean: f32,
+    /// Views no longer needed, kept for the next snapshots: a crowd's views are kilobytes per
+    /// client per tick, and allocating them afresh made the kernel zero new pages every tick.
+    spare: Vec<SortedView>,
 }
+
+/// Views kept for reuse per client.
+const SPARE_VIEWS_MAX: usize = 4;
 
 /// A candidate whose state the client does not hold yet: indices into this tick's candidates
 /// and the baseline (kept small, since a crowd makes hundreds of these per client per tick).
@@ -66,9 +82,12 @@ struct Needed {
     /// Index in the baseline, or `NO_BASE` for an entity the client does not hold.
     base: u32,
     waited: u32,
-    /// Where its packed body sits in the body buffer (`len` 0: not chosen).
+    /// Where its packed body sits in the body buffer (`len` 0: nothing to send).
     body_start: u32,
     body_len: u32,
+    /// Its cost with its id in full (what the budget counts when not everything fits).
+    cost: u32,
+    chosen: bool,
 }
 
 const NO_BASE: u32 = u32::MAX;
@@ -85,6 +104,14 @@ impl ClientSnapshots {
             order: Vec::new(),
             bodies: Vec::new(),
             update_bytes_mean: UPDATE_BYTES_TYPICAL as f32,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Keeps a view no longer needed for a later snapshot.
+    fn recycle(&mut self, view: SortedView) {
+        if self.spare.len() < SPARE_VIEWS_MAX {
+            self.spare.push(view);
         }
     }
 
@@ -100,22 +127,40 @@ impl ClientSnapshots {
         }
         while let Some((t, view)) = self.sent.pop_front() {
             if t == tick {
-                self.acked = Some((t, view));
+                if let Some((_, old)) = self.acked.replace((t, view)) {
+                    self.recycle(old);
+                }
                 return;
             }
             if t > tick {
                 self.sent.push_front((t, view));
                 return;
             }
+            self.recycle(view);
         }
     }
 
     /// Builds the snapshot for `tick` from this tick's candidates (those in the interest
     /// radius), spending at most `budget_bytes` on packed updates. Runs for every client every
-    /// tick, so it walks sorted lists in step, keeps its work lists between calls, and only
-    /// partly orders by urgency (the most urgent chunk that can fit, then the next); the
-    /// candidates are sorted by id in place if they are not already.
+    /// tick, so it walks sorted lists in step, keeps its work lists and views between calls,
+    /// orders by urgency only when not everything fits, and then only partly (the most urgent
+    /// chunk that can fit, then the rest); the candidates are sorted by id in place if they are
+    /// not already.
     pub fn build(&mut self, tick: u64, input_ack: u32, candidates: &mut [Candidate], budget_bytes: usize) -> Snapshot {
+        self.build_shared(tick, input_ack, candidates, budget_bytes, None)
+    }
+
+    /// [`ClientSnapshots::build`], copying the bodies packed once for this tick (`shared`)
+    /// where the client holds the state they were packed against: the same bytes, packed once
+    /// for every client instead of once per client.
+    pub fn build_shared(
+        &mut self,
+        tick: u64,
+        input_ack: u32,
+        candidates: &mut [Candidate],
+        budget_bytes: usize,
+        shared: Option<&SharedBodies>,
+    ) -> Snapshot {
         if self.acked_tick().is_some_and(|t| t + BASELINE_AGE_MAX < tick) {
             self.acked = None;
         }
@@ -124,6 +169,7 @@ impl ClientSnapshots {
             None => (0, &[]),
         };
         let motion = Motion::between(baseline_tick, tick, self.tick_hz);
+        let shared = shared.map_or(SharedView::NONE, |s| s.view(tick, self.tick_hz, baseline_tick));
         if !candidates.is_sorted_by_key(|c| c.state.id) {
             candidates.sort_unstable_by_key(|c| c.state.id);
         }
@@ -165,8 +211,16 @@ impl ClientSnapshots {
                 _ => 0,
             };
             // Waiting raises urgency ([snap-3]).
-            order.push((c.priority * (1.0 + waited as f32), needed.len() as u32));
-            needed.push(Needed { candidate: ci as u32, base, waited, body_start: 0, body_len: 0 });
+            order.push(urgency_key(c.priority * (1.0 + waited as f32), needed.len() as u32));
+            needed.push(Needed {
+                candidate: ci as u32,
+                base,
+                waited,
+                body_start: 0,
+                body_len: 0,
+                cost: 0,
+                chosen: false,
+            });
         }
         for rest in &baseline[b.min(baseline.len())..] {
             if removed.len() >= REMOVED_PER_SNAPSHOT_MAX {
@@ -175,42 +229,61 @@ impl ClientSnapshots {
             removed.push(rest.id);
         }
 
-        // Most urgent first: the most urgent of what can fit (guessed from the last snapshot's
-        // mean update size) are split off in linear time and ordered, then tried in order; the
-        // rest only if budget remains. Each update's cost counts its id in full: the real
-        // packing writes id gaps, never longer, so the budget holds ([snap-2]). Bodies are
-        // packed once and kept.
-        let by_urgency = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-        let mut spent = 0usize;
+        // Every body packed once, in id order. When not everything fits, each update's cost
+        // counts its id in full: the real packing writes id gaps, never longer, so the budget
+        // holds ([snap-2]).
         self.bodies.clear();
-        let fit_guess = ((budget_bytes as f32 / self.update_bytes_mean.max(1.0)) * 1.2) as usize + 1;
-        let head = fit_guess.min(order.len());
-        if head < order.len() {
-            order.select_nth_unstable_by(head, by_urgency);
-        }
-        order[..head].sort_unstable_by(by_urgency);
-        let mut chosen = 0usize;
-        // Past the guess the rest come in no particular order (rare: the guess was low).
-        for &(_, i) in order.iter() {
-            if spent + UPDATE_BYTES_MIN > budget_bytes {
-                break;
+        let (mut total, mut prev_sent) = (0usize, None);
+        for n in needed.iter_mut() {
+            let Candidate { state, shared: index, .. } = &candidates[n.candidate as usize];
+            let base = (n.base != NO_BASE).then(|| &baseline[n.base as usize]);
+            let start = self.bodies.len();
+            match base.and_then(|b| shared.body(*index, b)) {
+                Some(body) => self.bodies.extend_from_slice(body),
+                None => {
+                    let Some(update) = update_between(base, state) else { continue };
+                    pack_body(&mut self.bodies, base, &update, motion);
+                }
             }
-            {
+            n.body_start = start as u32;
+            n.body_len = (self.bodies.len() - start) as u32;
+            n.cost = (id_len(state.id) + n.body_len as usize) as u32;
+            // What the update takes if every update goes: its id as a gap from the previous.
+            total += gap_len(prev_sent, state.id) + n.body_len as usize;
+            prev_sent = Some(state.id);
+        }
+        let (mut spent, mut chosen) = (0usize, 0usize);
+        if total <= budget_bytes {
+            // Everything fits, ids written as gaps as they will be (a quiet view, or a crowd
+            // within the budget): no ordering needed.
+            for n in needed.iter_mut().filter(|n| n.body_len > 0) {
+                n.chosen = true;
+                chosen += 1;
+            }
+            spent = total;
+        } else {
+            // Most urgent first: the most urgent of what can fit (guessed from the last
+            // snapshot's mean update size) are split off in linear time and ordered, then
+            // tried in order; the rest, in no particular order, only if budget remains.
+            let fit_guess = ((budget_bytes as f32 / self.update_bytes_mean.max(1.0)) * 1.2) as usize + 1;
+            let head = fit_guess.min(order.len());
+            if head < order.len() {
+                order.select_nth_unstable(head);
+            }
+            order[..head].sort_unstable();
+            for &key in order.iter() {
+                let i = key as u32;
+                if spent + UPDATE_BYTES_MIN > budget_bytes {
+                    break;
+                }
                 let n = &mut needed[i as usize];
-                let state = &candidates[n.candidate as usize].state;
-                let base = (n.base != NO_BASE).then(|| &baseline[n.base as usize]);
-                let Some(update) = update_between(base, state) else { continue };
-                let start = self.bodies.len();
-                pack_body(&mut self.bodies, base, &update, motion);
-                let cost = id_len(state.id) + self.bodies.len() - start;
-                if spent + cost > budget_bytes {
-                    self.bodies.truncate(start);
+                let cost = n.cost as usize;
+                if n.body_len == 0 || spent + cost > budget_bytes {
                     continue;
                 }
                 spent += cost;
                 chosen += 1;
-                n.body_start = start as u32;
-                n.body_len = (self.bodies.len() - start) as u32;
+                n.chosen = true;
             }
         }
         if chosen > 0 {
@@ -224,9 +297,10 @@ impl ClientSnapshots {
         let mut packed = Vec::with_capacity(spent);
         let mut prev = None;
         self.waiting.clear();
-        let mut view = Vec::with_capacity(baseline.len() + needed.len());
-        let mut next =
-            needed.iter().filter(|n| n.body_len > 0).map(|n| candidates[n.candidate as usize].state).peekable();
+        let mut view = self.spare.pop().unwrap_or_default();
+        view.clear();
+        view.reserve(baseline.len() + needed.len());
+        let mut next = needed.iter().filter(|n| n.chosen).map(|n| candidates[n.candidate as usize].state).peekable();
         for e in baseline.iter().filter(|e| !removed.contains(&e.id)) {
             while let Some(c) = next.next_if(|c| c.id < e.id) {
                 view.push(c);
@@ -239,7 +313,7 @@ impl ClientSnapshots {
         view.extend(next);
         for n in needed.iter() {
             let id = candidates[n.candidate as usize].state.id;
-            if n.body_len > 0 {
+            if n.chosen {
                 put_id(&mut packed, prev, id);
                 let (start, len) = (n.body_start as usize, n.body_len as usize);
                 packed.extend_from_slice(&self.bodies[start..start + len]);
@@ -251,10 +325,25 @@ impl ClientSnapshots {
         debug_assert!(packed.len() <= budget_bytes.max(spent));
         self.sent.push_back((tick, view));
         while self.sent.len() > SENT_VIEWS_MAX {
-            self.sent.pop_front();
+            if let Some((_, old)) = self.sent.pop_front() {
+                self.recycle(old);
+            }
         }
         Snapshot { tick, baseline_tick, input_ack, input_backlog: 0, updates: packed, removed }
     }
+}
+
+/// Sorts ascending as urgency descending, then index ascending (`f32::total_cmp`'s order of
+/// the urgency, inverted, above the index): integers order far faster than a comparator.
+fn urgency_key(urgency: f32, index: u32) -> u64 {
+    let bits = urgency.to_bits();
+    let ordered = if bits >> 31 == 1 { !bits } else { bits | 0x8000_0000 };
+    (u64::from(!ordered) << 32) | u64::from(index)
+}
+
+/// Bytes [`put_id`] writes for `id` after `prev`.
+fn gap_len(prev: Option<u64>, id: u64) -> usize {
+    id_len(prev.map_or(id, |p| id - p))
 }
 
 /// A typical packed update of a moving character (`[delta-6]`), for guessing how many fit.
@@ -272,9 +361,20 @@ mod tests {
     use std::collections::{BTreeMap, HashMap};
 
     fn entity(id: u64, x: i32) -> Candidate {
-        Candidate {
-            state: EntityState { id, position: [x, 0, 0], health: 100, ..EntityState::default() },
-            priority: 1.0,
+        Candidate::new(EntityState { id, position: [x, 0, 0], health: 100, ..EntityState::default() }, 1.0)
+    }
+
+    proptest! {
+        #[test]
+        fn urgency_keys_sort_as_the_urgency_comparator(
+            u in proptest::collection::vec((any::<f32>(), any::<u32>()), 0..60)
+        ) {
+            let mut by_cmp = u.clone();
+            by_cmp.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut keys: Vec<u64> = u.iter().map(|(f, i)| urgency_key(*f, *i)).collect();
+            keys.sort_unstable();
+            let back: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
+            prop_assert_eq!(back, by_cmp.iter().map(|(_, i)| *i).collect::<Vec<_>>());
         }
     }
 
@@ -314,6 +414,37 @@ mod tests {
             let seen = last_seen.get(&id).copied().unwrap_or(0);
             assert!(seen > 0, "entity {id} was never sent");
         }
+    }
+
+    #[test]
+    fn snap_2_a_crowd_that_fits_with_ids_as_gaps_is_sent_whole() {
+        // Ids of two bytes in full, one as gaps: counted in full the crowd would not fit.
+        let crowd: Vec<Candidate> = (1_000..1_100).map(|i| entity(i, i as i32 * 3)).collect();
+        let whole = ClientSnapshots::new(30).build(1, 0, &mut crowd.clone(), 100_000);
+        let full_ids: usize = crowd.iter().map(|c| id_len(c.state.id)).sum::<usize>() - crowd.len();
+        let budget = whole.updates.len();
+        let mut c = ClientSnapshots::new(30);
+        let s = c.build(1, 0, &mut crowd.clone(), budget);
+        assert!(full_ids > 0, "the test needs ids longer in full than as gaps");
+        assert_eq!(s.updates, whole.updates, "everything fits exactly: nothing may be left out");
+        let fewer = ClientSnapshots::new(30).build(1, 0, &mut crowd.clone(), budget - 1);
+        assert!(fewer.updates.len() < budget, "one byte less cannot carry the whole crowd");
+    }
+
+    #[test]
+    fn views_are_reused_and_still_what_the_client_holds() {
+        let mut c = ClientSnapshots::new(30);
+        let mut client = ReceivedViews::new(30);
+        for tick in 1..=20u64 {
+            let world: Vec<Candidate> = (1..=30).map(|i| entity(i, (tick * i) as i32)).collect();
+            let s = c.build(tick, 0, &mut world.clone(), 10_000);
+            let view = client.apply(&s).unwrap().clone();
+            let recorded = c.sent.iter().find(|(t, _)| *t == tick).map(|(_, v)| v.clone()).unwrap();
+            assert_eq!(view.values().copied().collect::<Vec<_>>(), recorded, "tick {tick}");
+            c.ack(tick);
+        }
+        assert!(!c.spare.is_empty(), "acknowledged views are kept for reuse");
+        assert!(c.spare.len() <= SPARE_VIEWS_MAX);
     }
 
     #[test]
@@ -369,7 +500,7 @@ mod tests {
                 let tick = t as u64 + 1;
                 let mut world: BTreeMap<u64, Candidate> = BTreeMap::new();
                 for (id, x, hp) in entities {
-                    world.insert(*id, Candidate { state: EntityState { id: *id, position: [*x, 0, 0], health: *hp, ..EntityState::default() }, priority: 1.0 });
+                    world.insert(*id, Candidate::new(EntityState { id: *id, position: [*x, 0, 0], health: *hp, ..EntityState::default() }, 1.0));
                 }
                 let mut candidates: Vec<Candidate> = world.values().copied().collect();
                 let s = server.build(tick, 0, &mut candidates, *budget);

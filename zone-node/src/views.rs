@@ -5,6 +5,7 @@
 //! and on that player's own snapshot state, and the results come back in player order.
 
 use crate::interest::{GRID_MIN_ENTITIES, Grid, nearest_linear};
+use crate::shared_bodies::SharedBodies;
 use crate::snapshots::Candidate;
 use crate::zone::{PlayerSlot, SNAPSHOT_BUDGET_MAX_BYTES, ZoneConfig};
 use pwn_proto::Snapshot;
@@ -14,20 +15,26 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 
 /// Everything visible this tick, sorted by id (state, speed), their positions on the ground,
-/// and the interest grid over them when there are too many for a linear scan.
+/// and the interest grid over them when there are too many for a linear scan. Kept by the zone
+/// from tick to tick and refilled, so its buffers are not allocated afresh every tick.
+#[derive(Default)]
 pub(crate) struct Visible {
     pub(crate) states: Vec<(EntityState, f32)>,
     pub(crate) positions: Vec<[f32; 2]>,
     pub(crate) grid: Option<Grid>,
+    /// Their updates packed once against their recent states (`crate::shared_bodies`).
+    pub(crate) shared: SharedBodies,
 }
 
 impl Visible {
-    /// The tick's visible entities, `(state, position, speed)` sorted by id.
-    pub(crate) fn new(sorted: Vec<(EntityState, [f32; 2], f32)>, radius_m: f32) -> Self {
-        let positions: Vec<[f32; 2]> = sorted.iter().map(|(_, p, _)| *p).collect();
-        let grid = (positions.len() > GRID_MIN_ENTITIES).then(|| Grid::build(&positions, radius_m));
-        let states = sorted.into_iter().map(|(s, _, v)| (s, v)).collect();
-        Self { states, positions, grid }
+    /// Refills with the tick's visible entities, `(state, position, speed)` sorted by id.
+    pub(crate) fn refill(&mut self, tick: u64, tick_hz: u32, sorted: &[(EntityState, [f32; 2], f32)], radius_m: f32) {
+        self.positions.clear();
+        self.positions.extend(sorted.iter().map(|(_, p, _)| *p));
+        self.grid = (self.positions.len() > GRID_MIN_ENTITIES).then(|| Grid::build(&self.positions, radius_m));
+        self.states.clear();
+        self.states.extend(sorted.iter().map(|(s, _, v)| (*s, *v)));
+        self.shared.refill(tick, tick_hz, sorted.iter().map(|(s, _, _)| *s));
     }
 }
 
@@ -103,14 +110,15 @@ fn view(
     candidates.extend(hits.iter().map(|&(i, d2)| {
         let (state, speed) = &states[i as usize];
         let priority = if Some(i as usize) == mine { f32::MAX } else { (1.0 + speed) / (1.0 + d2.sqrt()) };
-        Candidate { state: *state, priority }
+        Candidate { state: *state, priority, shared: i }
     }));
     let input_ack = slot.inputs.newest_released().map_or(0, |s| s.0);
-    let mut snapshot = slot.snapshots.build(
+    let mut snapshot = slot.snapshots.build_shared(
         shared.tick,
         input_ack,
         candidates,
         cfg.snapshot_budget_bytes.min(SNAPSHOT_BUDGET_MAX_BYTES),
+        Some(&visible.shared),
     );
     snapshot.input_backlog = slot.inputs.backlog().min(usize::from(u8::MAX)) as u8;
     Some((player, snapshot))

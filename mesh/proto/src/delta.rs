@@ -90,6 +90,7 @@ pub fn diff(baseline: &View, current: &View) -> (Vec<EntityUpdate>, Vec<u64>) {
 
 /// The update that takes one entity from `old` (`None`: the client does not hold it) to `now`;
 /// `None` when nothing changed (`[delta-1]` to `[delta-3]` for one entity).
+#[inline]
 pub fn update_between(old: Option<&EntityState>, now: &EntityState) -> Option<EntityUpdate> {
     let u = EntityUpdate {
         id: now.id,
@@ -317,11 +318,13 @@ pub fn pack_one(out: &mut Vec<u8>, prev_id: Option<u64>, base: Option<&EntitySta
 }
 
 /// Appends an update's id: its gap from `prev_id`, or in full for the first update.
+#[inline]
 pub fn put_id(out: &mut Vec<u8>, prev_id: Option<u64>, id: u64) {
     put_varint(out, prev_id.map_or(id, |p| id - p));
 }
 
 /// Bytes [`put_id`] writes for an id in full (the most any gap before it can take).
+#[inline]
 pub fn id_len(id: u64) -> usize {
     (64 - id.max(1).leading_zeros() as usize).div_ceil(7)
 }

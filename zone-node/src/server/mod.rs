@@ -40,6 +40,10 @@ pub const INBOX_PER_TICK_MAX: usize = 16_384;
 pub mod metric {
     /// Tick duration histogram (milliseconds).
     pub const TICK_MS: &str = "pwn_zone_tick_ms";
+    /// The simulation step's part of a tick (milliseconds).
+    pub const TICK_STEP_MS: &str = "pwn_zone_tick_step_ms";
+    /// Building players' views (interest, snapshots), part of a tick (milliseconds).
+    pub const TICK_VIEWS_MS: &str = "pwn_zone_tick_views_ms";
     /// Players connected.
     pub const PLAYERS: &str = "pwn_zone_players";
     /// Snapshot bytes sent (all players).

@@ -402,6 +402,8 @@ impl TickLoop {
 
     fn tick(&mut self, ticks_per_s: u64) {
         let mut out = self.zone.tick();
+        metrics::histogram!(metric::TICK_STEP_MS).record(out.step_ms);
+        metrics::histogram!(metric::TICK_VIEWS_MS).record(out.views_ms);
         if let Some(mesh) = &self.mesh {
             for h in self.zone.ghost_hits(&out.report) {
                 mesh.peers.send(h.node, Message::GhostHit(h.hit));

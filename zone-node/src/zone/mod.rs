@@ -32,8 +32,9 @@ pub struct ZoneConfig {
     /// other characters older than this is treated as this old. 0 turns rewinding off. At most
     /// the simulation's own bound (`REWIND_TICKS_MAX` ticks, a second at 30 Hz).
     pub max_rewind_ms: u32,
-    /// Threads that build players' views (interest and snapshots) each tick: 1 builds them on
-    /// the tick's own thread; more runs them on a pool of that many (`crate::views`).
+    /// Threads that build players' views (interest and snapshots, `crate::views`) and move
+    /// characters (`pwn_sim::Sim::set_pool`) each tick: 1 does both on the tick's own thread;
+    /// more runs them on a pool of that many (the same bytes either way).
     pub tick_threads: usize,
 }
 
@@ -108,6 +109,11 @@ pub struct TickOutput {
     /// When each input applied this tick reached the zone (as given to `on_inputs`): this
     /// tick's snapshots acknowledge them, so the shell measures input-to-acknowledgement time.
     pub inputs_arrived: Vec<u64>,
+    /// Wall time of the simulation step, for metrics and benchmarks only (nothing the zone
+    /// computes depends on it).
+    pub step_ms: f64,
+    /// Wall time of building players' views (interest, snapshots), likewise.
+    pub views_ms: f64,
 }
 
 /// A zone: its simulation and its players.
@@ -127,8 +133,14 @@ pub struct Zone {
     pub(crate) crates: crate::border_crates::CrateBook,
     /// World objects' owners and versions (`crate::objects`).
     pub(crate) objects: crate::objects::ObjectBook,
-    /// The threads that build players' views, when `tick_threads` is above 1.
-    pool: Option<rayon::ThreadPool>,
+    /// The threads that build players' views and move characters, when `tick_threads` is
+    /// above 1 (shared with the simulation).
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
+    /// Scratch kept between ticks (a crowd's lists are large enough that allocating them
+    /// afresh each tick had the kernel zeroing new pages every tick): what is visible this
+    /// tick, and the list it is sorted in.
+    visible: crate::views::Visible,
+    tick_states: Vec<(EntityState, [f32; 2], f32)>,
 }
 
 impl std::fmt::Debug for Zone {
@@ -150,21 +162,26 @@ fn character_state(id: EntityId, c: &pwn_sim::CharacterState) -> EntityState {
 }
 
 impl Zone {
-    /// A zone around a built simulation. With `cfg.tick_threads` above 1 it starts that many
-    /// view-building threads (or builds views on the tick's thread if they cannot start).
-    pub fn new(sim: Sim, cfg: ZoneConfig) -> Self {
+    /// A zone around a built simulation. With `cfg.tick_threads` above 1 it starts a pool of
+    /// that many threads for views and character moves (or does both on the tick's thread if
+    /// they cannot start).
+    pub fn new(mut sim: Sim, cfg: ZoneConfig) -> Self {
         let pool = (cfg.tick_threads > 1)
             .then(|| {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(cfg.tick_threads)
-                    .thread_name(|i| format!("pwn-views-{i}"))
+                    .thread_name(|i| format!("pwn-tick-pool-{i}"))
                     .build()
-                    .map_err(|e| tracing::warn!(error = %e, "cannot start the view threads; building views serially"))
+                    .map_err(|e| tracing::warn!(error = %e, "cannot start the tick's pool; running the tick serially"))
                     .ok()
             })
-            .flatten();
+            .flatten()
+            .map(std::sync::Arc::new);
+        sim.set_pool(pool.clone());
         Self {
             pool,
+            visible: crate::views::Visible::default(),
+            tick_states: Vec::new(),
             sim,
             cfg,
             players: BTreeMap::new(),
@@ -371,13 +388,16 @@ impl Zone {
             released.extend(p.inputs.released_arrival());
             missed += p.inputs.counters().missing + p.inputs.counters().skipped - before;
         }
+        let step_started = std::time::Instant::now();
         let report = self.sim.step(&inputs);
+        let step_ms = step_started.elapsed().as_secs_f64() * 1e3;
         let tick = self.sim.tick().0;
 
         // Everything visible this tick, sorted by id: interest answers with positions in this
         // list, so a player's candidates come out in id order after sorting small integers,
         // which is what the snapshot builder walks in.
-        let mut states: Vec<(EntityState, [f32; 2], f32)> = Vec::with_capacity(self.players.len() + 64);
+        let mut states = std::mem::take(&mut self.tick_states);
+        states.clear();
         for (id, c) in self.sim.characters().filter(|(_, c)| c.alive()) {
             let speed = c.velocity_mps.length();
             states.push((character_state(id, c), [c.position_m.x, c.position_m.z], speed));
@@ -406,17 +426,27 @@ impl Zone {
             states.push((s, [o.position_m.x, o.position_m.z], o.linvel_mps.length()));
         }
         states.sort_unstable_by_key(|(s, _, _)| s.id);
-        let visible = crate::views::Visible::new(states, self.cfg.interest_radius_m);
+        self.visible.refill(tick, self.sim.config().tick_hz, &states, self.cfg.interest_radius_m);
+        self.tick_states = states;
 
         let mut out = TickOutput {
             report,
             inputs_missed: missed.min(u64::from(u32::MAX)) as u32,
             inputs_arrived: released,
+            step_ms,
             ..TickOutput::default()
         };
         out.events.append(&mut self.pending_events);
-        out.snapshots =
-            crate::views::build_views(self.pool.as_ref(), &mut self.players, &self.sim, &self.cfg, tick, &visible);
+        let views_started = std::time::Instant::now();
+        out.snapshots = crate::views::build_views(
+            self.pool.as_deref(),
+            &mut self.players,
+            &self.sim,
+            &self.cfg,
+            tick,
+            &self.visible,
+        );
+        out.views_ms = views_started.elapsed().as_secs_f64() * 1e3;
 
         let everyone: Vec<EntityId> = self.players.keys().copied().collect();
         for e in &out.report.events {
