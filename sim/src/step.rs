@@ -48,12 +48,7 @@ type Shooter = (EntityId, PlayerInput);
 
 /// Moves one live character by its fresh input (or its last one repeated); returns it as a
 /// shooter if it fires this tick.
-fn move_one(
-    env: &Env<'_>,
-    ch: &mut Character,
-    fresh: Option<PlayerInput>,
-    pushes: &mut Vec<Push>,
-) -> Option<Shooter> {
+fn move_one(env: &Env<'_>, ch: &mut Character, fresh: Option<PlayerInput>, pushes: &mut Vec<Push>) -> Option<Shooter> {
     if !ch.state.alive() {
         return None;
     }

@@ -48,19 +48,22 @@ pub struct SharedBodies {
 #[derive(Clone, Copy, Debug)]
 pub struct SharedView<'a> {
     table: Option<&'a AgeTable>,
+    /// The states the bodies were packed to (this tick's visible states).
+    now: &'a [EntityState],
 }
 
 impl SharedView<'_> {
     /// No shared bodies (tests, or a client whose baseline is too old).
-    pub const NONE: SharedView<'static> = SharedView { table: None };
+    pub const NONE: SharedView<'static> = SharedView { table: None, now: &[] };
 
-    /// The packed body for the candidate at `index` if the client's base is the state it was
-    /// packed against.
-    pub fn body(&self, index: u32, base: &EntityState) -> Option<&[u8]> {
+    /// The packed body for the candidate at `index` if it goes from the client's `base` to
+    /// the candidate's `state` (both checked: an index pointing elsewhere copies nothing).
+    pub fn body(&self, index: u32, base: &EntityState, state: &EntityState) -> Option<&[u8]> {
         let t = self.table?;
         let i = index as usize;
         let (start, len) = *t.spans.get(i)?;
-        (len > 0 && t.bases[i] == *base).then(|| &t.bytes[start as usize..(start + len) as usize])
+        let same = len > 0 && t.bases[i] == *base && self.now.get(i) == Some(state);
+        same.then(|| &t.bytes[start as usize..(start + len) as usize])
     }
 }
 
@@ -119,7 +122,8 @@ impl SharedBodies {
         if tick != self.tick || tick_hz != self.tick_hz || baseline_tick == 0 {
             return SharedView::NONE;
         }
-        SharedView { table: self.ages.iter().find(|t| t.baseline_tick == baseline_tick) }
+        let now = self.recent.back().filter(|(t, _)| *t == tick).map_or(&[][..], |(_, v)| &v[..]);
+        SharedView { table: self.ages.iter().find(|t| t.baseline_tick == baseline_tick), now }
     }
 }
 
@@ -156,16 +160,20 @@ mod tests {
                     if let Some(u) = update_between(Some(base), now) {
                         pack_body(&mut expected, Some(base), &u, Motion::between(tick - age, tick, 30));
                     }
-                    let got = view.body(i as u32, base);
+                    let got = view.body(i as u32, base, now);
                     assert_eq!(got.unwrap_or(&[]), &expected[..], "tick {tick} age {age} entity {}", now.id);
                     // Another base gets nothing to copy.
                     let other = EntityState { health: base.health + 1, ..*base };
-                    assert!(view.body(i as u32, &other).is_none());
+                    assert!(view.body(i as u32, &other, now).is_none());
+                    // Nor does a state other than the one the body was packed to.
+                    let moved = EntityState { position: [now.position[0] + 1, 0, 0], ..*now };
+                    assert!(view.body(i as u32, base, &moved).is_none());
                 }
             }
             // A baseline older than the table holds, or another tick, shares nothing.
-            assert!(shared.view(tick, 30, tick.saturating_sub(AGES_SHARED as u64 + 1)).body(0, &ticks[0][0]).is_none());
-            assert!(shared.view(tick + 1, 30, tick).body(0, &states[0]).is_none());
+            let (first, now0) = (&ticks[0][0], &states[0]);
+            assert!(shared.view(tick, 30, tick.saturating_sub(AGES_SHARED as u64 + 1)).body(0, first, now0).is_none());
+            assert!(shared.view(tick + 1, 30, tick).body(0, now0, now0).is_none());
         }
     }
 }

@@ -238,7 +238,7 @@ impl ClientSnapshots {
             let Candidate { state, shared: index, .. } = &candidates[n.candidate as usize];
             let base = (n.base != NO_BASE).then(|| &baseline[n.base as usize]);
             let start = self.bodies.len();
-            match base.and_then(|b| shared.body(*index, b)) {
+            match base.and_then(|b| shared.body(*index, b, state)) {
                 Some(body) => self.bodies.extend_from_slice(body),
                 None => {
                     let Some(update) = update_between(base, state) else { continue };
