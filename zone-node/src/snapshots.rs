@@ -59,11 +59,6 @@ pub struct ClientSnapshots {
     waiting: Vec<(u64, u32)>,
     /// The simulation's tick rate, for extrapolated positions (`[delta-6]`).
     tick_hz: u32,
-    /// Reused work lists of `build`: what needs sending (in id order), its urgency order, and
-    /// the packed bodies of what was chosen.
-    needed: Vec<Needed>,
-    order: Vec<u64>,
-    bodies: Vec<u8>,
     /// Mean packed size of the updates chosen lately (with ids in full).
     update_bytes_mean: f32,
     /// Views no longer needed, kept for the next snapshots: a crowd's views are kilobytes per
@@ -73,6 +68,17 @@ pub struct ClientSnapshots {
 
 /// Views kept for reuse per client.
 const SPARE_VIEWS_MAX: usize = 4;
+
+/// Work lists of a build: what needs sending (in id order), its urgency order, and the packed
+/// bodies. Kept by each thread that builds snapshots, not by each client: they are rewritten
+/// by every build, and one set per thread stays in its cache while a set per client would be
+/// kilobytes more memory to fetch per client per tick.
+#[derive(Debug, Default)]
+pub struct BuildScratch {
+    needed: Vec<Needed>,
+    order: Vec<u64>,
+    bodies: Vec<u8>,
+}
 
 /// A candidate whose state the client does not hold yet: indices into this tick's candidates
 /// and the baseline (kept small, since a crowd makes hundreds of these per client per tick).
@@ -100,9 +106,6 @@ impl ClientSnapshots {
             acked: None,
             waiting: Vec::new(),
             tick_hz,
-            needed: Vec::new(),
-            order: Vec::new(),
-            bodies: Vec::new(),
             update_bytes_mean: UPDATE_BYTES_TYPICAL as f32,
             spare: Vec::new(),
         }
@@ -147,7 +150,7 @@ impl ClientSnapshots {
     /// chunk that can fit, then the rest); the candidates are sorted by id in place if they are
     /// not already.
     pub fn build(&mut self, tick: u64, input_ack: u32, candidates: &mut [Candidate], budget_bytes: usize) -> Snapshot {
-        self.build_shared(tick, input_ack, candidates, budget_bytes, None)
+        self.build_shared(tick, input_ack, candidates, budget_bytes, None, &mut BuildScratch::default())
     }
 
     /// [`ClientSnapshots::build`], copying the bodies packed once for this tick (`shared`)
@@ -160,6 +163,7 @@ impl ClientSnapshots {
         candidates: &mut [Candidate],
         budget_bytes: usize,
         shared: Option<&SharedBodies>,
+        scratch: &mut BuildScratch,
     ) -> Snapshot {
         if self.acked_tick().is_some_and(|t| t + BASELINE_AGE_MAX < tick) {
             self.acked = None;
@@ -176,9 +180,8 @@ impl ClientSnapshots {
 
         // One walk over baseline and candidates together: departures, and what needs sending.
         let mut removed = Vec::new();
-        let needed = &mut self.needed;
+        let BuildScratch { needed, order, bodies } = scratch;
         needed.clear();
-        let order = &mut self.order;
         order.clear();
         let (mut b, mut w) = (0usize, 0usize);
         let mut last_id = None;
@@ -232,21 +235,21 @@ impl ClientSnapshots {
         // Every body packed once, in id order. When not everything fits, each update's cost
         // counts its id in full: the real packing writes id gaps, never longer, so the budget
         // holds ([snap-2]).
-        self.bodies.clear();
+        bodies.clear();
         let (mut total, mut prev_sent) = (0usize, None);
         for n in needed.iter_mut() {
             let Candidate { state, shared: index, .. } = &candidates[n.candidate as usize];
             let base = (n.base != NO_BASE).then(|| &baseline[n.base as usize]);
-            let start = self.bodies.len();
+            let start = bodies.len();
             match base.and_then(|b| shared.body(*index, b, state)) {
-                Some(body) => self.bodies.extend_from_slice(body),
+                Some(body) => bodies.extend_from_slice(body),
                 None => {
                     let Some(update) = update_between(base, state) else { continue };
-                    pack_body(&mut self.bodies, base, &update, motion);
+                    pack_body(bodies, base, &update, motion);
                 }
             }
             n.body_start = start as u32;
-            n.body_len = (self.bodies.len() - start) as u32;
+            n.body_len = (bodies.len() - start) as u32;
             n.cost = (id_len(state.id) + n.body_len as usize) as u32;
             // What the update takes if every update goes: its id as a gap from the previous.
             total += gap_len(prev_sent, state.id) + n.body_len as usize;
@@ -316,7 +319,7 @@ impl ClientSnapshots {
             if n.chosen {
                 put_id(&mut packed, prev, id);
                 let (start, len) = (n.body_start as usize, n.body_len as usize);
-                packed.extend_from_slice(&self.bodies[start..start + len]);
+                packed.extend_from_slice(&bodies[start..start + len]);
                 prev = Some(id);
             } else {
                 self.waiting.push((id, n.waited + 1));

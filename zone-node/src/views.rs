@@ -6,7 +6,7 @@
 
 use crate::interest::{GRID_MIN_ENTITIES, Grid, nearest_linear};
 use crate::shared_bodies::SharedBodies;
-use crate::snapshots::Candidate;
+use crate::snapshots::{BuildScratch, Candidate};
 use crate::zone::{PlayerSlot, SNAPSHOT_BUDGET_MAX_BYTES, ZoneConfig};
 use pwn_proto::Snapshot;
 use pwn_proto::delta::EntityState;
@@ -51,6 +51,7 @@ struct Shared<'a> {
 struct Scratch {
     hits: Vec<crate::interest::Hit>,
     candidates: Vec<Candidate>,
+    build: BuildScratch,
 }
 
 /// Every player's snapshot for this tick, in player order; on `pool`'s threads if given.
@@ -119,6 +120,7 @@ fn view(
         candidates,
         cfg.snapshot_budget_bytes.min(SNAPSHOT_BUDGET_MAX_BYTES),
         Some(&visible.shared),
+        &mut scratch.build,
     );
     snapshot.input_backlog = slot.inputs.backlog().min(usize::from(u8::MAX)) as u8;
     Some((player, snapshot))

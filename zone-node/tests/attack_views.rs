@@ -21,7 +21,7 @@ use pwn_proto::{GhostState, InputBatch, Snapshot, WireCharacter, WireInput};
 use pwn_sim::{Buttons, CharacterState, CrateDesc, EntityId, InputSeq, PlayerInput, Sim, SimConfig, WorldDesc};
 use pwn_zone_node::interest::{Grid, nearest_linear};
 use pwn_zone_node::shared_bodies::{NOT_SHARED, SharedBodies};
-use pwn_zone_node::snapshots::{BASELINE_AGE_MAX, Candidate, ClientSnapshots};
+use pwn_zone_node::snapshots::{BASELINE_AGE_MAX, BuildScratch, Candidate, ClientSnapshots};
 use pwn_zone_node::zone::{Zone, ZoneConfig};
 use std::collections::BTreeMap;
 
@@ -133,6 +133,9 @@ fn run_views(seed: u64, ticks: u32, clients: usize) -> Exercised {
     let population = 8 + rng.below(48) as u64;
     let mut world: BTreeMap<u64, EntityState> = BTreeMap::new();
     let mut shared = SharedBodies::default();
+    // One set of work lists for every client, as one thread of the zone's pool has: nothing of
+    // one client's build may leak into the next.
+    let mut scratch = BuildScratch::default();
     let mut cs: Vec<Client> = (0..clients)
         .map(|_| Client {
             plain: ClientSnapshots::new(TICK_HZ),
@@ -219,7 +222,7 @@ fn run_views(seed: u64, ticks: u32, clients: usize) -> Exercised {
             };
             let mut for_plain = candidates.clone();
             let a = c.plain.build(tick, step, &mut for_plain, budget);
-            let b = c.shared.build_shared(tick, step, &mut candidates, budget, Some(&shared));
+            let b = c.shared.build_shared(tick, step, &mut candidates, budget, Some(&shared), &mut scratch);
             let at = format!("seed {seed:#x}, client {ci}, step {step}, tick {tick}, budget {budget}");
             assert_eq!(a, b, "{at}: shared bodies changed the snapshot");
             check_delivery(&mut rng, c, &b, &candidates, &shared, budget, &at, &mut ex);
@@ -381,7 +384,7 @@ fn snap_6_an_aged_baseline_falls_back_to_full_with_and_without_shared_bodies() {
         let mut cands: Vec<Candidate> =
             world.iter().enumerate().map(|(i, s)| Candidate { state: *s, priority: 1.0, shared: i as u32 }).collect();
         let a = plain.build(tick, 0, &mut cands.clone(), 980);
-        let b = with.build_shared(tick, 0, &mut cands, 980, Some(&shared));
+        let b = with.build_shared(tick, 0, &mut cands, 980, Some(&shared), &mut BuildScratch::default());
         assert_eq!(a, b, "tick {tick}");
         views.apply(&b).unwrap();
         // Acknowledged once, at tick 2, then never again (until the end).
